@@ -1,0 +1,13 @@
+# SANITIZER=address|undefined|thread adds the matching -fsanitize flags everywhere.
+if(SANITIZER STREQUAL "address")
+  add_compile_options(-fsanitize=address -fno-omit-frame-pointer)
+  add_link_options(-fsanitize=address)
+elseif(SANITIZER STREQUAL "undefined")
+  add_compile_options(-fsanitize=undefined -fno-sanitize-recover=all -fno-omit-frame-pointer)
+  add_link_options(-fsanitize=undefined)
+elseif(SANITIZER STREQUAL "thread")
+  add_compile_options(-fsanitize=thread)
+  add_link_options(-fsanitize=thread)
+elseif(NOT SANITIZER STREQUAL "none" AND NOT SANITIZER STREQUAL "")
+  message(FATAL_ERROR "unknown SANITIZER '${SANITIZER}'")
+endif()

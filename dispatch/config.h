@@ -1,0 +1,121 @@
+/*
+ * config.h — the configuration model of product.md §2, as loaded.
+ *
+ * src/config.c reads YAML into it; dispatch/ and retry/ only read it. A
+ * jr_config owns everything reachable from it; config_free releases it.
+ */
+#ifndef JR_CONFIG_H
+#define JR_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "policy.h"
+#include "template.h"
+
+/* A string condition; every part that is set must hold. */
+typedef struct jr_strmatch {
+	const char *exact;    /* NULL: not set */
+	const char *prefix;
+	const char *suffix;
+	char **any_of;        /* NULL: not set */
+	size_t n_any_of;
+} jr_strmatch;
+
+typedef enum jr_cond_where {
+	JR_COND_ATTR,       /* a context attribute or extension named key (match: type/source/subject/id/... or extensions:) */
+	JR_COND_MSG_ATTR,   /* a Pub/Sub message attribute (match.attributes) */
+	JR_COND_DATA,       /* a JSON Pointer into the event data (match.data) */
+} jr_cond_where;
+
+typedef struct jr_cond {
+	jr_cond_where where;
+	char *key;
+	jr_strmatch m;
+} jr_cond;
+
+typedef struct jr_env_tmpl {
+	char *name;
+	jr_tmpl *value;
+} jr_env_tmpl;
+
+typedef enum jr_ack_mode {
+	JR_ACK_ON_DISPATCH = 0,
+	JR_ACK_ON_COMPLETION,
+} jr_ack_mode;
+
+typedef struct jr_route {
+	char *name;
+	jr_cond *conds;
+	size_t n_conds;
+	jr_tmpl *job;          /* job id or full name, may hold {{...}} */
+	char *project;         /* NULL: config default */
+	char *region;          /* NULL: config default */
+	char *container;       /* overrides.container_name, NULL if unset */
+	jr_env_tmpl *env;
+	size_t n_env;
+	jr_tmpl **args;
+	size_t n_args;
+	int has_args;          /* args: [] clears the job's args; absent keeps them */
+	int task_count;        /* 0: not set */
+	int64_t timeout_ms;    /* 0: not set */
+	jr_policies policies;  /* global policies with the route's overrides applied */
+	jr_ack_mode ack;
+	double rate_per_second; /* 0: no limit */
+	int rate_burst;
+	int line;               /* line of the route in the config file */
+} jr_route;
+
+typedef enum jr_unrouted {
+	JR_UNROUTED_DROP = 0,
+	JR_UNROUTED_DEAD_LETTER,
+} jr_unrouted;
+
+typedef struct jr_breaker_conf {
+	int window, min_calls, half_open_calls;
+	double failure_rate;
+	int64_t open_for_ms, max_open_for_ms;
+} jr_breaker_conf;
+
+typedef struct jr_limits {
+	size_t event_bytes;     /* default 10 MiB */
+	int json_depth;         /* default 64 */
+	int attributes;         /* default 100 */
+	size_t header_bytes;    /* default 64 KiB */
+} jr_limits;
+
+typedef struct jr_config {
+	char *path;               /* file it was loaded from */
+	char *project;            /* NULL: $GOOGLE_CLOUD_PROJECT at load, else unset */
+	char *region;
+	char *subscription;
+	char *topic;
+	int flow_max_messages;    /* default 1000 */
+	int64_t flow_max_bytes;   /* default 100 MiB */
+	int concurrency;          /* default 64 */
+	jr_unrouted unrouted;
+	char *dead_letter_topic;
+	char *dead_letter_file;
+	jr_policies policies;
+	jr_breaker_conf breaker;
+	int64_t dedup_ttl_ms;
+	int64_t dedup_max_entries;
+	int64_t shutdown_grace_ms; /* default 8 s */
+	int64_t call_timeout_ms;   /* RunJob deadline, default 30 s */
+	jr_limits limits;
+	/* auth (serve) */
+	char *auth_audience;
+	char **auth_allowed_emails;
+	size_t n_auth_allowed_emails;
+	char *auth_jwks_file;
+	char *auth_jwks_url;
+	jr_route *routes;
+	size_t n_routes;
+} jr_config;
+
+/* config_defaults: fills c with the defaults of §2 and §5 (no routes). */
+void config_defaults(jr_config *c);
+/* config_free: releases everything c owns (not c itself). */
+void config_free(jr_config *c);
+
+#endif

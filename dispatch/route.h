@@ -1,0 +1,47 @@
+/*
+ * route.h — matching events against routes and rendering RunJob requests.
+ */
+#ifndef JR_ROUTE_H
+#define JR_ROUTE_H
+
+#include <stdint.h>
+
+#include "config.h"
+#include "event.h"
+
+/* route_match: 1 when every condition of r holds for ev (an empty match always holds). */
+int route_match(const jr_route *r, jr_event *ev);
+
+/* A rendered google.cloud.run.v2.RunJobRequest, independent of protobuf. */
+typedef struct jr_runreq {
+	char *name;            /* projects/P/locations/L/jobs/J */
+	char *container;       /* container_overrides[0].name, or NULL */
+	jr_kv *env;            /* route env first, then CE_* and JOBRELAY_* */
+	size_t n_env;
+	char **args;
+	size_t n_args;
+	int has_args;          /* 1: send args (possibly empty, clear_args) */
+	int task_count;        /* 0: not set */
+	int64_t timeout_ms;    /* 0: not set */
+	char *key;             /* the dedup key, also in env as JOBRELAY_KEY */
+	jr_arena arena;        /* owns every string above */
+} jr_runreq;
+
+/*
+ * route_render: fills req for ev on route r with config defaults c. Returns
+ * 0; or -1 with *err (a new string, caller frees) naming the missing template
+ * name or an unresolvable job name (no project or region). req must be freed
+ * with runreq_free in both cases.
+ */
+int route_render(const jr_config *c, const jr_route *r, jr_event *ev, jr_runreq *req,
+		 char **err);
+/* runreq_free: releases what req owns. */
+void runreq_free(jr_runreq *req);
+/* runreq_job_name: full job name for a route's job template text with defaults (no event): for check-config. New string. */
+char *route_job_display(const jr_config *c, const jr_route *r);
+/* route_key: the dedup key of (source, id, route) as 16 hex digits into out[17]. */
+void route_key(const char *source, const char *id, const char *route, char out[17]);
+/* runreq_write_json: the request in the proto3 JSON mapping (the "request" of §4's dry-run line). */
+int runreq_write_json(jr_buf *out, const jr_runreq *req);
+
+#endif

@@ -1,0 +1,218 @@
+#include "mem.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <stdint.h>
+#include <string.h>
+
+static void oom(size_t n)
+{
+	fprintf(stderr, "jobrelay: out of memory allocating %zu bytes\n", n);
+	abort();
+}
+
+void *jr_malloc(size_t n)
+{
+	void *p = malloc(n ? n : 1);
+	if (!p)
+		oom(n);
+	return p;
+}
+
+void *jr_calloc(size_t nmemb, size_t size)
+{
+	void *p = calloc(nmemb ? nmemb : 1, size ? size : 1);
+	if (!p)
+		oom(nmemb * size);
+	return p;
+}
+
+void *jr_realloc(void *p, size_t n)
+{
+	void *q = realloc(p, n ? n : 1);
+	if (!q)
+		oom(n);
+	return q;
+}
+
+char *jr_strndup(const char *s, size_t n)
+{
+	char *d = jr_malloc(n + 1);
+	memcpy(d, s, n);
+	d[n] = '\0';
+	return d;
+}
+
+char *jr_strdup(const char *s)
+{
+	return jr_strndup(s, strlen(s));
+}
+
+char *jr_asprintf(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		oom(0);
+	char *s = jr_malloc((size_t)n + 1);
+	va_start(ap, fmt);
+	vsnprintf(s, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	return s;
+}
+
+void buf_init(jr_buf *b, size_t max)
+{
+	b->data = NULL;
+	b->len = b->cap = 0;
+	b->max = max;
+}
+
+void buf_free(jr_buf *b)
+{
+	free(b->data);
+	b->data = NULL;
+	b->len = b->cap = 0;
+}
+
+void buf_reset(jr_buf *b)
+{
+	b->len = 0;
+	if (b->data)
+		b->data[0] = '\0';
+}
+
+static int buf_grow(jr_buf *b, size_t extra)
+{
+	if (extra > SIZE_MAX / 2 - b->len)
+		return -1;
+	size_t need = b->len + extra + 1;
+	if (b->max && need - 1 > b->max)
+		return -1;
+	if (need <= b->cap)
+		return 0;
+	size_t cap = b->cap ? b->cap : 64;
+	while (cap < need)
+		cap *= 2;
+	b->data = jr_realloc(b->data, cap);
+	b->cap = cap;
+	return 0;
+}
+
+int buf_add(jr_buf *b, const void *p, size_t n)
+{
+	if (buf_grow(b, n) < 0)
+		return -1;
+	if (n)
+		memcpy(b->data + b->len, p, n);
+	b->len += n;
+	b->data[b->len] = '\0';
+	return 0;
+}
+
+int buf_adds(jr_buf *b, const char *s)
+{
+	return buf_add(b, s, strlen(s));
+}
+
+int buf_addc(jr_buf *b, char c)
+{
+	return buf_add(b, &c, 1);
+}
+
+int buf_printf(jr_buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	char small[256];
+	va_start(ap, fmt);
+	int n = vsnprintf(small, sizeof small, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return -1;
+	if ((size_t)n < sizeof small)
+		return buf_add(b, small, (size_t)n);
+	if (buf_grow(b, (size_t)n) < 0)
+		return -1;
+	va_start(ap, fmt);
+	vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	b->len += (size_t)n;
+	return 0;
+}
+
+char *buf_take(jr_buf *b)
+{
+	char *s = b->data ? b->data : jr_strdup("");
+	b->data = NULL;
+	b->len = b->cap = 0;
+	return s;
+}
+
+/* Arena blocks: a header followed by the payload; big requests get their own block. */
+struct jr_arena_block {
+	jr_arena_block *next;
+	size_t size, off;
+	_Alignas(max_align_t) unsigned char mem[];
+};
+
+#define ARENA_BLOCK 4096u
+
+void arena_init(jr_arena *a)
+{
+	a->head = NULL;
+	a->used = 0;
+}
+
+void arena_free(jr_arena *a)
+{
+	jr_arena_block *b = a->head;
+	while (b) {
+		jr_arena_block *n = b->next;
+		free(b);
+		b = n;
+	}
+	a->head = NULL;
+	a->used = 0;
+}
+
+void *arena_alloc(jr_arena *a, size_t n)
+{
+	const size_t al = _Alignof(max_align_t);
+	n = (n + al - 1) & ~(al - 1);
+	jr_arena_block *b = a->head;
+	if (!b || b->size - b->off < n) {
+		size_t size = n > ARENA_BLOCK / 2 ? n : ARENA_BLOCK;
+		jr_arena_block *nb = jr_malloc(sizeof *nb + size);
+		nb->size = size;
+		nb->off = 0;
+		if (b && n > ARENA_BLOCK / 2) {
+			/* keep the partly used head for small allocations */
+			nb->next = b->next;
+			b->next = nb;
+		} else {
+			nb->next = b;
+			a->head = nb;
+		}
+		b = nb;
+	}
+	void *p = b->mem + b->off;
+	b->off += n;
+	a->used += n;
+	memset(p, 0, n);
+	return p;
+}
+
+char *arena_strndup(jr_arena *a, const char *s, size_t n)
+{
+	char *d = arena_alloc(a, n + 1);
+	memcpy(d, s, n);
+	d[n] = '\0';
+	return d;
+}
+
+char *arena_strdup(jr_arena *a, const char *s)
+{
+	return arena_strndup(a, s, strlen(s));
+}

@@ -1,0 +1,22 @@
+/*
+ * jsonparse.h — yajl into the jr_json tree (dispatch/json.h).
+ */
+#ifndef JR_JSONPARSE_H
+#define JR_JSONPARSE_H
+
+#include <stddef.h>
+
+#include "json.h"
+#include "mem.h"
+
+/*
+ * jsonparse: parses text[0..len) as exactly one JSON value (surrounding
+ * whitespace allowed; a UTF-8 BOM is skipped) into nodes allocated in a.
+ * Nesting deeper than max_depth is an error. Returns the root, or NULL with a
+ * short reason written to err[errlen] ("invalid JSON at byte 17: ...",
+ * "nesting deeper than 64", "trailing data after the value").
+ */
+jr_json *jsonparse(jr_arena *a, const char *text, size_t len, int max_depth,
+		   char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,55 @@
+/*
+ * runapi.h — the Cloud Run Admin API v2 client (gRPC core + protobuf-c).
+ *
+ * RunJob calls are asynchronous on the loop's completion queue: runapi_run
+ * starts a call and returns at once; its callback runs exactly once from
+ * loop_run_once when the call ends (never from inside runapi_run). The
+ * number of calls in flight is the caller's to bound.
+ *
+ * Endpoint: JOBRELAY_RUN_ENDPOINT=host:port (plaintext when the host is a
+ * loopback address or JOBRELAY_RUN_INSECURE=1, and then no credential lookup
+ * at all), else run.googleapis.com:443 with TLS and Google default credentials.
+ */
+#ifndef JR_RUNAPI_H
+#define JR_RUNAPI_H
+
+#include <stdint.h>
+
+#include "loop.h"
+#include "route.h"
+
+typedef struct jr_runapi jr_runapi;
+
+typedef struct jr_runresult {
+	int code;                /* gRPC status code; 0 = OK */
+	const char *message;     /* status details text, "" when none */
+	const char *operation;   /* OK: the Operation's name */
+	const char *execution;   /* OK: Execution name from Operation.metadata, or NULL */
+	const char *log_uri;     /* OK: Execution.log_uri, or NULL */
+	int64_t retry_delay_ms;  /* google.rpc.RetryInfo from the status details, -1 when absent */
+	int64_t latency_ms;
+} jr_runresult;
+
+/* The strings in res live until the callback returns. */
+typedef void (*jr_run_cb)(void *arg, const jr_runresult *res);
+
+/*
+ * runapi_new: a client on loop l. endpoint NULL means the environment
+ * decides (above). Returns NULL with err filled when the endpoint is invalid
+ * or credentials cannot be created.
+ */
+jr_runapi *runapi_new(jr_loop *l, const char *endpoint, char *err, size_t errlen);
+/* runapi_free: cancels calls in flight (their callbacks run with CANCELLED) and frees the client. */
+void runapi_free(jr_runapi *c);
+/* runapi_target: "host:port (plaintext)" or "run.googleapis.com:443 (tls)", for logs. */
+const char *runapi_target(const jr_runapi *c);
+/*
+ * runapi_run: starts RunJob(req) with a deadline of timeout_ms and the
+ * x-goog-request-params header (name=...). Returns 0 (cb will run exactly
+ * once), or -1 when the call could not be started (cb will not run).
+ */
+int runapi_run(jr_runapi *c, const jr_runreq *req, int64_t timeout_ms, jr_run_cb cb, void *arg);
+/* runapi_in_flight: calls started whose callback has not yet run. */
+int runapi_in_flight(const jr_runapi *c);
+
+#endif
