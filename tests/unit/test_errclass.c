@@ -1,0 +1,95 @@
+/* The error table of product.md §5, checked row by row against the text of
+ * the spec (written out here independently of retry/errclass.h). */
+#include <string.h>
+
+#include "cu.h"
+#include "errclass.h"
+#include "policy.h"
+
+static void test_every_grpc_code(void)
+{
+	static const struct {
+		int code;
+		const char *name;
+		const char *cls;
+	} rows[] = {
+		{1, "CANCELLED", "network"},
+		{2, "UNKNOWN", "unknown"},
+		{3, "INVALID_ARGUMENT", "invalid_request"},
+		{4, "DEADLINE_EXCEEDED", "timeout"},
+		{5, "NOT_FOUND", "invalid_request"},
+		{6, "ALREADY_EXISTS", "invalid_request"},
+		{7, "PERMISSION_DENIED", "permission"},
+		{8, "RESOURCE_EXHAUSTED", "resource"},
+		{9, "FAILED_PRECONDITION", "invalid_request"},
+		{10, "ABORTED", "network"},
+		{11, "OUT_OF_RANGE", "invalid_request"},
+		{12, "UNIMPLEMENTED", "invalid_request"},
+		{13, "INTERNAL", "network"},
+		{14, "UNAVAILABLE", "network"},
+		{15, "DATA_LOSS", "unknown"},
+		{16, "UNAUTHENTICATED", "permission"},
+	};
+	for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+		CU_ASSERT_STRING_EQUAL(grpc_code_name(rows[i].code), rows[i].name);
+		CU_ASSERT_STRING_EQUAL(errclass_name(errclass_from_grpc(rows[i].code)), rows[i].cls);
+	}
+	CU_ASSERT_EQUAL(errclass_from_grpc(17), JR_ERR_UNKNOWN);
+	CU_ASSERT_EQUAL(errclass_from_grpc(-1), JR_ERR_UNKNOWN);
+	CU_ASSERT_STRING_EQUAL(grpc_code_name(99), "UNKNOWN");
+}
+
+static void test_class_rows(void)
+{
+	static const struct {
+		const char *cls;
+		jr_action act;
+		int attempts;
+		int64_t ini, max;
+		int trips;
+	} rows[] = {
+		{"invalid_event", JR_ACT_DEAD_LETTER, 1, 0, 0, 0},
+		{"invalid_request", JR_ACT_DEAD_LETTER, 1, 0, 0, 1},
+		{"permission", JR_ACT_RETRY, 10, 30000, 600000, 1},
+		{"resource", JR_ACT_RETRY, 20, 5000, 600000, 0},
+		{"timeout", JR_ACT_RETRY, 5, 2000, 300000, 1},
+		{"network", JR_ACT_RETRY, 8, 1000, 300000, 1},
+		{"application", JR_ACT_DEAD_LETTER, 1, 0, 0, 0},
+		{"unknown", JR_ACT_RETRY, 3, 1000, 60000, 1},
+	};
+	jr_policies ps;
+	policies_default(&ps);
+	CU_ASSERT_EQUAL(JR_ERR__COUNT, sizeof rows / sizeof rows[0]);
+	for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+		int c = errclass_parse(rows[i].cls);
+		CU_ASSERT_FATAL(c >= 0);
+		CU_ASSERT_STRING_EQUAL(errclass_name((jr_errclass)c), rows[i].cls);
+		CU_ASSERT_EQUAL(ps.cls[c].action, rows[i].act);
+		CU_ASSERT_EQUAL(ps.cls[c].max_attempts, rows[i].attempts);
+		CU_ASSERT_EQUAL(ps.cls[c].initial_ms, rows[i].ini);
+		CU_ASSERT_EQUAL(ps.cls[c].max_ms, rows[i].max);
+		CU_ASSERT_EQUAL(errclass_trips_breaker((jr_errclass)c), rows[i].trips);
+	}
+	CU_ASSERT_EQUAL(errclass_parse("nope"), -1);
+	CU_ASSERT_STRING_EQUAL(errclass_name((jr_errclass)99), "?");
+}
+
+static void test_actions(void)
+{
+	CU_ASSERT_EQUAL(action_parse("retry"), JR_ACT_RETRY);
+	CU_ASSERT_EQUAL(action_parse("dead_letter"), JR_ACT_DEAD_LETTER);
+	CU_ASSERT_EQUAL(action_parse("drop"), JR_ACT_DROP);
+	CU_ASSERT_EQUAL(action_parse("retry "), -1);
+	CU_ASSERT_STRING_EQUAL(action_name(JR_ACT_DEAD_LETTER), "dead_letter");
+}
+
+int main(void)
+{
+	static const cu_test tests[] = {
+		{"every gRPC code maps to its class", test_every_grpc_code},
+		{"class defaults per the §5 table", test_class_rows},
+		{"action names", test_actions},
+		{NULL, NULL},
+	};
+	return cu_run("errclass", tests);
+}
