@@ -1,0 +1,48 @@
+/*
+ * sink.h — dead-letter sinks behind one small table of functions.
+ *
+ * A sink takes a record (the event, the route, why it failed) and makes it
+ * durable: the NDJSON file sink (src/deadletter.c) writes and flushes before it
+ * answers; a Pub/Sub topic sink (a later issue) answers when Publish returns.
+ * An event is acked or counted as dead-lettered only after every configured
+ * sink confirmed.
+ */
+#ifndef JR_SINK_H
+#define JR_SINK_H
+
+#include <stdint.h>
+
+#include "errclass.h"
+#include "event.h"
+
+typedef struct jr_dlrecord {
+	const jr_event *ev;      /* NULL when the input could not be decoded at all */
+	const char *raw;         /* the undecodable input (bounded), when ev is NULL */
+	size_t raw_len;
+	const char *origin;      /* where the event came from ("file:line", "pull", "http") */
+	const char *route;       /* NULL for unrouted and undecodable events */
+	int attempts;
+	jr_errclass cls;
+	const char *code;        /* gRPC code name, or "INVALID_EVENT", "UNROUTED" */
+	const char *message;     /* truncated to 1024 bytes by the sink */
+	int64_t failed_at_ms;    /* wall clock, Unix ms */
+} jr_dlrecord;
+
+/* Called once when a pending write ends; ok = 1 when durable. */
+typedef void (*jr_sink_cb)(void *arg, int ok, const char *err);
+
+typedef struct jr_sink jr_sink;
+struct jr_sink {
+	const char *name; /* "file", "topic": the metric label */
+	/*
+	 * write: 0 when the record is durable on return; -1 with err filled when
+	 * it failed now; 1 when cb will be called later (exactly once). cb is
+	 * never called from inside write.
+	 */
+	int (*write)(jr_sink *s, const jr_dlrecord *r, jr_sink_cb cb, void *arg, char *err,
+		     size_t errlen);
+	/* close: flushes and frees the sink. */
+	void (*close)(jr_sink *s);
+};
+
+#endif

@@ -1,0 +1,133 @@
+#include "deadletter.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "json.h"
+
+static void add_str_member(jr_buf *out, const char *key, const char *v)
+{
+	json_write_string(out, key, strlen(key));
+	buf_addc(out, ':');
+	if (v)
+		json_write_string(out, v, strlen(v));
+	else
+		buf_adds(out, "null");
+}
+
+static void add_rfc3339_ms(jr_buf *out, int64_t ms)
+{
+	time_t s = (time_t)(ms / 1000);
+	struct tm tm;
+	char t[32];
+	gmtime_r(&s, &tm);
+	strftime(t, sizeof t, "%Y-%m-%dT%H:%M:%S", &tm);
+	buf_printf(out, "\"%s.%03dZ\"", t, (int)(ms % 1000));
+}
+
+/* utf8_cut: the longest prefix of s no longer than max that does not split a UTF-8 sequence. */
+static size_t utf8_cut(const char *s, size_t len, size_t max)
+{
+	if (len <= max)
+		return len;
+	size_t n = max;
+	while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+		n--;
+	return n;
+}
+
+int deadletter_write_json(jr_buf *out, const jr_dlrecord *r)
+{
+	buf_adds(out, "{\"failed_at\":");
+	add_rfc3339_ms(out, r->failed_at_ms);
+	buf_addc(out, ',');
+	add_str_member(out, "origin", r->origin);
+	buf_addc(out, ',');
+	add_str_member(out, "route", r->route);
+	buf_printf(out, ",\"attempts\":%d,\"error\":{", r->attempts);
+	add_str_member(out, "class", errclass_name(r->cls));
+	buf_addc(out, ',');
+	add_str_member(out, "code", r->code);
+	buf_adds(out, ",\"message\":");
+	const char *m = r->message ? r->message : "";
+	json_write_string(out, m, utf8_cut(m, strlen(m), DEADLETTER_MESSAGE_MAX));
+	buf_addc(out, '}');
+	if (r->ev) {
+		buf_adds(out, ",\"event\":");
+		event_write_structured(out, r->ev);
+		if (r->ev->message) {
+			buf_adds(out, ",\"message\":");
+			event_write_message(out, r->ev->message);
+		}
+	} else if (r->raw) {
+		buf_adds(out, ",\"raw\":");
+		json_write_string(out, r->raw, r->raw_len);
+	}
+	return buf_addc(out, '}');
+}
+
+typedef struct file_sink {
+	jr_sink base;
+	int fd;
+	char *path;
+	jr_buf line;
+} file_sink;
+
+static int file_write(jr_sink *s, const jr_dlrecord *r, jr_sink_cb cb, void *arg, char *err,
+		      size_t errlen)
+{
+	file_sink *f = (file_sink *)s;
+	buf_reset(&f->line);
+	if (deadletter_write_json(&f->line, r) < 0 || buf_addc(&f->line, '\n') < 0) {
+		snprintf(err, errlen, "dead-letter record too large for %s", f->path);
+		return -1;
+	}
+	size_t off = 0;
+	while (off < f->line.len) {
+		ssize_t w = write(f->fd, f->line.data + off, f->line.len - off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			snprintf(err, errlen, "writing %s: %s", f->path, strerror(errno));
+			return -1;
+		}
+		off += (size_t)w;
+	}
+	if (fdatasync(f->fd) < 0 && errno != EINVAL) {
+		snprintf(err, errlen, "flushing %s: %s", f->path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static void file_close(jr_sink *s)
+{
+	file_sink *f = (file_sink *)s;
+	close(f->fd);
+	free(f->path);
+	buf_free(&f->line);
+	free(f);
+}
+
+jr_sink *deadletter_file_open(const char *path, char *err, size_t errlen)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		snprintf(err, errlen, "cannot open dead-letter file %s: %s", path, strerror(errno));
+		return NULL;
+	}
+	file_sink *f = jr_calloc(1, sizeof *f);
+	f->base.name = "file";
+	f->base.write = file_write;
+	f->base.close = file_close;
+	f->fd = fd;
+	f->path = jr_strdup(path);
+	/* an event is at most 10 MiB by default; its record, escaped, a few times that */
+	buf_init(&f->line, 64u << 20);
+	return &f->base;
+}

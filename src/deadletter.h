@@ -1,0 +1,30 @@
+/*
+ * deadletter.h — the dead-letter record format of product.md §5 and the
+ * NDJSON file sink.
+ */
+#ifndef JR_DEADLETTER_H
+#define JR_DEADLETTER_H
+
+#include "mem.h"
+#include "sink.h"
+
+/* DEADLETTER_MESSAGE_MAX: error messages are cut to this many bytes. */
+#define DEADLETTER_MESSAGE_MAX 1024
+
+/*
+ * deadletter_write_json: appends r as one JSON object (no newline):
+ * {"failed_at","origin","route","attempts","error":{"class","code","message"},
+ *  "event":{structured CloudEvent},"message":{Pub/Sub message, when there was one}}
+ * and "raw" instead of "event" for input that never decoded.
+ */
+int deadletter_write_json(jr_buf *out, const jr_dlrecord *r);
+
+/*
+ * deadletter_file_open: a sink appending one record a line to path (created
+ * 0600 when missing). Each record is written with one write(2) and then
+ * fdatasync'd before write returns 0. NULL with err filled when path cannot
+ * be opened.
+ */
+jr_sink *deadletter_file_open(const char *path, char *err, size_t errlen);
+
+#endif

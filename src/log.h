@@ -1,0 +1,42 @@
+/*
+ * log.h — structured logs (product.md §7).
+ *
+ * JSON: one Cloud Logging object a line, {"severity","time","message","msgid",
+ * "logging.googleapis.com/labels":{...},...fields}. Text: "time LEVEL MSGID
+ * message key=value ..." for terminals. Each line is written with a single
+ * write(2), so lines from one process never interleave.
+ */
+#ifndef JR_LOG_H
+#define JR_LOG_H
+
+typedef enum jr_log_level {
+	JR_LOG_DEBUG,
+	JR_LOG_INFO,
+	JR_LOG_WARNING,
+	JR_LOG_ERROR,
+} jr_log_level;
+
+typedef enum jr_log_format {
+	JR_LOG_AUTO,
+	JR_LOG_JSON,
+	JR_LOG_TEXT,
+} jr_log_format;
+
+/* log_setup: where (a file descriptor), which format (AUTO: text on a terminal, else JSON), and the minimum level. */
+void log_setup(int fd, jr_log_format fmt, jr_log_level min);
+/* log_parse_level / log_parse_format: -1 when unknown. */
+int log_parse_level(const char *s);
+int log_parse_format(const char *s);
+/* log_enabled: 1 when lines of level lv are written. */
+int log_enabled(jr_log_level lv);
+/* log_label: adds a label to every line (K_SERVICE, K_REVISION...); copies both strings. */
+void log_label(const char *key, const char *value);
+
+/*
+ * log_kv: one line with msgid, a message, and key/value fields given as
+ * NULL-terminated pairs of strings: log_kv(INFO, "DISPATCH-OK", "started job",
+ * "route", r, "job", j, NULL). A NULL value skips its pair.
+ */
+void log_kv(jr_log_level lv, const char *msgid, const char *message, ...);
+
+#endif

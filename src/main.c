@@ -1,0 +1,252 @@
+/*
+ * main.c — the jobrelay command line: global flags, then one subcommand.
+ */
+#include <curl/curl.h>
+#include <getopt.h>
+#include <grpc/grpc.h>
+#include <microhttpd.h>
+#include <openssl/crypto.h>
+#include <protobuf-c/protobuf-c.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <yajl/yajl_version.h>
+#include <yaml.h>
+
+#include "config_load.h"
+#include "log.h"
+#include "replay.h"
+#include "route.h"
+#include "version.h"
+
+typedef struct globals {
+	const char *config;
+	int dry_run;
+	int log_format;
+	int log_level;
+} globals;
+
+static void usage(FILE *f)
+{
+	fputs("usage: jobrelay [--config FILE] [--log-format json|text] [--log-level LEVEL] COMMAND ...\n"
+	      "\n"
+	      "commands:\n"
+	      "  replay [--dry-run] [--format F] [--route NAME] [--no-retry] PATH...\n"
+	      "                  dispatch events from files, folders or - (stdin)\n"
+	      "  check-config    validate the config and print the resolved routes\n"
+	      "  version         version, git commit and library versions\n"
+	      "\n"
+	      "The config is --config FILE, else $JOBRELAY_CONFIG, else ./jobrelay.yaml.\n"
+	      "Exit codes: 0 success, 1 some events failed or were dead-lettered,\n"
+	      "2 usage or config error, 3 a required service could not be reached.\n",
+	      f);
+}
+
+static int cmd_version(void)
+{
+	printf("jobrelay %s (commit %s)\n", JR_VERSION, JR_GIT_COMMIT);
+	printf("  grpc %s\n", grpc_version_string());
+	printf("  protobuf-c %s\n", protobuf_c_version());
+	printf("  yajl %d.%d.%d\n", YAJL_MAJOR, YAJL_MINOR, YAJL_MICRO);
+	printf("  libyaml %s\n", yaml_get_version_string());
+	printf("  %s\n", OpenSSL_version(OPENSSL_VERSION));
+	printf("  libmicrohttpd %s\n", MHD_get_version());
+	printf("  %s\n", curl_version());
+	return 0;
+}
+
+static const char *config_path(const globals *g)
+{
+	if (g->config)
+		return g->config;
+	const char *e = getenv("JOBRELAY_CONFIG");
+	return e && *e ? e : "./jobrelay.yaml";
+}
+
+/* load_config: 0, or 2 after printing every error on stderr. */
+static int load_config(const globals *g, jr_config *c)
+{
+	jr_buf errs;
+	buf_init(&errs, 1 << 20);
+	int n = config_load_file(c, config_path(g), &errs);
+	if (n) {
+		fputs(errs.data ? errs.data : "", stderr);
+		fprintf(stderr, "jobrelay: %d error%s in %s\n", n, n == 1 ? "" : "s", config_path(g));
+	}
+	buf_free(&errs);
+	return n ? 2 : 0;
+}
+
+static void print_cond(const jr_cond *cd)
+{
+	static const char *const where[] = {"", "attributes.", "data"};
+	printf("      %s%s:", where[cd->where], cd->key);
+	if (cd->m.exact)
+		printf(" exact \"%s\"", cd->m.exact);
+	if (cd->m.prefix)
+		printf(" prefix \"%s\"", cd->m.prefix);
+	if (cd->m.suffix)
+		printf(" suffix \"%s\"", cd->m.suffix);
+	for (size_t i = 0; i < cd->m.n_any_of; i++)
+		printf("%s\"%s\"", i ? ", " : " any_of ", cd->m.any_of[i]);
+	printf("\n");
+}
+
+static void print_route(const jr_config *c, const jr_route *r)
+{
+	char *job = route_job_display(c, r);
+	printf("route %s\n  job: %s\n", r->name, job);
+	free(job);
+	printf("  match:%s\n", r->n_conds ? "" : " every event");
+	for (size_t i = 0; i < r->n_conds; i++)
+		print_cond(&r->conds[i]);
+	for (size_t i = 0; i < r->n_env; i++)
+		printf("  env %s = %s\n", r->env[i].name, tmpl_source(r->env[i].value));
+	for (size_t i = 0; i < r->n_args; i++)
+		printf("  arg %s\n", tmpl_source(r->args[i]));
+	if (r->task_count)
+		printf("  task_count: %d\n", r->task_count);
+	if (r->timeout_ms)
+		printf("  timeout: %lldms\n", (long long)r->timeout_ms);
+	printf("  ack: %s\n", r->ack == JR_ACK_ON_COMPLETION ? "on_completion" : "on_dispatch");
+}
+
+static int cmd_check_config(const globals *g)
+{
+	jr_config c;
+	int rc = load_config(g, &c);
+	if (rc == 0) {
+		printf("config %s: %zu route%s\n", config_path(g), c.n_routes, c.n_routes == 1 ? "" : "s");
+		for (size_t i = 0; i < c.n_routes; i++)
+			print_route(&c, &c.routes[i]);
+	}
+	config_free(&c);
+	return rc;
+}
+
+static int cmd_replay(const globals *g, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"dry-run", no_argument, NULL, 'n'}, {"format", required_argument, NULL, 'f'},
+		{"route", required_argument, NULL, 'r'}, {"no-retry", no_argument, NULL, 'x'},
+		{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
+	};
+	jr_replay_opts o = {.dry_run = g->dry_run, .out = stdout};
+	int ch;
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "+nf:r:xh", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'n': o.dry_run = 1; break;
+		case 'f': {
+			int f = input_parse_format(optarg);
+			if (f < 0) {
+				fprintf(stderr, "jobrelay replay: unknown --format '%s' (auto, json, batch, push, deadletter, ndjson, http)\n", optarg);
+				return 2;
+			}
+			o.format = (jr_input_format)f;
+			break;
+		}
+		case 'r': o.route = optarg; break;
+		case 'x': o.no_retry = 1; break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind >= argc) {
+		fprintf(stderr, "jobrelay replay: no PATH given (use - for stdin)\n");
+		return 2;
+	}
+	o.paths = argv + optind;
+	o.n_paths = argc - optind;
+	o.progress = isatty(STDERR_FILENO);
+	o.summary = o.dry_run ? stderr : stdout;
+	jr_config c;
+	int rc = load_config(g, &c);
+	if (rc == 0 && o.route) {
+		size_t i = 0;
+		while (i < c.n_routes && strcmp(c.routes[i].name, o.route) != 0)
+			i++;
+		if (i == c.n_routes) {
+			fprintf(stderr, "jobrelay replay: no route named '%s' in %s\n", o.route, config_path(g));
+			rc = 2;
+		}
+	}
+	if (rc == 0) {
+		static char outbuf[1 << 16];
+		setvbuf(stdout, outbuf, _IOFBF, sizeof outbuf);
+		if (!o.dry_run)
+			grpc_init();
+		rc = replay_run(&c, &o);
+		if (!o.dry_run)
+			grpc_shutdown();
+	}
+	config_free(&c);
+	return rc;
+}
+
+/* parse_globals: global flags before the command; returns argv index of the command or -1. */
+static int parse_globals(globals *g, int argc, char **argv)
+{
+	int i = 1;
+	for (; i < argc && argv[i][0] == '-' && argv[i][1] == '-'; i++) {
+		const char *a = argv[i];
+		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+		if (strcmp(a, "--dry-run") == 0) {
+			g->dry_run = 1;
+			continue;
+		}
+		if (strcmp(a, "--help") == 0) {
+			usage(stdout);
+			exit(0);
+		}
+		if (!v) {
+			fprintf(stderr, "jobrelay: %s needs a value\n", a);
+			return -1;
+		}
+		if (strcmp(a, "--config") == 0) {
+			g->config = v;
+		} else if (strcmp(a, "--log-format") == 0) {
+			if ((g->log_format = log_parse_format(v)) < 0) {
+				fprintf(stderr, "jobrelay: --log-format must be json or text, not '%s'\n", v);
+				return -1;
+			}
+		} else if (strcmp(a, "--log-level") == 0) {
+			if ((g->log_level = log_parse_level(v)) < 0) {
+				fprintf(stderr, "jobrelay: --log-level must be debug, info, warning or error, not '%s'\n", v);
+				return -1;
+			}
+		} else {
+			fprintf(stderr, "jobrelay: unknown option %s\n", a);
+			return -1;
+		}
+		i++;
+	}
+	return i < argc ? i : -1;
+}
+
+int main(int argc, char **argv)
+{
+	globals g = {.log_format = JR_LOG_AUTO, .log_level = JR_LOG_INFO};
+	int ci = parse_globals(&g, argc, argv);
+	if (ci < 0) {
+		usage(stderr);
+		return 2;
+	}
+	const char *cmd = argv[ci];
+	/* the CLI commands keep stdout for their results; their logs go to stderr */
+	log_setup(STDERR_FILENO, (jr_log_format)g.log_format, (jr_log_level)g.log_level);
+	if (strcmp(cmd, "version") == 0)
+		return cmd_version();
+	if (strcmp(cmd, "check-config") == 0)
+		return cmd_check_config(&g);
+	if (strcmp(cmd, "replay") == 0)
+		return cmd_replay(&g, argc - ci, argv + ci);
+	if (strcmp(cmd, "help") == 0) {
+		usage(stdout);
+		return 0;
+	}
+	fprintf(stderr, "jobrelay: unknown command '%s'\n", cmd);
+	usage(stderr);
+	return 2;
+}
