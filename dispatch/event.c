@@ -1,0 +1,259 @@
+/*
+ * event.c — the jr_event container, its structured-mode writer and base64.
+ */
+#include "event.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+jr_event *event_new(void)
+{
+	jr_event *ev = jr_calloc(1, sizeof *ev);
+	arena_init(&ev->arena);
+	return ev;
+}
+
+void event_free(jr_event *ev)
+{
+	if (!ev)
+		return;
+	arena_free(&ev->arena);
+	free(ev);
+}
+
+const jr_json *event_ext(const jr_event *ev, const char *name)
+{
+	for (size_t i = 0; i < ev->n_ext; i++)
+		if (strcmp(ev->ext[i].name, name) == 0)
+			return ev->ext[i].value;
+	return NULL;
+}
+
+/* context: the context attribute named name, or NULL; *known says whether name is one. */
+static const char *context(const jr_event *ev, const char *name, int *known)
+{
+	static const struct {
+		const char *name;
+		size_t off;
+	} attrs[] = {
+		{ "specversion", offsetof(jr_event, specversion) },
+		{ "id", offsetof(jr_event, id) },
+		{ "source", offsetof(jr_event, source) },
+		{ "type", offsetof(jr_event, type) },
+		{ "subject", offsetof(jr_event, subject) },
+		{ "time", offsetof(jr_event, time) },
+		{ "datacontenttype", offsetof(jr_event, datacontenttype) },
+		{ "dataschema", offsetof(jr_event, dataschema) },
+	};
+	for (size_t i = 0; i < sizeof attrs / sizeof attrs[0]; i++) {
+		if (strcmp(attrs[i].name, name) == 0) {
+			*known = 1;
+			return *(const char *const *)((const char *)ev + attrs[i].off);
+		}
+	}
+	*known = 0;
+	return NULL;
+}
+
+const char *event_attr(jr_event *ev, const char *name)
+{
+	int known;
+	const char *v = context(ev, name, &known);
+	if (known)
+		return v;
+	const jr_json *x = event_ext(ev, name);
+	if (!x)
+		return NULL;
+	switch (x->type) {
+	case JR_JSON_STRING:
+	case JR_JSON_NUMBER:
+		return x->s;
+	case JR_JSON_TRUE:
+		return "true";
+	case JR_JSON_FALSE:
+		return "false";
+	default:
+		return NULL;
+	}
+}
+
+const char *event_msg_attr(const jr_event *ev, const char *key)
+{
+	const jr_message *m = ev->message;
+	if (!m)
+		return NULL;
+	for (size_t i = 0; i < m->n_attrs; i++)
+		if (strcmp(m->attrs[i].key, key) == 0)
+			return m->attrs[i].value;
+	return NULL;
+}
+
+/* member: appends ,"name":"value" (or the first member without the comma). */
+static int member(jr_buf *out, int *first, const char *name, const char *value)
+{
+	if (!value)
+		return 0;
+	if (!*first && buf_addc(out, ',') < 0)
+		return -1;
+	*first = 0;
+	if (json_write_string(out, name, strlen(name)) < 0 || buf_addc(out, ':') < 0)
+		return -1;
+	return json_write_string(out, value, strlen(value));
+}
+
+static int write_data(jr_buf *out, const jr_event *ev)
+{
+	switch (ev->data_kind) {
+	case JR_DATA_NONE:
+		return 0;
+	case JR_DATA_JSON:
+		if (ev->data_json) {
+			if (buf_adds(out, ",\"data\":") < 0)
+				return -1;
+			return json_write(out, ev->data_json);
+		}
+		/* no tree: fall back to the text as bytes */
+		/* fallthrough */
+	case JR_DATA_BINARY:
+		if (buf_adds(out, ",\"data_base64\":\"") < 0 ||
+		    base64_encode(out, ev->data, ev->data_len) < 0)
+			return -1;
+		return buf_addc(out, '"');
+	case JR_DATA_TEXT:
+		if (buf_adds(out, ",\"data\":") < 0)
+			return -1;
+		return json_write_string(out, ev->data, ev->data_len);
+	}
+	return -1;
+}
+
+int event_write_structured(jr_buf *out, const jr_event *ev)
+{
+	int first = 1;
+	if (buf_addc(out, '{') < 0 ||
+	    member(out, &first, "specversion", ev->specversion ? ev->specversion : "1.0") < 0 ||
+	    member(out, &first, "id", ev->id) < 0 ||
+	    member(out, &first, "source", ev->source) < 0 ||
+	    member(out, &first, "type", ev->type) < 0 ||
+	    member(out, &first, "subject", ev->subject) < 0 ||
+	    member(out, &first, "time", ev->time) < 0 ||
+	    member(out, &first, "datacontenttype", ev->datacontenttype) < 0 ||
+	    member(out, &first, "dataschema", ev->dataschema) < 0)
+		return -1;
+	for (size_t i = 0; i < ev->n_ext; i++) {
+		if (buf_addc(out, ',') < 0 ||
+		    json_write_string(out, ev->ext[i].name, strlen(ev->ext[i].name)) < 0 ||
+		    buf_addc(out, ':') < 0 || json_write(out, ev->ext[i].value) < 0)
+			return -1;
+	}
+	if (write_data(out, ev) < 0)
+		return -1;
+	return buf_addc(out, '}');
+}
+
+static int write_attrs(jr_buf *out, const jr_message *m)
+{
+	if (buf_adds(out, "\"attributes\":{") < 0)
+		return -1;
+	for (size_t i = 0; i < m->n_attrs; i++) {
+		const jr_kv *kv = &m->attrs[i];
+		if ((i && buf_addc(out, ',') < 0) ||
+		    json_write_string(out, kv->key, strlen(kv->key)) < 0 ||
+		    buf_addc(out, ':') < 0 ||
+		    json_write_string(out, kv->value, strlen(kv->value)) < 0)
+			return -1;
+	}
+	return buf_addc(out, '}');
+}
+
+int event_write_message(jr_buf *out, const jr_message *m)
+{
+	int first = 0; /* "data" and "attributes" always come first */
+	if (buf_adds(out, "{\"data\":\"") < 0 || base64_encode(out, m->data, m->data_len) < 0 ||
+	    buf_adds(out, "\",") < 0 || write_attrs(out, m) < 0)
+		return -1;
+	if (member(out, &first, "messageId", m->id) < 0 ||
+	    member(out, &first, "publishTime", m->publish_time) < 0 ||
+	    member(out, &first, "orderingKey", m->ordering_key) < 0)
+		return -1;
+	return buf_addc(out, '}');
+}
+
+static const char b64_alphabet[] =
+	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+int base64_encode(jr_buf *out, const void *p, size_t n)
+{
+	const unsigned char *s = p;
+	char quad[4];
+	for (size_t i = 0; i < n; i += 3) {
+		unsigned v = (unsigned)s[i] << 16;
+		if (i + 1 < n)
+			v |= (unsigned)s[i + 1] << 8;
+		if (i + 2 < n)
+			v |= s[i + 2];
+		quad[0] = b64_alphabet[(v >> 18) & 63];
+		quad[1] = b64_alphabet[(v >> 12) & 63];
+		quad[2] = i + 1 < n ? b64_alphabet[(v >> 6) & 63] : '=';
+		quad[3] = i + 2 < n ? b64_alphabet[v & 63] : '=';
+		if (buf_add(out, quad, 4) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* b64_value: the 6-bit value of c in the standard or URL alphabet, or -1. */
+static int b64_value(unsigned char c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == '+' || c == '-')
+		return 62;
+	if (c == '/' || c == '_')
+		return 63;
+	return -1;
+}
+
+/* b64_unpadded: length of s without its padding; -1 when the padding is wrong. */
+static long b64_unpadded(const char *s, size_t n)
+{
+	size_t pad = 0;
+	while (pad < n && pad < 2 && s[n - 1 - pad] == '=')
+		pad++;
+	if (pad && n % 4 != 0)
+		return -1;
+	size_t m = n - pad;
+	if (m % 4 == 1)
+		return -1;
+	return (long)m;
+}
+
+long base64_decode(jr_arena *a, const char *s, size_t n, char **out)
+{
+	long m = b64_unpadded(s, n);
+	if (m < 0)
+		return -1;
+	unsigned char *d = arena_alloc(a, (size_t)m / 4 * 3 + 3);
+	size_t o = 0;
+	unsigned acc = 0;
+	int bits = 0;
+	for (long i = 0; i < m; i++) {
+		int v = b64_value((unsigned char)s[i]);
+		if (v < 0)
+			return -1;
+		acc = (acc << 6) | (unsigned)v;
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			d[o++] = (unsigned char)(acc >> bits);
+			acc &= (1u << bits) - 1;
+		}
+	}
+	d[o] = '\0';
+	*out = (char *)d;
+	return (long)o;
+}

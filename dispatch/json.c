@@ -1,0 +1,274 @@
+/*
+ * json.c — lookups, writers and builders for the jr_json tree.
+ *
+ * Objects and arrays grow by doubling inside the arena: the capacity is not
+ * stored, it is the smallest power of two (at least 4) that holds n, so an
+ * append reallocates exactly when n reaches such a power. The old arrays stay
+ * in the arena until it is freed (at most as much again as the final size).
+ */
+#include "json.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define JSON_MIN_CAP 4u
+
+const jr_json *json_get(const jr_json *obj, const char *key)
+{
+	if (!obj || obj->type != JR_JSON_OBJECT)
+		return NULL;
+	size_t klen = strlen(key);
+	for (size_t i = 0; i < obj->n; i++)
+		if (obj->key_lens[i] == klen && memcmp(obj->keys[i], key, klen) == 0)
+			return obj->items[i];
+	return NULL;
+}
+
+const char *json_get_str(const jr_json *obj, const char *key)
+{
+	const jr_json *v = json_get(obj, key);
+	return v && v->type == JR_JSON_STRING ? v->s : NULL;
+}
+
+/* index_of: a decimal array index without sign or leading zeros; -1 when not one. */
+static long index_of(const char *s, size_t n)
+{
+	if (n == 0 || n > 9 || (n > 1 && s[0] == '0'))
+		return -1;
+	long v = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -1;
+		v = v * 10 + (s[i] - '0');
+	}
+	return v;
+}
+
+/* member: the child of v named by key[0..n) (object key or array index). */
+static const jr_json *member(const jr_json *v, const char *key, size_t n)
+{
+	if (v->type == JR_JSON_ARRAY) {
+		long i = index_of(key, n);
+		return i >= 0 && (size_t)i < v->n ? v->items[i] : NULL;
+	}
+	if (v->type != JR_JSON_OBJECT)
+		return NULL;
+	for (size_t i = 0; i < v->n; i++)
+		if (v->key_lens[i] == n && memcmp(v->keys[i], key, n) == 0)
+			return v->items[i];
+	return NULL;
+}
+
+/* pointer_token: unescapes one RFC 6901 token into tok; -1 when malformed. */
+static int pointer_token(const char *s, size_t n, char *tok, size_t *tlen)
+{
+	size_t o = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] != '~') {
+			tok[o++] = s[i];
+			continue;
+		}
+		if (i + 1 >= n || (s[i + 1] != '0' && s[i + 1] != '1'))
+			return -1;
+		tok[o++] = s[i + 1] == '0' ? '~' : '/';
+		i++;
+	}
+	*tlen = o;
+	return 0;
+}
+
+const jr_json *json_pointer(const jr_json *root, const char *ptr)
+{
+	if (!root || !ptr)
+		return NULL;
+	if (*ptr == '\0')
+		return root;
+	if (*ptr != '/')
+		return NULL;
+	size_t plen = strlen(ptr);
+	char small[256];
+	char *tok = plen < sizeof small ? small : jr_malloc(plen + 1);
+	const jr_json *v = root;
+	const char *p = ptr;
+	while (v && *p == '/') {
+		p++;
+		size_t n = strcspn(p, "/");
+		size_t tlen;
+		if (pointer_token(p, n, tok, &tlen) < 0)
+			v = NULL;
+		else
+			v = member(v, tok, tlen);
+		p += n;
+	}
+	if (tok != small)
+		free(tok);
+	return v;
+}
+
+const jr_json *json_path(const jr_json *root, const char *path)
+{
+	if (!root || !path)
+		return NULL;
+	const jr_json *v = root;
+	const char *p = path;
+	int first = 1;
+	while (v && *p) {
+		if (*p == '[') {
+			const char *end = strchr(p, ']');
+			if (!end)
+				return NULL;
+			long i = index_of(p + 1, (size_t)(end - p - 1));
+			if (i < 0 || v->type != JR_JSON_ARRAY || (size_t)i >= v->n)
+				return NULL;
+			v = v->items[i];
+			p = end + 1;
+		} else {
+			if (!first) {
+				if (*p != '.')
+					return NULL;
+				p++;
+			}
+			size_t n = strcspn(p, ".[");
+			if (n == 0 || v->type != JR_JSON_OBJECT)
+				return NULL;
+			v = member(v, p, n);
+			p += n;
+		}
+		first = 0;
+	}
+	return v;
+}
+
+int json_write_string(jr_buf *out, const char *s, size_t n)
+{
+	static const char hex[] = "0123456789abcdef";
+	if (buf_addc(out, '"') < 0)
+		return -1;
+	size_t run = 0; /* start of the bytes not yet copied */
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c >= 0x20 && c != '"' && c != '\\')
+			continue;
+		if (buf_add(out, s + run, i - run) < 0)
+			return -1;
+		char esc[6] = { '\\', 0, 0, 0, 0, 0 };
+		size_t elen = 2;
+		switch (c) {
+		case '"': esc[1] = '"'; break;
+		case '\\': esc[1] = '\\'; break;
+		case '\n': esc[1] = 'n'; break;
+		case '\r': esc[1] = 'r'; break;
+		case '\t': esc[1] = 't'; break;
+		case '\b': esc[1] = 'b'; break;
+		case '\f': esc[1] = 'f'; break;
+		default:
+			esc[1] = 'u';
+			esc[2] = '0';
+			esc[3] = '0';
+			esc[4] = hex[c >> 4];
+			esc[5] = hex[c & 15];
+			elen = 6;
+		}
+		if (buf_add(out, esc, elen) < 0)
+			return -1;
+		run = i + 1;
+	}
+	if (buf_add(out, s + run, n - run) < 0)
+		return -1;
+	return buf_addc(out, '"');
+}
+
+static int write_container(jr_buf *out, const jr_json *v)
+{
+	int obj = v->type == JR_JSON_OBJECT;
+	if (buf_addc(out, obj ? '{' : '[') < 0)
+		return -1;
+	for (size_t i = 0; i < v->n; i++) {
+		if (i && buf_addc(out, ',') < 0)
+			return -1;
+		if (obj && (json_write_string(out, v->keys[i], v->key_lens[i]) < 0 ||
+			    buf_addc(out, ':') < 0))
+			return -1;
+		if (json_write(out, v->items[i]) < 0)
+			return -1;
+	}
+	return buf_addc(out, obj ? '}' : ']');
+}
+
+int json_write(jr_buf *out, const jr_json *v)
+{
+	if (!v)
+		return buf_adds(out, "null");
+	switch (v->type) {
+	case JR_JSON_NULL: return buf_adds(out, "null");
+	case JR_JSON_FALSE: return buf_adds(out, "false");
+	case JR_JSON_TRUE: return buf_adds(out, "true");
+	case JR_JSON_NUMBER: return buf_add(out, v->s, v->n);
+	case JR_JSON_STRING: return json_write_string(out, v->s, v->n);
+	case JR_JSON_ARRAY:
+	case JR_JSON_OBJECT: return write_container(out, v);
+	}
+	return -1;
+}
+
+int json_render(jr_buf *out, const jr_json *v)
+{
+	if (v && v->type == JR_JSON_STRING)
+		return buf_add(out, v->s, v->n);
+	return json_write(out, v);
+}
+
+jr_json *json_new(jr_arena *a, jr_json_type t)
+{
+	jr_json *v = arena_alloc(a, sizeof *v);
+	v->type = t;
+	return v;
+}
+
+jr_json *json_new_string(jr_arena *a, const char *s, size_t n)
+{
+	jr_json *v = json_new(a, JR_JSON_STRING);
+	v->s = arena_strndup(a, s, n);
+	v->n = n;
+	return v;
+}
+
+/* needs_growth: whether appending to a container of n elements needs bigger arrays. */
+static int needs_growth(size_t n)
+{
+	return n == 0 || (n >= JSON_MIN_CAP && (n & (n - 1)) == 0);
+}
+
+static void *grow(jr_arena *a, const void *old, size_t n, size_t elem)
+{
+	size_t cap = n ? n * 2 : JSON_MIN_CAP;
+	void *p = arena_alloc(a, cap * elem);
+	if (n)
+		memcpy(p, old, n * elem);
+	return p;
+}
+
+void json_obj_add(jr_arena *a, jr_json *obj, const char *key, size_t klen, jr_json *v)
+{
+	size_t n = obj->n;
+	if (needs_growth(n)) {
+		obj->keys = grow(a, obj->keys, n, sizeof *obj->keys);
+		obj->key_lens = grow(a, obj->key_lens, n, sizeof *obj->key_lens);
+		obj->items = grow(a, obj->items, n, sizeof *obj->items);
+	}
+	obj->keys[n] = key;
+	obj->key_lens[n] = klen;
+	obj->items[n] = v;
+	obj->n = n + 1;
+}
+
+void json_arr_add(jr_arena *a, jr_json *arr, jr_json *v)
+{
+	size_t n = arr->n;
+	if (needs_growth(n))
+		arr->items = grow(a, arr->items, n, sizeof *arr->items);
+	arr->items[n] = v;
+	arr->n = n + 1;
+}
