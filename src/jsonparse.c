@@ -131,9 +131,9 @@ static void yajl_reason(yajl_handle h, const char *text, size_t len, char *out, 
 
 /* report: turns a failed parse into a reason; off is where text began in the input. */
 static void report(yajl_handle h, jp_ctx *c, const char *text, size_t len, size_t off,
-		   char *err, size_t errlen)
+		   int at_end, char *err, size_t errlen)
 {
-	size_t at = off + yajl_get_bytes_consumed(h);
+	size_t at = off + (at_end ? len : yajl_get_bytes_consumed(h));
 	if (!err || !errlen)
 		return;
 	if (c->too_deep) {
@@ -166,14 +166,15 @@ jr_json *jsonparse(jr_arena *a, const char *text, size_t len, int max_depth,
 	c.stack = arena_alloc(a, (size_t)max_depth * sizeof *c.stack);
 	yajl_handle h = yajl_alloc(&jp_callbacks, NULL, &c);
 	yajl_status st = yajl_parse(h, (const unsigned char *)text, len);
-	if (st == yajl_status_ok)
+	int at_end = st == yajl_status_ok;
+	if (at_end)
 		st = yajl_complete_parse(h);
 	if (st == yajl_status_ok && !c.root) {
 		if (err && errlen)
 			snprintf(err, errlen, "invalid JSON at byte %zu: no value", off + len);
 		st = yajl_status_error;
 	} else if (st != yajl_status_ok) {
-		report(h, &c, text, len, off, err, errlen);
+		report(h, &c, text, len, off, at_end, err, errlen);
 	}
 	yajl_free(h);
 	return st == yajl_status_ok ? c.root : NULL;
