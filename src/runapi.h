@@ -39,17 +39,35 @@ typedef void (*jr_run_cb)(void *arg, const jr_runresult *res);
  * or credentials cannot be created.
  */
 jr_runapi *runapi_new(jr_loop *l, const char *endpoint, char *err, size_t errlen);
-/* runapi_free: cancels calls in flight (their callbacks run with CANCELLED) and frees the client. */
+/*
+ * runapi_free: cancels calls in flight, runs the loop until each callback has
+ * run (with CANCELLED), and frees the client. Call it before loop_free.
+ */
 void runapi_free(jr_runapi *c);
 /* runapi_target: "host:port (plaintext)" or "run.googleapis.com:443 (tls)", for logs. */
 const char *runapi_target(const jr_runapi *c);
 /*
- * runapi_run: starts RunJob(req) with a deadline of timeout_ms and the
- * x-goog-request-params header (name=...). Returns 0 (cb will run exactly
- * once), or -1 when the call could not be started (cb will not run).
+ * runapi_run: starts RunJob(req) with a deadline of timeout_ms (<= 0: none)
+ * and the x-goog-request-params header that RunJob's google.api.routing
+ * annotation asks for: "location=<region>" (runapi_routing_header). Returns 0
+ * (cb will run exactly once), or -1 when the call could not be started (cb
+ * will not run), e.g. after runapi_free began or for a name over 4 KiB.
  */
 int runapi_run(jr_runapi *c, const jr_runreq *req, int64_t timeout_ms, jr_run_cb cb, void *arg);
 /* runapi_in_flight: calls started whose callback has not yet run. */
 int runapi_in_flight(const jr_runapi *c);
+
+/*
+ * runapi_encode: appends req serialised as a google.cloud.run.v2.RunJobRequest
+ * (the bytes runapi_run sends) to out. Returns 0, or -1 past out's max. For
+ * tests and tools; needs no client.
+ */
+int runapi_encode(const jr_runreq *req, jr_buf *out);
+/*
+ * runapi_routing_header: appends the x-goog-request-params value for
+ * job_name to out: "location=<url-encoded L>" for projects/P/locations/L/...,
+ * else "name=<url-encoded job_name>". Returns 0, or -1 past out's max.
+ */
+int runapi_routing_header(const char *job_name, jr_buf *out);
 
 #endif
