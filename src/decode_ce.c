@@ -55,6 +55,8 @@ static const struct {
 
 static ce_attr ce_lookup(const char *name, int v03)
 {
+	if (!strchr("dist", name[0]) || !name[0])
+		return CE_EXT; /* every known name starts with d, i, s or t */
 	for (size_t i = 0; i < sizeof ce_names / sizeof ce_names[0]; i++) {
 		if (strcmp(ce_names[i].name, name) != 0)
 			continue;
