@@ -105,7 +105,7 @@ expect(csv1.metadata["x-goog-request-params"] === "location=europe-west2", "requ
 expect(runs.every((r) => r.requestParams.ok), "routing header as the annotation asks");
 expect(/jobrelay\//.test(csv1.metadata["user-agent"]), "user-agent names jobrelay");
 expect(/jobrelay\//.test(csv1.metadata["x-goog-api-client"] || ""), "x-goog-api-client names jobrelay");
-expect(csv1.deadline !== null && csv1.deadline <= 500, "deadline sent");
+expect(csv1.deadline > 0 && csv1.deadline <= 600, "call_timeout sent as the deadline: " + csv1.deadline);
 const csv2 = runs.find((r) => env(r).CE_ID === "csv-2");
 expect(csv2 && env(csv2).SIZE === "7", "a number renders as JSON text");
 const ps = runs.find((r) => r.request.name === "projects/other-project/locations/us-central1/jobs/on-message");
