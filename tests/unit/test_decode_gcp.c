@@ -683,6 +683,10 @@ static void test_http_binary_details(void)
 	CU_ASSERT_TRUE(g.n_err == 1 && has(g.err[0], "data is not valid JSON"));
 	CU_ASSERT_EQUAL(decode_http(&g.dc, json, 5, NULL, "", 0), 1);
 	CU_ASSERT_TRUE(g.n_ev == 1 && g.ev[0]->data_kind == JR_DATA_NONE);
+	jr_header plain_json[] = { { "content-type", "application/json" } };
+	const char *sj = "{\"specversion\":\"1.0\",\"id\":\"sj\",\"source\":\"/s\",\"type\":\"t\"}";
+	CU_ASSERT_EQUAL(decode_http(&g.dc, plain_json, 1, NULL, sj, strlen(sj)), 1);
+	CU_ASSERT_TRUE(g.n_ev == 2 && str_is(g.ev[1]->id, "sj"));
 	jr_header none[] = { { "content-type", "text/plain" } };
 	CU_ASSERT_EQUAL(decode_http(&g.dc, none, 1, NULL, "hello", 5), 1);
 	CU_ASSERT_TRUE(g.n_err == 2 && has(g.err[1], "no CloudEvent in the request"));
