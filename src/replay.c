@@ -21,6 +21,9 @@
 #include "route.h"
 #include "runapi.h"
 
+/* How long replay waits for the Run API channel at start-up (at most call_timeout). */
+#define STARTUP_WAIT_MS 10000
+
 typedef struct route_stats {
 	long dispatched, failed, dead_lettered, dropped;
 } route_stats;
@@ -406,7 +409,16 @@ static int open_peers(replay *rp)
 		       NULL);
 		return 3;
 	}
-	log_kv(JR_LOG_INFO, "RUNAPI-TARGET", "Run API client ready", "target",
+	int64_t wait = rp->cfg->call_timeout_ms < STARTUP_WAIT_MS ? rp->cfg->call_timeout_ms
+								  : STARTUP_WAIT_MS;
+	if (runapi_wait_ready(rp->api, wait) < 0) {
+		char ms[32];
+		snprintf(ms, sizeof ms, "%lldms", (long long)wait);
+		log_kv(JR_LOG_ERROR, "RUNAPI-UNREACHABLE", "cannot reach the Run API", "target",
+		       runapi_target(rp->api), "waited", ms, NULL);
+		return 3;
+	}
+	log_kv(JR_LOG_INFO, "RUNAPI-READY", "Run API channel ready", "target",
 	       runapi_target(rp->api), NULL);
 	return 0;
 }

@@ -666,3 +666,35 @@ void runapi_free(jr_runapi *c)
 	grpc_channel_destroy(c->ch);
 	free(c);
 }
+
+typedef struct ready_wait {
+	jr_tag tag;
+	int done, ok;
+} ready_wait;
+
+static void ready_changed(void *arg, int ok)
+{
+	ready_wait *w = arg;
+	w->done = 1;
+	w->ok = ok;
+}
+
+int runapi_wait_ready(jr_runapi *c, int64_t timeout_ms)
+{
+	gpr_timespec dl = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+				       gpr_time_from_millis(timeout_ms, GPR_TIMESPAN));
+	grpc_connectivity_state st = grpc_channel_check_connectivity_state(c->ch, 1);
+	while (st != GRPC_CHANNEL_READY) {
+		if (st == GRPC_CHANNEL_SHUTDOWN)
+			return -1;
+		ready_wait w = {{ready_changed, NULL}, 0, 0};
+		w.tag.arg = &w;
+		grpc_channel_watch_connectivity_state(c->ch, st, dl, loop_cq(c->loop), &w.tag);
+		while (!w.done)
+			loop_run_once(c->loop, -1);
+		if (!w.ok)
+			return -1; /* the deadline passed first */
+		st = grpc_channel_check_connectivity_state(c->ch, 1);
+	}
+	return 0;
+}

@@ -54,6 +54,12 @@ const char *runapi_target(const jr_runapi *c);
  * will not run), e.g. after runapi_free began or for a name over 4 KiB.
  */
 int runapi_run(jr_runapi *c, const jr_runreq *req, int64_t timeout_ms, jr_run_cb cb, void *arg);
+/*
+ * runapi_wait_ready: connects the channel and waits, driving the loop, until
+ * it is ready (0) or timeout_ms passed (-1). For the start-up check that
+ * decides exit code 3; calls made before it returns are not affected.
+ */
+int runapi_wait_ready(jr_runapi *c, int64_t timeout_ms);
 /* runapi_in_flight: calls started whose callback has not yet run. */
 int runapi_in_flight(const jr_runapi *c);
 

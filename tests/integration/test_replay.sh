@@ -212,4 +212,11 @@ set -e
 assert_eq "$rc" 2 "check-config exit code on a bad config"
 grep -q "bad.yaml:6" "$WORK/badcfg.err" || fail "line not named: $(cat "$WORK/badcfg.err")"
 grep -q "colour" "$WORK/badcfg.err" || fail "key not named"
+echo "== an unreachable Run API at start-up exits 3"
+set +e
+JOBRELAY_RUN_ENDPOINT=127.0.0.1:1 "$JOBRELAY" replay "$WORK/events/a.json" >"$WORK/unreach.out" 2>"$WORK/unreach.err"
+rc=$?
+set -e
+assert_eq "$rc" 3 "exit code when the Run API cannot be reached"
+grep -q "RUNAPI-UNREACHABLE" "$WORK/unreach.err" || fail "no clear error: $(cat "$WORK/unreach.err")"
 echo "PASS"
