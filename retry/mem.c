@@ -50,12 +50,15 @@ char *jr_strdup(const char *s)
 
 char *jr_asprintf(const char *fmt, ...)
 {
+	char small[256];
 	va_list ap;
 	va_start(ap, fmt);
-	int n = vsnprintf(NULL, 0, fmt, ap);
+	int n = vsnprintf(small, sizeof small, fmt, ap);
 	va_end(ap);
 	if (n < 0)
 		oom(0);
+	if ((size_t)n < sizeof small)
+		return jr_strndup(small, (size_t)n);
 	char *s = jr_malloc((size_t)n + 1);
 	va_start(ap, fmt);
 	vsnprintf(s, (size_t)n + 1, fmt, ap);
