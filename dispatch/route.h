@@ -35,6 +35,14 @@ typedef struct jr_runreq {
  */
 int route_render(const jr_config *c, const jr_route *r, jr_event *ev, jr_runreq *req,
 		 char **err);
+/*
+ * route_job_check: for a route whose job is literal (no {{...}}), checks at
+ * config load what route_render would check per event: a full name is
+ * projects/P/locations/L/jobs/J, a job id is valid and a project and region
+ * resolve (route, then config). 0, or -1 with *err (a new string, caller
+ * frees). A templated job is checked when rendered.
+ */
+int route_job_check(const jr_config *c, const jr_route *r, char **err);
 /* runreq_free: releases what req owns. */
 void runreq_free(jr_runreq *req);
 /* runreq_job_name: full job name for a route's job template text with defaults (no event): for check-config. New string. */

@@ -1,0 +1,380 @@
+/*
+ * route.c — matching and rendering, once per event per route.
+ *
+ * route_match is on the hot path (every event against every route) and
+ * allocates nothing: attribute values are read in place, extensions and data
+ * values compare by their text (a string's raw text, a number's source text,
+ * true/false/null), and objects or arrays never match a condition.
+ *
+ * route_render renders each template into one scratch buffer and copies the
+ * result into the request's arena, so a request is freed in one call.
+ */
+#include "route.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+/* Longest value one template may render to (Cloud Run refuses far less). */
+#define RENDER_MAX (4u << 20)
+
+static int str_eq(const char *s, size_t n, const char *w)
+{
+	size_t wn = strlen(w);
+	return n == wn && memcmp(s, w, n) == 0;
+}
+
+static int strmatch(const jr_strmatch *m, const char *s, size_t n)
+{
+	if (m->exact && !str_eq(s, n, m->exact))
+		return 0;
+	if (m->prefix) {
+		size_t pn = strlen(m->prefix);
+		if (pn > n || memcmp(s, m->prefix, pn) != 0)
+			return 0;
+	}
+	if (m->suffix) {
+		size_t sn = strlen(m->suffix);
+		if (sn > n || memcmp(s + n - sn, m->suffix, sn) != 0)
+			return 0;
+	}
+	if (m->any_of) {
+		size_t i = 0;
+		while (i < m->n_any_of && !str_eq(s, n, m->any_of[i]))
+			i++;
+		if (i == m->n_any_of)
+			return 0;
+	}
+	return 1;
+}
+
+/* json_text: the comparable text of a scalar JSON value; 0 for objects and arrays. */
+static int json_text(const jr_json *v, const char **s, size_t *n)
+{
+	switch (v->type) {
+	case JR_JSON_STRING:
+	case JR_JSON_NUMBER:
+		*s = v->s;
+		*n = v->n;
+		return 1;
+	case JR_JSON_TRUE:
+		*s = "true";
+		break;
+	case JR_JSON_FALSE:
+		*s = "false";
+		break;
+	case JR_JSON_NULL:
+		*s = "null";
+		break;
+	default:
+		return 0;
+	}
+	*n = strlen(*s);
+	return 1;
+}
+
+/* cond_value: the text a condition looks at; 0 when it is absent. */
+static int cond_value(const jr_cond *k, jr_event *ev, const char **s, size_t *n)
+{
+	const jr_json *v = NULL;
+	switch (k->where) {
+	case JR_COND_ATTR:
+		v = event_ext(ev, k->key);
+		if (!v) {
+			/* a context attribute: event_attr returns the field itself */
+			*s = event_attr(ev, k->key);
+			break;
+		}
+		return json_text(v, s, n);
+	case JR_COND_MSG_ATTR:
+		*s = event_msg_attr(ev, k->key);
+		break;
+	case JR_COND_DATA:
+		if (ev->data_kind != JR_DATA_JSON || !ev->data_json)
+			return 0;
+		v = json_pointer(ev->data_json, k->key);
+		return v && json_text(v, s, n);
+	}
+	if (!*s)
+		return 0;
+	*n = strlen(*s);
+	return 1;
+}
+
+int route_match(const jr_route *r, jr_event *ev)
+{
+	for (size_t i = 0; i < r->n_conds; i++) {
+		const char *s = NULL;
+		size_t n = 0;
+		if (!cond_value(&r->conds[i], ev, &s, &n) || !strmatch(&r->conds[i].m, s, n))
+			return 0;
+	}
+	return 1;
+}
+
+void route_key(const char *source, const char *id, const char *route, char out[17])
+{
+	/* FNV-1a 64 over source \0 id \0 route */
+	const char *parts[3] = {source ? source : "", id ? id : "", route ? route : ""};
+	uint64_t h = 0xcbf29ce484222325ULL;
+	for (int i = 0; i < 3; i++) {
+		for (const unsigned char *p = (const unsigned char *)parts[i]; *p; p++) {
+			h ^= *p;
+			h *= 0x100000001b3ULL;
+		}
+		if (i < 2)
+			h *= 0x100000001b3ULL; /* the \0 separator: h ^= 0 is a no-op */
+	}
+	snprintf(out, 17, "%016" PRIx64, h);
+}
+
+static int name_char_ok(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	       c == '-' || c == '_' || c == '.' || c == ':';
+}
+
+/* segment_ok: a non-empty resource name segment of [A-Za-z0-9._:-] ending at '/' or NUL. */
+static const char *segment_ok(const char *s)
+{
+	const char *p = s;
+	while (name_char_ok(*p))
+		p++;
+	if (p == s || (*p && *p != '/'))
+		return NULL;
+	return p;
+}
+
+/* full_name_ok: "projects/P/locations/L/jobs/J". */
+static int full_name_ok(const char *s)
+{
+	static const char *const coll[3] = {"projects/", "locations/", "jobs/"};
+	for (int i = 0; i < 3; i++) {
+		size_t cn = strlen(coll[i]);
+		if (strncmp(s, coll[i], cn) != 0)
+			return 0;
+		s = segment_ok(s + cn);
+		if (!s || (i < 2 && *s++ != '/'))
+			return 0;
+	}
+	return *s == '\0';
+}
+
+/* job_full_name: the full job name for a rendered job text, in a; NULL with *err. */
+static char *job_full_name(const jr_config *c, const jr_route *r, const char *job,
+			   jr_arena *a, char **err)
+{
+	if (strchr(job, '/')) {
+		if (!full_name_ok(job)) {
+			*err = jr_asprintf("job name '%s' is not projects/PROJECT/locations/REGION/jobs/JOB",
+					   job);
+			return NULL;
+		}
+		return arena_strdup(a, job);
+	}
+	if (!segment_ok(job)) {
+		*err = jr_asprintf("job '%s' is not a valid job id", job);
+		return NULL;
+	}
+	const char *project = r->project ? r->project : c->project;
+	const char *region = r->region ? r->region : c->region;
+	if (!project) {
+		*err = jr_asprintf("no project for job '%s': set project in the route or the config, "
+				   "or $GOOGLE_CLOUD_PROJECT", job);
+		return NULL;
+	}
+	if (!region) {
+		*err = jr_asprintf("no region for job '%s': set region in the route or the config", job);
+		return NULL;
+	}
+	char *name = arena_alloc(a, strlen(project) + strlen(region) + strlen(job) + 32);
+	sprintf(name, "projects/%s/locations/%s/jobs/%s", project, region, job);
+	return name;
+}
+
+/* render_one: renders t into the arena; NULL with *err naming where (e.g. "env INPUT"). */
+static char *render_one(const jr_tmpl *t, jr_event *ev, const char *route, jr_buf *scratch,
+			jr_arena *a, const char *what, const char *what_arg, char **err)
+{
+	const char *missing = NULL;
+	buf_reset(scratch);
+	int rc = tmpl_render(t, ev, route, scratch, &missing);
+	if (rc == -1) {
+		*err = jr_asprintf("template {{%s}} in %s%s: no such field", missing, what, what_arg);
+		return NULL;
+	}
+	if (rc < 0) {
+		*err = jr_asprintf("template in %s%s renders more than %u bytes", what, what_arg,
+				   RENDER_MAX);
+		return NULL;
+	}
+	return arena_strndup(a, scratch->data ? scratch->data : "", scratch->len);
+}
+
+static void env_add(jr_runreq *req, const char *name, const char *value)
+{
+	req->env[req->n_env].key = name;
+	req->env[req->n_env].value = value;
+	req->n_env++;
+}
+
+static int render_overrides(const jr_route *r, jr_event *ev, jr_runreq *req, jr_buf *scratch,
+			    char **err)
+{
+	jr_arena *a = &req->arena;
+	req->env = arena_alloc(a, (r->n_env + 7) * sizeof *req->env);
+	for (size_t i = 0; i < r->n_env; i++) {
+		char *v = render_one(r->env[i].value, ev, r->name, scratch, a, "env ",
+				     r->env[i].name, err);
+		if (!v)
+			return -1;
+		env_add(req, arena_strdup(a, r->env[i].name), v);
+	}
+	req->args = arena_alloc(a, (r->n_args ? r->n_args : 1) * sizeof *req->args);
+	for (size_t i = 0; i < r->n_args; i++) {
+		char idx[32];
+		snprintf(idx, sizeof idx, "[%zu]", i);
+		req->args[i] = render_one(r->args[i], ev, r->name, scratch, a, "args", idx, err);
+		if (!req->args[i])
+			return -1;
+		req->n_args++;
+	}
+	return 0;
+}
+
+/* add_auto_env: the CE_* and JOBRELAY_* variables, copied so req outlives ev and c. */
+static void add_auto_env(jr_runreq *req, const jr_route *r, jr_event *ev)
+{
+	jr_arena *a = &req->arena;
+	env_add(req, "CE_ID", arena_strdup(a, ev->id ? ev->id : ""));
+	env_add(req, "CE_SOURCE", arena_strdup(a, ev->source ? ev->source : ""));
+	env_add(req, "CE_TYPE", arena_strdup(a, ev->type ? ev->type : ""));
+	if (ev->subject)
+		env_add(req, "CE_SUBJECT", arena_strdup(a, ev->subject));
+	if (ev->time)
+		env_add(req, "CE_TIME", arena_strdup(a, ev->time));
+	env_add(req, "JOBRELAY_ROUTE", arena_strdup(a, r->name));
+	env_add(req, "JOBRELAY_KEY", req->key);
+}
+
+int route_render(const jr_config *c, const jr_route *r, jr_event *ev, jr_runreq *req,
+		 char **err)
+{
+	memset(req, 0, sizeof *req);
+	arena_init(&req->arena);
+	*err = NULL;
+	jr_buf scratch;
+	buf_init(&scratch, RENDER_MAX);
+	int rc = -1;
+	char *job = render_one(r->job, ev, r->name, &scratch, &req->arena, "job", "", err);
+	if (!job || !(req->name = job_full_name(c, r, job, &req->arena, err)))
+		goto out;
+	if (render_overrides(r, ev, req, &scratch, err) < 0)
+		goto out;
+	req->key = arena_alloc(&req->arena, 17);
+	route_key(ev->source, ev->id, r->name, req->key);
+	add_auto_env(req, r, ev);
+	req->container = r->container ? arena_strdup(&req->arena, r->container) : NULL;
+	req->has_args = r->has_args;
+	req->task_count = r->task_count;
+	req->timeout_ms = r->timeout_ms;
+	rc = 0;
+out:
+	buf_free(&scratch);
+	return rc;
+}
+
+void runreq_free(jr_runreq *req)
+{
+	arena_free(&req->arena);
+	memset(req, 0, sizeof *req);
+}
+
+int route_job_check(const jr_config *c, const jr_route *r, char **err)
+{
+	*err = NULL;
+	if (!tmpl_is_literal(r->job))
+		return 0;
+	jr_arena a;
+	arena_init(&a);
+	int rc = job_full_name(c, r, tmpl_source(r->job), &a, err) ? 0 : -1;
+	arena_free(&a);
+	return rc;
+}
+
+char *route_job_display(const jr_config *c, const jr_route *r)
+{
+	const char *job = tmpl_source(r->job);
+	if (strchr(job, '/'))
+		return jr_strdup(job);
+	const char *project = r->project ? r->project : c->project;
+	const char *region = r->region ? r->region : c->region;
+	return jr_asprintf("projects/%s/locations/%s/jobs/%s", project ? project : "?",
+			   region ? region : "?", job);
+}
+
+/* write_duration: proto3 JSON Duration, "600s", "1.5s", "0.001s". */
+static int write_duration(jr_buf *out, int64_t ms)
+{
+	int64_t ip = ms / 1000, frac = ms % 1000;
+	if (frac == 0)
+		return buf_printf(out, "\"%" PRId64 "s\"", ip);
+	char f[8];
+	snprintf(f, sizeof f, "%03d", (int)frac);
+	for (int i = 2; i > 0 && f[i] == '0'; i--)
+		f[i] = '\0';
+	return buf_printf(out, "\"%" PRId64 ".%ss\"", ip, f);
+}
+
+static int write_kstr(jr_buf *out, const char *key, const char *s)
+{
+	int rc = buf_printf(out, "\"%s\":", key);
+	return rc | json_write_string(out, s, strlen(s));
+}
+
+static int write_container(jr_buf *out, const jr_runreq *req)
+{
+	int rc = buf_addc(out, '{');
+	if (req->container) {
+		rc |= write_kstr(out, "name", req->container);
+		rc |= buf_addc(out, ',');
+	}
+	rc |= buf_adds(out, "\"env\":[");
+	for (size_t i = 0; i < req->n_env; i++) {
+		rc |= buf_adds(out, i ? ",{" : "{");
+		rc |= write_kstr(out, "name", req->env[i].key);
+		rc |= buf_addc(out, ',');
+		rc |= write_kstr(out, "value", req->env[i].value);
+		rc |= buf_addc(out, '}');
+	}
+	rc |= buf_addc(out, ']');
+	if (req->has_args && req->n_args) {
+		rc |= buf_adds(out, ",\"args\":[");
+		for (size_t i = 0; i < req->n_args; i++) {
+			if (i)
+				rc |= buf_addc(out, ',');
+			rc |= json_write_string(out, req->args[i], strlen(req->args[i]));
+		}
+		rc |= buf_addc(out, ']');
+	} else if (req->has_args) {
+		rc |= buf_adds(out, ",\"clearArgs\":true");
+	}
+	return rc | buf_addc(out, '}');
+}
+
+int runreq_write_json(jr_buf *out, const jr_runreq *req)
+{
+	int rc = buf_addc(out, '{');
+	rc |= write_kstr(out, "name", req->name);
+	rc |= buf_adds(out, ",\"overrides\":{\"containerOverrides\":[");
+	rc |= write_container(out, req);
+	rc |= buf_addc(out, ']');
+	if (req->task_count)
+		rc |= buf_printf(out, ",\"taskCount\":%d", req->task_count);
+	if (req->timeout_ms) {
+		rc |= buf_adds(out, ",\"timeout\":");
+		rc |= write_duration(out, req->timeout_ms);
+	}
+	rc |= buf_adds(out, "}}");
+	return rc ? -1 : 0;
+}
