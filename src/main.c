@@ -64,6 +64,29 @@ static const char *config_path(const globals *g)
 	return e && *e ? e : "./jobrelay.yaml";
 }
 
+/*
+ * warn_not_enforced: settings this release loads and validates but does not
+ * act on yet (they belong to later releases: the Pub/Sub dead-letter sink,
+ * per-route rate limits, ack on completion). Silence would mislead.
+ */
+static void warn_not_enforced(const jr_config *c)
+{
+	if (c->dead_letter_topic)
+		log_kv(JR_LOG_WARNING, "CONFIG-NOT-ENFORCED",
+		       "dead_letter.topic is not used by this release; only dead_letter.file is written",
+		       "topic", c->dead_letter_topic, NULL);
+	for (size_t i = 0; i < c->n_routes; i++) {
+		const jr_route *r = &c->routes[i];
+		if (r->rate_per_second > 0)
+			log_kv(JR_LOG_WARNING, "CONFIG-NOT-ENFORCED",
+			       "rate_limit is not enforced by this release", "route", r->name, NULL);
+		if (r->ack == JR_ACK_ON_COMPLETION)
+			log_kv(JR_LOG_WARNING, "CONFIG-NOT-ENFORCED",
+			       "ack: on_completion is not supported by this release; the event counts as done when RunJob returns",
+			       "route", r->name, NULL);
+	}
+}
+
 /* load_config: 0, or 2 after printing every error on stderr. */
 static int load_config(const globals *g, jr_config *c)
 {
@@ -75,6 +98,8 @@ static int load_config(const globals *g, jr_config *c)
 		fprintf(stderr, "jobrelay: %d error%s in %s\n", n, n == 1 ? "" : "s", config_path(g));
 	}
 	buf_free(&errs);
+	if (!n)
+		warn_not_enforced(c);
 	return n ? 2 : 0;
 }
 
