@@ -1,0 +1,198 @@
+/* Replay inputs: format detection, NDJSON streaming with bounded lines,
+ * folders, unreadable paths, and the dead-letter record format. */
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "cu.h"
+#include "deadletter.h"
+#include "input.h"
+#include "testev.h"
+
+static char dir[] = "/tmp/jr-test-input.XXXXXX";
+
+static void put(const char *name, const char *text)
+{
+	char p[256];
+	snprintf(p, sizeof p, "%s/%s", dir, name);
+	FILE *f = fopen(p, "w");
+	CU_ASSERT_FATAL(f != NULL);
+	fputs(text, f);
+	fclose(f);
+}
+
+typedef struct got {
+	int n_ev, n_err;
+	char ids[16][32];
+	char errs[8][256];
+} got;
+
+static void drain(const char *path, jr_input_format fmt, const jr_limits *lim, got *g)
+{
+	char p[256];
+	snprintf(p, sizeof p, "%s/%s", dir, path);
+	char *paths[] = {p};
+	jr_input *in = input_new(paths, 1, fmt, lim, NULL);
+	jr_input_item it;
+	memset(g, 0, sizeof *g);
+	while (input_next(in, &it)) {
+		if (it.ev) {
+			if (g->n_ev < 16)
+				snprintf(g->ids[g->n_ev], 32, "%s", it.ev->id);
+			g->n_ev++;
+			event_free(it.ev);
+		} else {
+			if (g->n_err < 8)
+				snprintf(g->errs[g->n_err], 256, "%s", it.error);
+			g->n_err++;
+			free(it.error);
+			free(it.raw);
+		}
+	}
+	input_free(in);
+}
+
+#define EV(id) "{\"specversion\":\"1.0\",\"id\":\"" id "\",\"source\":\"s\",\"type\":\"t\"}"
+
+static jr_limits limits(void)
+{
+	jr_config c;
+	config_defaults(&c);
+	jr_limits l = c.limits;
+	config_free(&c);
+	return l;
+}
+
+static void test_ndjson_detected_and_streamed(void)
+{
+	jr_limits l = limits();
+	got g;
+	put("a.json", EV("1") "\n\n" EV("2") "\n" EV("3"));
+	drain("a.json", JR_IN_AUTO, &l, &g);
+	CU_ASSERT_EQUAL(g.n_ev, 3);
+	CU_ASSERT_EQUAL(g.n_err, 0);
+	CU_ASSERT_STRING_EQUAL(g.ids[2], "3");
+}
+
+static void test_pretty_json_is_one_document(void)
+{
+	jr_limits l = limits();
+	got g;
+	put("b.json", "{\n  \"specversion\": \"1.0\",\n  \"id\": \"p\",\n  \"source\": \"s\",\n  \"type\": \"t\"\n}\n");
+	drain("b.json", JR_IN_AUTO, &l, &g);
+	CU_ASSERT_EQUAL(g.n_ev, 1);
+	CU_ASSERT_STRING_EQUAL(g.ids[0], "p");
+	put("c.json", "[" EV("x") ",\n" EV("y") "]\n");
+	drain("c.json", JR_IN_AUTO, &l, &g);
+	CU_ASSERT_EQUAL(g.n_ev, 2);
+}
+
+static void test_long_line_costs_only_itself(void)
+{
+	jr_limits l = limits();
+	l.event_bytes = 200;
+	char big[1024];
+	memset(big, 'a', sizeof big);
+	big[sizeof big - 1] = '\0';
+	char text[2048];
+	snprintf(text, sizeof text, "%s\n{\"id\":\"%s\"}\n%s\n", EV("1"), big, EV("3"));
+	put("long.ndjson", text);
+	got g;
+	drain("long.ndjson", JR_IN_AUTO, &l, &g);
+	CU_ASSERT_EQUAL(g.n_ev, 2);
+	CU_ASSERT_EQUAL(g.n_err, 1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(g.errs[0], "long.ndjson:2"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(g.errs[0], "event size limit"));
+	CU_ASSERT_STRING_EQUAL(g.ids[1], "3");
+}
+
+static void test_bad_line_named(void)
+{
+	jr_limits l = limits();
+	put("bad.ndjson", EV("1") "\n{\"specversion\":\n" EV("3") "\n");
+	got g;
+	drain("bad.ndjson", JR_IN_NDJSON, &l, &g);
+	CU_ASSERT_EQUAL(g.n_ev, 2);
+	CU_ASSERT_EQUAL(g.n_err, 1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(g.errs[0], "bad.ndjson:2: "));
+}
+
+static void test_missing_file_and_folder_order(void)
+{
+	jr_limits l = limits();
+	got g;
+	drain("nope.json", JR_IN_AUTO, &l, &g);
+	CU_ASSERT_EQUAL(g.n_ev, 0);
+	CU_ASSERT_EQUAL(g.n_err, 1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(g.errs[0], "nope.json"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(g.errs[0], "No such file"));
+
+	char sub[300];
+	snprintf(sub, sizeof sub, "%s/sub", dir);
+	mkdir(sub, 0700);
+	put("sub/2.json", EV("second"));
+	put("sub/1.json", EV("first"));
+	put("sub/.hidden.json", EV("hidden"));
+	drain("sub", JR_IN_AUTO, &l, &g);
+	CU_ASSERT_EQUAL(g.n_ev, 2);
+	CU_ASSERT_STRING_EQUAL(g.ids[0], "first");
+	CU_ASSERT_STRING_EQUAL(g.ids[1], "second");
+}
+
+static void test_http_capture(void)
+{
+	jr_limits l = limits();
+	put("e.http", "POST / HTTP/1.1\nce-specversion: 1.0\nce-id: h1\nce-source: s\nce-type: t\n"
+		      "Content-Type: application/json\n\n{\"a\":1}\n");
+	got g;
+	drain("e.http", JR_IN_AUTO, &l, &g);
+	CU_ASSERT_EQUAL(g.n_ev, 1);
+	CU_ASSERT_STRING_EQUAL(g.ids[0], "h1");
+}
+
+static void test_deadletter_record(void)
+{
+	jr_event *ev = tev_new("e1", "//src", "t.x");
+	char msg[1100];
+	/* 1023 ASCII bytes then a 2-byte character: the cut must not split it */
+	memset(msg, 'm', 1023);
+	strcpy(msg + 1023, "\xc3\xa9tail");
+	jr_dlrecord r = {
+		.ev = ev, .origin = "f.ndjson:3", .route = "r1", .attempts = 4,
+		.cls = JR_ERR_NETWORK, .code = "UNAVAILABLE", .message = msg,
+		.failed_at_ms = 1764151200123,
+	};
+	jr_buf b;
+	buf_init(&b, 0);
+	CU_ASSERT_EQUAL(deadletter_write_json(&b, &r), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(b.data, "{\"failed_at\":\"2025-11-26T10:00:00.123Z\",\"origin\":\"f.ndjson:3\",\"route\":\"r1\",\"attempts\":4,\"error\":{\"class\":\"network\",\"code\":\"UNAVAILABLE\",\"message\":\"mmm"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(b.data, "mmm\"},\"event\":{"));
+	CU_ASSERT_PTR_NULL(strstr(b.data, "tail"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(b.data, "\"id\":\"e1\""));
+	buf_free(&b);
+	event_free(ev);
+}
+
+int main(void)
+{
+	if (!mkdtemp(dir))
+		return 2;
+	static const cu_test tests[] = {
+		{"NDJSON detected and streamed", test_ndjson_detected_and_streamed},
+		{"pretty JSON and arrays are one document", test_pretty_json_is_one_document},
+		{"an over-long line costs only itself", test_long_line_costs_only_itself},
+		{"a bad line is named by file and line", test_bad_line_named},
+		{"missing files named; folders in name order", test_missing_file_and_folder_order},
+		{".http captures", test_http_capture},
+		{"dead-letter record format", test_deadletter_record},
+		{NULL, NULL},
+	};
+	int rc = cu_run("input", tests);
+	char cmd[300];
+	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+	if (system(cmd) != 0)
+		rc = rc ? rc : 1;
+	return rc;
+}
