@@ -10,8 +10,8 @@
 #   make clean         remove the build directories above
 #
 # Variables: JOBS (parallel jobs), CMAKE_ARGS (extra configure arguments),
-# CTEST_ARGS, FUZZ_SECONDS (default 20), FUZZ_CC (default clang),
-# JR_WERROR (ON when CI=true: warnings are errors in ./build).
+# CTEST_ARGS, FUZZ_SECONDS (default 20), FUZZ_CC (default clang), FUZZ_ARGS
+# (libFuzzer flags), JR_WERROR (ON when CI=true: warnings are errors in ./build).
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := build
@@ -23,6 +23,7 @@ UBSAN_DIR    ?= build-ubsan
 FUZZ_DIR     ?= build-fuzz
 FUZZ_SECONDS ?= 20
 FUZZ_CC      ?= clang
+FUZZ_ARGS    ?= -timeout=10 -print_funcs=0
 CMAKE        ?= cmake
 CTEST        ?= ctest
 CMAKE_ARGS   ?=
@@ -94,7 +95,7 @@ fuzz: fuzz-build
 	  cp -R $$out/seeds/$$t/. $$out/corpus/$$t/; \
 	  dict=(); if [ -f tests/fuzz/$$t.dict ]; then dict=(-dict=tests/fuzz/$$t.dict); fi; \
 	  echo "=== fuzz: $$t for $(FUZZ_SECONDS) s (seeds: $$(ls $$out/seeds/$$t | wc -l))"; \
-	  if ! $$out/$$t -max_total_time=$(FUZZ_SECONDS) -timeout=10 -print_final_stats=1 \
+	  if ! $$out/$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $(FUZZ_ARGS) \
 	      -artifact_prefix=$$out/artifacts/$$t- "$${dict[@]}" $$out/corpus/$$t; then \
 	    failed="$$failed $$t"; \
 	  fi; \

@@ -7,26 +7,29 @@
 # only when their node_modules is missing or older than the manifest.
 #
 #   scripts/deps.sh           install what is missing (root, or sudo)
-#   scripts/deps.sh --check   only report what is missing; exit 1 if anything is
+#   scripts/deps.sh --check   only report what a build lacks; exit 1 if anything
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-PACKAGES=(
-  build-essential cmake pkg-config git ca-certificates curl
+# What `make build` needs (and `--check` checks).
+BUILD_PACKAGES=(
+  build-essential cmake pkg-config
   libgrpc-dev protobuf-compiler libprotobuf-dev protobuf-c-compiler libprotobuf-c-dev
   libssl-dev libyajl-dev libyaml-dev libcunit1-dev libmicrohttpd-dev libcurl4-openssl-dev
-  clang libclang-rt-14-dev
 )
+# What tests, sanitizer and fuzz builds need on top of it (llvm brings
+# llvm-symbolizer, which turns sanitizer and libFuzzer reports into file:line).
+TEST_PACKAGES=(git ca-certificates curl clang libclang-rt-14-dev llvm)
 # Google's Pub/Sub emulator (pstest) is Go, built offline from Debian's packages.
 if compgen -G 'tests/peers/*/*.go' >/dev/null; then
-  PACKAGES+=(golang-go golang-google-cloud-dev)
+  TEST_PACKAGES+=(golang-go golang-google-cloud-dev)
 fi
 
 CHECK_ONLY=0
 case "${1:-}" in
-  --check) CHECK_ONLY=1 ;;
-  '') ;;
+  --check) CHECK_ONLY=1; PACKAGES=("${BUILD_PACKAGES[@]}") ;;
+  '') PACKAGES=("${BUILD_PACKAGES[@]}" "${TEST_PACKAGES[@]}") ;;
   *) echo "usage: $0 [--check]" >&2; exit 2 ;;
 esac
 
@@ -41,7 +44,7 @@ missing_packages() {
   for p in "${PACKAGES[@]}"; do
     installed "$p" || printf '%s\n' "$p"
   done
-  if ! command -v node >/dev/null 2>&1; then
+  if [ "$CHECK_ONLY" -eq 0 ] && ! command -v node >/dev/null 2>&1; then
     printf '%s\n' nodejs npm
   fi
 }
