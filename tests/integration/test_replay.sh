@@ -212,6 +212,21 @@ set -e
 assert_eq "$rc" 2 "check-config exit code on a bad config"
 grep -q "bad.yaml:6" "$WORK/badcfg.err" || fail "line not named: $(cat "$WORK/badcfg.err")"
 grep -q "colour" "$WORK/badcfg.err" || fail "key not named"
+echo "== stdin, --format and --route"
+printf '%s\n%s\n' "$(ev in1 test.flaky)" "$(ev in2 test.busy)" |
+	"$JOBRELAY" replay --dry-run --format ndjson --route busy - >"$WORK/stdin.out" 2>"$WORK/stdin.err"
+assert_eq "$(wc -l <"$WORK/stdin.out")" 1 "only the --route route fires"
+grep -q '"route":"busy","event":{"id":"in2"' "$WORK/stdin.out" || fail "stdin event in2 via route busy"
+set +e
+"$JOBRELAY" replay --format xml "$WORK/events" >/dev/null 2>"$WORK/fmt.err"
+rc=$?
+"$JOBRELAY" replay --route nope "$WORK/events" >/dev/null 2>>"$WORK/fmt.err"
+rc2=$?
+set -e
+assert_eq "$rc" 2 "unknown --format is a usage error"
+assert_eq "$rc2" 2 "unknown --route is a usage error"
+grep -q "no route named 'nope'" "$WORK/fmt.err" || fail "unknown route not named"
+
 echo "== an unreachable Run API at start-up exits 3"
 set +e
 JOBRELAY_RUN_ENDPOINT=127.0.0.1:1 "$JOBRELAY" replay "$WORK/events/a.json" >"$WORK/unreach.out" 2>"$WORK/unreach.err"
