@@ -127,13 +127,12 @@ static void test_example_file(void)
 	CU_ASSERT_EQUAL(r->timeout_ms, 600000);
 	CU_ASSERT_EQUAL(r->policies.cls[JR_ERR_PERMISSION].action, JR_ACT_DEAD_LETTER);
 	CU_ASSERT_EQUAL(r->policies.cls[JR_ERR_NETWORK].max_attempts, 6);
-	CU_ASSERT_DOUBLE_EQUAL(r->rate_per_second, 5, 1e-9);
-	CU_ASSERT_EQUAL(r->rate_burst, 20);
+	CU_ASSERT_DOUBLE_EQUAL(r->rate_per_second, 0, 1e-9);
 	CU_ASSERT_EQUAL(r->ack, JR_ACK_ON_DISPATCH);
 
 	r = find_route(&c, "orders");
 	CU_ASSERT_PTR_NOT_NULL_FATAL(r);
-	CU_ASSERT_EQUAL(r->ack, JR_ACK_ON_COMPLETION);
+	CU_ASSERT_EQUAL(r->ack, JR_ACK_ON_DISPATCH);
 	CU_ASSERT_EQUAL(r->conds[2].where, JR_COND_DATA);
 	CU_ASSERT_EQUAL(r->conds[2].m.n_any_of, 2);
 	CU_ASSERT_FALSE(r->has_args);
