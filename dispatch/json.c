@@ -141,42 +141,76 @@ const jr_json *json_path(const jr_json *root, const char *path)
 	return v;
 }
 
-int json_write_string(jr_buf *out, const char *s, size_t n)
+/* Eight copies of byte c in a word, and the word's high bits. */
+#define BYTES(c) (0x0101010101010101ULL * (c))
+#define HIGH BYTES(0x80)
+
+/*
+ * plain_len: how many bytes from s on need no escaping in a JSON string (not
+ * a control byte, '"' or '\\'). Eight bytes are tested at a time: a word is
+ * clean when it has no byte below 0x20 and no byte equal to '"' or '\\'
+ * (the has-less and has-zero bit tricks; the three tests can share ~w & HIGH
+ * because XOR with '"' or '\\' leaves each byte's high bit alone). The word
+ * holding the first byte to escape is then searched byte by byte.
+ */
+static size_t plain_len(const char *s, size_t n)
+{
+	size_t i = 0;
+	for (; i + 8 <= n; i += 8) {
+		uint64_t w, q, b;
+		memcpy(&w, s + i, 8);
+		q = w ^ BYTES('"');
+		b = w ^ BYTES('\\');
+		if (((w - BYTES(0x20)) | (q - BYTES(1)) | (b - BYTES(1))) & ~w & HIGH)
+			break;
+	}
+	for (; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c < 0x20 || c == '"' || c == '\\')
+			break;
+	}
+	return i;
+}
+
+/* escape: the JSON escape of byte c (a control byte, '"' or '\\') into esc; its length. */
+static size_t escape(unsigned char c, char esc[6])
 {
 	static const char hex[] = "0123456789abcdef";
+	esc[0] = '\\';
+	switch (c) {
+	case '"': esc[1] = '"'; return 2;
+	case '\\': esc[1] = '\\'; return 2;
+	case '\n': esc[1] = 'n'; return 2;
+	case '\r': esc[1] = 'r'; return 2;
+	case '\t': esc[1] = 't'; return 2;
+	case '\b': esc[1] = 'b'; return 2;
+	case '\f': esc[1] = 'f'; return 2;
+	default:
+		esc[1] = 'u';
+		esc[2] = '0';
+		esc[3] = '0';
+		esc[4] = hex[c >> 4];
+		esc[5] = hex[c & 15];
+		return 6;
+	}
+}
+
+int json_write_string(jr_buf *out, const char *s, size_t n)
+{
 	if (buf_addc(out, '"') < 0)
 		return -1;
-	size_t run = 0; /* start of the bytes not yet copied */
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (c >= 0x20 && c != '"' && c != '\\')
-			continue;
-		if (buf_add(out, s + run, i - run) < 0)
+	for (;;) {
+		size_t run = plain_len(s, n);
+		if (buf_add(out, s, run) < 0)
 			return -1;
-		char esc[6] = { '\\', 0, 0, 0, 0, 0 };
-		size_t elen = 2;
-		switch (c) {
-		case '"': esc[1] = '"'; break;
-		case '\\': esc[1] = '\\'; break;
-		case '\n': esc[1] = 'n'; break;
-		case '\r': esc[1] = 'r'; break;
-		case '\t': esc[1] = 't'; break;
-		case '\b': esc[1] = 'b'; break;
-		case '\f': esc[1] = 'f'; break;
-		default:
-			esc[1] = 'u';
-			esc[2] = '0';
-			esc[3] = '0';
-			esc[4] = hex[c >> 4];
-			esc[5] = hex[c & 15];
-			elen = 6;
-		}
-		if (buf_add(out, esc, elen) < 0)
+		if (run == n)
+			break;
+		char esc[6];
+		if (buf_add(out, esc, escape((unsigned char)s[run], esc)) < 0)
 			return -1;
-		run = i + 1;
+		s += run + 1;
+		n -= run + 1;
 	}
-	if (buf_add(out, s + run, n - run) < 0)
-		return -1;
 	return buf_addc(out, '"');
 }
 

@@ -11,7 +11,7 @@
  */
 #include "route.h"
 
-#include <inttypes.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -125,7 +125,10 @@ void route_key(const char *source, const char *id, const char *route, char out[1
 		if (i < 2)
 			h *= 0x100000001b3ULL; /* the \0 separator: h ^= 0 is a no-op */
 	}
-	snprintf(out, 17, "%016" PRIx64, h);
+	static const char hex[] = "0123456789abcdef";
+	for (int i = 15; i >= 0; i--, h >>= 4)
+		out[i] = hex[h & 15];
+	out[16] = '\0';
 }
 
 static int name_char_ok(char c)
@@ -187,25 +190,40 @@ static char *job_full_name(const jr_config *c, const jr_route *r, const char *jo
 		*err = jr_asprintf("no region for job '%s': set region in the route or the config", job);
 		return NULL;
 	}
-	char *name = arena_alloc(a, strlen(project) + strlen(region) + strlen(job) + 32);
-	sprintf(name, "projects/%s/locations/%s/jobs/%s", project, region, job);
+	const char *parts[6] = {"projects/", project, "/locations/", region, "/jobs/", job};
+	size_t lens[6], total = 0;
+	for (int i = 0; i < 6; i++)
+		total += lens[i] = strlen(parts[i]);
+	char *name = arena_alloc(a, total + 1), *p = name;
+	for (int i = 0; i < 6; i++) {
+		memcpy(p, parts[i], lens[i]);
+		p += lens[i];
+	}
+	*p = '\0';
 	return name;
 }
 
-/* render_one: renders t into the arena; NULL with *err naming where (e.g. "env INPUT"). */
+/*
+ * render_one: renders t into the arena; NULL with *err naming where: what and
+ * what_arg ("env INPUT"), or what and the index when index >= 0 ("args[1]").
+ */
 static char *render_one(const jr_tmpl *t, jr_event *ev, const char *route, jr_buf *scratch,
-			jr_arena *a, const char *what, const char *what_arg, char **err)
+			jr_arena *a, const char *what, const char *what_arg, long index,
+			char **err)
 {
 	const char *missing = NULL;
 	buf_reset(scratch);
 	int rc = tmpl_render(t, ev, route, scratch, &missing);
-	if (rc == -1) {
-		*err = jr_asprintf("template {{%s}} in %s%s: no such field", missing, what, what_arg);
-		return NULL;
-	}
 	if (rc < 0) {
-		*err = jr_asprintf("template in %s%s renders more than %u bytes", what, what_arg,
-				   RENDER_MAX);
+		char idx[32] = "";
+		if (index >= 0)
+			snprintf(idx, sizeof idx, "[%ld]", index);
+		if (rc == -1)
+			*err = jr_asprintf("template {{%s}} in %s%s%s: no such field", missing, what,
+					   what_arg, idx);
+		else
+			*err = jr_asprintf("template in %s%s%s renders more than %u bytes", what,
+					   what_arg, idx, RENDER_MAX);
 		return NULL;
 	}
 	return arena_strndup(a, scratch->data ? scratch->data : "", scratch->len);
@@ -225,16 +243,15 @@ static int render_overrides(const jr_route *r, jr_event *ev, jr_runreq *req, jr_
 	req->env = arena_alloc(a, (r->n_env + 7) * sizeof *req->env);
 	for (size_t i = 0; i < r->n_env; i++) {
 		char *v = render_one(r->env[i].value, ev, r->name, scratch, a, "env ",
-				     r->env[i].name, err);
+				     r->env[i].name, -1, err);
 		if (!v)
 			return -1;
 		env_add(req, arena_strdup(a, r->env[i].name), v);
 	}
 	req->args = arena_alloc(a, (r->n_args ? r->n_args : 1) * sizeof *req->args);
 	for (size_t i = 0; i < r->n_args; i++) {
-		char idx[32];
-		snprintf(idx, sizeof idx, "[%zu]", i);
-		req->args[i] = render_one(r->args[i], ev, r->name, scratch, a, "args", idx, err);
+		req->args[i] = render_one(r->args[i], ev, r->name, scratch, a, "args", "",
+					  (long)i, err);
 		if (!req->args[i])
 			return -1;
 		req->n_args++;
@@ -266,7 +283,7 @@ int route_render(const jr_config *c, const jr_route *r, jr_event *ev, jr_runreq 
 	jr_buf scratch;
 	buf_init(&scratch, RENDER_MAX);
 	int rc = -1;
-	char *job = render_one(r->job, ev, r->name, &scratch, &req->arena, "job", "", err);
+	char *job = render_one(r->job, ev, r->name, &scratch, &req->arena, "job", "", -1, err);
 	if (!job || !(req->name = job_full_name(c, r, job, &req->arena, err)))
 		goto out;
 	if (render_overrides(r, ev, req, &scratch, err) < 0)
@@ -317,18 +334,22 @@ char *route_job_display(const jr_config *c, const jr_route *r)
 static int write_duration(jr_buf *out, int64_t ms)
 {
 	int64_t ip = ms / 1000, frac = ms % 1000;
-	if (frac == 0)
-		return buf_printf(out, "\"%" PRId64 "s\"", ip);
-	char f[8];
-	snprintf(f, sizeof f, "%03d", (int)frac);
-	for (int i = 2; i > 0 && f[i] == '0'; i--)
-		f[i] = '\0';
-	return buf_printf(out, "\"%" PRId64 ".%ss\"", ip, f);
+	int rc = buf_addc(out, '"') | buf_addi(out, ip);
+	if (frac) {
+		char f[4] = {'.', (char)('0' + frac / 100), (char)('0' + frac / 10 % 10),
+			     (char)('0' + frac % 10)};
+		size_t n = 4;
+		while (f[n - 1] == '0')
+			n--;
+		rc |= buf_add(out, f, n);
+	}
+	return rc | buf_add(out, "s\"", 2);
 }
 
+/* write_kstr: "key":"s" (key needs no escaping). */
 static int write_kstr(jr_buf *out, const char *key, const char *s)
 {
-	int rc = buf_printf(out, "\"%s\":", key);
+	int rc = buf_addc(out, '"') | buf_adds(out, key) | buf_add(out, "\":", 2);
 	return rc | json_write_string(out, s, strlen(s));
 }
 
@@ -370,7 +391,7 @@ int runreq_write_json(jr_buf *out, const jr_runreq *req)
 	rc |= write_container(out, req);
 	rc |= buf_addc(out, ']');
 	if (req->task_count)
-		rc |= buf_printf(out, ",\"taskCount\":%d", req->task_count);
+		rc |= buf_adds(out, ",\"taskCount\":") | buf_addi(out, req->task_count);
 	if (req->timeout_ms) {
 		rc |= buf_adds(out, ",\"timeout\":");
 		rc |= write_duration(out, req->timeout_ms);

@@ -122,7 +122,23 @@ int buf_adds(jr_buf *b, const char *s)
 
 int buf_addc(jr_buf *b, char c)
 {
-	return buf_add(b, &c, 1);
+	if (b->cap - b->len < 2 || (b->max && b->len >= b->max))
+		return buf_add(b, &c, 1); /* grows, or says it is full */
+	b->data[b->len++] = c;
+	b->data[b->len] = '\0';
+	return 0;
+}
+
+int buf_addi(jr_buf *b, long long v)
+{
+	char d[24], *p = d + sizeof d;
+	unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+	do
+		*--p = (char)('0' + u % 10);
+	while (u /= 10);
+	if (v < 0)
+		*--p = '-';
+	return buf_add(b, p, (size_t)(d + sizeof d - p));
 }
 
 int buf_printf(jr_buf *b, const char *fmt, ...)

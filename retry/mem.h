@@ -45,6 +45,8 @@ int buf_add(jr_buf *b, const void *p, size_t n);
 int buf_adds(jr_buf *b, const char *s);
 /* buf_addc: append one byte. */
 int buf_addc(jr_buf *b, char c);
+/* buf_addi: append the decimal text of v. */
+int buf_addi(jr_buf *b, long long v);
 /* buf_printf: append formatted text; -1 past max. */
 int buf_printf(jr_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* buf_take: hands the NUL-terminated content to the caller (never NULL) and empties b. */

@@ -29,6 +29,7 @@ struct jr_input {
 	/* the file being read */
 	FILE *f;
 	const char *name;
+	size_t name_len;
 	jr_input_format cur_fmt;
 	long line;
 	char *buf;
@@ -176,9 +177,24 @@ static size_t fill(jr_input *in, size_t want)
 	return n;
 }
 
+/* set_pos: pos = "NAME:LINE", cut to fit as snprintf would (it runs for every line). */
 static void set_pos(jr_input *in)
 {
-	snprintf(in->pos, sizeof in->pos, "%s:%ld", in->name, in->line);
+	char num[24], *d = num + sizeof num;
+	long v = in->line;
+	do
+		*--d = (char)('0' + v % 10);
+	while (v /= 10);
+	size_t max = sizeof in->pos - 1;
+	size_t n = in->name_len < max ? in->name_len : max;
+	memcpy(in->pos, in->name, n);
+	if (n < max)
+		in->pos[n++] = ':';
+	size_t k = (size_t)(num + sizeof num - d);
+	if (k > max - n)
+		k = max - n;
+	memcpy(in->pos + n, d, k);
+	in->pos[n + k] = '\0';
 }
 
 static void decode_doc(jr_input *in, const char *text, size_t len)
@@ -269,6 +285,7 @@ static int open_next(jr_input *in)
 {
 	while (in->next_file < in->n_files) {
 		in->name = in->files[in->next_file++];
+		in->name_len = strlen(in->name);
 		in->line = 0;
 		if (strcmp(in->name, "-") == 0) {
 			in->f = stdin;
