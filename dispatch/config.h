@@ -32,6 +32,7 @@ typedef struct jr_cond {
 	jr_cond_where where;
 	char *key;
 	jr_strmatch m;
+	int attr;   /* JR_COND_ATTR: event_attr_id(key), or -1 for an extension; 0 before route_prepare */
 } jr_cond;
 
 typedef struct jr_env_tmpl {

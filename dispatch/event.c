@@ -29,38 +29,38 @@ const jr_json *event_ext(const jr_event *ev, const char *name)
 	return NULL;
 }
 
-/* context: the context attribute named name, or NULL; *known says whether name is one. */
-static const char *context(const jr_event *ev, const char *name, int *known)
+static const struct {
+	const char *name;
+	size_t off;
+} ctx_attrs[] = {
+	{ "specversion", offsetof(jr_event, specversion) },
+	{ "id", offsetof(jr_event, id) },
+	{ "source", offsetof(jr_event, source) },
+	{ "type", offsetof(jr_event, type) },
+	{ "subject", offsetof(jr_event, subject) },
+	{ "time", offsetof(jr_event, time) },
+	{ "datacontenttype", offsetof(jr_event, datacontenttype) },
+	{ "dataschema", offsetof(jr_event, dataschema) },
+};
+
+int event_attr_id(const char *name)
 {
-	static const struct {
-		const char *name;
-		size_t off;
-	} attrs[] = {
-		{ "specversion", offsetof(jr_event, specversion) },
-		{ "id", offsetof(jr_event, id) },
-		{ "source", offsetof(jr_event, source) },
-		{ "type", offsetof(jr_event, type) },
-		{ "subject", offsetof(jr_event, subject) },
-		{ "time", offsetof(jr_event, time) },
-		{ "datacontenttype", offsetof(jr_event, datacontenttype) },
-		{ "dataschema", offsetof(jr_event, dataschema) },
-	};
-	for (size_t i = 0; i < sizeof attrs / sizeof attrs[0]; i++) {
-		if (strcmp(attrs[i].name, name) == 0) {
-			*known = 1;
-			return *(const char *const *)((const char *)ev + attrs[i].off);
-		}
-	}
-	*known = 0;
-	return NULL;
+	for (size_t i = 0; i < sizeof ctx_attrs / sizeof ctx_attrs[0]; i++)
+		if (ctx_attrs[i].name[0] == name[0] && strcmp(ctx_attrs[i].name, name) == 0)
+			return (int)i + 1;
+	return 0;
+}
+
+const char *event_attr_by_id(const jr_event *ev, int id)
+{
+	return *(const char *const *)((const char *)ev + ctx_attrs[id - 1].off);
 }
 
 const char *event_attr(jr_event *ev, const char *name)
 {
-	int known;
-	const char *v = context(ev, name, &known);
-	if (known)
-		return v;
+	int id = event_attr_id(name);
+	if (id)
+		return event_attr_by_id(ev, id);
 	const jr_json *x = event_ext(ev, name);
 	if (!x)
 		return NULL;

@@ -77,6 +77,15 @@ const jr_json *event_ext(const jr_event *ev, const char *name);
 /* event_attr: context attribute or extension by name, as a string; numbers
  * and booleans render as their JSON text into the arena. NULL when absent. */
 const char *event_attr(jr_event *ev, const char *name);
+/*
+ * event_attr_id: a number from 1 to 8 for each context attribute name
+ * (specversion, id, source, type, subject, time, datacontenttype,
+ * dataschema), 0 for any other name. For code that looks a name up once
+ * (when a config is loaded) and reads it per event with event_attr_by_id.
+ */
+int event_attr_id(const char *name);
+/* event_attr_by_id: the context attribute numbered id (from event_attr_id, not 0), or NULL when absent. */
+const char *event_attr_by_id(const jr_event *ev, int id);
 /* event_msg_attr: a Pub/Sub message attribute, or NULL. */
 const char *event_msg_attr(const jr_event *ev, const char *key);
 

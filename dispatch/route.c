@@ -79,9 +79,16 @@ static int cond_value(const jr_cond *k, jr_event *ev, const char **s, size_t *n)
 	const jr_json *v = NULL;
 	switch (k->where) {
 	case JR_COND_ATTR:
+		if (k->attr > 0) {
+			/* decoders never store a context attribute as an extension */
+			*s = event_attr_by_id(ev, k->attr);
+			break;
+		}
 		v = event_ext(ev, k->key);
 		if (!v) {
-			/* a context attribute: event_attr returns the field itself */
+			if (k->attr < 0)
+				return 0;
+			/* not prepared: a context attribute, or nothing */
 			*s = event_attr(ev, k->key);
 			break;
 		}
@@ -99,6 +106,17 @@ static int cond_value(const jr_cond *k, jr_event *ev, const char **s, size_t *n)
 		return 0;
 	*n = strlen(*s);
 	return 1;
+}
+
+void route_prepare(jr_route *r)
+{
+	for (size_t i = 0; i < r->n_conds; i++) {
+		jr_cond *k = &r->conds[i];
+		if (k->where == JR_COND_ATTR) {
+			int id = event_attr_id(k->key);
+			k->attr = id ? id : -1;
+		}
+	}
 }
 
 int route_match(const jr_route *r, jr_event *ev)

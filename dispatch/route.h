@@ -9,6 +9,13 @@
 #include "config.h"
 #include "event.h"
 
+/*
+ * route_prepare: works out once what route_match would otherwise look up for
+ * every event (which context attribute a condition reads). The config loader
+ * calls it for each route it reads; a route that was not prepared still
+ * matches correctly, only slower.
+ */
+void route_prepare(jr_route *r);
 /* route_match: 1 when every condition of r holds for ev (an empty match always holds). */
 int route_match(const jr_route *r, jr_event *ev);
 

@@ -14,7 +14,7 @@
 
 typedef enum part_kind {
 	P_LIT,
-	P_ATTR,       /* context attribute: event_attr */
+	P_ATTR,       /* context attribute: event_attr_by_id */
 	P_EXT,        /* extension: event_ext */
 	P_DATA,       /* the whole data */
 	P_DATA_PATH,  /* json_path into JSON data */
@@ -30,6 +30,7 @@ typedef struct tmpl_part {
 	int optional;
 	const char *arg;  /* literal text, attribute/extension name, path or key */
 	size_t arg_len;
+	int attr;         /* P_ATTR: event_attr_id(arg) */
 	char *name;       /* the variable as written, without braces, blanks and '?' */
 } tmpl_part;
 
@@ -38,19 +39,6 @@ struct jr_tmpl {
 	tmpl_part *parts;
 	size_t n;
 };
-
-static const char *const ctx_attrs[] = {
-	"id", "source", "type", "subject", "time",
-	"datacontenttype", "dataschema", "specversion",
-};
-
-static int is_ctx_attr(const char *name)
-{
-	for (size_t i = 0; i < sizeof ctx_attrs / sizeof ctx_attrs[0]; i++)
-		if (strcmp(name, ctx_attrs[i]) == 0)
-			return 1;
-	return 0;
-}
 
 static int is_blank(char c)
 {
@@ -117,7 +105,7 @@ static int classify(tmpl_part *pt, char **err)
 		pt->kind = P_MSG_PUBLISH_TIME;
 	} else if (strcmp(n, "message.ordering_key") == 0) {
 		pt->kind = P_MSG_ORDERING_KEY;
-	} else if (is_ctx_attr(n)) {
+	} else if ((pt->attr = event_attr_id(n)) != 0) {
 		pt->kind = P_ATTR;
 	} else {
 		for (const char *p = n; *p; p++)
@@ -265,7 +253,7 @@ static int render_var(const tmpl_part *pt, jr_event *ev, const char *route, jr_b
 	const jr_message *m = ev->message;
 	switch (pt->kind) {
 	case P_ATTR:
-		return add_opt(out, event_attr(ev, pt->arg));
+		return add_opt(out, event_attr_by_id(ev, pt->attr));
 	case P_EXT: {
 		const jr_json *v = event_ext(ev, pt->arg);
 		return v ? json_render(out, v) : 1;

@@ -979,6 +979,7 @@ static void read_routes(loader *l)
 		}
 		walk(l, rn, route_fields, r, "");
 		route_checks(l, r, i);
+		route_prepare(r);
 	}
 	l->route = NULL;
 }
