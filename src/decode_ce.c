@@ -42,23 +42,26 @@ typedef struct ce_b {
 	size_t errlen;
 } ce_b;
 
+#define CE_NAME(s, a) { s, sizeof s - 1, a }
+
 static const struct {
 	const char *name;
+	size_t len;
 	ce_attr a;
 } ce_names[] = {
-	{ "specversion", CE_SPECVERSION }, { "id", CE_ID }, { "source", CE_SOURCE },
-	{ "type", CE_TYPE }, { "subject", CE_SUBJECT }, { "time", CE_TIME },
-	{ "datacontenttype", CE_DATACONTENTTYPE }, { "dataschema", CE_DATASCHEMA },
-	{ "schemaurl", CE_SCHEMAURL }, { "datacontentencoding", CE_ENCODING },
-	{ "data", CE_DATA }, { "data_base64", CE_DATA_BASE64 },
+	CE_NAME("specversion", CE_SPECVERSION), CE_NAME("id", CE_ID),
+	CE_NAME("source", CE_SOURCE), CE_NAME("type", CE_TYPE), CE_NAME("subject", CE_SUBJECT),
+	CE_NAME("time", CE_TIME), CE_NAME("datacontenttype", CE_DATACONTENTTYPE),
+	CE_NAME("dataschema", CE_DATASCHEMA), CE_NAME("schemaurl", CE_SCHEMAURL),
+	CE_NAME("datacontentencoding", CE_ENCODING), CE_NAME("data", CE_DATA),
+	CE_NAME("data_base64", CE_DATA_BASE64),
 };
 
-static ce_attr ce_lookup(const char *name, int v03)
+/* ce_lookup: what the member name[0..n) is; lengths are compared first (it runs per member). */
+static ce_attr ce_lookup(const char *name, size_t n, int v03)
 {
-	if (!strchr("dist", name[0]) || !name[0])
-		return CE_EXT; /* every known name starts with d, i, s or t */
 	for (size_t i = 0; i < sizeof ce_names / sizeof ce_names[0]; i++) {
-		if (strcmp(ce_names[i].name, name) != 0)
+		if (ce_names[i].len != n || memcmp(ce_names[i].name, name, n) != 0)
 			continue;
 		ce_attr a = ce_names[i].a;
 		if (!v03 && (a == CE_SCHEMAURL || a == CE_ENCODING))
@@ -132,7 +135,7 @@ static int ce_set(ce_b *b, const char *name, size_t nlen, const jr_json *v)
 		snprintf(b->err, b->errlen, "attribute name contains a NUL byte");
 		return -1;
 	}
-	ce_attr a = ce_lookup(name, b->v03);
+	ce_attr a = ce_lookup(name, nlen, b->v03);
 	if (a == CE_DATA) {
 		b->data = v;
 		return 0;
