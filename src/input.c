@@ -208,6 +208,14 @@ static void decode_doc(jr_input *in, const char *text, size_t len)
 		decode_json_doc(&dc, text, len);
 }
 
+/* find_nl: the next newline in the unread part of the buffer, or NULL. */
+static char *find_nl(jr_input *in)
+{
+	if (in->start == in->end)
+		return NULL;
+	return memchr(in->buf + in->start, '\n', in->end - in->start);
+}
+
 static int is_blank(const char *s, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
@@ -221,7 +229,7 @@ static int next_line(jr_input *in)
 {
 	size_t max = in->lim->event_bytes + 1;
 	for (;;) {
-		char *nl = memchr(in->buf + in->start, '\n', in->end - in->start);
+		char *nl = find_nl(in);
 		if (!nl && !in->eof && fill(in, max) > 0)
 			continue;
 		if (!nl && !in->eof) {
@@ -236,7 +244,7 @@ static int next_line(jr_input *in)
 				in->start = in->end;
 				if (fill(in, max) == 0 && in->eof)
 					return 1;
-				nl = memchr(in->buf + in->start, '\n', in->end - in->start);
+				nl = find_nl(in);
 				if (nl) {
 					in->start = (size_t)(nl - in->buf) + 1;
 					return 1;
@@ -263,7 +271,7 @@ static int looks_ndjson(jr_input *in)
 	const char *p = in->buf + in->start, *end = in->buf + in->end;
 	while (p < end && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n'))
 		p++;
-	const char *nl = memchr(p, '\n', (size_t)(end - p));
+	const char *nl = p < end ? memchr(p, '\n', (size_t)(end - p)) : NULL;
 	if (!nl || is_blank(nl, (size_t)(end - nl)))
 		return 0;
 	jr_arena a;
