@@ -1,0 +1,433 @@
+/*
+ * dispatcher.c — a delivery is one event on its way through its routes.
+ *
+ * submit renders every matching route into a task, and each task is sent
+ * through the runner (or queued while `concurrency` calls are in flight).
+ * A task ends dispatched, dropped, to be retried, or dead-lettered; when the
+ * last task of a delivery ends, the delivery's outcome goes to the source.
+ * Dead-letter writes may complete later (a Pub/Sub sink); a task waits for
+ * its sink before it counts as ended, so DONE always means durable.
+ */
+#include "dispatcher.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "deadletter.h"
+#include "log.h"
+#include "route.h"
+
+typedef struct delivery delivery;
+
+typedef struct task {
+	delivery *dv;
+	size_t ri;
+	jr_runreq req;
+	struct task *next; /* in the ready queue */
+} task;
+
+struct delivery {
+	jr_dispatcher *d;
+	jr_event *ev;
+	int attempt;
+	jr_outcome_cb cb;
+	void *arg;
+	int pending;          /* tasks (and sink writes) not yet ended */
+	jr_outcome out;
+	unsigned char *retry; /* n_routes */
+};
+
+struct jr_dispatcher {
+	const jr_config *cfg;
+	jr_loop *loop;
+	jr_runner runner;
+	jr_sink *sink;
+	FILE *out;
+	jr_dispatch_opts o;
+	int open, in_flight;
+	task *ready_head, *ready_tail;
+	jr_route_stats *rs;
+	long unrouted, unrouted_dl, unrouted_failed;
+	uint64_t rng;
+	jr_buf line;
+};
+
+static int runapi_runner(void *ctx, const jr_runreq *req, int64_t timeout_ms, jr_run_cb cb,
+			 void *arg)
+{
+	return runapi_run(ctx, req, timeout_ms, cb, arg);
+}
+
+jr_runner dispatcher_runapi(jr_runapi *c)
+{
+	return (jr_runner){runapi_runner, c};
+}
+
+static int64_t wall_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+jr_dispatcher *dispatcher_new(const jr_config *cfg, jr_loop *l, jr_runner runner, jr_sink *sink,
+			      FILE *out, const jr_dispatch_opts *o)
+{
+	jr_dispatcher *d = jr_calloc(1, sizeof *d);
+	d->cfg = cfg;
+	d->loop = l;
+	d->runner = runner;
+	d->sink = sink;
+	d->out = out;
+	if (o)
+		d->o = *o;
+	if (d->o.call_timeout_ms <= 0)
+		d->o.call_timeout_ms = cfg->call_timeout_ms;
+	d->rs = jr_calloc(cfg->n_routes ? cfg->n_routes : 1, sizeof *d->rs);
+	d->rng = (uint64_t)wall_ms() ^ ((uint64_t)getpid() << 32) ^ 0x9E3779B97F4A7C15ULL;
+	buf_init(&d->line, 0);
+	return d;
+}
+
+void dispatcher_free(jr_dispatcher *d)
+{
+	if (!d)
+		return;
+	free(d->rs);
+	buf_free(&d->line);
+	free(d);
+}
+
+int dispatcher_open(const jr_dispatcher *d)
+{
+	return d->open;
+}
+
+int dispatcher_in_flight(const jr_dispatcher *d)
+{
+	return d->in_flight;
+}
+
+const jr_route_stats *dispatcher_route_stats(const jr_dispatcher *d)
+{
+	return d->rs;
+}
+
+long dispatcher_unrouted(const jr_dispatcher *d, long *dead_lettered, long *failed)
+{
+	if (dead_lettered)
+		*dead_lettered = d->unrouted_dl;
+	if (failed)
+		*failed = d->unrouted_failed;
+	return d->unrouted;
+}
+
+/* ---- dead letters ---- */
+
+typedef struct dl_wait {
+	delivery *dv;
+	long *ok_count, *fail_count;
+} dl_wait;
+
+static void delivery_step(delivery *dv);
+
+/* print_record: a record that no sink took goes to out, so nothing is lost silently. */
+static void print_record(jr_dispatcher *d, const jr_dlrecord *r, const char *why)
+{
+	log_kv(JR_LOG_ERROR, "DEADLETTER-FAILED", "event could not be dead-lettered; printed",
+	       "route", r->route, "event_id", r->ev ? r->ev->id : NULL, "origin", r->origin,
+	       "class", errclass_name(r->cls), "code", r->code, "error", r->message, "sink_error",
+	       why, NULL);
+	if (!d->out)
+		return;
+	buf_reset(&d->line);
+	deadletter_write_json(&d->line, r);
+	buf_addc(&d->line, '\n');
+	fwrite(d->line.data, 1, d->line.len, d->out);
+	fflush(d->out);
+}
+
+static void log_dead_letter(const jr_dlrecord *r)
+{
+	log_kv(JR_LOG_WARNING, "DEADLETTER-OK", "event dead-lettered", "route", r->route,
+	       "event_id", r->ev ? r->ev->id : NULL, "origin", r->origin, "class",
+	       errclass_name(r->cls), "code", r->code, "error", r->message, NULL);
+}
+
+static void on_sink_done(void *arg, int ok, const char *err)
+{
+	dl_wait *w = arg;
+	if (ok)
+		(*w->ok_count)++;
+	else
+		(*w->fail_count)++;
+	if (!ok) {
+		w->dv->out.failed++;
+		log_kv(JR_LOG_ERROR, "DEADLETTER-FAILED", "dead-letter write failed", "event_id",
+		       w->dv->ev->id, "sink_error", err, NULL);
+	} else {
+		w->dv->out.dead_lettered++;
+	}
+	delivery *dv = w->dv;
+	free(w);
+	dv->pending--;
+	delivery_step(dv);
+}
+
+/*
+ * dead_letter: writes r for delivery dv. Counts into *ok_count or
+ * *fail_count now, or (for a sink that answers later) when it answers; the
+ * delivery waits for it.
+ */
+static void dead_letter(delivery *dv, const jr_dlrecord *r, long *ok_count, long *fail_count)
+{
+	jr_dispatcher *d = dv->d;
+	char err[256] = "no dead-letter sink configured";
+	int rc = -1;
+	dl_wait *w = NULL;
+	if (d->sink) {
+		w = jr_malloc(sizeof *w);
+		*w = (dl_wait){dv, ok_count, fail_count};
+		rc = d->sink->write(d->sink, r, on_sink_done, w, err, sizeof err);
+	}
+	if (rc == 1) {
+		dv->pending++;
+		return;
+	}
+	free(w);
+	if (rc == 0) {
+		log_dead_letter(r);
+		(*ok_count)++;
+		dv->out.dead_lettered++;
+	} else {
+		print_record(d, r, err);
+		(*fail_count)++;
+		dv->out.failed++;
+	}
+}
+
+int dispatcher_dead_letter_raw(jr_dispatcher *d, const char *raw, size_t raw_len,
+			       const char *origin, const char *error)
+{
+	jr_dlrecord r = {
+		.raw = raw ? raw : "", .raw_len = raw ? raw_len : 0, .origin = origin,
+		.cls = JR_ERR_INVALID_EVENT, .code = "INVALID_EVENT", .message = error,
+		.failed_at_ms = wall_ms(),
+	};
+	char err[256] = "no dead-letter sink configured";
+	/* sinks that answer later are given no callback here: only synchronous ones confirm */
+	if (d->sink && d->sink->write(d->sink, &r, NULL, NULL, err, sizeof err) == 0) {
+		log_dead_letter(&r);
+		return 1;
+	}
+	print_record(d, &r, err);
+	return 0;
+}
+
+/* ---- tasks ---- */
+
+static void finish_cb(void *arg)
+{
+	delivery *dv = arg;
+	jr_dispatcher *d = dv->d;
+	jr_outcome *o = &dv->out;
+	if (o->failed)
+		o->kind = JR_OUTCOME_FAILED;
+	else if (o->retry)
+		o->kind = JR_OUTCOME_RETRY;
+	else
+		o->kind = JR_OUTCOME_DONE;
+	d->open--;
+	dv->cb(dv->arg, dv->ev, o);
+	free(dv->retry);
+	free(dv);
+}
+
+/* delivery_step: when nothing is pending, the outcome goes out from the loop. */
+static void delivery_step(delivery *dv)
+{
+	if (dv->pending == 0)
+		loop_timer_add(dv->d->loop, 0, finish_cb, dv);
+}
+
+static void task_end(task *t)
+{
+	delivery *dv = t->dv;
+	runreq_free(&t->req);
+	free(t);
+	dv->pending--;
+	delivery_step(dv);
+}
+
+static void task_failed(task *t, jr_errclass cls, const char *code, const char *msg,
+			int64_t hint_ms)
+{
+	delivery *dv = t->dv;
+	jr_dispatcher *d = dv->d;
+	const jr_route *r = &d->cfg->routes[t->ri];
+	jr_decision dec = policy_decide(&r->policies, cls, dv->attempt, hint_ms, d->o.no_retry,
+					rng_next(&d->rng));
+	char att[16];
+	snprintf(att, sizeof att, "%d", dv->attempt);
+	if (dec.action == JR_ACT_RETRY) {
+		char delay[32];
+		snprintf(delay, sizeof delay, "%lldms", (long long)dec.delay_ms);
+		log_kv(JR_LOG_WARNING, "DISPATCH-RETRY", "RunJob failed; to be retried", "route",
+		       r->name, "event_id", dv->ev->id, "job", t->req.name, "class",
+		       errclass_name(cls), "code", code, "error", msg, "attempt", att, "delay", delay,
+		       NULL);
+		d->rs[t->ri].retried++;
+		if (!dv->out.retry) {
+			dv->retry = jr_calloc(d->cfg->n_routes, 1);
+			dv->out.retry = dv->retry;
+		}
+		dv->retry[t->ri] = 1;
+		if (dec.delay_ms >= dv->out.delay_ms) {
+			dv->out.delay_ms = dec.delay_ms;
+			dv->out.cls = cls;
+		}
+	} else if (dec.action == JR_ACT_DROP) {
+		log_kv(JR_LOG_WARNING, "DISPATCH-DROP", "RunJob failed; dropped by policy", "route",
+		       r->name, "event_id", dv->ev->id, "class", errclass_name(cls), "code", code,
+		       "error", msg, NULL);
+		d->rs[t->ri].dropped++;
+		dv->out.dropped++;
+	} else {
+		jr_dlrecord rec = {
+			.ev = dv->ev, .origin = dv->ev->origin, .route = r->name,
+			.attempts = dv->attempt, .cls = cls, .code = code, .message = msg,
+			.failed_at_ms = wall_ms(),
+		};
+		if (!dv->out.failed && !dv->out.retry)
+			dv->out.cls = cls;
+		dead_letter(dv, &rec, &d->rs[t->ri].dead_lettered, &d->rs[t->ri].failed);
+	}
+	task_end(t);
+}
+
+static void drain_ready(jr_dispatcher *d);
+
+static void on_run_done(void *arg, const jr_runresult *res)
+{
+	task *t = arg;
+	jr_dispatcher *d = t->dv->d;
+	d->in_flight--;
+	if (res->code == 0) {
+		const jr_route *r = &d->cfg->routes[t->ri];
+		char att[16];
+		snprintf(att, sizeof att, "%d", t->dv->attempt);
+		log_kv(JR_LOG_INFO, "DISPATCH-OK", "execution started", "route", r->name, "event_id",
+		       t->dv->ev->id, "job", t->req.name, "execution", res->execution, "log_uri",
+		       res->log_uri, "attempt", att, NULL);
+		d->rs[t->ri].dispatched++;
+		t->dv->out.dispatched++;
+		task_end(t);
+	} else {
+		task_failed(t, errclass_from_grpc(res->code), grpc_code_name(res->code),
+			    res->message, res->retry_delay_ms);
+	}
+	drain_ready(d);
+}
+
+static void task_send(task *t)
+{
+	jr_dispatcher *d = t->dv->d;
+	d->in_flight++;
+	if (d->runner.run(d->runner.ctx, &t->req, d->o.call_timeout_ms, on_run_done, t) < 0) {
+		d->in_flight--;
+		task_failed(t, JR_ERR_NETWORK, "UNAVAILABLE", "could not start the RunJob call", -1);
+	}
+}
+
+static void drain_ready(jr_dispatcher *d)
+{
+	while (d->ready_head && d->in_flight < d->cfg->concurrency) {
+		task *t = d->ready_head;
+		d->ready_head = t->next;
+		if (!d->ready_head)
+			d->ready_tail = NULL;
+		task_send(t);
+	}
+}
+
+static void task_submit(jr_dispatcher *d, task *t)
+{
+	if (d->in_flight < d->cfg->concurrency && !d->ready_head) {
+		task_send(t);
+		return;
+	}
+	t->next = NULL;
+	if (d->ready_tail)
+		d->ready_tail->next = t;
+	else
+		d->ready_head = t;
+	d->ready_tail = t;
+}
+
+static void start_route(delivery *dv, size_t ri)
+{
+	jr_dispatcher *d = dv->d;
+	const jr_route *r = &d->cfg->routes[ri];
+	task *t = jr_calloc(1, sizeof *t);
+	t->dv = dv;
+	t->ri = ri;
+	dv->pending++;
+	char *err = NULL;
+	if (route_render(d->cfg, r, dv->ev, &t->req, &err) < 0) {
+		log_kv(JR_LOG_ERROR, "ROUTE-RENDER-FAILED", "cannot render the request", "route",
+		       r->name, "event_id", dv->ev->id, "origin", dv->ev->origin, "error", err, NULL);
+		task_failed(t, JR_ERR_INVALID_EVENT, "INVALID_EVENT", err, -1);
+		free(err);
+		return;
+	}
+	task_submit(d, t);
+}
+
+static void unrouted(delivery *dv)
+{
+	jr_dispatcher *d = dv->d;
+	jr_event *ev = dv->ev;
+	d->unrouted++;
+	if (d->cfg->unrouted != JR_UNROUTED_DEAD_LETTER) {
+		log_kv(JR_LOG_DEBUG, "EVENT-UNROUTED", "no route matches; dropped", "event_id", ev->id,
+		       "type", ev->type, "origin", ev->origin, NULL);
+		return;
+	}
+	jr_dlrecord rec = {
+		.ev = ev, .origin = ev->origin, .attempts = dv->attempt, .cls = JR_ERR_INVALID_EVENT,
+		.code = "UNROUTED", .message = "no route matches the event", .failed_at_ms = wall_ms(),
+	};
+	dead_letter(dv, &rec, &d->unrouted_dl, &d->unrouted_failed);
+}
+
+void dispatcher_submit(jr_dispatcher *d, jr_event *ev, int attempt, const unsigned char *only,
+		       jr_outcome_cb cb, void *arg)
+{
+	delivery *dv = jr_calloc(1, sizeof *dv);
+	dv->d = d;
+	dv->ev = ev;
+	dv->attempt = attempt > 0 ? attempt : 1;
+	dv->cb = cb;
+	dv->arg = arg;
+	d->open++;
+	/* hold the delivery open while its routes start, so none can finish it early */
+	dv->pending = 1;
+	for (size_t i = 0; i < d->cfg->n_routes; i++) {
+		const jr_route *r = &d->cfg->routes[i];
+		if (only && !only[i])
+			continue;
+		if (d->o.only_route && strcmp(d->o.only_route, r->name) != 0)
+			continue;
+		if (route_match(r, ev)) {
+			dv->out.matched++;
+			start_route(dv, i);
+		}
+	}
+	if (!dv->out.matched && !only)
+		unrouted(dv);
+	dv->pending--;
+	delivery_step(dv);
+}

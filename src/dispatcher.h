@@ -1,0 +1,104 @@
+/*
+ * dispatcher.h — one delivery of one event through its routes.
+ *
+ * The dispatcher is what pull, serve and replay share: it matches an event
+ * against the routes, renders each match into a RunJob request, sends it
+ * through a runner (the Run API client, or a stand-in), classifies failures
+ * by the error table and decides per the route's class policy, and writes
+ * dead-letter records to the sink. The source hands it an event and gets
+ * exactly one outcome callback, from the loop, when every route of this
+ * delivery has finished: the source then acks, answers or retries as its own
+ * table in product.md §5 says. RunJob calls in flight are bounded by
+ * `concurrency`; calls past it wait in a queue.
+ */
+#ifndef JR_DISPATCHER_H
+#define JR_DISPATCHER_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "config.h"
+#include "event.h"
+#include "loop.h"
+#include "runapi.h"
+#include "sink.h"
+
+/* jr_runner: how RunJob is sent; the Run API client, or a stand-in for --dry-run and tests. */
+typedef struct jr_runner {
+	int (*run)(void *ctx, const jr_runreq *req, int64_t timeout_ms, jr_run_cb cb, void *arg);
+	void *ctx;
+} jr_runner;
+
+/* dispatcher_runapi: a runner over a Run API client. */
+jr_runner dispatcher_runapi(jr_runapi *c);
+
+typedef enum jr_outcome_kind {
+	JR_OUTCOME_DONE,   /* every route dispatched, dropped, or dead-lettered (sink confirmed); or unrouted */
+	JR_OUTCOME_RETRY,  /* some routes are to be tried again after delay_ms (see retry[]) */
+	JR_OUTCOME_FAILED, /* a dead-letter record could not be made durable: keep the event */
+} jr_outcome_kind;
+
+typedef struct jr_outcome {
+	jr_outcome_kind kind;
+	int64_t delay_ms;        /* RETRY: the longest delay the failed routes ask for */
+	jr_errclass cls;         /* RETRY/FAILED: the class behind it (RESOURCE: answer 429) */
+	const unsigned char *retry; /* RETRY: retry[i] = 1 for each route i to try again (n_routes) */
+	int dispatched, dead_lettered, dropped, failed;
+	int matched;             /* routes that matched (0: unrouted) */
+} jr_outcome;
+
+/* The outcome callback; ev is still owned by the source. o lives until the callback returns. */
+typedef void (*jr_outcome_cb)(void *arg, jr_event *ev, const jr_outcome *o);
+
+typedef struct jr_dispatch_opts {
+	int no_retry;            /* every retry decision becomes a dead letter */
+	const char *only_route;  /* consider only this route, or NULL */
+	int64_t call_timeout_ms; /* 0: cfg->call_timeout_ms */
+} jr_dispatch_opts;
+
+typedef struct jr_dispatcher jr_dispatcher;
+
+/*
+ * dispatcher_new: a dispatcher for cfg on loop l. runner sends RunJob; sink
+ * (may be NULL) takes dead letters; out (may be NULL) gets the record of any
+ * event whose dead letter could not be written, so it is never lost silently.
+ * cfg, l, the runner's client and sink must outlive the dispatcher.
+ */
+jr_dispatcher *dispatcher_new(const jr_config *cfg, jr_loop *l, jr_runner runner, jr_sink *sink,
+			      FILE *out, const jr_dispatch_opts *o);
+/* dispatcher_free: frees it; call only when dispatcher_open() is 0. */
+void dispatcher_free(jr_dispatcher *d);
+
+/*
+ * dispatcher_submit: starts delivery `attempt` (1 for the first; Pub/Sub's
+ * delivery_attempt when known) of ev through the routes that match, or only
+ * those with only[i] != 0 when only is given (n_routes bytes, copied). cb runs
+ * exactly once, from the loop, never from inside this call. ev must stay
+ * valid until then.
+ */
+void dispatcher_submit(jr_dispatcher *d, jr_event *ev, int attempt, const unsigned char *only,
+		       jr_outcome_cb cb, void *arg);
+
+/*
+ * dispatcher_dead_letter_raw: the record of input that never decoded
+ * (invalid_event). Returns 1 when the sink confirmed it, 0 when it failed or
+ * there is no sink (then the record went to out).
+ */
+int dispatcher_dead_letter_raw(jr_dispatcher *d, const char *raw, size_t raw_len,
+			       const char *origin, const char *error);
+
+/* dispatcher_open: deliveries submitted whose outcome callback has not yet run. */
+int dispatcher_open(const jr_dispatcher *d);
+/* dispatcher_in_flight: RunJob calls sent and not yet answered. */
+int dispatcher_in_flight(const jr_dispatcher *d);
+
+/* Per-route counters since dispatcher_new (index = route index). */
+typedef struct jr_route_stats {
+	long dispatched, failed, dead_lettered, dropped, retried;
+} jr_route_stats;
+
+const jr_route_stats *dispatcher_route_stats(const jr_dispatcher *d);
+/* dispatcher_unrouted: events no route matched (dead_lettered: of those, records written). */
+long dispatcher_unrouted(const jr_dispatcher *d, long *dead_lettered, long *failed);
+
+#endif
