@@ -18,6 +18,7 @@
 
 #include "deadletter.h"
 #include "log.h"
+#include "metrics.h"
 #include "route.h"
 
 typedef struct delivery delivery;
@@ -39,6 +40,36 @@ struct delivery {
 	jr_outcome out;
 	unsigned char *retry; /* n_routes */
 };
+
+/* The metric families the dispatcher updates (product.md §7). */
+static struct {
+	jr_metric *outcomes, *errors, *latency, *in_flight, *dl_writes, *unrouted;
+} m;
+
+static void metrics_init(void)
+{
+	static const double lat[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
+	m.outcomes = metric_register("jobrelay_dispatch_total", JR_METRIC_COUNTER,
+				     "Route deliveries by route and outcome.", NULL, 0);
+	m.errors = metric_register("jobrelay_errors_total", JR_METRIC_COUNTER,
+				   "Failed RunJob attempts and render errors by route and error class.",
+				   NULL, 0);
+	m.latency = metric_register("jobrelay_runjob_latency_seconds", JR_METRIC_HISTOGRAM,
+				    "RunJob call latency by route.", lat, (int)(sizeof lat / sizeof lat[0]));
+	m.in_flight = metric_register("jobrelay_runjob_in_flight", JR_METRIC_GAUGE,
+				      "RunJob calls in flight.", NULL, 0);
+	m.dl_writes = metric_register("jobrelay_dead_letter_writes_total", JR_METRIC_COUNTER,
+				      "Dead-letter writes by sink and result.", NULL, 0);
+	m.unrouted = metric_register("jobrelay_events_unrouted_total", JR_METRIC_COUNTER,
+				     "Events that no route matched.", NULL, 0);
+}
+
+static void count(jr_metric *fam, const char *k1, const char *v1, const char *k2, const char *v2)
+{
+	char l[256];
+	metrics_labels(l, sizeof l, k1, v1, k2, v2, NULL);
+	metric_add(fam, l, 1);
+}
 
 struct jr_dispatcher {
 	const jr_config *cfg;
@@ -89,6 +120,7 @@ jr_dispatcher *dispatcher_new(const jr_config *cfg, jr_loop *l, jr_runner runner
 	d->rs = jr_calloc(cfg->n_routes ? cfg->n_routes : 1, sizeof *d->rs);
 	d->rng = (uint64_t)wall_ms() ^ ((uint64_t)getpid() << 32) ^ 0x9E3779B97F4A7C15ULL;
 	buf_init(&d->line, 0);
+	metrics_init();
 	return d;
 }
 
@@ -164,6 +196,7 @@ static void on_sink_done(void *arg, int ok, const char *err)
 		(*w->ok_count)++;
 	else
 		(*w->fail_count)++;
+	count(m.dl_writes, "sink", w->dv->d->sink->name, "result", ok ? "ok" : "failed");
 	if (!ok) {
 		w->dv->out.failed++;
 		log_kv(JR_LOG_ERROR, "DEADLETTER-FAILED", "dead-letter write failed", "event_id",
@@ -198,6 +231,8 @@ static void dead_letter(delivery *dv, const jr_dlrecord *r, long *ok_count, long
 		return;
 	}
 	free(w);
+	count(m.dl_writes, "sink", d->sink ? d->sink->name : "none", "result",
+	      rc == 0 ? "ok" : "failed");
 	if (rc == 0) {
 		log_dead_letter(r);
 		(*ok_count)++;
@@ -270,6 +305,9 @@ static void task_failed(task *t, jr_errclass cls, const char *code, const char *
 	const jr_route *r = &d->cfg->routes[t->ri];
 	jr_decision dec = policy_decide(&r->policies, cls, dv->attempt, hint_ms, d->o.no_retry,
 					rng_next(&d->rng));
+	count(m.errors, "route", r->name, "class", errclass_name(cls));
+	count(m.outcomes, "route", r->name, "outcome",
+	      dec.action == JR_ACT_RETRY ? "retry" : dec.action == JR_ACT_DROP ? "dropped" : "dead_letter");
 	char att[16];
 	snprintf(att, sizeof att, "%d", dv->attempt);
 	if (dec.action == JR_ACT_RETRY) {
@@ -314,9 +352,14 @@ static void on_run_done(void *arg, const jr_runresult *res)
 {
 	task *t = arg;
 	jr_dispatcher *d = t->dv->d;
+	const jr_route *r = &d->cfg->routes[t->ri];
 	d->in_flight--;
+	metric_set(m.in_flight, NULL, d->in_flight);
+	char l[160];
+	metrics_labels(l, sizeof l, "route", r->name, NULL);
+	metric_observe(m.latency, l, (double)res->latency_ms / 1000.0);
 	if (res->code == 0) {
-		const jr_route *r = &d->cfg->routes[t->ri];
+		count(m.outcomes, "route", r->name, "outcome", "dispatched");
 		char att[16];
 		snprintf(att, sizeof att, "%d", t->dv->attempt);
 		log_kv(JR_LOG_INFO, "DISPATCH-OK", "execution started", "route", r->name, "event_id",
@@ -336,6 +379,7 @@ static void task_send(task *t)
 {
 	jr_dispatcher *d = t->dv->d;
 	d->in_flight++;
+	metric_set(m.in_flight, NULL, d->in_flight);
 	if (d->runner.run(d->runner.ctx, &t->req, d->o.call_timeout_ms, on_run_done, t) < 0) {
 		d->in_flight--;
 		task_failed(t, JR_ERR_NETWORK, "UNAVAILABLE", "could not start the RunJob call", -1);
@@ -391,6 +435,7 @@ static void unrouted(delivery *dv)
 	jr_dispatcher *d = dv->d;
 	jr_event *ev = dv->ev;
 	d->unrouted++;
+	metric_add(m.unrouted, NULL, 1);
 	if (d->cfg->unrouted != JR_UNROUTED_DEAD_LETTER) {
 		log_kv(JR_LOG_DEBUG, "EVENT-UNROUTED", "no route matches; dropped", "event_id", ev->id,
 		       "type", ev->type, "origin", ev->origin, NULL);
