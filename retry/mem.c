@@ -196,36 +196,49 @@ void arena_free(jr_arena *a)
 	a->used = 0;
 }
 
+/* arena_block: a new block for a request of n bytes, at the head unless n is big. */
+static jr_arena_block *arena_block(jr_arena *a, size_t n)
+{
+	jr_arena_block *b = a->head;
+	size_t size = n > ARENA_BLOCK / 2 ? n : ARENA_BLOCK;
+	jr_arena_block *nb = jr_malloc(sizeof *nb + size);
+	nb->size = size;
+	nb->off = 0;
+	if (b && n > ARENA_BLOCK / 2) {
+		/* keep the partly used head for small allocations */
+		nb->next = b->next;
+		b->next = nb;
+	} else {
+		nb->next = b;
+		a->head = nb;
+	}
+	return nb;
+}
+
+/* arena_take: n bytes aligned to al (a power of two), not zeroed. */
+static void *arena_take(jr_arena *a, size_t n, size_t al)
+{
+	jr_arena_block *b = a->head;
+	size_t off = b ? (b->off + al - 1) & ~(al - 1) : 0;
+	if (!b || off > b->size || b->size - off < n) {
+		b = arena_block(a, n);
+		off = 0;
+	}
+	b->off = off + n;
+	a->used += n;
+	return b->mem + off;
+}
+
 void *arena_alloc(jr_arena *a, size_t n)
 {
-	const size_t al = _Alignof(max_align_t);
-	n = (n + al - 1) & ~(al - 1);
-	jr_arena_block *b = a->head;
-	if (!b || b->size - b->off < n) {
-		size_t size = n > ARENA_BLOCK / 2 ? n : ARENA_BLOCK;
-		jr_arena_block *nb = jr_malloc(sizeof *nb + size);
-		nb->size = size;
-		nb->off = 0;
-		if (b && n > ARENA_BLOCK / 2) {
-			/* keep the partly used head for small allocations */
-			nb->next = b->next;
-			b->next = nb;
-		} else {
-			nb->next = b;
-			a->head = nb;
-		}
-		b = nb;
-	}
-	void *p = b->mem + b->off;
-	b->off += n;
-	a->used += n;
+	void *p = arena_take(a, n, _Alignof(max_align_t));
 	memset(p, 0, n);
 	return p;
 }
 
 char *arena_strndup(jr_arena *a, const char *s, size_t n)
 {
-	char *d = arena_alloc(a, n + 1);
+	char *d = arena_take(a, n + 1, 1);
 	memcpy(d, s, n);
 	d[n] = '\0';
 	return d;
