@@ -298,6 +298,25 @@ void json_obj_add(jr_arena *a, jr_json *obj, const char *key, size_t klen, jr_js
 	obj->n = n + 1;
 }
 
+void json_set_members(jr_arena *a, jr_json *c, size_t n, const char *const *keys,
+		      const size_t *key_lens, jr_json *const *items)
+{
+	if (n == 0)
+		return;
+	size_t cap = JSON_MIN_CAP;
+	while (cap < n)
+		cap *= 2;
+	c->items = arena_alloc(a, cap * sizeof *c->items);
+	memcpy(c->items, items, n * sizeof *items);
+	if (c->type == JR_JSON_OBJECT) {
+		c->keys = arena_alloc(a, cap * sizeof *c->keys);
+		c->key_lens = arena_alloc(a, cap * sizeof *c->key_lens);
+		memcpy(c->keys, keys, n * sizeof *keys);
+		memcpy(c->key_lens, key_lens, n * sizeof *key_lens);
+	}
+	c->n = n;
+}
+
 void json_arr_add(jr_arena *a, jr_json *arr, jr_json *v)
 {
 	size_t n = arr->n;

@@ -55,5 +55,13 @@ jr_json *json_new_string(jr_arena *a, const char *s, size_t n);
 /* json_obj_add / json_arr_add: append (growing by doubling inside the arena). */
 void json_obj_add(jr_arena *a, jr_json *obj, const char *key, size_t klen, jr_json *v);
 void json_arr_add(jr_arena *a, jr_json *arr, jr_json *v);
+/*
+ * json_set_members: gives the empty container c all its n members at once
+ * (a parser knows n when the container closes): items, and for an object keys
+ * and key_lens, are copied into arrays in a. The result is what n calls of
+ * json_obj_add / json_arr_add would have made, so they may still append after.
+ */
+void json_set_members(jr_arena *a, jr_json *c, size_t n, const char *const *keys,
+		      const size_t *key_lens, jr_json *const *items);
 
 #endif

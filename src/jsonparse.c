@@ -3,40 +3,80 @@
  *
  * yajl_tree would build its own tree with a malloc per node, which we would
  * then copy; the callbacks here allocate each node once, in the arena of the
- * event that will own it. A stack of open containers (max_depth + 1 slots,
- * also in the arena) tracks where the next value goes; the pending object key
- * waits in the context until its value arrives. A container deeper than
- * max_depth cancels the parse, so a hostile document cannot recurse us (or
- * later json_write) deep.
+ * event that will own it. The members of the open containers wait on a stack
+ * (keys, lengths and values, innermost container last) until their container
+ * closes; it then gets them all at once (json_set_members), so member arrays
+ * are allocated once, not regrown by doubling. The stacks start in the parse
+ * context (enough for typical events) and move to the heap when they must
+ * grow; the pending object key waits in the context until its value arrives.
+ * A container deeper than max_depth cancels the parse, so a hostile document
+ * cannot recurse us (or later json_write) deep.
  */
 #include "jsonparse.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <yajl/yajl_parse.h>
 
+#define JP_MEMBERS 64 /* members held in the context before the heap is used */
+#define JP_OPEN 16    /* open containers held in the context */
+
 typedef struct jp_ctx {
 	jr_arena *a;
-	jr_json **stack; /* open containers; stack[depth - 1] is the innermost */
-	int depth, max_depth;
+	/* members of the open containers, innermost last: three parallel stacks */
+	const char **keys;
+	size_t *klens;
+	jr_json **items;
+	size_t n, cap;
+	/* open containers, and where each one's members start on the stacks */
+	jr_json **open;
+	size_t *first;
+	int depth, open_cap, max_depth;
 	jr_json *root;
 	const char *key; /* pending object key (in the arena) */
 	size_t klen;
 	int too_deep;
+	const char *keys0[JP_MEMBERS];
+	size_t klens0[JP_MEMBERS];
+	jr_json *items0[JP_MEMBERS];
+	jr_json *open0[JP_OPEN];
+	size_t first0[JP_OPEN];
 } jp_ctx;
 
-/* put: attaches v to the innermost container, or makes it the root. */
+/* grow: array p of n elements, doubled; p moves off its inline storage first. */
+static void *grow(void *p, const void *inline_storage, size_t n, size_t elem)
+{
+	if (p != inline_storage)
+		return jr_realloc(p, 2 * n * elem);
+	void *q = jr_malloc(2 * n * elem);
+	memcpy(q, p, n * elem);
+	return q;
+}
+
+static void release(void *p, const void *inline_storage)
+{
+	if (p != inline_storage)
+		free(p);
+}
+
+/* put: pushes v as a member of the innermost container, or makes it the root. */
 static int put(jp_ctx *c, jr_json *v)
 {
 	if (c->depth == 0) {
 		c->root = v;
 		return 1;
 	}
-	jr_json *top = c->stack[c->depth - 1];
-	if (top->type == JR_JSON_OBJECT)
-		json_obj_add(c->a, top, c->key, c->klen, v);
-	else
-		json_arr_add(c->a, top, v);
+	if (c->n == c->cap) {
+		c->keys = grow(c->keys, c->keys0, c->cap, sizeof *c->keys);
+		c->klens = grow(c->klens, c->klens0, c->cap, sizeof *c->klens);
+		c->items = grow(c->items, c->items0, c->cap, sizeof *c->items);
+		c->cap *= 2;
+	}
+	c->keys[c->n] = c->key; /* not read for array members */
+	c->klens[c->n] = c->klen;
+	c->items[c->n] = v;
+	c->n++;
 	return 1;
 }
 
@@ -74,7 +114,15 @@ static int open_container(jp_ctx *c, jr_json_type t)
 	}
 	jr_json *v = json_new(c->a, t);
 	put(c, v);
-	c->stack[c->depth++] = v;
+	if (c->depth == c->open_cap) {
+		size_t n = (size_t)c->open_cap;
+		c->open = grow(c->open, c->open0, n, sizeof *c->open);
+		c->first = grow(c->first, c->first0, n, sizeof *c->first);
+		c->open_cap *= 2;
+	}
+	c->open[c->depth] = v;
+	c->first[c->depth] = c->n;
+	c->depth++;
 	return 1;
 }
 
@@ -96,10 +144,15 @@ static int on_key(void *ctx, const unsigned char *s, size_t n)
 	return 1;
 }
 
+/* on_end: the innermost container closes and takes its members off the stacks. */
 static int on_end(void *ctx)
 {
 	jp_ctx *c = ctx;
 	c->depth--;
+	size_t f = c->first[c->depth];
+	json_set_members(c->a, c->open[c->depth], c->n - f, c->keys + f, c->klens + f,
+			 c->items + f);
+	c->n = f;
 	return 1;
 }
 
@@ -162,8 +215,22 @@ jr_json *jsonparse(jr_arena *a, const char *text, size_t len, int max_depth,
 	len -= off;
 	if (max_depth < 1)
 		max_depth = 1;
-	jp_ctx c = { .a = a, .max_depth = max_depth };
-	c.stack = arena_alloc(a, (size_t)max_depth * sizeof *c.stack);
+	jp_ctx c;
+	c.a = a;
+	c.keys = c.keys0;
+	c.klens = c.klens0;
+	c.items = c.items0;
+	c.n = 0;
+	c.cap = JP_MEMBERS;
+	c.open = c.open0;
+	c.first = c.first0;
+	c.depth = 0;
+	c.open_cap = JP_OPEN;
+	c.max_depth = max_depth;
+	c.root = NULL;
+	c.key = NULL;
+	c.klen = 0;
+	c.too_deep = 0;
 	yajl_handle h = yajl_alloc(&jp_callbacks, NULL, &c);
 	yajl_status st = yajl_parse(h, (const unsigned char *)text, len);
 	int at_end = st == yajl_status_ok;
@@ -177,5 +244,10 @@ jr_json *jsonparse(jr_arena *a, const char *text, size_t len, int max_depth,
 		report(h, &c, text, len, off, at_end, err, errlen);
 	}
 	yajl_free(h);
+	release(c.keys, c.keys0);
+	release(c.klens, c.klens0);
+	release(c.items, c.items0);
+	release(c.open, c.open0);
+	release(c.first, c.first0);
 	return st == yajl_status_ok ? c.root : NULL;
 }
