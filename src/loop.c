@@ -17,7 +17,9 @@
 
 #include "loop.h"
 
+#include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "mem.h"
@@ -35,8 +37,34 @@ typedef struct timer_slot {
 	int active;
 } timer_slot;
 
+/* A function posted from another thread, run on the loop's thread. */
+typedef struct posted {
+	void (*fn)(void *arg);
+	void *arg;
+	struct posted *next;
+} posted;
+
+/*
+ * The wake-up: a call on a lame channel fails at once and so puts a
+ * completion on the queue, which is the one thing that ends a wait in
+ * grpc_completion_queue_next (gRPC core has no public alarm). At most one
+ * is in flight; posts made meanwhile ride on it.
+ */
+typedef struct wake_call {
+	jr_tag tag;
+	grpc_call *call;
+	grpc_metadata_array trailing;
+	grpc_status_code status;
+	grpc_slice details;
+} wake_call;
+
 struct jr_loop {
 	grpc_completion_queue *cq;
+	pthread_mutex_t mu;     /* guards the posted list and wake_pending */
+	posted *post_head, *post_tail;
+	int wake_pending;
+	grpc_channel *lame;
+	wake_call wake;
 	timer_slot *slots;
 	uint32_t n_slots;
 	uint32_t free_head; /* UINT32_MAX: none */
@@ -58,6 +86,7 @@ jr_loop *loop_new(void)
 {
 	jr_loop *l = jr_calloc(1, sizeof *l);
 	l->cq = grpc_completion_queue_create_for_next(NULL);
+	pthread_mutex_init(&l->mu, NULL);
 	l->free_head = NO_SLOT;
 	l->next_seq = 1;
 	return l;
@@ -264,7 +293,79 @@ void loop_free(jr_loop *l)
 		}
 	}
 	grpc_completion_queue_destroy(l->cq);
+	while (l->post_head) {
+		posted *p = l->post_head;
+		l->post_head = p->next;
+		free(p);
+	}
+	if (l->lame)
+		grpc_channel_destroy(l->lame);
+	pthread_mutex_destroy(&l->mu);
 	free(l->slots);
 	free(l->heap);
 	free(l);
+}
+
+static void wake_done(void *arg, int ok)
+{
+	jr_loop *l = arg;
+	wake_call *w = &l->wake;
+	grpc_metadata_array_destroy(&w->trailing);
+	grpc_slice_unref(w->details);
+	grpc_call_unref(w->call);
+	w->call = NULL;
+	pthread_mutex_lock(&l->mu);
+	posted *p = l->post_head;
+	l->post_head = l->post_tail = NULL;
+	l->wake_pending = 0;
+	pthread_mutex_unlock(&l->mu);
+	while (p) {
+		posted *next = p->next;
+		if (ok)
+			p->fn(p->arg);
+		free(p);
+		p = next;
+	}
+}
+
+/* wake_start: the caller holds mu and has set wake_pending. */
+static void wake_start(jr_loop *l)
+{
+	wake_call *w = &l->wake;
+	if (!l->lame)
+		l->lame = grpc_lame_client_channel_create(NULL, GRPC_STATUS_UNAVAILABLE, "loop wake-up");
+	memset(w, 0, sizeof *w);
+	w->tag.fn = wake_done;
+	w->tag.arg = l;
+	grpc_metadata_array_init(&w->trailing);
+	w->call = grpc_channel_create_call(l->lame, NULL, GRPC_PROPAGATE_DEFAULTS, l->cq,
+					   grpc_slice_from_static_string("/jobrelay.Loop/Wake"), NULL,
+					   gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
+	grpc_op ops[2];
+	memset(ops, 0, sizeof ops);
+	ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+	ops[1].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+	ops[1].data.recv_status_on_client.trailing_metadata = &w->trailing;
+	ops[1].data.recv_status_on_client.status = &w->status;
+	ops[1].data.recv_status_on_client.status_details = &w->details;
+	grpc_call_start_batch(w->call, ops, 2, &w->tag, NULL);
+}
+
+void loop_post(jr_loop *l, void (*fn)(void *arg), void *arg)
+{
+	posted *p = jr_malloc(sizeof *p);
+	p->fn = fn;
+	p->arg = arg;
+	p->next = NULL;
+	pthread_mutex_lock(&l->mu);
+	if (l->post_tail)
+		l->post_tail->next = p;
+	else
+		l->post_head = p;
+	l->post_tail = p;
+	if (!l->wake_pending) {
+		l->wake_pending = 1;
+		wake_start(l);
+	}
+	pthread_mutex_unlock(&l->mu);
 }

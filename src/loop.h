@@ -39,6 +39,14 @@ void loop_timer_cancel(jr_loop *l, jr_timer_id id);
 int loop_timers_pending(const jr_loop *l);
 
 /*
+ * loop_post: runs fn(arg) on the loop's thread, soon, from loop_run_once.
+ * The one call that is safe from any thread (an HTTP server thread, a signal
+ * thread); posts run in the order made. Posts still queued at loop_free are
+ * dropped without running.
+ */
+void loop_post(jr_loop *l, void (*fn)(void *arg), void *arg);
+
+/*
  * loop_run_once: waits at most max_wait_ms (-1: until the next timer or
  * completion) and runs what became ready. Returns the number of callbacks
  * run.

@@ -5,6 +5,7 @@
  */
 #include "cu.h"
 
+#include <pthread.h>
 #include <string.h>
 
 #include <grpc/grpc.h>
@@ -308,7 +309,41 @@ static void test_now_monotonic(void)
 	CU_ASSERT_TRUE(b >= a);
 }
 
+typedef struct poster {
+	jr_loop *l;
+	int n;
+} poster;
+
+static void *post_thread(void *arg)
+{
+	poster *p = arg;
+	for (int i = 0; i < p->n; i++)
+		loop_post(p->l, note, (void *)(intptr_t)(1000 + i));
+	return NULL;
+}
+
+/* loop_post from another thread ends a wait with no timer due, and keeps order. */
+static void test_post_from_thread(void)
+{
+	jr_loop *l = loop_new();
+	log_n = 0;
+	poster p = {l, 50};
+	pthread_t t;
+	CU_ASSERT_EQUAL_FATAL(pthread_create(&t, NULL, post_thread, &p), 0);
+	int64_t end = loop_now_ms() + 10000;
+	while (log_n < 50 && loop_now_ms() < end)
+		loop_run_once(l, -1); /* no timers: only a post can wake it */
+	pthread_join(t, NULL);
+	CU_ASSERT_EQUAL(log_n, 50);
+	for (int i = 0; i < 50 && i < log_n; i++)
+		CU_ASSERT_EQUAL(log_v[i], 1000 + i);
+	loop_post(l, note, (void *)7); /* still queued at free: dropped, not run */
+	loop_free(l);
+	CU_ASSERT_EQUAL(log_n, 50);
+}
+
 static const cu_test tests[] = {
+	{ "post_from_thread", test_post_from_thread },
 	{ "order", test_order },
 	{ "order_many", test_order_many },
 	{ "cancel", test_cancel },
