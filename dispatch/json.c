@@ -197,10 +197,20 @@ static size_t escape(unsigned char c, char esc[6])
 
 int json_write_string(jr_buf *out, const char *s, size_t n)
 {
+	size_t run = plain_len(s, n);
+	if (run == n) { /* nothing to escape: one copy */
+		char *p = buf_space(out, n + 2);
+		if (!p)
+			return -1;
+		p[0] = '"';
+		memcpy(p + 1, s, n);
+		p[n + 1] = '"';
+		buf_added(out, n + 2);
+		return 0;
+	}
 	if (buf_addc(out, '"') < 0)
 		return -1;
 	for (;;) {
-		size_t run = plain_len(s, n);
 		if (buf_add(out, s, run) < 0)
 			return -1;
 		if (run == n)
@@ -210,6 +220,7 @@ int json_write_string(jr_buf *out, const char *s, size_t n)
 			return -1;
 		s += run + 1;
 		n -= run + 1;
+		run = plain_len(s, n);
 	}
 	return buf_addc(out, '"');
 }

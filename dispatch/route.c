@@ -364,56 +364,50 @@ static int write_duration(jr_buf *out, int64_t ms)
 	return rc | buf_add(out, "s\"", 2);
 }
 
-/* write_kstr: "key":"s" (key needs no escaping). */
-static int write_kstr(jr_buf *out, const char *key, const char *s)
+/* write_str: s as a JSON string. */
+static int write_str(jr_buf *out, const char *s)
 {
-	int rc = buf_addc(out, '"') | buf_adds(out, key) | buf_add(out, "\":", 2);
-	return rc | json_write_string(out, s, strlen(s));
+	return json_write_string(out, s, strlen(s));
 }
 
 static int write_container(jr_buf *out, const jr_runreq *req)
 {
-	int rc = buf_addc(out, '{');
-	if (req->container) {
-		rc |= write_kstr(out, "name", req->container);
-		rc |= buf_addc(out, ',');
-	}
-	rc |= buf_adds(out, "\"env\":[");
+	int rc = 0;
+	if (req->container)
+		rc |= buf_addlit(out, "{\"name\":") | write_str(out, req->container) |
+		      buf_addlit(out, ",\"env\":[");
+	else
+		rc |= buf_addlit(out, "{\"env\":[");
 	for (size_t i = 0; i < req->n_env; i++) {
-		rc |= buf_adds(out, i ? ",{" : "{");
-		rc |= write_kstr(out, "name", req->env[i].key);
-		rc |= buf_addc(out, ',');
-		rc |= write_kstr(out, "value", req->env[i].value);
-		rc |= buf_addc(out, '}');
+		rc |= i ? buf_addlit(out, ",{\"name\":") : buf_addlit(out, "{\"name\":");
+		rc |= write_str(out, req->env[i].key) | buf_addlit(out, ",\"value\":") |
+		      write_str(out, req->env[i].value) | buf_addc(out, '}');
 	}
 	rc |= buf_addc(out, ']');
 	if (req->has_args && req->n_args) {
-		rc |= buf_adds(out, ",\"args\":[");
+		rc |= buf_addlit(out, ",\"args\":[");
 		for (size_t i = 0; i < req->n_args; i++) {
 			if (i)
 				rc |= buf_addc(out, ',');
-			rc |= json_write_string(out, req->args[i], strlen(req->args[i]));
+			rc |= write_str(out, req->args[i]);
 		}
 		rc |= buf_addc(out, ']');
 	} else if (req->has_args) {
-		rc |= buf_adds(out, ",\"clearArgs\":true");
+		rc |= buf_addlit(out, ",\"clearArgs\":true");
 	}
 	return rc | buf_addc(out, '}');
 }
 
 int runreq_write_json(jr_buf *out, const jr_runreq *req)
 {
-	int rc = buf_addc(out, '{');
-	rc |= write_kstr(out, "name", req->name);
-	rc |= buf_adds(out, ",\"overrides\":{\"containerOverrides\":[");
+	int rc = buf_addlit(out, "{\"name\":") | write_str(out, req->name);
+	rc |= buf_addlit(out, ",\"overrides\":{\"containerOverrides\":[");
 	rc |= write_container(out, req);
 	rc |= buf_addc(out, ']');
 	if (req->task_count)
-		rc |= buf_adds(out, ",\"taskCount\":") | buf_addi(out, req->task_count);
-	if (req->timeout_ms) {
-		rc |= buf_adds(out, ",\"timeout\":");
-		rc |= write_duration(out, req->timeout_ms);
-	}
-	rc |= buf_adds(out, "}}");
+		rc |= buf_addlit(out, ",\"taskCount\":") | buf_addi(out, req->task_count);
+	if (req->timeout_ms)
+		rc |= buf_addlit(out, ",\"timeout\":") | write_duration(out, req->timeout_ms);
+	rc |= buf_addlit(out, "}}");
 	return rc ? -1 : 0;
 }

@@ -115,6 +115,17 @@ int buf_add(jr_buf *b, const void *p, size_t n)
 	return 0;
 }
 
+char *buf_space(jr_buf *b, size_t n)
+{
+	return buf_grow(b, n) < 0 ? NULL : b->data + b->len;
+}
+
+void buf_added(jr_buf *b, size_t k)
+{
+	b->len += k;
+	b->data[b->len] = '\0';
+}
+
 int buf_adds(jr_buf *b, const char *s)
 {
 	return buf_add(b, s, strlen(s));

@@ -43,6 +43,16 @@ void buf_reset(jr_buf *b);
 int buf_add(jr_buf *b, const void *p, size_t n);
 /* buf_adds: append a C string. */
 int buf_adds(jr_buf *b, const char *s);
+/* buf_addlit: append a string literal, its length known at compile time. */
+#define buf_addlit(b, lit) buf_add((b), "" lit, sizeof(lit) - 1)
+/*
+ * buf_space / buf_added: for writers that know how much they will write at
+ * most. buf_space makes room for n more bytes and returns where they go, or
+ * NULL (b unchanged) when that would pass max; write at most n bytes there,
+ * then buf_added(b, k) makes the first k of them content.
+ */
+char *buf_space(jr_buf *b, size_t n);
+void buf_added(jr_buf *b, size_t k);
 /* buf_addc: append one byte. */
 int buf_addc(jr_buf *b, char c);
 /* buf_addi: append the decimal text of v. */
