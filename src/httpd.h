@@ -1,0 +1,100 @@
+/*
+ * httpd.h — jobrelay's HTTP server (libmicrohttpd), for `serve` and for the
+ * health, readiness and metrics endpoints of `pull`.
+ *
+ * libmicrohttpd runs its own polling thread. GET /healthz, /readyz and
+ * /metrics are answered on that thread. Any POST has its body read (up to
+ * max_body), then its connection is suspended and the request handed to the
+ * loop thread, where the `post` handler runs; the handler (or a later loop
+ * callback) answers with exactly one httpd_respond, which resumes the
+ * connection. No thread blocks per request.
+ *
+ * Limits: a body past max_body gets 413, request headers past max_header
+ * get 431, a connection past max_connections is refused (the others go on),
+ * and a connection idle for conn_timeout_ms is closed.
+ */
+#ifndef JR_HTTPD_H
+#define JR_HTTPD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "decode.h"
+#include "loop.h"
+
+typedef struct jr_httpd jr_httpd;
+/* A POST request handed to the loop thread: method, path, headers, body. Opaque. */
+typedef struct jr_http_req jr_http_req;
+
+/* Runs on the loop thread; req must later get exactly one httpd_respond (loop thread). */
+typedef void (*jr_http_handler)(void *arg, jr_http_req *req);
+
+typedef struct jr_httpd_opts {
+	int port;                 /* 0: any free port (read it with httpd_port) */
+	const char *bind;         /* IPv4 address; NULL: 0.0.0.0 (tests use 127.0.0.1) */
+	jr_http_handler post;     /* NULL: only the GET endpoints; POST gets 405 */
+	void *post_arg;
+	int (*ready)(void *arg);  /* /readyz: 200 when it returns non-zero; NULL: always ready */
+	void *ready_arg;
+	size_t max_body;          /* 0: 10 MiB */
+	size_t max_header;        /* request line + headers; 0: 64 KiB */
+	int max_connections;      /* 0: 1000 */
+	int64_t conn_timeout_ms;  /* idle time before a connection is closed; 0: 30 s */
+} jr_httpd_opts;
+
+/*
+ * httpd_start: binds and starts serving on loop l (which must outlive the
+ * server). Returns NULL with err filled when the address cannot be bound.
+ * o is copied; the strings in it need not outlive the call.
+ */
+jr_httpd *httpd_start(jr_loop *l, const jr_httpd_opts *o, char *err, size_t errlen);
+/* httpd_port: the bound port (useful after port 0). */
+int httpd_port(const jr_httpd *h);
+
+/* httpd_req_method / httpd_req_path: "POST", "/"; valid until httpd_respond. */
+const char *httpd_req_method(const jr_http_req *r);
+const char *httpd_req_path(const jr_http_req *r);
+/* httpd_req_headers: the request headers in arrival order; *n gets their number. */
+const jr_header *httpd_req_headers(const jr_http_req *r, size_t *n);
+/* httpd_req_header: the first header named name (case-insensitive), or NULL. */
+const char *httpd_req_header(const jr_http_req *r, const char *name);
+/* httpd_req_body: the body (NUL-terminated, not counted in *len). */
+const char *httpd_req_body(const jr_http_req *r, size_t *len);
+/*
+ * httpd_req_trace: the trace id of the request, from `traceparent`
+ * (00-TRACEID-SPANID-FLAGS) or `X-Cloud-Trace-Context` (TRACEID/SPAN;o=1):
+ * 32 lower-case hex digits, or NULL when neither header holds one.
+ */
+const char *httpd_req_trace(const jr_http_req *r);
+/* httpd_req_age_ms: milliseconds since the request's body was complete. */
+int64_t httpd_req_age_ms(const jr_http_req *r);
+
+/*
+ * httpd_req_add_header: adds a response header (Retry-After, say) to the
+ * answer httpd_respond will send; both strings are copied. Loop thread.
+ */
+void httpd_req_add_header(jr_http_req *r, const char *name, const char *value);
+/*
+ * httpd_respond: answers req with status, content type (may be NULL when
+ * len is 0) and body (copied), and resumes its connection. req must not be
+ * used after. Loop thread; exactly once per request handed to `post`.
+ */
+void httpd_respond(jr_http_req *req, int status, const char *content_type, const char *body,
+		   size_t len);
+
+/*
+ * httpd_quiesce: stops taking new work. The listening socket is closed, so
+ * new connections are refused, and a new request on a kept-alive connection
+ * gets 503; requests already handed to `post` still get their answers.
+ * Loop thread.
+ */
+void httpd_quiesce(jr_httpd *h);
+/* httpd_pending: requests handed to `post` and not yet answered. */
+int httpd_pending(const jr_httpd *h);
+/*
+ * httpd_free: stops the server and frees it. Every request handed to `post`
+ * must have been answered first (httpd_pending(h) == 0). NULL is a no-op.
+ */
+void httpd_free(jr_httpd *h);
+
+#endif
