@@ -9,11 +9,20 @@
  * are allocated once, not regrown by doubling. The stacks start in the parse
  * context (enough for typical events) and move to the heap when they must
  * grow; the pending object key waits in the context until its value arrives.
+ *
+ * Strings are parsed in place, in a copy: the document is copied into the
+ * arena once, and a key, string or number that yajl hands over as a pointer
+ * into the document (it does unless the string had escapes) becomes a
+ * pointer to the same bytes in the copy, NUL-terminated by overwriting the
+ * byte after it (its closing quote, or the delimiter after a number), which
+ * no other value uses. The rest (decoded escapes, a number yajl buffered) is
+ * copied on its own. One copy per document instead of one per string.
  * A container deeper than max_depth cancels the parse, so a hostile document
  * cannot recurse us (or later json_write) deep.
  */
 #include "jsonparse.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +33,9 @@
 
 typedef struct jp_ctx {
 	jr_arena *a;
+	const char *text; /* the document yajl parses */
+	char *copy;       /* its copy in the arena (one byte longer, for a NUL) */
+	size_t len;
 	/* members of the open containers, innermost last: three parallel stacks */
 	const char **keys;
 	size_t *klens;
@@ -80,6 +92,26 @@ static int put(jp_ctx *c, jr_json *v)
 	return 1;
 }
 
+/* own: s[0..n) as a NUL-terminated string in the arena, in place in the copy when it can. */
+static const char *own(jp_ctx *c, const char *s, size_t n)
+{
+	uintptr_t p = (uintptr_t)s, t = (uintptr_t)c->text;
+	if (p >= t && n <= c->len && p - t <= c->len - n) {
+		char *d = c->copy + (p - t);
+		d[n] = '\0';
+		return d;
+	}
+	return arena_strndup(c->a, s, n);
+}
+
+static jr_json *scalar(jp_ctx *c, jr_json_type t, const char *s, size_t n)
+{
+	jr_json *v = json_new(c->a, t);
+	v->s = own(c, s, n);
+	v->n = n;
+	return v;
+}
+
 static int on_null(void *ctx)
 {
 	jp_ctx *c = ctx;
@@ -95,15 +127,13 @@ static int on_bool(void *ctx, int b)
 static int on_number(void *ctx, const char *s, size_t n)
 {
 	jp_ctx *c = ctx;
-	jr_json *v = json_new_string(c->a, s, n);
-	v->type = JR_JSON_NUMBER;
-	return put(c, v);
+	return put(c, scalar(c, JR_JSON_NUMBER, s, n));
 }
 
 static int on_string(void *ctx, const unsigned char *s, size_t n)
 {
 	jp_ctx *c = ctx;
-	return put(c, json_new_string(c->a, (const char *)s, n));
+	return put(c, scalar(c, JR_JSON_STRING, (const char *)s, n));
 }
 
 static int open_container(jp_ctx *c, jr_json_type t)
@@ -139,7 +169,7 @@ static int on_start_array(void *ctx)
 static int on_key(void *ctx, const unsigned char *s, size_t n)
 {
 	jp_ctx *c = ctx;
-	c->key = arena_strndup(c->a, (const char *)s, n);
+	c->key = own(c, (const char *)s, n);
 	c->klen = n;
 	return 1;
 }
@@ -217,6 +247,9 @@ jr_json *jsonparse(jr_arena *a, const char *text, size_t len, int max_depth,
 		max_depth = 1;
 	jp_ctx c;
 	c.a = a;
+	c.text = text;
+	c.copy = arena_strndup(a, text, len);
+	c.len = len;
 	c.keys = c.keys0;
 	c.klens = c.klens0;
 	c.items = c.items0;

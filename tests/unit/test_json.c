@@ -137,6 +137,75 @@ static void test_parse_depth(void)
 	arena_free(&a);
 }
 
+/* Strings are parsed in place in a copy: every value intact, the caller's text untouched. */
+static void test_parse_in_place(void)
+{
+	jr_arena a;
+	arena_init(&a);
+	const char *text = "{\"k\":\"v\",\"\":\"\",\"n\":12,\"a\":[1,\"x\",{\"e\\u0041\":\"\\\"\"}],"
+			   "\"z\":0}";
+	char *mine = strdup(text);
+	const jr_json *v = jsonparse(&a, mine, strlen(mine), 64, perr, sizeof perr);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(v);
+	CU_ASSERT_STRING_EQUAL(mine, text);
+	CU_ASSERT_STRING_EQUAL(json_get_str(v, "k"), "v");
+	CU_ASSERT_STRING_EQUAL(json_get_str(v, ""), "");
+	CU_ASSERT_STRING_EQUAL(json_get(v, "n")->s, "12");
+	CU_ASSERT_EQUAL(json_get(v, "n")->n, 2);
+	CU_ASSERT_STRING_EQUAL(json_get(v, "z")->s, "0");
+	const jr_json *arr = json_get(v, "a");
+	CU_ASSERT_STRING_EQUAL(arr->items[0]->s, "1");
+	CU_ASSERT_STRING_EQUAL(arr->items[1]->s, "x");
+	CU_ASSERT_STRING_EQUAL(json_get_str(arr->items[2], "eA"), "\"");
+	CU_ASSERT_STRING_EQUAL(compact(v), "{\"k\":\"v\",\"\":\"\",\"n\":12,\"a\":[1,\"x\",{\"eA\":\"\\\"\"}],"
+					   "\"z\":0}");
+	/* a number that ends the document, and one yajl only completes at the end */
+	v = parse(&a, "42");
+	CU_ASSERT_STRING_EQUAL(v->s, "42");
+	v = parse(&a, "[42]");
+	CU_ASSERT_STRING_EQUAL(v->items[0]->s, "42");
+	free(mine);
+	arena_free(&a);
+}
+
+/* More members and deeper nesting than the parser keeps in its context; appending after. */
+static void test_parse_large(void)
+{
+	jr_arena a;
+	arena_init(&a);
+	jr_buf b;
+	buf_init(&b, 0);
+	buf_addc(&b, '{');
+	for (int i = 0; i < 300; i++) {
+		char m[48];
+		snprintf(m, sizeof m, "%s\"k%d\":[%d,\"s%d\"]", i ? "," : "", i, i, i);
+		buf_adds(&b, m);
+	}
+	buf_adds(&b, ",\"deep\":");
+	for (int i = 0; i < 40; i++)
+		buf_addc(&b, '[');
+	for (int i = 0; i < 40; i++)
+		buf_addc(&b, ']');
+	buf_addc(&b, '}');
+	jr_json *v = parse(&a, b.data);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(v);
+	CU_ASSERT_EQUAL(v->n, 301);
+	jr_buf out;
+	buf_init(&out, 0);
+	CU_ASSERT_EQUAL(json_write(&out, v), 0);
+	CU_ASSERT_STRING_EQUAL(out.data, b.data);
+	buf_free(&out);
+	CU_ASSERT_STRING_EQUAL(json_get(v, "k299")->items[1]->s, "s299");
+	json_obj_add(&a, v, "more", 4, json_new_string(&a, "x", 1));
+	json_arr_add(&a, (jr_json *)json_get(v, "k7"), json_new(&a, JR_JSON_NULL));
+	CU_ASSERT_EQUAL(v->n, 302);
+	CU_ASSERT_STRING_EQUAL(json_get_str(v, "more"), "x");
+	CU_ASSERT_STRING_EQUAL(compact(json_get(v, "k7")), "[7,\"s7\",null]");
+	CU_ASSERT_STRING_EQUAL(compact(json_get(v, "k0")), "[0,\"s0\"]");
+	buf_free(&b);
+	arena_free(&a);
+}
+
 static void test_pointer(void)
 {
 	jr_arena a;
@@ -190,6 +259,44 @@ static void test_write_escapes(void)
 	buf_init(&b, 8);
 	CU_ASSERT_EQUAL(json_write_string(&b, "0123456789", 10), -1);
 	buf_free(&b);
+}
+
+/* The 8-bytes-at-a-time scan finds every byte to escape, wherever it is; others pass. */
+static void test_write_escape_positions(void)
+{
+	static const struct {
+		char c;
+		const char *esc;
+	} special[] = { { '"', "\\\"" }, { '\\', "\\\\" }, { '\n', "\\n" },
+			{ '\x01', "\\u0001" }, { '\x1f', "\\u001f" }, { '\0', "\\u0000" } };
+	jr_buf b, want;
+	buf_init(&b, 0);
+	buf_init(&want, 0);
+	for (size_t k = 0; k < sizeof special / sizeof special[0]; k++) {
+		for (size_t len = 1; len <= 24; len++) {
+			for (size_t at = 0; at < len; at++) {
+				char s[24];
+				for (size_t i = 0; i < len; i++)
+					s[i] = (char)(i % 3 == 0 ? 'a' + (char)i : i % 3 == 1 ? '\xc3' : '\xa9');
+				s[at] = special[k].c;
+				buf_reset(&want);
+				buf_addc(&want, '"');
+				buf_add(&want, s, at);
+				buf_adds(&want, special[k].esc);
+				buf_add(&want, s + at + 1, len - at - 1);
+				buf_addc(&want, '"');
+				buf_reset(&b);
+				CU_ASSERT_EQUAL(json_write_string(&b, s, len), 0);
+				CU_ASSERT_EQUAL(b.len, want.len);
+				CU_ASSERT_EQUAL(memcmp(b.data, want.data, want.len), 0);
+			}
+		}
+	}
+	buf_reset(&b);
+	CU_ASSERT_EQUAL(json_write_string(&b, " !#[]~\x7f\x80\xff/", 10), 0);
+	CU_ASSERT_STRING_EQUAL(b.data, "\" !#[]~\x7f\x80\xff/\"");
+	buf_free(&b);
+	buf_free(&want);
 }
 
 static void test_render(void)
@@ -376,9 +483,12 @@ int main(void)
 		{ "parse_errors", test_parse_errors },
 		{ "parse_error_offset", test_parse_error_offset },
 		{ "parse_depth", test_parse_depth },
+		{ "parse_in_place", test_parse_in_place },
+		{ "parse_large", test_parse_large },
 		{ "pointer", test_pointer },
 		{ "path", test_path },
 		{ "write_escapes", test_write_escapes },
+		{ "write_escape_positions", test_write_escape_positions },
 		{ "render", test_render },
 		{ "builders", test_builders },
 		{ "base64", test_base64 },
