@@ -1,0 +1,740 @@
+/*
+ * httpd.c — libmicrohttpd with its own polling thread; POSTs go to the loop.
+ *
+ * Threads. MHD's thread parses requests, answers the GET endpoints and the
+ * early refusals (405, 413, 431, 503) itself, and reads POST bodies. A POST
+ * whose body is complete is suspended and posted to the loop thread
+ * (loop_post); the handler there answers with httpd_respond, which stores
+ * the response in the request and resumes the connection; MHD then calls the
+ * access handler once more, on its own thread, and the stored response is
+ * queued. A suspended connection is neither polled nor timed out by MHD, so
+ * the request (and the MHD-owned strings it points to: path, headers) stays
+ * valid until httpd_respond.
+ *
+ * Memory. One record per connection (conn_rec) holds the request state, the
+ * header array and the body buffer, reused by every request of a kept-alive
+ * connection: a request costs no allocation of ours beyond loop_post's node
+ * and, for answers other than a bare 204, its MHD response.
+ *
+ * Slow clients. MHD's CONNECTION_TIMEOUT is an idle timeout: a client that
+ * sends a byte a second never trips it. So every connection also has a
+ * deadline, checked by a loop timer: a request must arrive in full (request
+ * line, headers, body) within conn_timeout_ms of its request line, else it
+ * gets 408 and the socket is shut down. A new connection gets the same
+ * time for its first request line (then 408 too); a kept-alive connection
+ * that starts no request within conn_timeout_ms of its last answer is shut
+ * down silently (an unasked-for 408 there could be taken as the answer to a
+ * request the client is just sending). Shutting down (not closing) a socket from the loop thread is
+ * safe because MHD's NOTIFY_CLOSED callback, which removes the record under
+ * the same mutex, runs before MHD closes the descriptor; MHD then sees the
+ * end of the stream and cleans up on its own thread.
+ *
+ * Connection count. MHD stops accepting at its hard limit (the kernel's
+ * backlog holds the rest), so that limit is set a little above
+ * max_connections, and a request on a connection past max_connections gets
+ * 503 with Connection: close: a clear answer, and the others go on.
+ *
+ * Rejected: a thread per connection (MHD_USE_THREAD_PER_CONNECTION) —
+ * 10,000 idle push connections would be 10,000 stacks; and answering POSTs on
+ * MHD's thread — RunJob calls live on the loop's completion queue.
+ */
+#include "httpd.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "mem.h"
+#include "metrics.h"
+
+#define DEFAULT_MAX_BODY (10u << 20)
+#define DEFAULT_MAX_HEADER (64u << 10)
+#define DEFAULT_MAX_CONNECTIONS 1000
+#define DEFAULT_CONN_TIMEOUT_MS 30000
+#define MAX_EXTRA_HEADERS 4
+#define BODY_KEEP_BYTES (64u << 10) /* a connection keeps a body buffer up to this size */
+#define SEND_WAIT_MS 2000           /* httpd_free waits this long for answers to go out */
+
+typedef enum conn_phase {
+	PH_FRESH,    /* connected, no request line yet */
+	PH_IDLE,     /* between requests: since the last answer */
+	PH_READING,  /* request line seen, request not yet complete */
+	PH_HANDED,   /* with the loop thread, or its answer queued */
+	PH_ANSWERING /* an answer made on MHD's thread is being sent */
+} conn_phase;
+
+typedef enum req_stage {
+	ST_NEW,      /* first call of the access handler to come */
+	ST_GET,      /* a GET or HEAD, answered once its (empty) body is read */
+	ST_BODY,     /* reading a POST body */
+	ST_HANDED,   /* suspended, with the loop thread */
+	ST_ANSWERED, /* httpd_respond stored the answer; resumed */
+	ST_DONE      /* answered on MHD's thread */
+} req_stage;
+
+typedef struct conn_rec conn_rec;
+
+struct jr_http_req {
+	conn_rec *c;
+	req_stage stage;
+	const char *method, *path;  /* MHD's strings, valid for the request */
+	jr_header *hdrs;
+	size_t n_hdrs, cap_hdrs;
+	size_t header_bytes;
+	jr_buf body;
+	int too_large;
+	char trace[33];
+	int64_t done_ms;
+	struct MHD_Response *resp;  /* ST_ANSWERED: to queue */
+	unsigned int status;
+	int n_extra;
+	char *extra[MAX_EXTRA_HEADERS][2];
+};
+
+struct conn_rec {
+	jr_httpd *h;
+	struct MHD_Connection *conn;
+	int fd;
+	conn_phase phase;   /* h->mu */
+	int64_t since_ms;   /* h->mu */
+	int cut;            /* h->mu: the watchdog shut it down */
+	int over_limit;
+	conn_rec *prev, *next;
+	jr_http_req req;
+};
+
+struct jr_httpd {
+	jr_loop *loop;
+	jr_httpd_opts o;
+	struct MHD_Daemon *d;
+	int port;
+	pthread_mutex_t mu;   /* the connection list and each record's phase */
+	pthread_cond_t sent;  /* signalled when `unsent` drops */
+	conn_rec *conns;
+	int n_conns;
+	atomic_int pending;   /* handed to the loop, not yet answered */
+	int unsent;           /* mu: handed, not yet completed by MHD */
+	atomic_int quiesced;
+	jr_timer_id watchdog;
+	struct MHD_Response *r204, *r404, *r405, *r405get, *r413, *r431, *r503busy, *r503quiet,
+		*rhealth, *rready, *rnotready;
+};
+
+static struct {
+	jr_metric *responses, *cut;
+} m;
+
+static int64_t now_ms(void)
+{
+	return loop_now_ms();
+}
+
+static void count_status(unsigned int status)
+{
+	char l[32];
+	snprintf(l, sizeof l, "code=\"%u\"", status);
+	metric_add(m.responses, l, 1);
+}
+
+/* ---- responses ---- */
+
+static struct MHD_Response *static_response(const char *body, const char *ctype)
+{
+	struct MHD_Response *r = MHD_create_response_from_buffer(strlen(body), (void *)body,
+								 MHD_RESPMEM_PERSISTENT);
+	if (ctype)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+	return r;
+}
+
+static void make_static_responses(jr_httpd *h)
+{
+	h->r204 = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+	h->r404 = static_response("not found\n", "text/plain");
+	h->r405 = static_response("method not allowed: POST events, or GET /healthz, /readyz, /metrics\n",
+				  "text/plain");
+	MHD_add_response_header(h->r405, MHD_HTTP_HEADER_ALLOW, "GET, HEAD, POST");
+	h->r405get = static_response("method not allowed: GET /healthz, /readyz or /metrics\n",
+				     "text/plain");
+	MHD_add_response_header(h->r405get, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
+	h->r413 = static_response("request body too large\n", "text/plain");
+	MHD_add_response_header(h->r413, MHD_HTTP_HEADER_CONNECTION, "close");
+	h->r431 = static_response("request header fields too large\n", "text/plain");
+	MHD_add_response_header(h->r431, MHD_HTTP_HEADER_CONNECTION, "close");
+	h->r503busy = static_response("too many connections\n", "text/plain");
+	MHD_add_response_header(h->r503busy, MHD_HTTP_HEADER_CONNECTION, "close");
+	MHD_add_response_header(h->r503busy, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+	h->r503quiet = static_response("shutting down\n", "text/plain");
+	MHD_add_response_header(h->r503quiet, MHD_HTTP_HEADER_CONNECTION, "close");
+	MHD_add_response_header(h->r503quiet, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+	h->rhealth = static_response("ok\n", "text/plain");
+	h->rready = static_response("ready\n", "text/plain");
+	h->rnotready = static_response("not ready\n", "text/plain");
+}
+
+static void free_static_responses(jr_httpd *h)
+{
+	struct MHD_Response *all[] = {h->r204, h->r404, h->r405, h->r405get, h->r413, h->r431,
+				      h->r503busy, h->r503quiet, h->rhealth, h->rready, h->rnotready};
+	for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+		if (all[i])
+			MHD_destroy_response(all[i]);
+}
+
+static void set_phase(conn_rec *c, conn_phase p)
+{
+	pthread_mutex_lock(&c->h->mu);
+	c->phase = p;
+	c->since_ms = now_ms();
+	pthread_mutex_unlock(&c->h->mu);
+}
+
+/* answer_now: queues r on MHD's thread (r is not consumed). */
+static enum MHD_Result answer_now(jr_http_req *r, unsigned int status, struct MHD_Response *resp)
+{
+	r->stage = ST_DONE;
+	set_phase(r->c, PH_ANSWERING);
+	count_status(status);
+	return MHD_queue_response(r->c->conn, status, resp);
+}
+
+/* ---- GET endpoints (MHD's thread) ---- */
+
+static enum MHD_Result answer_get(jr_httpd *h, jr_http_req *r)
+{
+	const char *p = r->path;
+	if (strcmp(p, "/healthz") == 0)
+		return answer_now(r, MHD_HTTP_OK, h->rhealth);
+	if (strcmp(p, "/readyz") == 0) {
+		int ok = !atomic_load(&h->quiesced) && (!h->o.ready || h->o.ready(h->o.ready_arg));
+		return answer_now(r, ok ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE,
+				  ok ? h->rready : h->rnotready);
+	}
+	if (strcmp(p, "/metrics") == 0) {
+		jr_buf b;
+		buf_init(&b, 0);
+		metrics_write(&b);
+		size_t len = b.len;
+		struct MHD_Response *resp =
+			MHD_create_response_from_buffer(len, buf_take(&b), MHD_RESPMEM_MUST_FREE);
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+					"text/plain; version=0.0.4; charset=utf-8");
+		enum MHD_Result rc = answer_now(r, MHD_HTTP_OK, resp);
+		MHD_destroy_response(resp);
+		return rc;
+	}
+	return answer_now(r, MHD_HTTP_NOT_FOUND, h->r404);
+}
+
+/* ---- request headers ---- */
+
+static enum MHD_Result add_header(void *cls, enum MHD_ValueKind kind, const char *key,
+				  size_t key_size, const char *value, size_t value_size)
+{
+	(void)kind;
+	jr_http_req *r = cls;
+	if (r->n_hdrs == r->cap_hdrs) {
+		r->cap_hdrs = r->cap_hdrs ? r->cap_hdrs * 2 : 16;
+		r->hdrs = jr_realloc(r->hdrs, r->cap_hdrs * sizeof *r->hdrs);
+	}
+	r->hdrs[r->n_hdrs++] = (jr_header){key, value ? value : ""};
+	r->header_bytes += key_size + value_size + 4; /* "K: V\r\n" */
+	return MHD_YES;
+}
+
+static int hex32(const char *s, char *out)
+{
+	for (int i = 0; i < 32; i++) {
+		char ch = s[i];
+		if (ch >= 'A' && ch <= 'F')
+			ch = (char)(ch - 'A' + 'a');
+		if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f')))
+			return -1;
+		out[i] = ch;
+	}
+	out[32] = '\0';
+	return strspn(out, "0") == 32 ? -1 : 0; /* an all-zero trace id is invalid */
+}
+
+/* find_trace: traceparent "VV-TRACEID-SPANID-FF", else X-Cloud-Trace-Context "TRACEID/SPAN;o=1". */
+static void find_trace(jr_http_req *r)
+{
+	r->trace[0] = '\0';
+	const char *tp = httpd_req_header(r, "traceparent");
+	if (tp && strlen(tp) >= 55 && tp[2] == '-' && tp[35] == '-' && hex32(tp + 3, r->trace) == 0)
+		return;
+	const char *xc = httpd_req_header(r, "x-cloud-trace-context");
+	if (xc && strlen(xc) >= 32 && (xc[32] == '\0' || xc[32] == '/') && hex32(xc, r->trace) == 0)
+		return;
+	r->trace[0] = '\0';
+}
+
+/* ---- the access handler (MHD's thread) ---- */
+
+static void deliver(void *arg)
+{
+	jr_http_req *r = arg;
+	jr_httpd *h = r->c->h;
+	h->o.post(h->o.post_arg, r);
+}
+
+static enum MHD_Result first_call(jr_httpd *h, jr_http_req *r, const char *url,
+				  const char *method)
+{
+	r->method = method;
+	r->path = url;
+	r->n_hdrs = 0;
+	r->header_bytes = strlen(method) + strlen(url) + 12; /* " HTTP/1.1\r\n" */
+	r->too_large = 0;
+	r->n_extra = 0;
+	r->resp = NULL;
+	int is_get = strcmp(method, MHD_HTTP_METHOD_GET) == 0 ||
+		     strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
+	if (is_get) {
+		/* answered at the last call: an answer at the first one would close the connection */
+		r->stage = ST_GET;
+		return MHD_YES;
+	}
+	if (!h->o.post)
+		return answer_now(r, MHD_HTTP_METHOD_NOT_ALLOWED, h->r405get);
+	if (strcmp(method, MHD_HTTP_METHOD_POST) != 0)
+		return answer_now(r, MHD_HTTP_METHOD_NOT_ALLOWED, h->r405);
+	if (atomic_load(&h->quiesced))
+		return answer_now(r, MHD_HTTP_SERVICE_UNAVAILABLE, h->r503quiet);
+	if (r->c->over_limit) {
+		log_kv(JR_LOG_WARNING, "HTTP-TOO-MANY-CONNECTIONS",
+		       "request refused: connections past max_connections", NULL);
+		return answer_now(r, MHD_HTTP_SERVICE_UNAVAILABLE, h->r503busy);
+	}
+	MHD_get_connection_values_n(r->c->conn, MHD_HEADER_KIND, add_header, r);
+	if (r->header_bytes > h->o.max_header) {
+		char n[32];
+		snprintf(n, sizeof n, "%zu", r->header_bytes);
+		log_kv(JR_LOG_WARNING, "HTTP-HEADERS-TOO-LARGE", "request refused: header bytes past the limit",
+		       "bytes", n, NULL);
+		return answer_now(r, MHD_HTTP_REQUEST_HEADER_FIELDS_TOO_LARGE, h->r431);
+	}
+	const char *cl = httpd_req_header(r, "content-length");
+	if (cl && strtoull(cl, NULL, 10) > h->o.max_body) {
+		log_kv(JR_LOG_WARNING, "HTTP-BODY-TOO-LARGE", "request refused: Content-Length past the limit",
+		       "content_length", cl, NULL);
+		return answer_now(r, MHD_HTTP_CONTENT_TOO_LARGE, h->r413);
+	}
+	find_trace(r);
+	buf_reset(&r->body);
+	r->stage = ST_BODY;
+	return MHD_YES;
+}
+
+static enum MHD_Result body_done(jr_httpd *h, jr_http_req *r)
+{
+	if (r->too_large) {
+		log_kv(JR_LOG_WARNING, "HTTP-BODY-TOO-LARGE", "request refused: body past the limit", NULL);
+		return answer_now(r, MHD_HTTP_CONTENT_TOO_LARGE, h->r413);
+	}
+	r->stage = ST_HANDED;
+	r->done_ms = now_ms();
+	pthread_mutex_lock(&h->mu);
+	r->c->phase = PH_HANDED;
+	h->unsent++;
+	pthread_mutex_unlock(&h->mu);
+	atomic_fetch_add(&h->pending, 1);
+	MHD_suspend_connection(r->c->conn);
+	loop_post(h->loop, deliver, r);
+	return MHD_YES;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+				  const char *method, const char *version, const char *upload,
+				  size_t *upload_size, void **con_cls)
+{
+	(void)version;
+	(void)conn;
+	jr_httpd *h = cls;
+	jr_http_req *r = *con_cls;
+	if (!r)
+		return MHD_NO; /* no request line callback ran: cannot happen */
+	switch (r->stage) {
+	case ST_NEW:
+		return first_call(h, r, url, method);
+	case ST_GET:
+		if (*upload_size) {
+			*upload_size = 0;
+			return MHD_YES;
+		}
+		return answer_get(h, r);
+	case ST_BODY:
+		if (*upload_size) {
+			if (!r->too_large && buf_add(&r->body, upload, *upload_size) < 0) {
+				r->too_large = 1;
+				buf_reset(&r->body);
+			}
+			*upload_size = 0;
+			return MHD_YES;
+		}
+		return body_done(h, r);
+	case ST_ANSWERED: {
+		struct MHD_Response *resp = r->resp;
+		r->resp = NULL;
+		r->stage = ST_DONE;
+		enum MHD_Result rc = MHD_queue_response(r->c->conn, r->status, resp);
+		if (resp != h->r204)
+			MHD_destroy_response(resp);
+		return rc;
+	}
+	case ST_HANDED:
+	case ST_DONE:
+		break;
+	}
+	return MHD_YES;
+}
+
+/* on_request_line: MHD saw a request line; the request's deadline starts. */
+static void *on_request_line(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+	(void)cls;
+	(void)uri;
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	conn_rec *c = ci ? ci->socket_context : NULL;
+	if (!c)
+		return NULL;
+	c->req.stage = ST_NEW;
+	set_phase(c, PH_READING);
+	return &c->req;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+			 enum MHD_RequestTerminationCode toe)
+{
+	(void)conn;
+	(void)toe;
+	jr_httpd *h = cls;
+	jr_http_req *r = *con_cls;
+	if (!r)
+		return;
+	pthread_mutex_lock(&h->mu);
+	if (r->c->phase == PH_HANDED) {
+		h->unsent--;
+		pthread_cond_broadcast(&h->sent);
+	}
+	r->c->phase = PH_IDLE;
+	r->c->since_ms = now_ms();
+	pthread_mutex_unlock(&h->mu);
+	for (int i = 0; i < r->n_extra; i++) {
+		free(r->extra[i][0]);
+		free(r->extra[i][1]);
+	}
+	r->n_extra = 0;
+	if (r->body.cap > BODY_KEEP_BYTES)
+		buf_free(&r->body);
+	r->stage = ST_NEW;
+	*con_cls = NULL;
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+			  enum MHD_ConnectionNotificationCode code)
+{
+	jr_httpd *h = cls;
+	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+		conn_rec *c = jr_calloc(1, sizeof *c);
+		c->h = h;
+		c->conn = conn;
+		const union MHD_ConnectionInfo *ci =
+			MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+		c->fd = ci ? ci->connect_fd : -1;
+		c->req.c = c;
+		buf_init(&c->req.body, h->o.max_body);
+		c->since_ms = now_ms();
+		pthread_mutex_lock(&h->mu);
+		c->next = h->conns;
+		if (h->conns)
+			h->conns->prev = c;
+		h->conns = c;
+		c->over_limit = ++h->n_conns > h->o.max_connections;
+		pthread_mutex_unlock(&h->mu);
+		*socket_context = c;
+		return;
+	}
+	conn_rec *c = *socket_context;
+	if (!c)
+		return;
+	pthread_mutex_lock(&h->mu);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		h->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	h->n_conns--;
+	pthread_mutex_unlock(&h->mu);
+	buf_free(&c->req.body);
+	free(c->req.hdrs);
+	free(c);
+	*socket_context = NULL;
+}
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	(void)cls;
+	if (!log_enabled(JR_LOG_DEBUG))
+		return;
+	char msg[512];
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	size_t n = strlen(msg);
+	while (n && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
+		msg[--n] = '\0';
+	log_kv(JR_LOG_DEBUG, "HTTP-SERVER", msg, NULL);
+}
+
+/* ---- the watchdog (loop thread) ---- */
+
+static const char REQUEST_TIMEOUT[] =
+	"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Type: text/plain\r\n"
+	"Content-Length: 21\r\n\r\nrequest took too long";
+
+static int64_t watchdog_period(const jr_httpd *h)
+{
+	int64_t p = h->o.conn_timeout_ms / 4;
+	return p < 50 ? 50 : p > 1000 ? 1000 : p;
+}
+
+static void watchdog(void *arg)
+{
+	jr_httpd *h = arg;
+	int64_t now = now_ms();
+	int timed_out = 0, idle = 0;
+	pthread_mutex_lock(&h->mu);
+	for (conn_rec *c = h->conns; c; c = c->next) {
+		if (c->cut || c->fd < 0 || c->phase == PH_HANDED ||
+		    now - c->since_ms <= h->o.conn_timeout_ms)
+			continue;
+		if (c->phase == PH_READING || c->phase == PH_FRESH) {
+			/* MHD writes nothing while it reads a request, so these bytes cannot interleave */
+			ssize_t w = send(c->fd, REQUEST_TIMEOUT, sizeof REQUEST_TIMEOUT - 1,
+					 MSG_DONTWAIT | MSG_NOSIGNAL);
+			(void)w;
+			timed_out++;
+		} else {
+			idle++;
+		}
+		shutdown(c->fd, SHUT_RDWR);
+		c->cut = 1;
+	}
+	pthread_mutex_unlock(&h->mu);
+	for (int i = 0; i < timed_out; i++)
+		count_status(408);
+	if (timed_out) {
+		char n[16], t[32];
+		snprintf(n, sizeof n, "%d", timed_out);
+		snprintf(t, sizeof t, "%lldms", (long long)h->o.conn_timeout_ms);
+		log_kv(JR_LOG_WARNING, "HTTP-REQUEST-TIMEOUT",
+		       "request not complete within the timeout: answered 408, connection closed",
+		       "connections", n, "timeout", t, NULL);
+		metric_add(m.cut, "reason=\"request_timeout\"", timed_out);
+	}
+	if (idle)
+		metric_add(m.cut, "reason=\"idle\"", idle);
+	h->watchdog = loop_timer_add(h->loop, watchdog_period(h), watchdog, h);
+}
+
+/* ---- public ---- */
+
+/* conn_cap: max_connections plus headroom, within the descriptors the process may open. */
+static unsigned int conn_cap(int max_connections)
+{
+	long cap = (long)max_connections + (max_connections / 8 > 16 ? max_connections / 8 : 16);
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+	    (long)rl.rlim_cur - 64 < cap)
+		cap = (long)rl.rlim_cur - 64;
+	return cap < 1 ? 1u : (unsigned int)cap;
+}
+
+jr_httpd *httpd_start(jr_loop *l, const jr_httpd_opts *o, char *err, size_t errlen)
+{
+	m.responses = metric_register("jobrelay_http_responses_total", JR_METRIC_COUNTER,
+				      "HTTP responses by status code.", NULL, 0);
+	m.cut = metric_register("jobrelay_http_connections_cut_total", JR_METRIC_COUNTER,
+				"Connections closed by the server's request deadline, by reason.",
+				NULL, 0);
+	jr_httpd *h = jr_calloc(1, sizeof *h);
+	h->loop = l;
+	h->o = *o;
+	h->o.bind = NULL;
+	if (!h->o.max_body)
+		h->o.max_body = DEFAULT_MAX_BODY;
+	if (!h->o.max_header)
+		h->o.max_header = DEFAULT_MAX_HEADER;
+	if (h->o.max_connections <= 0)
+		h->o.max_connections = DEFAULT_MAX_CONNECTIONS;
+	if (h->o.conn_timeout_ms <= 0)
+		h->o.conn_timeout_ms = DEFAULT_CONN_TIMEOUT_MS;
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)o->port)};
+	const char *bind = o->bind ? o->bind : "0.0.0.0";
+	if (o->port < 0 || o->port > 65535 || inet_pton(AF_INET, bind, &sa.sin_addr) != 1) {
+		snprintf(err, errlen, "invalid address %s port %d", bind, o->port);
+		free(h);
+		return NULL;
+	}
+	pthread_mutex_init(&h->mu, NULL);
+	pthread_cond_init(&h->sent, NULL);
+	make_static_responses(h);
+	unsigned int idle_s = (unsigned int)((h->o.conn_timeout_ms + 999) / 1000);
+	h->d = MHD_start_daemon(
+		MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+			MHD_USE_ERROR_LOG,
+		(uint16_t)o->port, NULL, NULL, on_request, h,
+		MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h,
+		MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+		MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u,
+		MHD_OPTION_CONNECTION_LIMIT, conn_cap(h->o.max_connections),
+		MHD_OPTION_CONNECTION_TIMEOUT, idle_s,
+		/* the pool holds the headers (MHD answers 431 past it) plus read and write buffers */
+		MHD_OPTION_CONNECTION_MEMORY_LIMIT, h->o.max_header + (size_t)(16u << 10),
+		MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
+		MHD_OPTION_URI_LOG_CALLBACK, on_request_line, h,
+		MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+		MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
+		MHD_OPTION_END);
+	if (!h->d) {
+		snprintf(err, errlen, "cannot listen on %s:%d: %s", bind, o->port,
+			 errno ? strerror(errno) : "libmicrohttpd refused to start");
+		free_static_responses(h);
+		pthread_cond_destroy(&h->sent);
+		pthread_mutex_destroy(&h->mu);
+		free(h);
+		return NULL;
+	}
+	const union MHD_DaemonInfo *di = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
+	h->port = di ? di->port : o->port;
+	h->watchdog = loop_timer_add(l, watchdog_period(h), watchdog, h);
+	return h;
+}
+
+int httpd_port(const jr_httpd *h)
+{
+	return h->port;
+}
+
+const char *httpd_req_method(const jr_http_req *r)
+{
+	return r->method;
+}
+
+const char *httpd_req_path(const jr_http_req *r)
+{
+	return r->path;
+}
+
+const jr_header *httpd_req_headers(const jr_http_req *r, size_t *n)
+{
+	*n = r->n_hdrs;
+	return r->hdrs;
+}
+
+const char *httpd_req_header(const jr_http_req *r, const char *name)
+{
+	for (size_t i = 0; i < r->n_hdrs; i++)
+		if (strcasecmp(r->hdrs[i].name, name) == 0)
+			return r->hdrs[i].value;
+	return NULL;
+}
+
+const char *httpd_req_body(const jr_http_req *r, size_t *len)
+{
+	*len = r->body.len;
+	return r->body.data ? r->body.data : "";
+}
+
+const char *httpd_req_trace(const jr_http_req *r)
+{
+	return r->trace[0] ? r->trace : NULL;
+}
+
+int64_t httpd_req_age_ms(const jr_http_req *r)
+{
+	return now_ms() - r->done_ms;
+}
+
+void httpd_req_add_header(jr_http_req *r, const char *name, const char *value)
+{
+	if (r->n_extra == MAX_EXTRA_HEADERS)
+		return;
+	r->extra[r->n_extra][0] = jr_strdup(name);
+	r->extra[r->n_extra][1] = jr_strdup(value);
+	r->n_extra++;
+}
+
+void httpd_respond(jr_http_req *r, int status, const char *content_type, const char *body,
+		   size_t len)
+{
+	jr_httpd *h = r->c->h;
+	struct MHD_Response *resp;
+	if (status == MHD_HTTP_NO_CONTENT && r->n_extra == 0) {
+		resp = h->r204;
+	} else {
+		resp = MHD_create_response_from_buffer(len, (void *)(body ? body : ""),
+						       MHD_RESPMEM_MUST_COPY);
+		if (content_type && len)
+			MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+		for (int i = 0; i < r->n_extra; i++)
+			MHD_add_response_header(resp, r->extra[i][0], r->extra[i][1]);
+		if (atomic_load(&h->quiesced))
+			MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+	}
+	count_status((unsigned int)status);
+	r->resp = resp;
+	r->status = (unsigned int)status;
+	r->stage = ST_ANSWERED;
+	atomic_fetch_sub(&h->pending, 1);
+	/* after this MHD's thread owns r again */
+	MHD_resume_connection(r->c->conn);
+}
+
+void httpd_quiesce(jr_httpd *h)
+{
+	if (atomic_exchange(&h->quiesced, 1))
+		return;
+	MHD_socket fd = MHD_quiesce_daemon(h->d);
+	if (fd != MHD_INVALID_SOCKET)
+		close(fd);
+}
+
+int httpd_pending(const jr_httpd *h)
+{
+	return atomic_load(&((jr_httpd *)h)->pending);
+}
+
+void httpd_free(jr_httpd *h)
+{
+	if (!h)
+		return;
+	loop_timer_cancel(h->loop, h->watchdog);
+	/* answers already given are still being written: let them go out, briefly */
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += SEND_WAIT_MS / 1000;
+	pthread_mutex_lock(&h->mu);
+	while (h->unsent > 0)
+		if (pthread_cond_timedwait(&h->sent, &h->mu, &until) == ETIMEDOUT)
+			break;
+	pthread_mutex_unlock(&h->mu);
+	MHD_stop_daemon(h->d);
+	free_static_responses(h);
+	pthread_cond_destroy(&h->sent);
+	pthread_mutex_destroy(&h->mu);
+	free(h);
+}
