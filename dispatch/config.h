@@ -20,6 +20,9 @@ typedef struct jr_strmatch {
 	const char *suffix;
 	char **any_of;        /* NULL: not set */
 	size_t n_any_of;
+	/* lengths of the above, set by route_prepare */
+	size_t exact_len, prefix_len, suffix_len;
+	size_t *any_of_lens;
 } jr_strmatch;
 
 typedef enum jr_cond_where {
@@ -32,7 +35,7 @@ typedef struct jr_cond {
 	jr_cond_where where;
 	char *key;
 	jr_strmatch m;
-	int attr;   /* JR_COND_ATTR: event_attr_id(key), or -1 for an extension; 0 before route_prepare */
+	int attr;   /* JR_COND_ATTR: event_attr_id(key), or -1 for an extension (route_prepare) */
 } jr_cond;
 
 typedef struct jr_env_tmpl {

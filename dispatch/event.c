@@ -29,31 +29,21 @@ const jr_json *event_ext(const jr_event *ev, const char *name)
 	return NULL;
 }
 
-static const struct {
-	const char *name;
-	size_t off;
-} ctx_attrs[] = {
-	{ "specversion", offsetof(jr_event, specversion) },
-	{ "id", offsetof(jr_event, id) },
-	{ "source", offsetof(jr_event, source) },
-	{ "type", offsetof(jr_event, type) },
-	{ "subject", offsetof(jr_event, subject) },
-	{ "time", offsetof(jr_event, time) },
-	{ "datacontenttype", offsetof(jr_event, datacontenttype) },
-	{ "dataschema", offsetof(jr_event, dataschema) },
-};
-
 int event_attr_id(const char *name)
 {
-	for (size_t i = 0; i < sizeof ctx_attrs / sizeof ctx_attrs[0]; i++)
-		if (ctx_attrs[i].name[0] == name[0] && strcmp(ctx_attrs[i].name, name) == 0)
-			return (int)i + 1;
+	static const struct {
+		const char *name;
+		int id;
+	} attrs[] = {
+		{ "specversion", JR_ATTR_SPECVERSION }, { "id", JR_ATTR_ID },
+		{ "source", JR_ATTR_SOURCE }, { "type", JR_ATTR_TYPE },
+		{ "subject", JR_ATTR_SUBJECT }, { "time", JR_ATTR_TIME },
+		{ "datacontenttype", JR_ATTR_DATACONTENTTYPE }, { "dataschema", JR_ATTR_DATASCHEMA },
+	};
+	for (size_t i = 0; i < sizeof attrs / sizeof attrs[0]; i++)
+		if (attrs[i].name[0] == name[0] && strcmp(attrs[i].name, name) == 0)
+			return attrs[i].id;
 	return 0;
-}
-
-const char *event_attr_by_id(const jr_event *ev, int id)
-{
-	return *(const char *const *)((const char *)ev + ctx_attrs[id - 1].off);
 }
 
 const char *event_attr(jr_event *ev, const char *name)

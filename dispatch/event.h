@@ -77,15 +77,38 @@ const jr_json *event_ext(const jr_event *ev, const char *name);
 /* event_attr: context attribute or extension by name, as a string; numbers
  * and booleans render as their JSON text into the arena. NULL when absent. */
 const char *event_attr(jr_event *ev, const char *name);
+/* The context attributes by number, for event_attr_id and event_attr_by_id. */
+enum {
+	JR_ATTR_SPECVERSION = 1,
+	JR_ATTR_ID,
+	JR_ATTR_SOURCE,
+	JR_ATTR_TYPE,
+	JR_ATTR_SUBJECT,
+	JR_ATTR_TIME,
+	JR_ATTR_DATACONTENTTYPE,
+	JR_ATTR_DATASCHEMA,
+};
 /*
- * event_attr_id: a number from 1 to 8 for each context attribute name
- * (specversion, id, source, type, subject, time, datacontenttype,
- * dataschema), 0 for any other name. For code that looks a name up once
- * (when a config is loaded) and reads it per event with event_attr_by_id.
+ * event_attr_id: the JR_ATTR_* number of a context attribute name, 0 for any
+ * other name. For code that looks a name up once (when a config is loaded)
+ * and reads it per event with event_attr_by_id.
  */
 int event_attr_id(const char *name);
-/* event_attr_by_id: the context attribute numbered id (from event_attr_id, not 0), or NULL when absent. */
-const char *event_attr_by_id(const jr_event *ev, int id);
+/* event_attr_by_id: the context attribute numbered id (JR_ATTR_*), or NULL when absent. */
+static inline const char *event_attr_by_id(const jr_event *ev, int id)
+{
+	switch (id) {
+	case JR_ATTR_SPECVERSION: return ev->specversion;
+	case JR_ATTR_ID: return ev->id;
+	case JR_ATTR_SOURCE: return ev->source;
+	case JR_ATTR_TYPE: return ev->type;
+	case JR_ATTR_SUBJECT: return ev->subject;
+	case JR_ATTR_TIME: return ev->time;
+	case JR_ATTR_DATACONTENTTYPE: return ev->datacontenttype;
+	case JR_ATTR_DATASCHEMA: return ev->dataschema;
+	default: return NULL;
+	}
+}
 /* event_msg_attr: a Pub/Sub message attribute, or NULL. */
 const char *event_msg_attr(const jr_event *ev, const char *key);
 

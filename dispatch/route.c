@@ -13,34 +13,43 @@
 
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Longest value one template may render to (Cloud Run refuses far less). */
 #define RENDER_MAX (4u << 20)
 
-static int str_eq(const char *s, size_t n, const char *w)
+/* A value's length when it is a C string whose length was not needed yet. */
+#define C_STRING SIZE_MAX
+
+/* same: s equals w (wn bytes); s has n bytes, or is a C string (n == C_STRING). */
+static int same(const char *s, size_t n, const char *w, size_t wn)
 {
-	size_t wn = strlen(w);
-	return n == wn && memcmp(s, w, n) == 0;
+	if (n == C_STRING)
+		return strncmp(s, w, wn) == 0 && s[wn] == '\0';
+	return n == wn && memcmp(s, w, wn) == 0;
 }
 
 static int strmatch(const jr_strmatch *m, const char *s, size_t n)
 {
-	if (m->exact && !str_eq(s, n, m->exact))
+	if (m->exact && !same(s, n, m->exact, m->exact_len))
 		return 0;
 	if (m->prefix) {
-		size_t pn = strlen(m->prefix);
-		if (pn > n || memcmp(s, m->prefix, pn) != 0)
+		size_t pn = m->prefix_len;
+		if (n == C_STRING ? strncmp(s, m->prefix, pn) != 0
+				  : pn > n || memcmp(s, m->prefix, pn) != 0)
 			return 0;
 	}
 	if (m->suffix) {
-		size_t sn = strlen(m->suffix);
+		size_t sn = m->suffix_len;
+		if (n == C_STRING)
+			n = strlen(s);
 		if (sn > n || memcmp(s + n - sn, m->suffix, sn) != 0)
 			return 0;
 	}
 	if (m->any_of) {
 		size_t i = 0;
-		while (i < m->n_any_of && !str_eq(s, n, m->any_of[i]))
+		while (i < m->n_any_of && !same(s, n, m->any_of[i], m->any_of_lens[i]))
 			i++;
 		if (i == m->n_any_of)
 			return 0;
@@ -69,53 +78,56 @@ static int json_text(const jr_json *v, const char **s, size_t *n)
 	default:
 		return 0;
 	}
-	*n = strlen(*s);
+	*n = C_STRING;
 	return 1;
 }
 
-/* cond_value: the text a condition looks at; 0 when it is absent. */
+/*
+ * cond_value: the text a condition looks at, as s and its length n, or
+ * n == C_STRING for a C string whose length strmatch works out only if it
+ * must; 0 when the value is absent.
+ */
 static int cond_value(const jr_cond *k, jr_event *ev, const char **s, size_t *n)
 {
-	const jr_json *v = NULL;
+	const jr_json *v;
+	*n = C_STRING;
 	switch (k->where) {
 	case JR_COND_ATTR:
 		if (k->attr > 0) {
 			/* decoders never store a context attribute as an extension */
 			*s = event_attr_by_id(ev, k->attr);
-			break;
+			return *s != NULL;
 		}
 		v = event_ext(ev, k->key);
-		if (!v) {
-			if (k->attr < 0)
-				return 0;
-			/* not prepared: a context attribute, or nothing */
-			*s = event_attr(ev, k->key);
-			break;
-		}
-		return json_text(v, s, n);
+		return v && json_text(v, s, n);
 	case JR_COND_MSG_ATTR:
 		*s = event_msg_attr(ev, k->key);
-		break;
+		return *s != NULL;
 	case JR_COND_DATA:
 		if (ev->data_kind != JR_DATA_JSON || !ev->data_json)
 			return 0;
 		v = json_pointer(ev->data_json, k->key);
 		return v && json_text(v, s, n);
 	}
-	if (!*s)
-		return 0;
-	*n = strlen(*s);
-	return 1;
+	return 0;
 }
 
 void route_prepare(jr_route *r)
 {
 	for (size_t i = 0; i < r->n_conds; i++) {
 		jr_cond *k = &r->conds[i];
+		jr_strmatch *m = &k->m;
 		if (k->where == JR_COND_ATTR) {
 			int id = event_attr_id(k->key);
 			k->attr = id ? id : -1;
 		}
+		m->exact_len = m->exact ? strlen(m->exact) : 0;
+		m->prefix_len = m->prefix ? strlen(m->prefix) : 0;
+		m->suffix_len = m->suffix ? strlen(m->suffix) : 0;
+		free(m->any_of_lens);
+		m->any_of_lens = m->n_any_of ? jr_malloc(m->n_any_of * sizeof *m->any_of_lens) : NULL;
+		for (size_t j = 0; j < m->n_any_of; j++)
+			m->any_of_lens[j] = strlen(m->any_of[j]);
 	}
 }
 

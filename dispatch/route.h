@@ -10,10 +10,10 @@
 #include "event.h"
 
 /*
- * route_prepare: works out once what route_match would otherwise look up for
- * every event (which context attribute a condition reads). The config loader
- * calls it for each route it reads; a route that was not prepared still
- * matches correctly, only slower.
+ * route_prepare: works out once what route_match would otherwise work out for
+ * every event (which context attribute a condition reads, the lengths of the
+ * strings it compares with). route_match needs it: the config loader calls
+ * it for each route it reads. What it allocates, config_free releases.
  */
 void route_prepare(jr_route *r);
 /* route_match: 1 when every condition of r holds for ev (an empty match always holds). */
