@@ -153,15 +153,19 @@ const jr_json *json_path(const jr_json *root, const char *path)
  * because XOR with '"' or '\\' leaves each byte's high bit alone). The word
  * holding the first byte to escape is then searched byte by byte.
  */
+static int word_clean(uint64_t w)
+{
+	uint64_t q = w ^ BYTES('"'), b = w ^ BYTES('\\');
+	return !(((w - BYTES(0x20)) | (q - BYTES(1)) | (b - BYTES(1))) & ~w & HIGH);
+}
+
 static size_t plain_len(const char *s, size_t n)
 {
 	size_t i = 0;
+	uint64_t w;
 	for (; i + 8 <= n; i += 8) {
-		uint64_t w, q, b;
 		memcpy(&w, s + i, 8);
-		q = w ^ BYTES('"');
-		b = w ^ BYTES('\\');
-		if (((w - BYTES(0x20)) | (q - BYTES(1)) | (b - BYTES(1))) & ~w & HIGH)
+		if (!word_clean(w))
 			break;
 	}
 	for (; i < n; i++) {
@@ -267,8 +271,8 @@ int json_render(jr_buf *out, const jr_json *v)
 
 jr_json *json_new(jr_arena *a, jr_json_type t)
 {
-	jr_json *v = arena_alloc(a, sizeof *v);
-	v->type = t;
+	jr_json *v = arena_alloc_raw(a, sizeof *v);
+	*v = (jr_json){ .type = t };
 	return v;
 }
 
@@ -317,11 +321,12 @@ void json_set_members(jr_arena *a, jr_json *c, size_t n, const char *const *keys
 	size_t cap = JSON_MIN_CAP;
 	while (cap < n)
 		cap *= 2;
-	c->items = arena_alloc(a, cap * sizeof *c->items);
+	/* slots past n are only written (by later appends), never read */
+	c->items = arena_alloc_raw(a, cap * sizeof *c->items);
 	memcpy(c->items, items, n * sizeof *items);
 	if (c->type == JR_JSON_OBJECT) {
-		c->keys = arena_alloc(a, cap * sizeof *c->keys);
-		c->key_lens = arena_alloc(a, cap * sizeof *c->key_lens);
+		c->keys = arena_alloc_raw(a, cap * sizeof *c->keys);
+		c->key_lens = arena_alloc_raw(a, cap * sizeof *c->key_lens);
 		memcpy(c->keys, keys, n * sizeof *keys);
 		memcpy(c->key_lens, key_lens, n * sizeof *key_lens);
 	}

@@ -240,6 +240,11 @@ static void *arena_take(jr_arena *a, size_t n, size_t al)
 	return b->mem + off;
 }
 
+void *arena_alloc_raw(jr_arena *a, size_t n)
+{
+	return arena_take(a, n, _Alignof(max_align_t));
+}
+
 void *arena_alloc(jr_arena *a, size_t n)
 {
 	void *p = arena_take(a, n, _Alignof(max_align_t));

@@ -78,6 +78,8 @@ void arena_init(jr_arena *a);
 void arena_free(jr_arena *a);
 /* arena_alloc: n zeroed bytes aligned for any type, valid until arena_free. */
 void *arena_alloc(jr_arena *a, size_t n);
+/* arena_alloc_raw: as arena_alloc, but not zeroed (for callers that write what they read). */
+void *arena_alloc_raw(jr_arena *a, size_t n);
 /* arena_strndup / arena_strdup: NUL-terminated copies in the arena. */
 char *arena_strndup(jr_arena *a, const char *s, size_t n);
 char *arena_strdup(jr_arena *a, const char *s);
