@@ -127,6 +127,7 @@ struct jr_httpd {
 	atomic_int pending;   /* handed to the loop, not yet answered */
 	int unsent;           /* mu: handed, not yet completed by MHD */
 	atomic_int quiesced;
+	int closing;          /* mu: httpd_free began; nothing more goes to the loop */
 	jr_timer_id watchdog;
 	struct MHD_Response *r204, *r404, *r405, *r405get, *r413, *r431, *r503busy, *r503quiet,
 		*rhealth, *rready, *rnotready;
@@ -344,9 +345,13 @@ static enum MHD_Result body_done(jr_httpd *h, jr_http_req *r)
 		log_kv(JR_LOG_WARNING, "HTTP-BODY-TOO-LARGE", "request refused: body past the limit", NULL);
 		return answer_now(r, MHD_HTTP_CONTENT_TOO_LARGE, h->r413);
 	}
-	r->stage = ST_HANDED;
 	r->done_ms = now_ms();
 	pthread_mutex_lock(&h->mu);
+	if (h->closing) {
+		pthread_mutex_unlock(&h->mu);
+		return answer_now(r, MHD_HTTP_SERVICE_UNAVAILABLE, h->r503quiet);
+	}
+	r->stage = ST_HANDED;
 	r->c->phase = PH_HANDED;
 	h->unsent++;
 	pthread_mutex_unlock(&h->mu);
@@ -723,6 +728,13 @@ void httpd_free(jr_httpd *h)
 	if (!h)
 		return;
 	loop_timer_cancel(h->loop, h->watchdog);
+	httpd_quiesce(h);
+	pthread_mutex_lock(&h->mu);
+	h->closing = 1;
+	pthread_mutex_unlock(&h->mu);
+	/* requests already handed over are still to be answered, from the loop */
+	while (atomic_load(&h->pending) > 0)
+		loop_run_once(h->loop, 100);
 	/* answers already given are still being written: let them go out, briefly */
 	struct timespec until;
 	clock_gettime(CLOCK_REALTIME, &until);

@@ -92,8 +92,11 @@ void httpd_quiesce(jr_httpd *h);
 /* httpd_pending: requests handed to `post` and not yet answered. */
 int httpd_pending(const jr_httpd *h);
 /*
- * httpd_free: stops the server and frees it. Every request handed to `post`
- * must have been answered first (httpd_pending(h) == 0). NULL is a no-op.
+ * httpd_free: stops the server and frees it: quiesces it, answers 503 on
+ * MHD's thread to every request not yet handed to `post`, drives the loop
+ * until each request handed to `post` was answered (so `post` must still
+ * answer, at once if it likes), waits up to 2 s for the answers to be sent,
+ * then stops MHD. Loop thread; NULL is a no-op.
  */
 void httpd_free(jr_httpd *h);
 

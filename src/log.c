@@ -23,6 +23,17 @@ static struct {
 	char *labels[LOG_MAX_LABELS][2];
 } logger = {2, JR_LOG_TEXT, JR_LOG_INFO, 0, {{0}}};
 
+static _Thread_local char cur_trace[160];
+
+void log_set_trace(const char *trace)
+{
+	size_t n = trace ? strlen(trace) : 0;
+	if (n >= sizeof cur_trace)
+		n = 0;
+	memcpy(cur_trace, trace ? trace : "", n);
+	cur_trace[n] = '\0';
+}
+
 static const char *const level_names[] = {"DEBUG", "INFO", "WARNING", "ERROR"};
 
 void log_setup(int fd, jr_log_format fmt, jr_log_level min)
@@ -108,6 +119,10 @@ static void json_line(jr_buf *b, jr_log_level lv, const char *msgid, const char 
 		buf_addc(b, ':');
 		json_write_string(b, v, strlen(v));
 	}
+	if (cur_trace[0]) {
+		buf_adds(b, ",\"logging.googleapis.com/trace\":");
+		json_write_string(b, cur_trace, strlen(cur_trace));
+	}
 	if (logger.n_labels) {
 		buf_adds(b, ",\"logging.googleapis.com/labels\":{");
 		for (int i = 0; i < logger.n_labels; i++) {
@@ -134,6 +149,8 @@ static void text_line(jr_buf *b, jr_log_level lv, const char *msgid, const char 
 		int quote = strpbrk(v, " \t\"=") != NULL || *v == '\0';
 		buf_printf(b, quote ? " %s=\"%s\"" : " %s=%s", k, v);
 	}
+	if (cur_trace[0])
+		buf_printf(b, " trace=%s", cur_trace);
 	buf_addc(b, '\n');
 }
 

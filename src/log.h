@@ -33,6 +33,14 @@ int log_enabled(jr_log_level lv);
 void log_label(const char *key, const char *value);
 
 /*
+ * log_set_trace: the Cloud Logging trace of the work the calling thread is
+ * doing ("projects/P/traces/T"), written as "logging.googleapis.com/trace"
+ * on each of its lines until set again; NULL or "" clears it. Copied
+ * (at most 159 bytes); per thread.
+ */
+void log_set_trace(const char *trace);
+
+/*
  * log_kv: one line with msgid, a message, and key/value fields given as
  * NULL-terminated pairs of strings: log_kv(INFO, "DISPATCH-OK", "started job",
  * "route", r, "job", j, NULL). A NULL value skips its pair.

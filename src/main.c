@@ -18,6 +18,8 @@
 #include "log.h"
 #include "replay.h"
 #include "route.h"
+#include "serve.h"
+#include "signals.h"
 #include "version.h"
 
 typedef struct globals {
@@ -34,6 +36,8 @@ static void usage(FILE *f)
 	      "commands:\n"
 	      "  replay [--dry-run] [--format F] [--route NAME] [--no-retry] PATH...\n"
 	      "                  dispatch events from files, folders or - (stdin)\n"
+	      "  serve [--dry-run] [--port N] [--bind ADDR] [--max-connections N] [--request-timeout D]\n"
+	      "                  HTTP server for Pub/Sub push and Eventarc on $PORT (default 8080)\n"
 	      "  check-config    validate the config and print the resolved routes\n"
 	      "  version         version, git commit and library versions\n"
 	      "\n"
@@ -210,6 +214,64 @@ static int cmd_replay(const globals *g, int argc, char **argv)
 	return rc;
 }
 
+static int cmd_serve(const globals *g, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"dry-run", no_argument, NULL, 'n'}, {"port", required_argument, NULL, 'p'},
+		{"bind", required_argument, NULL, 'b'}, {"max-connections", required_argument, NULL, 'c'},
+		{"request-timeout", required_argument, NULL, 't'}, {"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	jr_serve_opts o = {.port = -1, .dry_run = g->dry_run};
+	char *end;
+	int ch;
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "+np:b:c:t:h", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'n': o.dry_run = 1; break;
+		case 'p':
+			o.port = (int)strtol(optarg, &end, 10);
+			if (*end || !*optarg || o.port < 0 || o.port > 65535) {
+				fprintf(stderr, "jobrelay serve: --port must be 0-65535, not '%s'\n", optarg);
+				return 2;
+			}
+			break;
+		case 'b': o.bind = optarg; break;
+		case 'c':
+			o.max_connections = (int)strtol(optarg, &end, 10);
+			if (*end || o.max_connections < 1) {
+				fprintf(stderr, "jobrelay serve: --max-connections must be a positive number, not '%s'\n", optarg);
+				return 2;
+			}
+			break;
+		case 't':
+			if ((o.request_timeout_ms = parse_duration_ms(optarg)) <= 0) {
+				fprintf(stderr, "jobrelay serve: --request-timeout must be a duration (500ms, 30s), not '%s'\n", optarg);
+				return 2;
+			}
+			break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "jobrelay serve: unexpected argument '%s'\n", argv[optind]);
+		return 2;
+	}
+	/* the daemon logs on stdout (product.md §7) */
+	log_setup(STDOUT_FILENO, (jr_log_format)g->log_format, (jr_log_level)g->log_level);
+	jr_config c;
+	int rc = load_config(g, &c);
+	if (rc == 0) {
+		signals_block(); /* before grpc_init starts threads */
+		grpc_init();
+		rc = serve_run(&c, &o);
+		grpc_shutdown();
+	}
+	config_free(&c);
+	return rc;
+}
+
 /* parse_globals: global flags before the command; returns argv index of the command or -1. */
 static int parse_globals(globals *g, int argc, char **argv)
 {
@@ -267,6 +329,8 @@ int main(int argc, char **argv)
 		return cmd_check_config(&g);
 	if (strcmp(cmd, "replay") == 0)
 		return cmd_replay(&g, argc - ci, argv + ci);
+	if (strcmp(cmd, "serve") == 0)
+		return cmd_serve(&g, argc - ci, argv + ci);
 	if (strcmp(cmd, "help") == 0) {
 		usage(stdout);
 		return 0;
