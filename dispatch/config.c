@@ -49,6 +49,7 @@ static void route_free(jr_route *r)
 		free((char *)k->m.suffix);
 		strv_free(k->m.any_of, k->m.n_any_of);
 		free(k->m.any_of_lens);
+		json_ptr_free(k->ptr);
 	}
 	free(r->conds);
 	tmpl_free(r->job);

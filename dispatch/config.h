@@ -36,6 +36,7 @@ typedef struct jr_cond {
 	char *key;
 	jr_strmatch m;
 	int attr;   /* JR_COND_ATTR: event_attr_id(key), or -1 for an extension (route_prepare) */
+	jr_json_ptr *ptr; /* JR_COND_DATA: key compiled (route_prepare) */
 } jr_cond;
 
 typedef struct jr_env_tmpl {

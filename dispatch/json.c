@@ -107,6 +107,69 @@ const jr_json *json_pointer(const jr_json *root, const char *ptr)
 	return v;
 }
 
+/* A compiled pointer: its tokens, unescaped, in one allocation after the header. */
+typedef struct ptr_token {
+	const char *s;
+	size_t n;
+	long index; /* index_of(s, n): the array index it names, or -1 */
+} ptr_token;
+
+struct jr_json_ptr {
+	size_t n;
+	ptr_token tok[];
+};
+
+jr_json_ptr *json_ptr_compile(const char *ptr)
+{
+	if (*ptr && *ptr != '/')
+		return NULL;
+	size_t plen = strlen(ptr), n = 0;
+	for (const char *q = ptr; *q; q++)
+		n += *q == '/';
+	jr_json_ptr *p = jr_malloc(sizeof *p + n * sizeof p->tok[0] + plen + 1);
+	char *text = (char *)&p->tok[n];
+	p->n = 0;
+	for (const char *q = ptr; *q == '/';) {
+		q++;
+		size_t len = strcspn(q, "/"), tlen;
+		if (pointer_token(q, len, text, &tlen) < 0) {
+			free(p);
+			return NULL;
+		}
+		p->tok[p->n++] = (ptr_token){ text, tlen, index_of(text, tlen) };
+		text += tlen;
+		q += len;
+	}
+	return p;
+}
+
+const jr_json *json_ptr_get(const jr_json *root, const jr_json_ptr *p)
+{
+	if (!root || !p)
+		return NULL;
+	const jr_json *v = root;
+	for (size_t t = 0; v && t < p->n; t++) {
+		const ptr_token *k = &p->tok[t];
+		if (v->type == JR_JSON_ARRAY) {
+			v = k->index >= 0 && (size_t)k->index < v->n ? v->items[k->index] : NULL;
+		} else if (v->type == JR_JSON_OBJECT) {
+			const jr_json *next = NULL;
+			for (size_t i = 0; i < v->n && !next; i++)
+				if (v->key_lens[i] == k->n && memcmp(v->keys[i], k->s, k->n) == 0)
+					next = v->items[i];
+			v = next;
+		} else {
+			v = NULL;
+		}
+	}
+	return v;
+}
+
+void json_ptr_free(jr_json_ptr *p)
+{
+	free(p);
+}
+
 const jr_json *json_path(const jr_json *root, const char *path)
 {
 	if (!root || !path)

@@ -39,6 +39,16 @@ const jr_json *json_get(const jr_json *obj, const char *key);
 const char *json_get_str(const jr_json *obj, const char *key);
 /* json_pointer: RFC 6901 lookup ("" is the root, "/a/0/b~1c"); NULL when absent or malformed. */
 const jr_json *json_pointer(const jr_json *root, const char *ptr);
+/*
+ * jr_json_ptr: a JSON Pointer split and unescaped once, for lookups repeated
+ * on many documents (route conditions). json_ptr_compile returns NULL when
+ * ptr is malformed; json_ptr_get then behaves as json_pointer does;
+ * json_ptr_free (NULL is a no-op) releases it.
+ */
+typedef struct jr_json_ptr jr_json_ptr;
+jr_json_ptr *json_ptr_compile(const char *ptr);
+const jr_json *json_ptr_get(const jr_json *root, const jr_json_ptr *p);
+void json_ptr_free(jr_json_ptr *p);
 /* json_path: dotted template path "a.b[0].c" lookup; NULL when absent or malformed. */
 const jr_json *json_path(const jr_json *root, const char *path);
 

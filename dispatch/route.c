@@ -106,7 +106,7 @@ static int cond_value(const jr_cond *k, jr_event *ev, const char **s, size_t *n)
 	case JR_COND_DATA:
 		if (ev->data_kind != JR_DATA_JSON || !ev->data_json)
 			return 0;
-		v = json_pointer(ev->data_json, k->key);
+		v = json_ptr_get(ev->data_json, k->ptr);
 		return v && json_text(v, s, n);
 	}
 	return 0;
@@ -120,6 +120,10 @@ void route_prepare(jr_route *r)
 		if (k->where == JR_COND_ATTR) {
 			int id = event_attr_id(k->key);
 			k->attr = id ? id : -1;
+		}
+		if (k->where == JR_COND_DATA) {
+			json_ptr_free(k->ptr);
+			k->ptr = json_ptr_compile(k->key);
 		}
 		m->exact_len = m->exact ? strlen(m->exact) : 0;
 		m->prefix_len = m->prefix ? strlen(m->prefix) : 0;

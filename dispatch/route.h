@@ -12,7 +12,7 @@
 /*
  * route_prepare: works out once what route_match would otherwise work out for
  * every event (which context attribute a condition reads, the lengths of the
- * strings it compares with). route_match needs it: the config loader calls
+ * strings it compares with, data pointers split into tokens). route_match needs it: the config loader calls
  * it for each route it reads. What it allocates, config_free releases.
  */
 void route_prepare(jr_route *r);

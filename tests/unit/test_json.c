@@ -224,6 +224,17 @@ static void test_pointer(void)
 	CU_ASSERT_PTR_NULL(json_pointer(v, "/a/0/m~2n"));
 	CU_ASSERT_PTR_NULL(json_pointer(v, "/x/y/z"));
 	CU_ASSERT_PTR_NULL(json_pointer(NULL, "/x"));
+	/* a compiled pointer finds exactly what json_pointer finds */
+	static const char *const ptrs[] = { "", "/a/0/b~1c", "/a/0/m~0n", "/", "/x/y", "x/y",
+					    "/a/01", "/a/1", "/a/-1", "/a/0/m~2n", "/x/y/z",
+					    "/a/0", "/a", "//", "/x/" };
+	for (size_t i = 0; i < sizeof ptrs / sizeof ptrs[0]; i++) {
+		jr_json_ptr *p = json_ptr_compile(ptrs[i]);
+		CU_ASSERT_PTR_EQUAL(json_ptr_get(v, p), json_pointer(v, ptrs[i]));
+		json_ptr_free(p);
+	}
+	CU_ASSERT_PTR_NULL(json_ptr_compile("x/y"));
+	CU_ASSERT_PTR_NULL(json_ptr_compile("/a/0/m~2n"));
 	arena_free(&a);
 }
 
