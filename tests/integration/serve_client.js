@@ -7,6 +7,10 @@
 //   await raw(text, {delayMs, chunk})      -> writes text on a new socket (chunk bytes every
 //                                             delayMs, default all at once), reads until the
 //                                             server closes; {status, text, ms, closedEarly}
+//   await conn()                           -> one kept-alive socket: await c.send(text) writes a
+//                                             request and reads one response {status, headers,
+//                                             body} (status 0 when the server closed instead);
+//                                             c.close()
 //   records()                              -> the Run API fake's RunJob records ($REC)
 //   env(record)                            -> its container env as an object
 //   expect(cond, what)                     -> exits 1 with `what` when cond is false
@@ -103,6 +107,53 @@ function raw(text, opt) {
   });
 }
 
+// parseResponse: one HTTP/1.1 response at the start of buf, or null while incomplete.
+function parseResponse(buf) {
+  const end = buf.indexOf('\r\n\r\n');
+  if (end < 0) return null;
+  const lines = buf.subarray(0, end).toString().split('\r\n');
+  const status = Number((lines[0].match(/^HTTP\/1\.1 (\d{3})/) || [])[1] || 0);
+  const headers = {};
+  for (const l of lines.slice(1)) {
+    const i = l.indexOf(':');
+    headers[l.slice(0, i).trim().toLowerCase()] = l.slice(i + 1).trim();
+  }
+  const len = status === 204 ? 0 : Number(headers['content-length'] || 0);
+  if (buf.length < end + 4 + len) return null;
+  return { status, headers, body: buf.subarray(end + 4, end + 4 + len).toString(), used: end + 4 + len };
+}
+
+function conn() {
+  return new Promise((resolve, reject) => {
+    const s = net.connect(port, '127.0.0.1');
+    let buf = Buffer.alloc(0);
+    let waiting = null;
+    let closed = false;
+    const check = () => {
+      if (!waiting) return;
+      const r = parseResponse(buf);
+      if (r) {
+        buf = buf.subarray(r.used);
+        const w = waiting;
+        waiting = null;
+        w(r);
+      } else if (closed) {
+        const w = waiting;
+        waiting = null;
+        w({ status: 0, headers: {}, body: buf.toString() });
+      }
+    };
+    s.on('data', (d) => { buf = Buffer.concat([buf, d]); check(); });
+    s.on('error', () => {});
+    s.on('close', () => { closed = true; check(); });
+    s.on('connect', () => resolve({
+      send: (text) => new Promise((res) => { waiting = res; if (!closed) s.write(text); check(); }),
+      close: () => s.destroy(),
+    }));
+    s.once('error', reject);
+  });
+}
+
 function records() {
   const f = process.env.REC;
   if (!f || !fs.existsSync(f)) return [];
@@ -121,7 +172,7 @@ function expect(cond, what) {
 }
 
 const AsyncFunction = Object.getPrototypeOf(async () => {}).constructor;
-new AsyncFunction('post', 'capture', 'raw', 'records', 'env', 'expect', 'fs', script)(
-  post, capture, raw, records, env, expect, fs)
+new AsyncFunction('post', 'capture', 'raw', 'conn', 'records', 'env', 'expect', 'fs', script)(
+  post, capture, raw, conn, records, env, expect, fs)
   .then(() => { agent.destroy(); process.exit(0); })
   .catch((e) => { console.error('FAIL: ' + (e && e.stack || e)); process.exit(1); });

@@ -63,3 +63,17 @@ alive() {
 	code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$SERVE_PORT/healthz")
 	assert_eq "$code" 200 "GET /healthz after $1"
 }
+
+# wait_lines FILE REGEX N: blocks until FILE has N lines matching REGEX (woken
+# by inotify through fs.watch, not by sleeping); fails after 30 s.
+wait_lines() {
+	node -e '
+const fs = require("fs");
+const [file, re, n] = [process.argv[1], new RegExp(process.argv[2]), Number(process.argv[3])];
+const count = () => { try { return fs.readFileSync(file, "utf8").split("\n").filter((l) => re.test(l)).length; } catch { return 0; } };
+const check = () => { if (count() >= n) process.exit(0); };
+setTimeout(() => { console.error("FAIL: " + file + ": fewer than " + n + " lines match " + re); process.exit(1); }, 30000);
+fs.watch(require("path").dirname(file), check);
+check();
+' "$1" "$2" "$3"
+}
