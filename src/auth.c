@@ -18,7 +18,6 @@
 #include "auth.h"
 
 #include <math.h>
-#include <openssl/err.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -268,56 +267,37 @@ static verdict bearer(const char *h, const char **tok, size_t *len)
 	return fail(0, "ok");
 }
 
-/* header_key: the key that header h (decoded JSON) names, with alg checked; NULL with v set. */
-static EVP_PKEY *header_key(jr_auth *a, jr_arena *ar, const unsigned char *h, size_t n,
-			    int64_t now_s, verdict *v)
+/* header_kid: the key id header h (decoded JSON) names, alg checked, into kid; -1 with v set. */
+static int header_kid(jr_arena *ar, const unsigned char *h, size_t n, char *kid, verdict *v)
 {
-	char perr[96], kid[AUTH_MAX_KID + 1];
+	char perr[96];
 	const jr_json *hd = jsonparse(ar, (const char *)h, n, AUTH_HEADER_DEPTH, perr, sizeof perr);
 	if (!hd || hd->type != JR_JSON_OBJECT) {
 		*v = fail(401, "token header is not a JSON object");
-		return NULL;
+		return -1;
 	}
 	int dup = 0;
 	const jr_json *alg = member1(hd, "alg", &dup), *k = member1(hd, "kid", &dup);
 	if (dup) {
 		*v = fail(401, "token header repeats a parameter");
-		return NULL;
+		return -1;
 	}
 	if (!str_is(alg, "RS256")) {
 		*v = fail(401, "token algorithm is not RS256");
-		return NULL;
+		return -1;
 	}
 	if (json_get(hd, "crit")) {
 		*v = fail(401, "token header has crit parameters");
-		return NULL;
+		return -1;
 	}
 	if (!k || k->type != JR_JSON_STRING || k->n == 0 || k->n > AUTH_MAX_KID ||
 	    memchr(k->s, '\0', k->n)) {
 		*v = fail(401, "token header has no usable kid");
-		return NULL;
+		return -1;
 	}
 	memcpy(kid, k->s, k->n);
 	kid[k->n] = '\0';
-	int refresh = 0;
-	EVP_PKEY *key = jwks_get(a->jwks, kid, now_s, &refresh);
-	if (!key)
-		*v = fail(401, refresh ? "unknown key id (JWKS refresh started)" : "unknown key id");
-	return key;
-}
-
-/* rs256_ok: the RSASSA-PKCS1-v1_5 SHA-256 signature sig over msg verifies with key. */
-static int rs256_ok(EVP_PKEY *key, const char *msg, size_t mlen, const unsigned char *sig,
-		    size_t slen)
-{
-	if ((int)slen != EVP_PKEY_get_size(key))
-		return 0;
-	EVP_MD_CTX *md = EVP_MD_CTX_new();
-	int ok = md && EVP_DigestVerifyInit_ex(md, NULL, "SHA256", NULL, NULL, key, NULL) == 1 &&
-		 EVP_DigestVerify(md, sig, slen, (const unsigned char *)msg, mlen) == 1;
-	EVP_MD_CTX_free(md);
-	ERR_clear_error();
-	return ok;
+	return 0;
 }
 
 static verdict token_check(jr_auth *a, jr_arena *ar, const char *tok, size_t n, int64_t now_s)
@@ -327,17 +307,20 @@ static verdict token_check(jr_auth *a, jr_arena *ar, const char *tok, size_t n, 
 	if (!d2 || memchr(d2 + 1, '.', (size_t)(tok + n - d2 - 1)) || d1 == tok)
 		return fail(401, "token is not three base64url parts");
 	unsigned char h[AUTH_MAX_HEADER], sig[AUTH_MAX_SIG];
+	char kid[AUTH_MAX_KID + 1];
+	verdict v;
 	long hn = jwks_b64url_decode(tok, (size_t)(d1 - tok), h, sizeof h);
 	if (hn < 0)
 		return fail(401, "token header is not base64url (or longer than 1 KiB)");
-	verdict v;
-	EVP_PKEY *key = header_key(a, ar, h, (size_t)hn, now_s, &v);
-	if (!key)
+	if (header_kid(ar, h, (size_t)hn, kid, &v))
 		return v;
 	long sn = jwks_b64url_decode(d2 + 1, (size_t)(tok + n - d2 - 1), sig, sizeof sig);
-	int ok = sn > 0 && rs256_ok(key, tok, (size_t)(d2 - tok), sig, (size_t)sn);
-	EVP_PKEY_free(key);
-	if (!ok)
+	int refresh = 0;
+	jwks_result r = jwks_verify(a->jwks, kid, now_s, tok, (size_t)(d2 - tok), sig,
+				    sn > 0 ? (size_t)sn : 0, &refresh);
+	if (r == JWKS_UNKNOWN_KID)
+		return fail(401, refresh ? "unknown key id (JWKS refresh started)" : "unknown key id");
+	if (r != JWKS_VERIFIED)
 		return fail(401, "bad signature");
 	unsigned char p[AUTH_MAX_PAYLOAD];
 	long pn = jwks_b64url_decode(d1 + 1, (size_t)(d2 - d1 - 1), p, sizeof p);

@@ -3,15 +3,20 @@
  *
  * A key set is an array of (kid, EVP_PKEY) pairs, at most JWKS_MAX_KEYS, and
  * is looked up by a linear scan (Google publishes two or three keys). It is
- * swapped whole when a fetch succeeds; readers take a reference to the one
- * key they need under the mutex and verify with it after releasing it, so
- * a swap never frees a key in use and verifications never serialise.
+ * swapped whole when a fetch succeeds. Verifications hold a read lock on it
+ * (they run side by side); the swap takes the write lock (writers are
+ * preferred, so a steady stream of checks cannot starve it), and frees the
+ * old set after releasing it, when no verification can still see it. The
+ * alternative, handing out references to single keys, leaves the last free
+ * of a key to whichever thread drops it, synchronised only by OpenSSL's
+ * internal reference count, which ThreadSanitizer cannot see.
+ * A mutex guards the rest (refresh state, counters, expiry).
  *
  * Fetching: a URL set owns one thread that sleeps on a condition variable
- * until jwks_get asks for a refresh, then fetches with libcurl (blocking,
+ * until jwks_verify asks for a refresh, then fetches with libcurl (blocking,
  * bounded by the timeout and JWKS_MAX_BYTES, abortable by jwks_free through
  * the progress callback) and swaps the set in. The decision to refresh is
- * taken in jwks_get from the caller's clock, so the rate limit (one fetch
+ * taken in jwks_verify from the caller's clock, so the rate limit (one fetch
  * started per JWKS_REFRESH_MIN_S) and the max-age expiry are stepped by
  * tests like any other policy. The alternative, fetching on the calling
  * thread, would stall the HTTP server for up to the fetch timeout each time
@@ -31,6 +36,7 @@
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/param_build.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -63,9 +69,10 @@ typedef struct jwks_set {
 } jwks_set;
 
 struct jr_jwks {
-	pthread_mutex_t mu;
+	pthread_rwlock_t set_lock;
+	jwks_set set;           /* under set_lock */
+	pthread_mutex_t mu;     /* everything below */
 	pthread_cond_t cv;      /* refresh asked (thread), fetch finished (jwks_wait) */
-	jwks_set set;
 	int64_t expires_s;
 	jwks_info info;
 	/* URL sets only */
@@ -300,6 +307,11 @@ static jr_jwks *jwks_alloc(void)
 	pthread_cond_init(&j->cv, &ca);
 	pthread_condattr_destroy(&ca);
 	pthread_mutex_init(&j->mu, NULL);
+	pthread_rwlockattr_t ra;
+	pthread_rwlockattr_init(&ra);
+	pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&j->set_lock, &ra);
+	pthread_rwlockattr_destroy(&ra);
 	j->expires_s = INT64_MAX;
 	return j;
 }
@@ -318,8 +330,6 @@ jr_jwks *jwks_from_json(const char *text, size_t len, char *err, size_t errlen)
 		return NULL;
 	jr_jwks *j = jwks_alloc();
 	j->set = s;
-	j->info.n_keys = s.n;
-	j->info.expires_s = INT64_MAX;
 	return j;
 }
 
@@ -517,32 +527,44 @@ static int fetch_set(jr_jwks *j, jwks_set *out, int64_t *fresh_s, char *err, siz
 	return ret;
 }
 
-/* fetch_done: under j->mu, applies the outcome of a fetch asked for at t0_s and wakes waiters. */
+/* fetch_done: applies the outcome of a fetch asked for at t0_s, and wakes waiters. */
 static void fetch_done(jr_jwks *j, int rc, jwks_set *s, int64_t t0_s, int64_t fresh_s,
 		       const char *err)
 {
+	jwks_set old = {0};
+	pthread_rwlock_wrlock(&j->set_lock);
+	if (rc == 0) {
+		old = j->set;
+		j->set = *s;
+	}
+	size_t n = j->set.n;
+	pthread_rwlock_unlock(&j->set_lock);
+	set_free(&old);
 	char fresh[24], keys[24];
 	snprintf(fresh, sizeof fresh, "%lld", (long long)fresh_s);
+	snprintf(keys, sizeof keys, "%zu", n);
 	if (rc == 0) {
-		set_free(&j->set);
-		j->set = *s;
-		j->expires_s = t0_s > INT64_MAX - fresh_s ? INT64_MAX : t0_s + fresh_s;
-		snprintf(keys, sizeof keys, "%zu", j->set.n);
 		log_kv(JR_LOG_INFO, "JWKS-LOADED", "push authentication keys fetched", "url", j->url,
 		       "keys", keys, "max_age_s", fresh, NULL);
-		note_keys(j->set.n);
+		note_keys(n);
 	} else {
-		j->info.fetch_errors++;
 		log_kv(JR_LOG_WARNING, "JWKS-FETCH-FAILED",
-		       j->set.n ? "fetching push authentication keys failed; keeping the keys held"
-				: "fetching push authentication keys failed; no key held, tokens are refused",
+		       n ? "fetching push authentication keys failed; keeping the keys held"
+			 : "fetching push authentication keys failed; no key held, tokens are refused",
 		       "url", j->url, "error", err, NULL);
 	}
 	metric_add(metric_register("jobrelay_jwks_fetches_total", JR_METRIC_COUNTER,
 				   "JWKS fetches by result.", NULL, 0),
 		   rc == 0 ? "result=\"ok\"" : "result=\"error\"", 1);
+	pthread_mutex_lock(&j->mu);
+	if (rc == 0)
+		j->expires_s = t0_s > INT64_MAX - fresh_s ? INT64_MAX : t0_s + fresh_s;
+	else
+		j->info.fetch_errors++;
+	j->fetching = 0;
 	j->info.fetches_done++;
 	pthread_cond_broadcast(&j->cv);
+	pthread_mutex_unlock(&j->mu);
 }
 
 static void *refresher(void *arg)
@@ -561,9 +583,8 @@ static void *refresher(void *arg)
 		jwks_set s = {0};
 		char err[256] = "";
 		int rc = fetch_set(j, &s, &fresh, err, sizeof err);
-		pthread_mutex_lock(&j->mu);
-		j->fetching = 0;
 		fetch_done(j, rc, &s, t0, fresh, err);
+		pthread_mutex_lock(&j->mu);
 	}
 	pthread_mutex_unlock(&j->mu);
 	return NULL;
@@ -621,16 +642,14 @@ jr_jwks *jwks_from_url(const char *url, int64_t now_s, int timeout_ms, char *err
 	j->url = jr_strdup(url);
 	j->loopback = loopback;
 	j->timeout_ms = timeout_ms > 0 ? timeout_ms : JWKS_FETCH_TIMEOUT_MS;
-	j->expires_s = INT64_MIN; /* nothing held: the first jwks_get may refresh */
+	j->expires_s = INT64_MIN; /* nothing held: the first jwks_verify may refresh */
 	j->last_start_s = now_s;
 	j->info.fetches_started = 1;
 	jwks_set s = {0};
 	int64_t fresh = 0;
 	char ferr[256] = "";
 	int rc = fetch_set(j, &s, &fresh, ferr, sizeof ferr);
-	pthread_mutex_lock(&j->mu);
 	fetch_done(j, rc, &s, now_s, fresh, ferr);
-	pthread_mutex_unlock(&j->mu);
 	if (pthread_create(&j->thread, NULL, refresher, j) != 0) {
 		snprintf(err, errlen, "jwks_url %s: cannot start the refresh thread", url);
 		jwks_free(j);
@@ -651,12 +670,29 @@ static int refresh_due(const jr_jwks *j, int found, int64_t now_s)
 	       (uint64_t)now_s - (uint64_t)j->last_start_s >= JWKS_REFRESH_MIN_S;
 }
 
-EVP_PKEY *jwks_get(jr_jwks *j, const char *kid, int64_t now_s, int *refresh_started)
+/* rs256_ok: the RSASSA-PKCS1-v1_5 SHA-256 signature sig over msg verifies with key. */
+static int rs256_ok(EVP_PKEY *key, const void *msg, size_t mlen, const unsigned char *sig,
+		    size_t slen)
 {
-	pthread_mutex_lock(&j->mu);
+	if (slen == 0 || slen != (size_t)EVP_PKEY_get_size(key))
+		return 0;
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	int ok = md && EVP_DigestVerifyInit_ex(md, NULL, "SHA256", NULL, NULL, key, NULL) == 1 &&
+		 EVP_DigestVerify(md, sig, slen, msg, mlen) == 1;
+	EVP_MD_CTX_free(md);
+	ERR_clear_error();
+	return ok;
+}
+
+jwks_result jwks_verify(jr_jwks *j, const char *kid, int64_t now_s, const void *msg, size_t mlen,
+			const unsigned char *sig, size_t slen, int *refresh_started)
+{
+	pthread_rwlock_rdlock(&j->set_lock);
 	EVP_PKEY *k = set_find(&j->set, kid);
-	if (k)
-		EVP_PKEY_up_ref(k);
+	jwks_result r = !k ? JWKS_UNKNOWN_KID :
+			rs256_ok(k, msg, mlen, sig, slen) ? JWKS_VERIFIED : JWKS_BAD_SIGNATURE;
+	pthread_rwlock_unlock(&j->set_lock);
+	pthread_mutex_lock(&j->mu);
 	int go = refresh_due(j, k != NULL, now_s);
 	if (go) {
 		j->pending = 1;
@@ -668,16 +704,18 @@ EVP_PKEY *jwks_get(jr_jwks *j, const char *kid, int64_t now_s, int *refresh_star
 	pthread_mutex_unlock(&j->mu);
 	if (refresh_started)
 		*refresh_started = go;
-	return k;
+	return r;
 }
 
 void jwks_get_info(jr_jwks *j, jwks_info *out)
 {
 	pthread_mutex_lock(&j->mu);
 	*out = j->info;
-	out->n_keys = j->set.n;
 	out->expires_s = j->expires_s;
 	pthread_mutex_unlock(&j->mu);
+	pthread_rwlock_rdlock(&j->set_lock);
+	out->n_keys = j->set.n;
+	pthread_rwlock_unlock(&j->set_lock);
 }
 
 int jwks_wait(jr_jwks *j, uint64_t n, int64_t timeout_ms)
@@ -711,6 +749,7 @@ void jwks_free(jr_jwks *j)
 		pthread_join(j->thread, NULL);
 	}
 	set_free(&j->set);
+	pthread_rwlock_destroy(&j->set_lock);
 	pthread_cond_destroy(&j->cv);
 	pthread_mutex_destroy(&j->mu);
 	free(j->url);

@@ -4,11 +4,13 @@
  * A jr_jwks holds the RS256 keys of one JWKS, by key id. It comes from a
  * file (read once), from JSON text (tests, fuzzing), or from a URL: fetched
  * once when it is made, then again by a thread of its own whenever
- * jwks_get meets a key id it does not hold or a key set older than the
+ * jwks_verify meets a key id it does not hold or a key set older than the
  * Cache-Control max-age of its response, at most once per
- * JWKS_REFRESH_MIN_S seconds. jwks_get never waits for the network: while a
+ * JWKS_REFRESH_MIN_S seconds. jwks_verify never waits for the network: while a
  * refresh runs it answers from the keys it has (a stale set still serves;
- * an unknown key id is a miss until the refresh brings it).
+ * an unknown key id is a miss until the refresh brings it). Verification
+ * happens here, so the keys never leave the set: a refresh swaps the set
+ * under a write lock once no verification holds it.
  *
  * Thread safety: every function but jwks_free may be called from any
  * thread, at the same time. All times are the caller's clock in seconds
@@ -19,8 +21,6 @@
 
 #include <stddef.h>
 #include <stdint.h>
-
-#include <openssl/evp.h>
 
 #define JWKS_MAX_BYTES (1024 * 1024)  /* a JWKS document, file or response */
 #define JWKS_MAX_KEYS 64              /* entries of its "keys" array */
@@ -50,21 +50,30 @@ jr_jwks *jwks_from_file(const char *path, char *err, size_t errlen);
  * is an error (NULL, err set) and nothing is contacted. The first fetch
  * happens here, on the caller's thread, waiting at most timeout_ms (<= 0:
  * JWKS_FETCH_TIMEOUT_MS); its failure is not an error: it is logged
- * (JWKS-FETCH-FAILED), the set starts empty, and jwks_get starts the next
+ * (JWKS-FETCH-FAILED), the set starts empty, and jwks_verify starts the next
  * fetch. now_s is the caller's clock. Starts the refresh thread; jwks_free
  * stops it.
  */
 jr_jwks *jwks_from_url(const char *url, int64_t now_s, int timeout_ms, char *err,
 		       size_t errlen);
 
+typedef enum jwks_result {
+	JWKS_VERIFIED = 0,
+	JWKS_BAD_SIGNATURE,  /* the key exists; the signature does not verify with it */
+	JWKS_UNKNOWN_KID,    /* the set has no key named kid */
+} jwks_result;
+
 /*
- * jwks_get: a new reference to the key named kid (release it with
- * EVP_PKEY_free), or NULL when the set has no such key. For a URL set, a
- * miss or a set past its max-age starts a background refresh unless one
- * started less than JWKS_REFRESH_MIN_S seconds before now_s (or still
- * runs); *refresh_started (may be NULL) tells whether this call started one.
+ * jwks_verify: checks sig (slen bytes) as an RS256 signature
+ * (RSASSA-PKCS1-v1_5 with SHA-256, OpenSSL's EVP_DigestVerify) over
+ * msg[0..mlen) with the key named kid. For a URL set, an unknown kid or a
+ * set past its max-age starts a background refresh unless one started less
+ * than JWKS_REFRESH_MIN_S seconds before now_s (or still runs);
+ * *refresh_started (may be NULL) tells whether this call started one. A
+ * stale set still verifies while it is refreshed.
  */
-EVP_PKEY *jwks_get(jr_jwks *j, const char *kid, int64_t now_s, int *refresh_started);
+jwks_result jwks_verify(jr_jwks *j, const char *kid, int64_t now_s, const void *msg, size_t mlen,
+			const unsigned char *sig, size_t slen, int *refresh_started);
 
 /* What a key set holds and has done, for /readyz, metrics and tests. */
 typedef struct jwks_info {

@@ -4,6 +4,7 @@
  * for the refresh cases served by a libmicrohttpd server on 127.0.0.1.
  * Times are passed in, never read: NOW is a fixed Unix time.
  */
+#include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -172,7 +173,9 @@ static void test_expired_and_skew(void)
 						NOW - 60, NULL), NOW, why, sizeof why), 401);
 	CU_ASSERT_STRING_EQUAL(why, "token expired");
 	/* the same token, judged at different times */
-	char *t = at_token_rs256(key1, HDR_K1, good_claims());
+	char *gp = good_claims();
+	char *t = at_token_rs256(key1, HDR_K1, gp);
+	free(gp);
 	CU_ASSERT_EQUAL(verdict_at(a, t, NOW + 3590 + 59, why, sizeof why), 0);
 	CU_ASSERT_EQUAL(verdict_at(a, t, NOW + 3590 + 60, why, sizeof why), 401);
 	CU_ASSERT_EQUAL(verdict_at(a, t, NOW - 10 - 60, why, sizeof why), 0);
@@ -680,6 +683,71 @@ static void test_url_down_at_start(void)
 	at_server_stop(&s);
 }
 
+/* Checks on several threads while refreshes swap the key set under them. */
+typedef struct worker {
+	jr_auth *a;
+	const char *header;
+	int64_t now;
+	atomic_int *stop;
+	int checks, passed;
+} worker;
+
+static void *worker_run(void *arg)
+{
+	worker *w = arg;
+	char why[128];
+	do {
+		w->passed += auth_check(w->a, w->header, w->now, why, sizeof why) == 0;
+		w->checks++;
+	} while (!atomic_load(w->stop) || w->checks < 50);
+	return NULL;
+}
+
+static void test_concurrent_checks(void)
+{
+	at_server s;
+	at_server_start(&s);
+	EVP_PKEY *ks[] = {key1};
+	const char *kids[] = {"k1"};
+	char *j1 = at_jwks(1, ks, kids);
+	at_server_set(&s, 200, j1, strlen(j1), "max-age=0");
+	jr_config c;
+	make_config(&c, NULL, s.url);
+	char err[256];
+	jr_auth *a = auth_new(&c, err, sizeof err);
+	config_free(&c);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+	int64_t t0 = (int64_t)time(NULL);
+	char *p = claims(GOOGLE, "\"" AUD "\"", EMAIL, "true", t0, t0 + 100000, NULL);
+	char *t = at_token_rs256(key1, HDR_K1, p);
+	char *h = jr_asprintf("Bearer %s", t);
+	atomic_int stop = 0;
+	worker w[3];
+	pthread_t th[3];
+	for (int i = 0; i < 3; i++) {
+		w[i] = (worker){.a = a, .header = h, .now = t0 + 1, .stop = &stop};
+		pthread_create(&th[i], NULL, worker_run, &w[i]);
+	}
+	/* max-age=0: every check past the rate limit starts a refresh that swaps the set */
+	char why[128];
+	for (int i = 1; i <= 5; i++) {
+		CU_ASSERT_EQUAL(auth_check(a, h, t0 + 30 * i, why, sizeof why), 0);
+		CU_ASSERT_EQUAL(jwks_wait(auth_jwks(a), (uint64_t)i + 1, 10000), 0);
+	}
+	atomic_store(&stop, 1);
+	for (int i = 0; i < 3; i++) {
+		pthread_join(th[i], NULL);
+		CU_ASSERT_EQUAL(w[i].passed, w[i].checks);
+	}
+	CU_ASSERT_EQUAL(at_server_requests(&s), 6);
+	free(h);
+	free(t);
+	free(p);
+	free(j1);
+	auth_free(a);
+	at_server_stop(&s);
+}
+
 int main(void)
 {
 	log_setup(2, JR_LOG_TEXT, JR_LOG_WARNING);
@@ -718,6 +786,7 @@ int main(void)
 		{"auth_new: no section, bad jwks_file, http jwks_url", test_new_errors},
 		{"unknown kid: JWKS refresh from a URL, rate-limited", test_unknown_kid_refresh},
 		{"jwks_url down at start, then up", test_url_down_at_start},
+		{"checks on several threads while the key set is swapped", test_concurrent_checks},
 		{NULL, NULL},
 	};
 	int rc = cu_run("auth", tests);
