@@ -1,5 +1,6 @@
 #include "mem.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <stdint.h>
@@ -188,6 +189,49 @@ struct jr_arena_block {
 };
 
 #define ARENA_BLOCK 4096u
+#define ARENA_SPARE 16 /* standard blocks kept per thread for reuse */
+
+/*
+ * Freed standard-size blocks wait on a short per-thread list for the next
+ * arena (an event, a request: one of each per event on the hot path). A
+ * block of 4 KiB is a "large" request to glibc malloc, which consolidates
+ * its fast bins on each one; reusing blocks keeps that off the hot path.
+ * A thread's list is freed when the thread ends (a pthread key destructor).
+ */
+static _Thread_local struct {
+	jr_arena_block *head;
+	int n;
+} spare;
+static pthread_key_t spare_key;
+static pthread_once_t spare_once = PTHREAD_ONCE_INIT;
+
+static void spare_drop(void *unused)
+{
+	(void)unused;
+	while (spare.head) {
+		jr_arena_block *b = spare.head;
+		spare.head = b->next;
+		free(b);
+	}
+	spare.n = 0;
+}
+
+static void spare_key_init(void)
+{
+	if (pthread_key_create(&spare_key, spare_drop) != 0)
+		abort();
+}
+
+static void spare_put(jr_arena_block *b)
+{
+	if (!spare.head) { /* (re)arm this thread's destructor */
+		pthread_once(&spare_once, spare_key_init);
+		pthread_setspecific(spare_key, &spare);
+	}
+	b->next = spare.head;
+	spare.head = b;
+	spare.n++;
+}
 
 void arena_init(jr_arena *a)
 {
@@ -200,7 +244,10 @@ void arena_free(jr_arena *a)
 	jr_arena_block *b = a->head;
 	while (b) {
 		jr_arena_block *n = b->next;
-		free(b);
+		if (b->size == ARENA_BLOCK && spare.n < ARENA_SPARE)
+			spare_put(b);
+		else
+			free(b);
 		b = n;
 	}
 	a->head = NULL;
@@ -210,10 +257,16 @@ void arena_free(jr_arena *a)
 /* arena_block: a new block for a request of n bytes, at the head unless n is big. */
 static jr_arena_block *arena_block(jr_arena *a, size_t n)
 {
-	jr_arena_block *b = a->head;
+	jr_arena_block *b = a->head, *nb;
 	size_t size = n > ARENA_BLOCK / 2 ? n : ARENA_BLOCK;
-	jr_arena_block *nb = jr_malloc(sizeof *nb + size);
-	nb->size = size;
+	if (size == ARENA_BLOCK && spare.head) {
+		nb = spare.head;
+		spare.head = nb->next;
+		spare.n--;
+	} else {
+		nb = jr_malloc(sizeof *nb + size);
+		nb->size = size;
+	}
 	nb->off = 0;
 	if (b && n > ARENA_BLOCK / 2) {
 		/* keep the partly used head for small allocations */
