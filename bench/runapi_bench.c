@@ -10,9 +10,8 @@
  * each callback must report CANCELLED. Exit 0 when every call returned OK
  * (or, with --cancel, CANCELLED), else 1; 2 for usage.
  *
- * Build (links the jr_src library):
- *   add_executable(runapi_bench bench/runapi_bench.c)
- *   target_link_libraries(runapi_bench PRIVATE jr_src)
+ * Built by bench/CMakeLists.txt (JR_BENCH); bench/run.sh runs it against the
+ * Run API fake, next to replay (docs/benchmarks.md).
  */
 #include <stdio.h>
 #include <stdlib.h>
