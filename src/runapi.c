@@ -21,14 +21,11 @@
 
 #include "runapi.h"
 
-#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <grpc/byte_buffer.h>
-#include <grpc/byte_buffer_reader.h>
-#include <grpc/grpc_security.h>
 #include <grpc/slice.h>
 #include <grpc/support/time.h>
 
@@ -38,8 +35,8 @@
 #include "google/protobuf/duration.pb-c.h"
 #include "google/rpc/error_details.pb-c.h"
 #include "google/rpc/status.pb-c.h"
+#include "grpcx.h"
 #include "mem.h"
-#include "version.h"
 
 #define RUN_DEFAULT_ENDPOINT "run.googleapis.com:443"
 #define RUN_METHOD "/google.cloud.run.v2.Jobs/RunJob"
@@ -59,7 +56,6 @@ struct jr_runapi {
 	int in_flight;
 	int closing;
 	char target[300];
-	char api_client[160];
 };
 
 typedef struct run_call {
@@ -80,75 +76,6 @@ typedef struct run_call {
 	char params[]; /* x-goog-request-params value */
 } run_call;
 
-/* ---- endpoint ---- */
-
-static int env_true(const char *name)
-{
-	const char *v = getenv(name);
-	return v && (!strcmp(v, "1") || !strcmp(v, "true") || !strcmp(v, "yes"));
-}
-
-/* is_loopback: host (without brackets) is localhost, 127.0.0.0/8 or ::1. */
-static int is_loopback(const char *host)
-{
-	unsigned char a[16];
-	if (!strcmp(host, "localhost") || !strcmp(host, "localhost."))
-		return 1;
-	if (inet_pton(AF_INET, host, a) == 1)
-		return a[0] == 127;
-	if (inet_pton(AF_INET6, host, a) == 1) {
-		static const unsigned char lo6[16] = { [15] = 1 };
-		static const unsigned char v4map[12] = { [10] = 0xff, [11] = 0xff };
-		return !memcmp(a, lo6, 16) || (!memcmp(a, v4map, 12) && a[12] == 127);
-	}
-	return 0;
-}
-
-/* split_endpoint: "host:port" or "[v6]:port" into host (no brackets); 0 or -1. */
-static int split_endpoint(const char *ep, char *host, size_t hostcap, char *err, size_t errlen)
-{
-	const char *h = ep, *hend, *colon;
-	if (ep[0] == '[') {
-		h = ep + 1;
-		hend = strchr(h, ']');
-		if (!hend || hend[1] != ':') {
-			snprintf(err, errlen, "run endpoint '%s': expected [ipv6]:port", ep);
-			return -1;
-		}
-		colon = hend + 1;
-	} else {
-		colon = strrchr(ep, ':');
-		if (!colon || memchr(ep, ':', (size_t)(colon - ep))) {
-			snprintf(err, errlen, "run endpoint '%s': expected host:port (IPv6 as [addr]:port)", ep);
-			return -1;
-		}
-		hend = colon;
-	}
-	size_t hl = (size_t)(hend - h);
-	const char *port = colon + 1;
-	size_t pl = strspn(port, "0123456789");
-	long pv = pl >= 1 && pl <= 5 && port[pl] == '\0' ? strtol(port, NULL, 10) : 0;
-	if (hl == 0 || hl >= hostcap || pv < 1 || pv > 65535) {
-		snprintf(err, errlen, "run endpoint '%s': expected host:port with a port 1-65535", ep);
-		return -1;
-	}
-	memcpy(host, h, hl);
-	host[hl] = '\0';
-	return 0;
-}
-
-static grpc_channel_credentials *make_creds(const char *ep, int insecure, char *err, size_t errlen)
-{
-	if (insecure)
-		return grpc_insecure_credentials_create();
-	/* Returns TLS (+ALTS) channel credentials already composed with the ADC call credentials. */
-	grpc_channel_credentials *cr = grpc_google_default_credentials_create(NULL);
-	if (!cr)
-		snprintf(err, errlen, "run endpoint %s: no Google application default credentials "
-				      "(set GOOGLE_APPLICATION_CREDENTIALS)", ep);
-	return cr;
-}
-
 jr_runapi *runapi_new(jr_loop *l, const char *endpoint, char *err, size_t errlen)
 {
 	if (!endpoint || !*endpoint)
@@ -160,41 +87,18 @@ jr_runapi *runapi_new(jr_loop *l, const char *endpoint, char *err, size_t errlen
 		snprintf(err, errlen, "run endpoint too long (%zu bytes)", strlen(endpoint));
 		return NULL;
 	}
-	if (split_endpoint(endpoint, host, sizeof host, err, errlen) < 0)
+	if (grpcx_split_endpoint("run endpoint", endpoint, host, sizeof host, err, errlen) < 0)
 		return NULL;
-	int insecure = is_loopback(host) || env_true("JOBRELAY_RUN_INSECURE");
-	grpc_channel_credentials *cr = make_creds(endpoint, insecure, err, errlen);
-	if (!cr)
+	int insecure = grpcx_is_loopback(host) || grpcx_env_true("JOBRELAY_RUN_INSECURE");
+	grpcx_channel_opts co = { "run endpoint", endpoint, insecure, RUN_MAX_RECV };
+	grpc_channel *ch = grpcx_channel_new(&co, err, errlen);
+	if (!ch)
 		return NULL;
-
-	grpc_arg args[] = {
-		{ GRPC_ARG_STRING, GRPC_ARG_PRIMARY_USER_AGENT_STRING, { .string = "jobrelay/" JR_VERSION } },
-		{ GRPC_ARG_INTEGER, GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, { .integer = RUN_MAX_RECV } },
-		/* pings only while calls are in flight, at most every 5 min: what Google's
-		 * front ends accept without a GOAWAY too_many_pings */
-		{ GRPC_ARG_INTEGER, GRPC_ARG_KEEPALIVE_TIME_MS, { .integer = 5 * 60 * 1000 } },
-		{ GRPC_ARG_INTEGER, GRPC_ARG_KEEPALIVE_TIMEOUT_MS, { .integer = 20 * 1000 } },
-		{ GRPC_ARG_INTEGER, GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, { .integer = 0 } },
-		/* jobrelay retries per error class itself; no hidden transparent retries. */
-		{ GRPC_ARG_INTEGER, GRPC_ARG_ENABLE_RETRIES, { .integer = 0 } },
-		/* small unary messages: no bandwidth-delay probing pings, no channelz counters */
-		{ GRPC_ARG_INTEGER, GRPC_ARG_HTTP2_BDP_PROBE, { .integer = 0 } },
-		{ GRPC_ARG_INTEGER, GRPC_ARG_ENABLE_CHANNELZ, { .integer = 0 } },
-	};
-	grpc_channel_args ca = { sizeof args / sizeof args[0], args };
-	grpc_channel *ch = grpc_channel_create(endpoint, cr, &ca);
-	grpc_channel_credentials_release(cr);
-	if (!ch) {
-		snprintf(err, errlen, "run endpoint %s: cannot create channel", endpoint);
-		return NULL;
-	}
 	jr_runapi *c = jr_calloc(1, sizeof *c);
 	c->loop = l;
 	c->ch = ch;
 	c->method = grpc_channel_register_call(ch, RUN_METHOD, NULL, NULL);
 	snprintf(c->target, sizeof c->target, "%s (%s)", endpoint, insecure ? "plaintext" : "tls");
-	snprintf(c->api_client, sizeof c->api_client, "gl-c/%ld grpc/%s jobrelay/%s",
-		 (long)__STDC_VERSION__, grpc_version_string(), JR_VERSION);
 	return c;
 }
 
@@ -210,16 +114,9 @@ int runapi_in_flight(const jr_runapi *c)
 
 /* ---- request ---- */
 
-static int unreserved(unsigned char ch)
-{
-	return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
-	       ch == '-' || ch == '_' || ch == '.' || ch == '~';
-}
-
 /* routing_value: writes the x-goog-request-params value for job name into out (cap >= routing_cap). */
 static size_t routing_value(const char *name, char *out)
 {
-	static const char hex[] = "0123456789ABCDEF";
 	const char *v = name, *key = "name=";
 	size_t vl = strlen(name);
 	/* projects/[^/]+/locations/([^/]+)/.* */
@@ -236,18 +133,7 @@ static size_t routing_value(const char *name, char *out)
 	}
 	size_t n = strlen(key);
 	memcpy(out, key, n);
-	for (size_t i = 0; i < vl; i++) {
-		unsigned char ch = (unsigned char)v[i];
-		if (unreserved(ch)) {
-			out[n++] = (char)ch;
-		} else {
-			out[n++] = '%';
-			out[n++] = hex[ch >> 4];
-			out[n++] = hex[ch & 15];
-		}
-	}
-	out[n] = '\0';
-	return n;
+	return n + grpcx_urlencode(v, vl, out + n);
 }
 
 static size_t routing_cap(const char *name)
@@ -388,7 +274,7 @@ int runapi_run(jr_runapi *c, const jr_runreq *req, int64_t timeout_ms, jr_run_cb
 	k->send_md[0].key = grpc_slice_from_static_string("x-goog-request-params");
 	k->send_md[0].value = grpc_slice_from_static_buffer(k->params, plen);
 	k->send_md[1].key = grpc_slice_from_static_string("x-goog-api-client");
-	k->send_md[1].value = grpc_slice_from_static_string(c->api_client);
+	k->send_md[1].value = grpc_slice_from_static_string(grpcx_api_client());
 	grpc_metadata_array_init(&k->recv_md);
 	grpc_metadata_array_init(&k->trailing_md);
 
@@ -457,16 +343,9 @@ static int type_is(const Google__Protobuf__Any *any, const char *type)
 	return !strcmp(s ? s + 1 : any->type_url, type);
 }
 
-/* copy_text: at most RUN_MAX_MESSAGE bytes of s into out, cut on a UTF-8 boundary. */
 static void copy_text(char *out, const void *s, size_t n)
 {
-	if (n > RUN_MAX_MESSAGE) {
-		n = RUN_MAX_MESSAGE;
-		while (n > 0 && (((const unsigned char *)s)[n] & 0xC0) == 0x80)
-			n--;
-	}
-	memcpy(out, s, n);
-	out[n] = '\0';
+	grpcx_copy_text(out, RUN_MAX_MESSAGE, s, n);
 }
 
 /* varint: reads a base-128 varint at *p (< end); 0, or -1 when truncated or over 64 bits. */
@@ -589,28 +468,6 @@ static int64_t read_retry_info(const grpc_metadata_array *md, ProtobufCAllocator
 	return -1;
 }
 
-/* response_slice: the received message as one slice (a ref, or a copy when split). */
-static int response_slice(grpc_byte_buffer *bb, grpc_slice *out)
-{
-	if (grpc_byte_buffer_length(bb) > RUN_MAX_RECV)
-		return -1;
-	if (bb->type == GRPC_BB_RAW && bb->data.raw.compression == GRPC_COMPRESS_NONE &&
-	    bb->data.raw.slice_buffer.count == 1) {
-		*out = grpc_slice_ref(bb->data.raw.slice_buffer.slices[0]);
-		return 0;
-	}
-	grpc_byte_buffer_reader r;
-	if (!grpc_byte_buffer_reader_init(&r, bb))
-		return -1;
-	*out = grpc_byte_buffer_reader_readall(&r);
-	grpc_byte_buffer_reader_destroy(&r);
-	if (GRPC_SLICE_LENGTH(*out) > RUN_MAX_RECV) {
-		grpc_slice_unref(*out);
-		return -1;
-	}
-	return 0;
-}
-
 static void call_done(void *arg, int ok)
 {
 	run_call *k = arg;
@@ -630,7 +487,7 @@ static void call_done(void *arg, int ok)
 		res.message = "RunJob: call batch failed";
 	} else if (res.code == GRPC_STATUS_OK) {
 		grpc_slice msg;
-		if (!k->recv_buf || response_slice(k->recv_buf, &msg) < 0) {
+		if (!k->recv_buf || grpcx_message_slice(k->recv_buf, RUN_MAX_RECV, &msg) < 0) {
 			res.code = GRPC_STATUS_INTERNAL;
 			res.message = "RunJob: OK status without a readable response";
 		} else {
@@ -667,34 +524,7 @@ void runapi_free(jr_runapi *c)
 	free(c);
 }
 
-typedef struct ready_wait {
-	jr_tag tag;
-	int done, ok;
-} ready_wait;
-
-static void ready_changed(void *arg, int ok)
-{
-	ready_wait *w = arg;
-	w->done = 1;
-	w->ok = ok;
-}
-
 int runapi_wait_ready(jr_runapi *c, int64_t timeout_ms)
 {
-	gpr_timespec dl = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
-				       gpr_time_from_millis(timeout_ms, GPR_TIMESPAN));
-	grpc_connectivity_state st = grpc_channel_check_connectivity_state(c->ch, 1);
-	while (st != GRPC_CHANNEL_READY) {
-		if (st == GRPC_CHANNEL_SHUTDOWN)
-			return -1;
-		ready_wait w = {{ready_changed, NULL}, 0, 0};
-		w.tag.arg = &w;
-		grpc_channel_watch_connectivity_state(c->ch, st, dl, loop_cq(c->loop), &w.tag);
-		while (!w.done)
-			loop_run_once(c->loop, -1);
-		if (!w.ok)
-			return -1; /* the deadline passed first */
-		st = grpc_channel_check_connectivity_state(c->ch, 1);
-	}
-	return 0;
+	return grpcx_wait_ready(c->ch, c->loop, timeout_ms);
 }

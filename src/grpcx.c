@@ -1,0 +1,199 @@
+#include "grpcx.h"
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <grpc/byte_buffer_reader.h>
+#include <grpc/grpc_security.h>
+#include <grpc/support/time.h>
+
+#include "version.h"
+
+int grpcx_env_true(const char *name)
+{
+	const char *v = getenv(name);
+	return v && (!strcmp(v, "1") || !strcmp(v, "true") || !strcmp(v, "yes"));
+}
+
+int grpcx_is_loopback(const char *host)
+{
+	unsigned char a[16];
+	if (!strcmp(host, "localhost") || !strcmp(host, "localhost."))
+		return 1;
+	if (inet_pton(AF_INET, host, a) == 1)
+		return a[0] == 127;
+	if (inet_pton(AF_INET6, host, a) == 1) {
+		static const unsigned char lo6[16] = { [15] = 1 };
+		static const unsigned char v4map[12] = { [10] = 0xff, [11] = 0xff };
+		return !memcmp(a, lo6, 16) || (!memcmp(a, v4map, 12) && a[12] == 127);
+	}
+	return 0;
+}
+
+int grpcx_split_endpoint(const char *what, const char *ep, char *host, size_t hostcap, char *err,
+			 size_t errlen)
+{
+	const char *h = ep, *hend, *colon;
+	if (ep[0] == '[') {
+		h = ep + 1;
+		hend = strchr(h, ']');
+		if (!hend || hend[1] != ':') {
+			snprintf(err, errlen, "%s '%s': expected [ipv6]:port", what, ep);
+			return -1;
+		}
+		colon = hend + 1;
+	} else {
+		colon = strrchr(ep, ':');
+		if (!colon || memchr(ep, ':', (size_t)(colon - ep))) {
+			snprintf(err, errlen, "%s '%s': expected host:port (IPv6 as [addr]:port)", what, ep);
+			return -1;
+		}
+		hend = colon;
+	}
+	size_t hl = (size_t)(hend - h);
+	const char *port = colon + 1;
+	size_t pl = strspn(port, "0123456789");
+	long pv = pl >= 1 && pl <= 5 && port[pl] == '\0' ? strtol(port, NULL, 10) : 0;
+	if (hl == 0 || hl >= hostcap || pv < 1 || pv > 65535) {
+		snprintf(err, errlen, "%s '%s': expected host:port with a port 1-65535", what, ep);
+		return -1;
+	}
+	memcpy(host, h, hl);
+	host[hl] = '\0';
+	return 0;
+}
+
+grpc_channel *grpcx_channel_new(const grpcx_channel_opts *o, char *err, size_t errlen)
+{
+	grpc_channel_credentials *cr;
+	if (o->insecure) {
+		cr = grpc_insecure_credentials_create();
+	} else {
+		/* TLS (+ALTS) channel credentials already composed with the ADC call credentials */
+		cr = grpc_google_default_credentials_create(NULL);
+		if (!cr) {
+			snprintf(err, errlen, "%s %s: no Google application default credentials "
+					      "(set GOOGLE_APPLICATION_CREDENTIALS)", o->what, o->endpoint);
+			return NULL;
+		}
+	}
+	grpc_arg args[] = {
+		{ GRPC_ARG_STRING, GRPC_ARG_PRIMARY_USER_AGENT_STRING, { .string = "jobrelay/" JR_VERSION } },
+		{ GRPC_ARG_INTEGER, GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, { .integer = o->max_receive } },
+		/* pings only while calls are in flight, at most every 5 min: what Google's
+		 * front ends accept without a GOAWAY too_many_pings */
+		{ GRPC_ARG_INTEGER, GRPC_ARG_KEEPALIVE_TIME_MS, { .integer = 5 * 60 * 1000 } },
+		{ GRPC_ARG_INTEGER, GRPC_ARG_KEEPALIVE_TIMEOUT_MS, { .integer = 20 * 1000 } },
+		{ GRPC_ARG_INTEGER, GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, { .integer = 0 } },
+		/* jobrelay retries per error class itself; no hidden transparent retries. */
+		{ GRPC_ARG_INTEGER, GRPC_ARG_ENABLE_RETRIES, { .integer = 0 } },
+		/* no bandwidth-delay probing pings, no channelz counters */
+		{ GRPC_ARG_INTEGER, GRPC_ARG_HTTP2_BDP_PROBE, { .integer = 0 } },
+		{ GRPC_ARG_INTEGER, GRPC_ARG_ENABLE_CHANNELZ, { .integer = 0 } },
+	};
+	grpc_channel_args ca = { sizeof args / sizeof args[0], args };
+	grpc_channel *ch = grpc_channel_create(o->endpoint, cr, &ca);
+	grpc_channel_credentials_release(cr);
+	if (!ch)
+		snprintf(err, errlen, "%s %s: cannot create channel", o->what, o->endpoint);
+	return ch;
+}
+
+typedef struct ready_wait {
+	jr_tag tag;
+	int done, ok;
+} ready_wait;
+
+static void ready_changed(void *arg, int ok)
+{
+	ready_wait *w = arg;
+	w->done = 1;
+	w->ok = ok;
+}
+
+int grpcx_wait_ready(grpc_channel *ch, jr_loop *l, int64_t timeout_ms)
+{
+	gpr_timespec dl = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+				       gpr_time_from_millis(timeout_ms, GPR_TIMESPAN));
+	grpc_connectivity_state st = grpc_channel_check_connectivity_state(ch, 1);
+	while (st != GRPC_CHANNEL_READY) {
+		if (st == GRPC_CHANNEL_SHUTDOWN)
+			return -1;
+		ready_wait w = {{ready_changed, NULL}, 0, 0};
+		w.tag.arg = &w;
+		grpc_channel_watch_connectivity_state(ch, st, dl, loop_cq(l), &w.tag);
+		while (!w.done)
+			loop_run_once(l, -1);
+		if (!w.ok)
+			return -1; /* the deadline passed first */
+		st = grpc_channel_check_connectivity_state(ch, 1);
+	}
+	return 0;
+}
+
+const char *grpcx_api_client(void)
+{
+	static char v[160];
+	if (!v[0])
+		snprintf(v, sizeof v, "gl-c/%ld grpc/%s jobrelay/%s", (long)__STDC_VERSION__,
+			 grpc_version_string(), JR_VERSION);
+	return v;
+}
+
+static int unreserved(unsigned char ch)
+{
+	return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+	       ch == '-' || ch == '_' || ch == '.' || ch == '~';
+}
+
+size_t grpcx_urlencode(const char *s, size_t n, char *out)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)s[i];
+		if (unreserved(ch)) {
+			out[k++] = (char)ch;
+		} else {
+			out[k++] = '%';
+			out[k++] = hex[ch >> 4];
+			out[k++] = hex[ch & 15];
+		}
+	}
+	out[k] = '\0';
+	return k;
+}
+
+int grpcx_message_slice(grpc_byte_buffer *bb, size_t max, grpc_slice *out)
+{
+	if (grpc_byte_buffer_length(bb) > max)
+		return -1;
+	if (bb->type == GRPC_BB_RAW && bb->data.raw.compression == GRPC_COMPRESS_NONE &&
+	    bb->data.raw.slice_buffer.count == 1) {
+		*out = grpc_slice_ref(bb->data.raw.slice_buffer.slices[0]);
+		return 0;
+	}
+	grpc_byte_buffer_reader r;
+	if (!grpc_byte_buffer_reader_init(&r, bb))
+		return -1;
+	*out = grpc_byte_buffer_reader_readall(&r);
+	grpc_byte_buffer_reader_destroy(&r);
+	if (GRPC_SLICE_LENGTH(*out) > max) {
+		grpc_slice_unref(*out);
+		return -1;
+	}
+	return 0;
+}
+
+void grpcx_copy_text(char *out, size_t max, const void *s, size_t n)
+{
+	if (n > max) {
+		n = max;
+		while (n > 0 && (((const unsigned char *)s)[n] & 0xC0) == 0x80)
+			n--;
+	}
+	memcpy(out, s, n);
+	out[n] = '\0';
+}

@@ -1,0 +1,72 @@
+/*
+ * grpcx.h — what jobrelay's gRPC clients (Run API, Pub/Sub) share: endpoint
+ * parsing, channels with jobrelay's arguments and credentials, the
+ * x-goog-api-client value, percent-encoding for x-goog-request-params, and
+ * bounded reads of received messages.
+ */
+#ifndef JR_GRPCX_H
+#define JR_GRPCX_H
+
+#include <stddef.h>
+
+#include <grpc/byte_buffer.h>
+#include <grpc/grpc.h>
+#include <grpc/slice.h>
+
+#include "loop.h"
+
+/* grpcx_env_true: the environment variable is 1, true or yes. */
+int grpcx_env_true(const char *name);
+/* grpcx_is_loopback: host (without brackets) is localhost, 127.0.0.0/8 or ::1 (also v4-mapped). */
+int grpcx_is_loopback(const char *host);
+/*
+ * grpcx_split_endpoint: "host:port" or "[v6]:port" into host (no brackets,
+ * NUL-terminated, at most hostcap-1 bytes). 0, or -1 with err naming `what`
+ * ("run endpoint") and ep.
+ */
+int grpcx_split_endpoint(const char *what, const char *ep, char *host, size_t hostcap, char *err,
+			 size_t errlen);
+
+typedef struct grpcx_channel_opts {
+	const char *what;     /* "run endpoint", "pubsub endpoint": names the endpoint in errors */
+	const char *endpoint; /* host:port, already checked with grpcx_split_endpoint */
+	int insecure;         /* plaintext, and no credential lookup at all */
+	int max_receive;      /* largest message accepted from the server, bytes */
+} grpcx_channel_opts;
+
+/*
+ * grpcx_channel_new: a channel to o->endpoint: plaintext with insecure
+ * credentials, or TLS with Google default credentials (which gRPC composes
+ * with the ADC call credentials). jobrelay's user agent, keepalive pings only
+ * while calls are open (every 5 min), no transparent retries, no BDP probes.
+ * NULL with err filled when credentials or the channel cannot be made. The
+ * caller destroys the channel (grpc_channel_destroy).
+ */
+grpc_channel *grpcx_channel_new(const grpcx_channel_opts *o, char *err, size_t errlen);
+
+/*
+ * grpcx_wait_ready: connects ch and waits, driving loop l, until the channel
+ * is ready (0) or timeout_ms passed (-1). For start-up checks (exit code 3).
+ */
+int grpcx_wait_ready(grpc_channel *ch, jr_loop *l, int64_t timeout_ms);
+
+/* grpcx_api_client: the x-goog-api-client value, "gl-c/<C std> grpc/<v> jobrelay/<v>" (static). */
+const char *grpcx_api_client(void);
+
+/*
+ * grpcx_urlencode: writes s[0..n) percent-encoded (RFC 3986 unreserved kept)
+ * to out, which must hold 3n+1 bytes; returns the length written (NUL added).
+ */
+size_t grpcx_urlencode(const char *s, size_t n, char *out);
+
+/*
+ * grpcx_message_slice: the received message bb as one slice (a new ref, or a
+ * copy when it came in pieces or compressed) when it is at most max bytes.
+ * 0 (unref *out after), or -1.
+ */
+int grpcx_message_slice(grpc_byte_buffer *bb, size_t max, grpc_slice *out);
+
+/* grpcx_copy_text: at most max bytes of s[0..n) into out (max+1 bytes), cut on a UTF-8 boundary. */
+void grpcx_copy_text(char *out, size_t max, const void *s, size_t n);
+
+#endif
