@@ -1,0 +1,458 @@
+// pstest-harness: Google's in-memory Pub/Sub server (cloud.google.com/go/pubsub/pstest,
+// Debian's golang-google-cloud-dev 0.56) on a loopback port, with a line protocol
+// for tests and benchmarks: create topics and subscriptions, publish messages from
+// a file, close streams after a while (SetStreamTimeout), and report how many
+// messages were delivered, redelivered and acked.
+//
+// Build offline: GO111MODULE=off GOPATH=/usr/share/gocode go build -o pstest .
+//
+// stdout: first `LISTENING <port>`, then exactly one reply line per command:
+// `OK <json>` or `ERR <text>`. Commands come one a line on stdin (and on
+// --control-port, if given); EOF on stdin stops the server (so a test that dies
+// leaves no orphan), unless --stdin=false. See README.md for every command.
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"cloud.google.com/go/pubsub/pstest"
+	pb "google.golang.org/genproto/googleapis/pubsub/v1"
+	"google.golang.org/grpc"
+)
+
+// maxLine bounds a command line and a message file line (a Pub/Sub message is at most 10 MB).
+const maxLine = 16 << 20
+
+type harness struct {
+	srv *pstest.Server
+	mu  sync.Mutex // serialises commands from stdin and the control port
+	out io.Writer
+}
+
+func main() {
+	host := flag.String("host", "127.0.0.1", "loopback address to listen on")
+	port := flag.Int("port", 0, "port (0: any free port)")
+	topic := flag.String("topic", "", "create this topic (projects/P/topics/T) at start")
+	sub := flag.String("subscription", "", "create this subscription of -topic at start")
+	ackDeadline := flag.Int("ack-deadline", 10, "ack deadline of -subscription, seconds (10-600)")
+	ordering := flag.Bool("ordering", false, "-subscription has message ordering enabled (pstest ignores it)")
+	publish := flag.String("publish", "", "publish the messages of this file to -topic at start")
+	count := flag.Int("count", 0, "with -publish: publish this many messages, cycling through the file")
+	streamTimeout := flag.Duration("stream-timeout", 0, "close every stream after this long (0: never)")
+	controlPort := flag.Int("control-port", -1, "also take commands on this loopback TCP port (0: any; its port is printed as CONTROL <port>)")
+	useStdin := flag.Bool("stdin", true, "take commands on stdin; EOF stops the server")
+	flag.Parse()
+
+	if !loopback(*host) {
+		fatalf("--host %q is not a loopback address", *host)
+	}
+	srv := pstest.NewServer()
+	h := &harness{srv: srv, out: os.Stdout}
+
+	lis, err := net.Listen("tcp", net.JoinHostPort(*host, strconv.Itoa(*port)))
+	if err != nil {
+		fatalf("listen: %v", err)
+	}
+	gs := grpc.NewServer(grpc.MaxRecvMsgSize(64 << 20))
+	pb.RegisterPublisherServer(gs, &srv.GServer)
+	pb.RegisterSubscriberServer(gs, &srv.GServer)
+	go func() { _ = gs.Serve(lis) }()
+
+	if *streamTimeout > 0 {
+		srv.SetStreamTimeout(*streamTimeout)
+	}
+	if *topic != "" {
+		if _, err := h.createTopic(*topic); err != nil {
+			fatalf("%v", err)
+		}
+	}
+	if *sub != "" {
+		if *topic == "" {
+			fatalf("--subscription needs --topic")
+		}
+		if _, err := h.createSub(*sub, *topic, *ackDeadline, *ordering); err != nil {
+			fatalf("%v", err)
+		}
+	}
+	if *publish != "" {
+		if *topic == "" {
+			fatalf("--publish needs --topic")
+		}
+		if _, err := h.publishFile(*topic, *publish, *count); err != nil {
+			fatalf("%v", err)
+		}
+	}
+
+	var cl net.Listener
+	if *controlPort >= 0 {
+		cl, err = net.Listen("tcp", net.JoinHostPort(*host, strconv.Itoa(*controlPort)))
+		if err != nil {
+			fatalf("control listen: %v", err)
+		}
+	}
+	fmt.Fprintf(os.Stdout, "LISTENING %d\n", lis.Addr().(*net.TCPAddr).Port)
+	if cl != nil {
+		fmt.Fprintf(os.Stdout, "CONTROL %d\n", cl.Addr().(*net.TCPAddr).Port)
+		go h.serveControl(cl)
+	}
+
+	done := make(chan struct{})
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	go func() {
+		<-sigs
+		close(done)
+	}()
+	if *useStdin {
+		go func() {
+			h.session(os.Stdin, os.Stdout)
+			close(done)
+		}()
+	}
+	<-done
+	gs.Stop()
+	os.Exit(0)
+}
+
+func fatalf(f string, a ...interface{}) {
+	fmt.Fprintf(os.Stderr, "pstest: "+f+"\n", a...)
+	os.Exit(2)
+}
+
+func loopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func (h *harness) serveControl(l net.Listener) {
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			defer c.Close()
+			h.session(c, c)
+		}()
+	}
+}
+
+// session reads commands from r until EOF or `quit`, one reply line each to w.
+func (h *harness) session(r io.Reader, w io.Writer) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), maxLine)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		if line == "quit" {
+			h.reply(w, "OK {}")
+			return
+		}
+		res, err := h.command(strings.Fields(line))
+		if err != nil {
+			h.reply(w, "ERR "+strings.ReplaceAll(err.Error(), "\n", " "))
+			continue
+		}
+		b, _ := json.Marshal(res)
+		h.reply(w, "OK "+string(b))
+	}
+}
+
+func (h *harness) reply(w io.Writer, s string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	fmt.Fprintln(w, s)
+	if f, ok := w.(*os.File); ok {
+		_ = f.Sync()
+	}
+}
+
+func need(args []string, n int, usage string) error {
+	if len(args) < n {
+		return fmt.Errorf("usage: %s", usage)
+	}
+	return nil
+}
+
+func (h *harness) command(a []string) (interface{}, error) {
+	switch a[0] {
+	case "create-topic":
+		if err := need(a, 2, "create-topic TOPIC"); err != nil {
+			return nil, err
+		}
+		return h.createTopic(a[1])
+	case "create-subscription":
+		if err := need(a, 3, "create-subscription SUB TOPIC [ACK_DEADLINE_S]"); err != nil {
+			return nil, err
+		}
+		ad := 10
+		if len(a) > 3 {
+			v, err := strconv.Atoi(a[3])
+			if err != nil {
+				return nil, fmt.Errorf("ack deadline %q: not a number", a[3])
+			}
+			ad = v
+		}
+		return h.createSub(a[1], a[2], ad, false)
+	case "delete-subscription":
+		if err := need(a, 2, "delete-subscription SUB"); err != nil {
+			return nil, err
+		}
+		_, err := h.srv.GServer.DeleteSubscription(context.Background(), &pb.DeleteSubscriptionRequest{Subscription: a[1]})
+		return map[string]string{"deleted": a[1]}, err
+	case "publish":
+		if err := need(a, 3, "publish TOPIC FILE [COUNT]"); err != nil {
+			return nil, err
+		}
+		n := 0
+		if len(a) > 3 {
+			v, err := strconv.Atoi(a[3])
+			if err != nil || v < 0 {
+				return nil, fmt.Errorf("count %q: not a number >= 0", a[3])
+			}
+			n = v
+		}
+		return h.publishFile(a[1], a[2], n)
+	case "stream-timeout":
+		if err := need(a, 2, "stream-timeout DURATION (0: never)"); err != nil {
+			return nil, err
+		}
+		d, err := time.ParseDuration(a[1])
+		if err != nil {
+			return nil, err
+		}
+		h.srv.SetStreamTimeout(d)
+		return map[string]string{"streamTimeout": d.String()}, nil
+	case "stats":
+		return h.stats(), nil
+	case "messages":
+		return h.messages(), nil
+	case "wait-acked", "wait-delivered":
+		if err := need(a, 3, a[0]+" N TIMEOUT"); err != nil {
+			return nil, err
+		}
+		n, err := strconv.Atoi(a[1])
+		if err != nil {
+			return nil, fmt.Errorf("N %q: not a number", a[1])
+		}
+		d, err := time.ParseDuration(a[2])
+		if err != nil {
+			return nil, err
+		}
+		return h.wait(a[0], n, d)
+	default:
+		return nil, fmt.Errorf("unknown command %q (create-topic, create-subscription, delete-subscription, publish, stream-timeout, stats, messages, wait-acked, wait-delivered, quit)", a[0])
+	}
+}
+
+func (h *harness) createTopic(name string) (interface{}, error) {
+	t, err := h.srv.GServer.CreateTopic(context.Background(), &pb.Topic{Name: name})
+	if err != nil {
+		return nil, fmt.Errorf("create topic %s: %v", name, err)
+	}
+	return map[string]string{"topic": t.Name}, nil
+}
+
+func (h *harness) createSub(name, topic string, ackDeadline int, ordering bool) (interface{}, error) {
+	s, err := h.srv.GServer.CreateSubscription(context.Background(), &pb.Subscription{
+		Name: name, Topic: topic, AckDeadlineSeconds: int32(ackDeadline), EnableMessageOrdering: ordering,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create subscription %s: %v", name, err)
+	}
+	return map[string]interface{}{"subscription": s.Name, "topic": s.Topic, "ackDeadlineSeconds": s.AckDeadlineSeconds}, nil
+}
+
+// A line of a message file. data is UTF-8 text, data_base64 raw bytes; "{{n}}" in
+// data and attribute values becomes the message's sequence number (0, 1, ...).
+type fileMsg struct {
+	Data        *string           `json:"data"`
+	DataBase64  *string           `json:"data_base64"`
+	Attributes  map[string]string `json:"attributes"`
+	OrderingKey string            `json:"ordering_key"`
+}
+
+func readMessages(path string) ([]fileMsg, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), maxLine)
+	var out []fileMsg
+	for ln := 1; sc.Scan(); ln++ {
+		t := strings.TrimSpace(sc.Text())
+		if t == "" {
+			continue
+		}
+		var m fileMsg
+		if err := json.Unmarshal([]byte(t), &m); err != nil {
+			return nil, fmt.Errorf("%s:%d: %v", path, ln, err)
+		}
+		if m.Data != nil && m.DataBase64 != nil {
+			return nil, fmt.Errorf("%s:%d: give data or data_base64, not both", path, ln)
+		}
+		out = append(out, m)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %v", path, err)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%s: no messages", path)
+	}
+	return out, nil
+}
+
+func (m *fileMsg) proto(seq int) (*pb.PubsubMessage, error) {
+	n := strconv.Itoa(seq)
+	pm := &pb.PubsubMessage{OrderingKey: strings.ReplaceAll(m.OrderingKey, "{{n}}", n)}
+	if m.Data != nil {
+		pm.Data = []byte(strings.ReplaceAll(*m.Data, "{{n}}", n))
+	} else if m.DataBase64 != nil {
+		b, err := base64.StdEncoding.DecodeString(*m.DataBase64)
+		if err != nil {
+			return nil, fmt.Errorf("data_base64: %v", err)
+		}
+		pm.Data = b
+	}
+	if len(m.Attributes) > 0 {
+		pm.Attributes = make(map[string]string, len(m.Attributes))
+		for k, v := range m.Attributes {
+			pm.Attributes[k] = strings.ReplaceAll(v, "{{n}}", n)
+		}
+	}
+	return pm, nil
+}
+
+// publishFile publishes count messages (0: each line once) cycling through the file, in batches.
+func (h *harness) publishFile(topic, path string, count int) (interface{}, error) {
+	msgs, err := readMessages(path)
+	if err != nil {
+		return nil, err
+	}
+	if count == 0 {
+		count = len(msgs)
+	}
+	var first, last string
+	const batch = 1000
+	for i := 0; i < count; i += batch {
+		req := &pb.PublishRequest{Topic: topic}
+		for j := i; j < count && j < i+batch; j++ {
+			pm, err := msgs[j%len(msgs)].proto(j)
+			if err != nil {
+				return nil, fmt.Errorf("%s: message %d: %v", path, j%len(msgs)+1, err)
+			}
+			req.Messages = append(req.Messages, pm)
+		}
+		res, err := h.srv.GServer.Publish(context.Background(), req)
+		if err != nil {
+			return nil, fmt.Errorf("publish to %s: %v", topic, err)
+		}
+		if first == "" {
+			first = res.MessageIds[0]
+		}
+		last = res.MessageIds[len(res.MessageIds)-1]
+	}
+	return map[string]interface{}{"published": count, "first": first, "last": last}, nil
+}
+
+type statsT struct {
+	Published   int `json:"published"`   // messages ever published
+	Delivered   int `json:"delivered"`   // messages delivered at least once
+	Deliveries  int `json:"deliveries"`  // deliveries in all (redeliveries included)
+	Redelivered int `json:"redelivered"` // messages delivered more than once
+	Acked       int `json:"acked"`       // messages acked at least once
+	Acks        int `json:"acks"`        // acks in all
+	Unacked     int `json:"unacked"`     // published and not acked
+	Outstanding int `json:"outstanding"` // delivered and not acked
+}
+
+func (h *harness) stats() statsT {
+	var s statsT
+	for _, m := range h.srv.Messages() {
+		s.Published++
+		s.Deliveries += m.Deliveries
+		s.Acks += m.Acks
+		if m.Deliveries > 0 {
+			s.Delivered++
+		}
+		if m.Deliveries > 1 {
+			s.Redelivered++
+		}
+		if m.Acks > 0 {
+			s.Acked++
+		} else {
+			s.Unacked++
+			if m.Deliveries > 0 {
+				s.Outstanding++
+			}
+		}
+	}
+	return s
+}
+
+type msgInfo struct {
+	ID          string            `json:"id"`
+	Deliveries  int               `json:"deliveries"`
+	Acks        int               `json:"acks"`
+	Attributes  map[string]string `json:"attributes,omitempty"`
+	PublishTime string            `json:"publishTime"`
+}
+
+func (h *harness) messages() []msgInfo {
+	ms := h.srv.Messages()
+	out := make([]msgInfo, 0, len(ms))
+	for _, m := range ms {
+		out = append(out, msgInfo{ID: m.ID, Deliveries: m.Deliveries, Acks: m.Acks, Attributes: m.Attributes,
+			PublishTime: m.PublishTime.UTC().Format(time.RFC3339Nano)})
+	}
+	sort.SliceStable(out, func(i, j int) bool { return idNum(out[i].ID) < idNum(out[j].ID) })
+	return out
+}
+
+func idNum(id string) int {
+	n, _ := strconv.Atoi(strings.TrimPrefix(id, "m"))
+	return n
+}
+
+// wait polls the server's counters (every 10 ms) until the condition holds or d passes.
+func (h *harness) wait(what string, n int, d time.Duration) (interface{}, error) {
+	end := time.Now().Add(d)
+	for {
+		s := h.stats()
+		got := s.Acked
+		if what == "wait-delivered" {
+			got = s.Delivered
+		}
+		if got >= n {
+			return s, nil
+		}
+		if time.Now().After(end) {
+			b, _ := json.Marshal(s)
+			return nil, errors.New(fmt.Sprintf("timeout after %s: %s %d of %d; %s", d, strings.TrimPrefix(what, "wait-"), got, n, b))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
