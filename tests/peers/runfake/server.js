@@ -858,7 +858,11 @@ const stats = {
   configLoads: 0,
   configErrors: 0,
   recordLines: 0,
+  maxInFlight: 0,
 };
+
+// RunJob calls received and not yet answered (or cancelled), in all and per job.
+const runJobsInFlight = { all: 0, byJob: new Map() };
 
 let recordFd = null;
 if (args.record) recordFd = fs.openSync(args.record, 'a');
@@ -992,6 +996,21 @@ function makeHandler(serviceName, methodName, methodDesc) {
       }
     }
     const delayMs = (config.latencyMs || 0) + (matched && matched.rule.delayMs ? matched.rule.delayMs : 0);
+    let tracked = false;
+    if (methodName === 'RunJob') {
+      tracked = true;
+      runJobsInFlight.all++;
+      runJobsInFlight.byJob.set(target, (runJobsInFlight.byJob.get(target) || 0) + 1);
+      stats.maxInFlight = Math.max(stats.maxInFlight, runJobsInFlight.all);
+    }
+    const untrack = () => {
+      if (!tracked) return;
+      tracked = false;
+      runJobsInFlight.all--;
+      const n = runJobsInFlight.byJob.get(target) - 1;
+      if (n > 0) runJobsInFlight.byJob.set(target, n);
+      else runJobsInFlight.byJob.delete(target);
+    };
 
     const line = {
       method: methodName,
@@ -1006,6 +1025,10 @@ function makeHandler(serviceName, methodName, methodDesc) {
     if (message && code !== grpc.status.OK) line.message = message;
     if (matched) line.rule = matched.index;
     if (delayMs) line.delayMs = delayMs;
+    if (tracked) {
+      line.inFlight = runJobsInFlight.all;
+      line.inFlightJob = runJobsInFlight.byJob.get(target);
+    }
     if (ctx.execution) line.execution = ctx.execution;
     if (ctx.operation) line.operation = ctx.operation;
     if (rp) line.requestParams = rp;
@@ -1023,10 +1046,12 @@ function makeHandler(serviceName, methodName, methodDesc) {
       if (!cancelled) {
         cancelled = true;
         stats.clientCancelled++;
+        untrack();
       }
     });
     const answer = () => {
       if (cancelled) return;
+      untrack();
       if (code === grpc.status.OK) {
         callback(null, response);
       } else {
