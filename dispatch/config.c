@@ -8,6 +8,8 @@ void config_defaults(jr_config *c)
 	memset(c, 0, sizeof *c);
 	c->flow_max_messages = 1000;
 	c->flow_max_bytes = 100 << 20;
+	c->flow_ack_deadline_ms = 60000;
+	c->flow_max_extension_ms = 3600000;
 	c->concurrency = 64;
 	c->unrouted = JR_UNROUTED_DROP;
 	policies_default(&c->policies);

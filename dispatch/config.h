@@ -97,6 +97,8 @@ typedef struct jr_config {
 	char *topic;
 	int flow_max_messages;    /* default 1000 */
 	int64_t flow_max_bytes;   /* default 100 MiB */
+	int64_t flow_ack_deadline_ms;  /* pull: each lease, default 60 s (10 s..600 s) */
+	int64_t flow_max_extension_ms; /* pull: leases end after this long, default 60 min */
 	int concurrency;          /* default 64 */
 	jr_unrouted unrouted;
 	char *dead_letter_topic;

@@ -1029,6 +1029,8 @@ static void auth_after(loader *l, const field *f, yaml_node_t *v, void *base, co
 static const field flow_fields[] = {
 	FINT("max_messages", jr_config, flow_max_messages, 1, 1000000),
 	FSIZE("max_bytes", jr_config, flow_max_bytes, 1, INT64_MAX),
+	FDUR("ack_deadline", jr_config, flow_ack_deadline_ms, 10000, 600000),
+	FDUR("max_extension", jr_config, flow_max_extension_ms, 0, DUR_MAX_MS),
 	FEND,
 };
 
