@@ -144,11 +144,11 @@ class Env:
         base.update(METADATA_SERVER_DETECTION="none", GCE_METADATA_HOST="127.0.0.1:9")
         self.base = base
 
-    def start_emu(self, tag, count, expect=0, hold=0, maxmsgs=0):
+    def start_emu(self, tag, count, expect=0, hold=0, maxmsgs=0, mode=None):
         a = self.a
         stats = os.path.join(a.work, f"emu-{tag}.stats.json")
         argv = [a.emu, "-events", a.events, "-count", str(count), "-expect", str(expect or count),
-                "-stats", stats, "-exit-on-stdin-close", "-batch", str(a.batch)]
+                "-stats", stats, "-exit-on-stdin-close", "-batch", str(a.batch), "-mode", mode or a.emu_mode]
         if hold:
             argv += ["-hold", str(hold)]
         if maxmsgs:
@@ -177,13 +177,14 @@ class Env:
         line, _ = Lines(p, f"Run API fake ({tag})").wait_for("LISTENING ", 60)
         return p, int(line.split()[1]), stats, rec
 
-    def subject_argv(self, name):
+    def subject_argv(self, name, wrap=False):
         a = self.a
         if name == "jobrelay":
-            return [a.jobrelay, "--config", a.config, "pull"]
+            pre = a.wrap.split() if wrap and a.wrap else []
+            return pre + [a.jobrelay, "--config", a.config] + a.jobrelay_args.split() + ["pull"]
         if name == "node-ref":
             return [a.node22, os.path.join(a.peer_dir, "peer.js")]
-        if name == "ack-only":
+        if name in ("ack-only", "ack-only-stock"):
             return [a.acksub, "-sub", "jobrelay", "-max-messages", "1000"]
         raise ValueError(name)
 
@@ -224,11 +225,13 @@ def rss_kib(pid):
 def throughput(env, name):
     a = env.a
     tag = f"tp-{name}"
-    emu, lines, eport, ecpu0, estats = env.start_emu(tag, a.count, maxmsgs=1000 if name == "ack-only" else 0)
+    count = a.stock_count if name == "ack-only-stock" else a.count
+    emu, lines, eport, ecpu0, estats = env.start_emu(tag, count, maxmsgs=1000 if name == "ack-only" else 0,
+                                                     mode="stock" if name == "ack-only-stock" else None)
     fake, fport, fstats, _ = env.start_fake(tag)
     out = open(os.path.join(a.work, f"{tag}.out"), "w")
     err = open(os.path.join(a.work, f"{tag}.err"), "w")
-    p, t0 = spawn(env.subject_argv(name), env=env.subject_env(eport, fport), stdout=out, stderr=err)
+    p, t0 = spawn(env.subject_argv(name, wrap=True), env=env.subject_env(eport, fport), stdout=out, stderr=err)
     line, t1 = lines.wait_for("ACKED ", a.timeout)
     ecpu1 = cpu_us(line)
     hwm = rss_kib(p.pid)["VmHWM"]
@@ -240,9 +243,9 @@ def throughput(env, name):
     wall = t1 - t0
     cpu = (ru.ru_utime + ru.ru_stime) * 1e6
     return {
-        "wall_s": wall, "msgs_per_s": a.count / wall, "cpu_us_per_msg": cpu / a.count,
+        "count": count, "wall_s": wall, "msgs_per_s": count / wall, "cpu_us_per_msg": cpu / count,
         "cpu_s": cpu / 1e6, "peak_rss_kib": max(hwm, ru.ru_maxrss), "exit": p.returncode,
-        "emu_cpu_us_per_msg": (ecpu1 - ecpu0) / a.count, "fake_cpu_us_per_msg": fcpu / a.count,
+        "emu_cpu_us_per_msg": (ecpu1 - ecpu0) / count, "fake_cpu_us_per_msg": fcpu / count,
         "fake_calls": fs["calls"], "fake_runjob": fs.get("byMethod", {}).get("RunJob", {}).get("total", 0),
         "emu": {k: es[k] for k in ("delivered", "acked", "nacked", "modacks", "maxOutstanding",
                                      "redeliveredMessages", "responses")},
@@ -332,6 +335,7 @@ def fmt(v, unit):
 
 def table(res, a):
     j, n, b = res.get("jobrelay", {}), res.get("node-ref", {}), res.get("ack-only", {})
+    bs = res.get("ack-only-stock", {})
 
     def ratio(x, y):
         if not x or not y:
@@ -362,8 +366,9 @@ def table(res, a):
             ok = "ok" if jv is not None and jv <= target else ("MISS" if jv is not None else "")
         print(f"{label + ' (' + unit + ')':40} {fmt(jv, unit):>10} {fmt(nv, unit):>10} {r:>13} {tgt:>9} {ok:4}")
     print()
-    print(f"what else ran (CPU per message while each subscriber drained the {a.count}):")
-    hdr2 = f"{'':40} {'jobrelay':>10} {'node-ref':>10} {'ack-only':>10}"
+    print(f"what else ran (per message while each subscriber drained the {a.count}; "
+          f"stock pstest: {a.stock_count}; emulator mode {a.emu_mode}):")
+    hdr2 = f"{'':40} {'jobrelay':>10} {'node-ref':>10} {'ack-only':>10} {'ack-only, stock pstest':>23}"
     print(hdr2)
     print("-" * len(hdr2))
     for label, key, unit in [
@@ -373,11 +378,11 @@ def table(res, a):
         ("messages/s", "msgs_per_s", "msg/s"),
         ("wall time (s)", "wall_s", "s"),
     ]:
-        vals = [get(d, ("tp", key)) for d in (j, n, b)]
+        vals = [get(d, ("tp", key)) for d in (j, n, b, bs)]
         cells = [("-" if v is None else (f"{v:.2f}" if unit == "s" else fmt(v, unit))) for v in vals]
-        print(f"{label:40} {cells[0]:>10} {cells[1]:>10} {cells[2]:>10}")
+        print(f"{label:40} {cells[0]:>10} {cells[1]:>10} {cells[2]:>10} {cells[3]:>23}")
     print()
-    for name in ("jobrelay", "node-ref", "ack-only"):
+    for name in ("jobrelay", "node-ref", "ack-only", "ack-only-stock"):
         d = res.get(name)
         if not d:
             continue
@@ -417,8 +422,15 @@ def main():
     ap.add_argument("--hold-window", type=float, default=2.0)
     ap.add_argument("--timeout", type=float, default=300, help="limit for one subscriber to drain")
     ap.add_argument("--deadline", type=float, default=900, help="limit for the whole run")
-    ap.add_argument("--subjects", default="jobrelay,node-ref,ack-only")
+    ap.add_argument("--subjects", default="jobrelay,node-ref,ack-only,ack-only-stock",
+                    help="ack-only-stock: the ack-only baseline against stock pstest (-mode stock), --stock-count messages")
+    ap.add_argument("--stock-count", type=int, default=500)
+    ap.add_argument("--emu-mode", default="own", choices=["own", "pstest"], help="the emulator's -mode")
     ap.add_argument("--json", help="also write the results here")
+    ap.add_argument("--jobrelay-args", default="", help="more global flags for jobrelay, e.g. '--log-level warning'")
+    ap.add_argument("--phases", default="tp,cold,hold", help="which of tp (throughput), cold, hold to run")
+    ap.add_argument("--wrap", help="run jobrelay's throughput run under this command, e.g. "
+                    "'perf record -g -o FILE --' (its CPU and RSS then include the wrapper's)")
     a = ap.parse_args()
     DEADLINE = time.monotonic() + a.deadline
     os.makedirs(a.work, exist_ok=True)
@@ -428,17 +440,21 @@ def main():
     try:
         for name in a.subjects.split(","):
             d = res.setdefault(name, {})
-            print(f"bench: {name}: throughput, {a.count} messages", file=sys.stderr, flush=True)
-            d["tp"] = throughput(env, name)
-            if name == "ack-only":
+            phases = a.phases.split(",")
+            if "tp" in phases:
+                print(f"bench: {name}: throughput, {a.count} messages", file=sys.stderr, flush=True)
+                d["tp"] = throughput(env, name)
+            if name.startswith("ack-only"):
                 continue
-            print(f"bench: {name}: cold start x{a.cold_reps} (first under strace)", file=sys.stderr, flush=True)
-            runs = [cold_start(env, name, i, trace=(i == 0)) for i in range(a.cold_reps)]
-            timed = runs[1:] if len(runs) > 1 else runs  # the strace'd run is slower
-            d["cold"] = {"median_ms": statistics.median(r["cold_ms"] for r in timed),
-                         "all_ms": [r["cold_ms"] for r in runs], "connects": runs[0].get("connects")}
-            print(f"bench: {name}: RSS with 1,000 messages outstanding", file=sys.stderr, flush=True)
-            d["hold"] = hold(env, name)
+            if "cold" in phases and a.cold_reps > 0:
+                print(f"bench: {name}: cold start x{a.cold_reps} (first under strace)", file=sys.stderr, flush=True)
+                runs = [cold_start(env, name, i, trace=(i == 0)) for i in range(a.cold_reps)]
+                timed = runs[1:] if len(runs) > 1 else runs  # the strace'd run is slower
+                d["cold"] = {"median_ms": statistics.median(r["cold_ms"] for r in timed),
+                             "all_ms": [r["cold_ms"] for r in runs], "connects": runs[0].get("connects")}
+            if "hold" in phases:
+                print(f"bench: {name}: RSS with 1,000 messages outstanding", file=sys.stderr, flush=True)
+                d["hold"] = hold(env, name)
     except BenchError as e:
         print(f"bench: FAILED: {e}", file=sys.stderr)
         cleanup()
