@@ -35,6 +35,10 @@
  * publishes keys well before signing with them, so in practice the expiry
  * refresh finds them first.
  *
+ * The fetch made at start-up does not count against the rate limit: the
+ * first refresh may follow it at once (a key met in the first seconds, or
+ * a start-up fetch that failed), the ones after it come 30 s apart.
+ *
  * A failed refresh keeps the keys already held (they are Google's, and the
  * next refresh comes JWKS_REFRESH_MIN_S later at the earliest).
  */
@@ -100,7 +104,7 @@ struct jr_jwks {
 	char *url;
 	int loopback;
 	int timeout_ms;
-	int64_t last_start_s;   /* when the last fetch was asked for */
+	int64_t last_start_s;   /* when the last refresh was asked for; INT64_MIN: none yet */
 	int64_t kick_now_s;     /* the clock of the pending refresh */
 	int pending, fetching;
 	atomic_int stop;
@@ -669,7 +673,7 @@ jr_jwks *jwks_from_url(const char *url, int64_t now_s, int timeout_ms, char *err
 	j->loopback = loopback;
 	j->timeout_ms = timeout_ms > 0 ? timeout_ms : JWKS_FETCH_TIMEOUT_MS;
 	j->expires_s = INT64_MIN; /* nothing held: the first jwks_verify may refresh */
-	j->last_start_s = now_s;
+	j->last_start_s = INT64_MIN; /* the first fetch opens no rate-limit window */
 	j->info.fetches_started = 1;
 	jwks_set s = {0};
 	int64_t fresh = 0;
@@ -692,6 +696,8 @@ static int refresh_due(const jr_jwks *j, int found, int64_t now_s)
 		return 0;
 	if (found && now_s < j->expires_s)
 		return 0;
+	if (j->last_start_s == INT64_MIN)
+		return 1;
 	return now_s > j->last_start_s &&
 	       (uint64_t)now_s - (uint64_t)j->last_start_s >= JWKS_REFRESH_MIN_S;
 }

@@ -6,7 +6,7 @@
  * once when it is made, then again by a thread of its own whenever
  * jwks_verify meets a key id it does not hold or a key set older than the
  * Cache-Control max-age of its response, at most once per
- * JWKS_REFRESH_MIN_S seconds. jwks_verify never waits for the network: while a
+ * JWKS_REFRESH_MIN_S seconds (the fetch at start-up aside). jwks_verify never waits for the network: while a
  * refresh runs it answers from the keys it has (a stale set still serves;
  * an unknown key id is a miss until the refresh brings it). Verification
  * happens here, so the keys never leave the set: a refresh swaps the set
@@ -67,8 +67,8 @@ typedef enum jwks_result {
  * jwks_verify: checks sig (slen bytes) as an RS256 signature
  * (RSASSA-PKCS1-v1_5 with SHA-256, OpenSSL's EVP_DigestVerify) over
  * msg[0..mlen) with the key named kid. For a URL set, an unknown kid or a
- * set past its max-age starts a background refresh unless one started less
- * than JWKS_REFRESH_MIN_S seconds before now_s (or still runs);
+ * set past its max-age starts a background refresh unless a refresh started
+ * less than JWKS_REFRESH_MIN_S seconds before now_s (or still runs);
  * *refresh_started (may be NULL) tells whether this call started one. A
  * stale set still verifies while it is refreshed. The last 64 signatures
  * that verified are remembered (by SHA-256 of kid, msg and sig) until the

@@ -597,7 +597,6 @@ static void test_unknown_kid_refresh(void)
 	make_config(&c, NULL, s.url);
 	char err[256], why[128];
 	jr_auth *a = auth_new(&c, err, sizeof err);
-	/* auth_new stamped its first fetch with the real clock, at t0 or before */
 	int64_t t0 = (int64_t)time(NULL);
 	config_free(&c);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(a);
@@ -661,23 +660,31 @@ static void test_url_down_at_start(void)
 	make_config(&c, NULL, s.url);
 	char err[256], why[128];
 	jr_auth *a = auth_new(&c, err, sizeof err);
-	int64_t t0 = (int64_t)time(NULL); /* the first fetch was stamped at t0 or before */
+	int64_t t0 = (int64_t)time(NULL);
 	config_free(&c);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(a);
 	CU_ASSERT_EQUAL(auth_ready(a), 0);
 	char *p = claims(GOOGLE, "\"" AUD "\"", EMAIL, "true", t0, t0 + 3600, NULL);
 	char *t = at_token_rs256(key1, HDR_K1, p);
+	/* the first token starts a refresh at once; the server still fails */
 	CU_ASSERT_EQUAL(verdict_at(a, t, t0 + 1, why, sizeof why), 401);
+	CU_ASSERT_STRING_EQUAL(why, "unknown key id (JWKS refresh started)");
+	CU_ASSERT_EQUAL(jwks_wait(auth_jwks(a), 2, 10000), 0);
+	CU_ASSERT_EQUAL(auth_ready(a), 0);
+	/* the next ones wait for the rate limit */
+	CU_ASSERT_EQUAL(verdict_at(a, t, t0 + 2, why, sizeof why), 401);
 	CU_ASSERT_STRING_EQUAL(why, "unknown key id");
 	EVP_PKEY *ks[] = {key1};
 	const char *kids[] = {"k1"};
 	char *j1 = at_jwks(1, ks, kids);
 	at_server_set(&s, 200, j1, strlen(j1), "max-age=600");
 	CU_ASSERT_EQUAL(verdict_at(a, t, t0 + 30, why, sizeof why), 401);
+	CU_ASSERT_STRING_EQUAL(why, "unknown key id");
+	CU_ASSERT_EQUAL(verdict_at(a, t, t0 + 31, why, sizeof why), 401);
 	CU_ASSERT_STRING_EQUAL(why, "unknown key id (JWKS refresh started)");
-	CU_ASSERT_EQUAL(jwks_wait(auth_jwks(a), 2, 10000), 0);
+	CU_ASSERT_EQUAL(jwks_wait(auth_jwks(a), 3, 10000), 0);
 	CU_ASSERT_EQUAL(auth_ready(a), 1);
-	CU_ASSERT_EQUAL(verdict_at(a, t, t0 + 31, why, sizeof why), 0);
+	CU_ASSERT_EQUAL(verdict_at(a, t, t0 + 32, why, sizeof why), 0);
 	free(j1);
 	free(t);
 	free(p);
@@ -727,7 +734,8 @@ static void test_concurrent_checks(void)
 	worker w[3];
 	pthread_t th[3];
 	for (int i = 0; i < 3; i++) {
-		w[i] = (worker){.a = a, .header = h, .now = t0 + 1, .stop = &stop};
+		/* at t0 + 30 one of them may start the first refresh instead of the loop below */
+		w[i] = (worker){.a = a, .header = h, .now = t0 + 30, .stop = &stop};
 		pthread_create(&th[i], NULL, worker_run, &w[i]);
 	}
 	/* max-age=0: every check past the rate limit starts a refresh that swaps the set */
