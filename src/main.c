@@ -16,6 +16,7 @@
 
 #include "config_load.h"
 #include "log.h"
+#include "pull.h"
 #include "replay.h"
 #include "route.h"
 #include "serve.h"
@@ -38,6 +39,9 @@ static void usage(FILE *f)
 	      "                  dispatch events from files, folders or - (stdin)\n"
 	      "  serve [--dry-run] [--port N] [--bind ADDR] [--max-connections N] [--request-timeout D]\n"
 	      "                  HTTP server for Pub/Sub push and Eventarc on $PORT (default 8080)\n"
+	      "  pull [--port N] [--bind ADDR]\n"
+	      "                  StreamingPull worker on the configured subscription;\n"
+	      "                  GET /healthz, /readyz, /metrics on --port, else $PORT when set\n"
 	      "  check-config    validate the config and print the resolved routes\n"
 	      "  version         version, git commit and library versions\n"
 	      "\n"
@@ -272,6 +276,53 @@ static int cmd_serve(const globals *g, int argc, char **argv)
 	return rc;
 }
 
+static int cmd_pull(const globals *g, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"port", required_argument, NULL, 'p'}, {"bind", required_argument, NULL, 'b'},
+		{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
+	};
+	jr_pull_opts o = {.http_port = -1};
+	char *end;
+	int ch;
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "+p:b:h", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'p':
+			o.http_port = (int)strtol(optarg, &end, 10);
+			if (*end || !*optarg || o.http_port < 0 || o.http_port > 65535) {
+				fprintf(stderr, "jobrelay pull: --port must be 0-65535, not '%s'\n", optarg);
+				return 2;
+			}
+			break;
+		case 'b': o.bind = optarg; break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "jobrelay pull: unexpected argument '%s'\n", argv[optind]);
+		return 2;
+	}
+	if (g->dry_run) {
+		fprintf(stderr, "jobrelay pull: --dry-run is not supported: pulling takes messages from "
+				"the subscription (use replay --dry-run on captured events)\n");
+		return 2;
+	}
+	/* the daemon logs on stdout (product.md §7) */
+	log_setup(STDOUT_FILENO, (jr_log_format)g->log_format, (jr_log_level)g->log_level);
+	jr_config c;
+	int rc = load_config(g, &c);
+	if (rc == 0) {
+		signals_block(); /* before grpc_init starts threads */
+		grpc_init();
+		rc = pull_run(&c, &o);
+		grpc_shutdown();
+	}
+	config_free(&c);
+	return rc;
+}
+
 /* parse_globals: global flags before the command; returns argv index of the command or -1. */
 static int parse_globals(globals *g, int argc, char **argv)
 {
@@ -331,6 +382,8 @@ int main(int argc, char **argv)
 		return cmd_replay(&g, argc - ci, argv + ci);
 	if (strcmp(cmd, "serve") == 0)
 		return cmd_serve(&g, argc - ci, argv + ci);
+	if (strcmp(cmd, "pull") == 0)
+		return cmd_pull(&g, argc - ci, argv + ci);
 	if (strcmp(cmd, "help") == 0) {
 		usage(stdout);
 		return 0;

@@ -1,0 +1,922 @@
+/*
+ * pubsub.c — a StreamingPull session on the loop's completion queue.
+ *
+ * Design. One bidirectional google.pubsub.v1.Subscriber/StreamingPull call
+ * at a time, driven by gRPC core batches whose tags the loop dispatches:
+ *
+ *   start   SEND_INITIAL_METADATA + SEND_MESSAGE(first request)
+ *   status  RECV_STATUS_ON_CLIENT: completes when the stream ends
+ *   recv    [RECV_INITIAL_METADATA +] RECV_MESSAGE, re-armed after each
+ *           response unless paused: one receive is always pending
+ *   send    SEND_MESSAGE(acks and modacks), one at a time
+ *   close   SEND_CLOSE_FROM_CLIENT, once, when closing and nothing is queued
+ *
+ * No thread per message and no polling: an idle session has one pending
+ * receive, one pending status and at most one timer (the flush timer is
+ * armed only while ids wait; the settle timer once per stream).
+ *
+ * The first request names the subscription, stream_ack_deadline_seconds, a
+ * client_id (random, the same on every stream of the session, so the server
+ * can carry state across reconnects) and the server-side flow control
+ * (max_outstanding_messages / _bytes). It carries no acks: pstest ignores
+ * everything but the subscription in a stream's first request, and the real
+ * service does not need them there.
+ *
+ * Acks and modacks wait in a queue of ids (one buffer of NUL-terminated ids
+ * plus an array of (offset, length, seconds); no allocation per id once the
+ * buffers have grown). The queue is flushed at most 100 ms after its first
+ * id arrived, or at once when it holds 2,500 ids; a request carries at most
+ * 2,500 ids and 512 KiB (the limits Google's clients keep to), with
+ * modify_deadline_seconds and modify_deadline_ack_ids always of equal
+ * length. The ids of the request in flight are kept until its send
+ * completes: when the stream dies first, its acks and modacks go back to the
+ * front of the queue and out on the next stream. Ack ids stay valid across
+ * streams (pubsub.proto: "received on this stream or a different stream"),
+ * so there is no unary Acknowledge fallback; that also keeps clear of
+ * pstest's unary ModifyAckDeadline, which crashes on an unknown id. Nacks
+ * of a failed request are dropped instead: the message comes back when its
+ * deadline expires, and a nack re-sent late could release a redelivery.
+ *
+ * Reconnect: every stream end is followed by a new stream after a backoff
+ * with full jitter (100 ms doubling to 60 s, retry/policy.h), reset when a
+ * stream delivers a message or lived longer than the cap. Fatal codes
+ * (INVALID_ARGUMENT, NOT_FOUND, PERMISSION_DENIED, UNAUTHENTICATED,
+ * FAILED_PRECONDITION, UNIMPLEMENTED) before the session was ever
+ * established count toward startup_tries; when they are used up the session
+ * is FAILED (the caller exits 3). Once established, the same codes are
+ * retried like the others: a daemon outlives a permission fixed later.
+ *
+ * Each response is unpacked by protobuf-c into an arena that is freed right
+ * after the messages were handed out; the size of a response is bounded by
+ * the channel's max receive length (20 MiB, as Google's Go client).
+ */
+#include "pubsub.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <grpc/byte_buffer.h>
+#include <grpc/support/time.h>
+
+#include "google/protobuf/timestamp.pb-c.h"
+#include "google/pubsub/v1/pubsub.pb-c.h"
+#include "grpcx.h"
+#include "log.h"
+#include "mem.h"
+#include "metrics.h"
+#include "policy.h"
+
+#define PS_DEFAULT_ENDPOINT "pubsub.googleapis.com:443"
+#define PS_METHOD "/google.pubsub.v1.Subscriber/StreamingPull"
+#define PS_MAX_RECV (20 * 1024 * 1024)   /* one StreamingPullResponse */
+#define PS_MAX_IDS 2500                  /* ids in one request */
+#define PS_MAX_REQUEST_BYTES (512 * 1024)
+#define PS_FLUSH_MS 100
+#define PS_BACKOFF_INITIAL_MS 100
+#define PS_BACKOFF_MAX_MS 60000
+#define PS_SETTLE_MS 1000                /* a stream up this long counts as open */
+#define PS_MAX_SUBSCRIPTION 1024
+#define PS_DETAIL_MAX 512
+/* Queued lease extensions past this many ids are dropped (acks and nacks never are). */
+#define PS_MAX_QUEUED_BASE 100000
+
+typedef struct idq_ent {
+	size_t off, len;
+	int32_t secs; /* < 0: ack; 0: nack; > 0: new deadline */
+} idq_ent;
+
+/* A queue of ack ids: the ids NUL-terminated in one buffer, entries in an array. */
+typedef struct idq {
+	jr_buf ids;
+	idq_ent *e;
+	size_t n, cap;
+} idq;
+
+typedef struct ps_stream {
+	jr_pubsub *ps;
+	grpc_call *call;
+	int refs; /* batches started and not completed */
+	jr_tag t_start, t_recv, t_send, t_status, t_close;
+	grpc_metadata send_md[2];
+	grpc_metadata_array recv_md, trailing_md;
+	grpc_byte_buffer *start_buf, *send_buf, *recv_buf;
+	grpc_status_code status;
+	grpc_slice details;
+	int md_asked;      /* RECV_INITIAL_METADATA was part of a batch */
+	int recv_pending, send_pending, send_ready, close_sent, status_done;
+	long received;     /* messages on this stream */
+	int64_t opened_ms;
+} ps_stream;
+
+struct jr_pubsub {
+	jr_loop *loop;
+	grpc_channel *ch;
+	void *method;
+	jr_pubsub_opts o;
+	char *subscription;
+	char *params;       /* x-goog-request-params value */
+	char target[300];
+	char client_id[33];
+	jr_pubsub_state state;
+	ps_stream *st;
+	idq pending, sending;
+	int flush_due;
+	jr_timer_id flush_timer, backoff_timer, settle_timer;
+	int paused, closing, freeing, established, startup_failures, backoff_attempt;
+	size_t max_queued;
+	long dropped_extensions;
+	uint64_t rng;
+	jr_pubsub_stats stats;
+	jr_arena rx;        /* the response being handed out */
+	char *ack_ptrs[PS_MAX_IDS];
+	char *mod_ptrs[PS_MAX_IDS];
+	int32_t mod_secs[PS_MAX_IDS];
+};
+
+static struct {
+	jr_metric *acks, *nacks, *modacks, *reconnects, *streams;
+} m;
+
+static void metrics_init(void)
+{
+	m.acks = metric_register("jobrelay_pubsub_acks_total", JR_METRIC_COUNTER,
+				 "Pub/Sub ack ids sent.", NULL, 0);
+	m.nacks = metric_register("jobrelay_pubsub_nacks_total", JR_METRIC_COUNTER,
+				  "Pub/Sub nacks sent (modifyAckDeadline 0).", NULL, 0);
+	m.modacks = metric_register("jobrelay_pubsub_modacks_total", JR_METRIC_COUNTER,
+				    "Pub/Sub modifyAckDeadline ids sent with a deadline above 0.",
+				    NULL, 0);
+	m.reconnects = metric_register("jobrelay_pubsub_stream_reconnects_total",
+				       JR_METRIC_COUNTER, "StreamingPull streams reopened.", NULL, 0);
+	m.streams = metric_register("jobrelay_pubsub_stream_open", JR_METRIC_GAUGE,
+				    "1 while a StreamingPull stream is open.", NULL, 0);
+}
+
+/* ---- the id queue ---- */
+
+static void idq_push(idq *q, const char *id, size_t len, int32_t secs)
+{
+	if (q->n == q->cap) {
+		q->cap = q->cap ? q->cap * 2 : 256;
+		q->e = jr_realloc(q->e, q->cap * sizeof *q->e);
+	}
+	q->e[q->n++] = (idq_ent){q->ids.len, len, secs};
+	buf_add(&q->ids, id, len);
+	buf_addc(&q->ids, '\0');
+}
+
+static void idq_clear(idq *q)
+{
+	q->n = 0;
+	buf_reset(&q->ids);
+}
+
+static void idq_free(idq *q)
+{
+	buf_free(&q->ids);
+	free(q->e);
+}
+
+static void idq_swap(idq *a, idq *b)
+{
+	idq t = *a;
+	*a = *b;
+	*b = t;
+}
+
+/* idq_take: moves the first ids of src (at most PS_MAX_IDS, PS_MAX_REQUEST_BYTES) to the empty dst. */
+static void idq_take(idq *dst, idq *src)
+{
+	size_t k = 0, bytes = 0;
+	while (k < src->n && k < PS_MAX_IDS && bytes + src->e[k].len + 8 <= PS_MAX_REQUEST_BYTES)
+		bytes += src->e[k++].len + 8;
+	if (k == 0)
+		k = 1; /* one id over the byte limit still goes, alone */
+	if (k == src->n) {
+		idq_swap(dst, src);
+		return;
+	}
+	size_t cut = src->e[k].off;
+	buf_add(&dst->ids, src->ids.data, cut);
+	if (dst->cap < k) {
+		dst->cap = k;
+		dst->e = jr_realloc(dst->e, dst->cap * sizeof *dst->e);
+	}
+	memcpy(dst->e, src->e, k * sizeof *dst->e);
+	dst->n = k;
+	memmove(src->ids.data, src->ids.data + cut, src->ids.len - cut + 1);
+	src->ids.len -= cut;
+	memmove(src->e, src->e + k, (src->n - k) * sizeof *src->e);
+	src->n -= k;
+	for (size_t i = 0; i < src->n; i++)
+		src->e[i].off -= cut;
+}
+
+/* idq_requeue: the ids of a failed request (nacks left out) go back in front of pending. */
+static void idq_requeue(idq *pending, idq *failed)
+{
+	idq merged = {0};
+	for (size_t i = 0; i < failed->n; i++)
+		if (failed->e[i].secs != 0)
+			idq_push(&merged, failed->ids.data + failed->e[i].off, failed->e[i].len,
+				 failed->e[i].secs);
+	for (size_t i = 0; i < pending->n; i++)
+		idq_push(&merged, pending->ids.data + pending->e[i].off, pending->e[i].len,
+			 pending->e[i].secs);
+	idq_swap(pending, &merged);
+	idq_free(&merged);
+	idq_clear(failed);
+}
+
+/* ---- state ---- */
+
+static const char *const state_names[] = {
+	"idle", "connecting", "open", "backoff", "closing", "closed", "failed",
+};
+
+const char *pubsub_state_name(jr_pubsub_state st)
+{
+	return (unsigned)st < sizeof state_names / sizeof state_names[0] ? state_names[st] : "?";
+}
+
+jr_pubsub_state pubsub_state(const jr_pubsub *ps)
+{
+	return ps->state;
+}
+
+const jr_pubsub_stats *pubsub_stats(const jr_pubsub *ps)
+{
+	return &ps->stats;
+}
+
+const char *pubsub_target(const jr_pubsub *ps)
+{
+	return ps->target;
+}
+
+size_t pubsub_queued(const jr_pubsub *ps)
+{
+	return ps->pending.n + ps->sending.n;
+}
+
+/*
+ * stream_set_state: every change of the session's state goes through here:
+ * one log line (msgid PUBSUB-STATE), then the owner's on_state.
+ */
+static void stream_set_state(jr_pubsub *ps, jr_pubsub_state st, int code, const char *detail,
+			     int64_t delay_ms)
+{
+	if (ps->state == st && st != JR_PUBSUB_BACKOFF)
+		return;
+	jr_pubsub_state from = ps->state;
+	ps->state = st;
+	metric_set(m.streams, NULL, st == JR_PUBSUB_OPEN || st == JR_PUBSUB_CONNECTING ? 1 : 0);
+	if (ps->freeing)
+		return;
+	char delay[32] = "";
+	if (st == JR_PUBSUB_BACKOFF)
+		snprintf(delay, sizeof delay, "%lldms", (long long)delay_ms);
+	jr_log_level lv = st == JR_PUBSUB_FAILED ? JR_LOG_ERROR
+			  : st == JR_PUBSUB_BACKOFF && code != 0 && code != 1 ? JR_LOG_WARNING
+									: JR_LOG_INFO;
+	log_kv(lv, "PUBSUB-STATE", "StreamingPull session state changed", "subscription",
+	       ps->subscription, "state", pubsub_state_name(st), "from", pubsub_state_name(from),
+	       "code", detail ? grpc_code_name(code) : NULL, "detail", detail,
+	       "delay", delay[0] ? delay : NULL, NULL);
+	if (ps->o.on_state)
+		ps->o.on_state(ps->o.arg, st, code, detail);
+}
+
+/* ---- requests ---- */
+
+static grpc_byte_buffer *pack_request(const Google__Pubsub__V1__StreamingPullRequest *rq)
+{
+	size_t n = google__pubsub__v1__streaming_pull_request__get_packed_size(rq);
+	grpc_slice s = grpc_slice_malloc(n);
+	google__pubsub__v1__streaming_pull_request__pack(rq, GRPC_SLICE_START_PTR(s));
+	grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&s, 1);
+	grpc_slice_unref(s);
+	return bb;
+}
+
+static grpc_byte_buffer *first_request(jr_pubsub *ps)
+{
+	Google__Pubsub__V1__StreamingPullRequest rq = GOOGLE__PUBSUB__V1__STREAMING_PULL_REQUEST__INIT;
+	rq.subscription = ps->subscription;
+	rq.stream_ack_deadline_seconds = ps->o.ack_deadline_s;
+	rq.client_id = ps->client_id;
+	rq.max_outstanding_messages = ps->o.max_outstanding_messages;
+	rq.max_outstanding_bytes = ps->o.max_outstanding_bytes;
+	return pack_request(&rq);
+}
+
+/* ids_request: the ids in ps->sending as one request; counts them. */
+static grpc_byte_buffer *ids_request(jr_pubsub *ps)
+{
+	Google__Pubsub__V1__StreamingPullRequest rq = GOOGLE__PUBSUB__V1__STREAMING_PULL_REQUEST__INIT;
+	size_t na = 0, nm = 0;
+	long nacks = 0;
+	for (size_t i = 0; i < ps->sending.n; i++) {
+		const idq_ent *e = &ps->sending.e[i];
+		char *id = ps->sending.ids.data + e->off;
+		if (e->secs < 0) {
+			ps->ack_ptrs[na++] = id;
+		} else {
+			ps->mod_ptrs[nm] = id;
+			ps->mod_secs[nm++] = e->secs;
+			nacks += e->secs == 0;
+		}
+	}
+	rq.n_ack_ids = na;
+	rq.ack_ids = ps->ack_ptrs;
+	rq.n_modify_deadline_seconds = nm;
+	rq.modify_deadline_seconds = ps->mod_secs;
+	rq.n_modify_deadline_ack_ids = nm;
+	rq.modify_deadline_ack_ids = ps->mod_ptrs;
+	ps->stats.acks += (long)na;
+	ps->stats.nacks += nacks;
+	ps->stats.modacks += (long)nm - nacks;
+	ps->stats.requests++;
+	metric_add(m.acks, NULL, (double)na);
+	metric_add(m.nacks, NULL, (double)nacks);
+	metric_add(m.modacks, NULL, (double)((long)nm - nacks));
+	return pack_request(&rq);
+}
+
+/* ---- the stream ---- */
+
+static void on_start(void *arg, int ok);
+static void on_recv(void *arg, int ok);
+static void on_send(void *arg, int ok);
+static void on_status(void *arg, int ok);
+static void on_close(void *arg, int ok);
+static void open_stream(jr_pubsub *ps);
+
+static int start_batch(ps_stream *st, const grpc_op *ops, size_t n, jr_tag *tag)
+{
+	grpc_call_error e = grpc_call_start_batch(st->call, ops, n, tag, NULL);
+	if (e != GRPC_CALL_OK) {
+		log_kv(JR_LOG_ERROR, "PUBSUB-BATCH", "cannot start a StreamingPull batch; cancelling",
+		       "subscription", st->ps->subscription, "error", grpc_call_error_to_string(e),
+		       NULL);
+		grpc_call_cancel(st->call, NULL);
+		return -1;
+	}
+	st->refs++;
+	return 0;
+}
+
+static void start_recv(ps_stream *st)
+{
+	if (st->recv_pending || st->status_done || st->ps->paused)
+		return;
+	grpc_op ops[2];
+	memset(ops, 0, sizeof ops);
+	size_t n = 0;
+	if (!st->md_asked) {
+		ops[n].op = GRPC_OP_RECV_INITIAL_METADATA;
+		ops[n++].data.recv_initial_metadata.recv_initial_metadata = &st->recv_md;
+	}
+	ops[n].op = GRPC_OP_RECV_MESSAGE;
+	ops[n++].data.recv_message.recv_message = &st->recv_buf;
+	if (start_batch(st, ops, n, &st->t_recv) == 0) {
+		st->md_asked = 1;
+		st->recv_pending = 1;
+	}
+}
+
+static void flush(jr_pubsub *ps);
+
+static void flush_timer_fired(void *arg)
+{
+	jr_pubsub *ps = arg;
+	ps->flush_timer = 0;
+	ps->flush_due = 1;
+	flush(ps);
+}
+
+/* queue_id: one id into pending; the flush timer runs while ids wait. */
+static void queue_id(jr_pubsub *ps, const char *ack_id, int32_t secs)
+{
+	if (secs > 0 && ps->pending.n >= ps->max_queued) {
+		if (ps->dropped_extensions++ % 10000 == 0)
+			log_kv(JR_LOG_WARNING, "PUBSUB-QUEUE-FULL",
+			       "too many ids wait for a stream; lease extensions dropped",
+			       "subscription", ps->subscription, NULL);
+		return;
+	}
+	idq_push(&ps->pending, ack_id, strlen(ack_id), secs);
+	if (ps->pending.n >= PS_MAX_IDS || ps->closing)
+		ps->flush_due = 1;
+	else if (!ps->flush_due && !ps->flush_timer)
+		ps->flush_timer = loop_timer_add(ps->loop, PS_FLUSH_MS, flush_timer_fired, ps);
+	if (ps->flush_due)
+		flush(ps);
+}
+
+void pubsub_ack(jr_pubsub *ps, const char *ack_id)
+{
+	queue_id(ps, ack_id, -1);
+}
+
+void pubsub_modack(jr_pubsub *ps, const char *ack_id, int seconds)
+{
+	queue_id(ps, ack_id, seconds < 0 ? 0 : seconds > 600 ? 600 : seconds);
+}
+
+static void half_close(ps_stream *st)
+{
+	grpc_op op;
+	memset(&op, 0, sizeof op);
+	op.op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+	if (start_batch(st, &op, 1, &st->t_close) == 0)
+		st->close_sent = 1;
+}
+
+/* flush: sends the next request when one is due and the stream can take it. */
+static void flush(jr_pubsub *ps)
+{
+	ps_stream *st = ps->st;
+	if (!st || !st->send_ready || st->send_pending || st->close_sent || st->status_done)
+		return;
+	if (ps->pending.n == 0) {
+		ps->flush_due = 0;
+		if (ps->closing)
+			half_close(st);
+		return;
+	}
+	if (!ps->flush_due && !ps->closing)
+		return;
+	if (ps->flush_timer) {
+		loop_timer_cancel(ps->loop, ps->flush_timer);
+		ps->flush_timer = 0;
+	}
+	idq_take(&ps->sending, &ps->pending);
+	st->send_buf = ids_request(ps);
+	/* more than one request's worth waits: the next goes when this one completes */
+	ps->flush_due = ps->pending.n > 0;
+	grpc_op op;
+	memset(&op, 0, sizeof op);
+	op.op = GRPC_OP_SEND_MESSAGE;
+	op.data.send_message.send_message = st->send_buf;
+	if (start_batch(st, &op, 1, &st->t_send) == 0) {
+		st->send_pending = 1;
+	} else {
+		grpc_byte_buffer_destroy(st->send_buf);
+		st->send_buf = NULL;
+		idq_requeue(&ps->pending, &ps->sending);
+		ps->flush_due = 1;
+	}
+}
+
+static int is_fatal(int code)
+{
+	return code == GRPC_STATUS_INVALID_ARGUMENT || code == GRPC_STATUS_NOT_FOUND ||
+	       code == GRPC_STATUS_PERMISSION_DENIED || code == GRPC_STATUS_UNAUTHENTICATED ||
+	       code == GRPC_STATUS_FAILED_PRECONDITION || code == GRPC_STATUS_UNIMPLEMENTED;
+}
+
+static void backoff_fired(void *arg)
+{
+	jr_pubsub *ps = arg;
+	ps->backoff_timer = 0;
+	open_stream(ps);
+}
+
+/* stream_ended: what follows a stream's end: closed, failed, or another stream after a backoff. */
+static void stream_ended(jr_pubsub *ps, int code, const char *detail, long received,
+			 int64_t lived_ms)
+{
+	if (ps->freeing)
+		return;
+	if (ps->closing && ps->pending.n == 0) {
+		stream_set_state(ps, JR_PUBSUB_CLOSED, code, code ? detail : NULL, 0);
+		return;
+	}
+	if (received > 0 || lived_ms >= PS_BACKOFF_MAX_MS)
+		ps->backoff_attempt = 0;
+	if (is_fatal(code) && !ps->established &&
+	    ++ps->startup_failures >= ps->o.startup_tries) {
+		stream_set_state(ps, JR_PUBSUB_FAILED, code, detail, 0);
+		return;
+	}
+	jr_policy p = { JR_ACT_RETRY, 0, PS_BACKOFF_INITIAL_MS, PS_BACKOFF_MAX_MS };
+	int64_t delay = backoff_full_jitter_ms(&p, ++ps->backoff_attempt, rng_next(&ps->rng));
+	stream_set_state(ps, JR_PUBSUB_BACKOFF, code, detail, delay);
+	ps->backoff_timer = loop_timer_add(ps->loop, delay, backoff_fired, ps);
+}
+
+static void stream_unref(ps_stream *st)
+{
+	if (--st->refs > 0)
+		return;
+	jr_pubsub *ps = st->ps;
+	if (ps->st == st)
+		ps->st = NULL;
+	if (ps->settle_timer) {
+		loop_timer_cancel(ps->loop, ps->settle_timer);
+		ps->settle_timer = 0;
+	}
+	char detail[PS_DETAIL_MAX + 1];
+	int code = st->status_done ? (int)st->status : GRPC_STATUS_UNKNOWN;
+	if (st->status_done)
+		grpcx_copy_text(detail, PS_DETAIL_MAX, GRPC_SLICE_START_PTR(st->details),
+				GRPC_SLICE_LENGTH(st->details));
+	else
+		snprintf(detail, sizeof detail, "stream ended without a status");
+	if (!detail[0])
+		snprintf(detail, sizeof detail, "%s", code == 0 ? "stream closed by the server"
+								: grpc_code_name(code));
+	long received = st->received;
+	int64_t lived = loop_now_ms() - st->opened_ms;
+	grpc_slice_unref(st->details);
+	grpc_metadata_array_destroy(&st->recv_md);
+	grpc_metadata_array_destroy(&st->trailing_md);
+	if (st->recv_buf)
+		grpc_byte_buffer_destroy(st->recv_buf);
+	grpc_call_unref(st->call);
+	free(st);
+	stream_ended(ps, code, detail, received, lived);
+}
+
+static void on_start(void *arg, int ok)
+{
+	ps_stream *st = arg;
+	grpc_byte_buffer_destroy(st->start_buf);
+	st->start_buf = NULL;
+	if (ok) {
+		st->send_ready = 1;
+		flush(st->ps);
+	}
+	stream_unref(st);
+}
+
+static void on_send(void *arg, int ok)
+{
+	ps_stream *st = arg;
+	jr_pubsub *ps = st->ps;
+	grpc_byte_buffer_destroy(st->send_buf);
+	st->send_buf = NULL;
+	st->send_pending = 0;
+	if (ok) {
+		idq_clear(&ps->sending);
+	} else {
+		idq_requeue(&ps->pending, &ps->sending);
+		ps->flush_due = 1;
+	}
+	flush(ps);
+	stream_unref(st);
+}
+
+static void on_close(void *arg, int ok)
+{
+	stream_unref(arg);
+}
+
+static void on_status(void *arg, int ok)
+{
+	ps_stream *st = arg;
+	st->status_done = 1;
+	stream_unref(st);
+}
+
+static void settle_fired(void *arg)
+{
+	jr_pubsub *ps = arg;
+	ps->settle_timer = 0;
+	if (ps->st && ps->state == JR_PUBSUB_CONNECTING) {
+		ps->established = 1;
+		stream_set_state(ps, JR_PUBSUB_OPEN, 0, NULL, 0);
+	}
+}
+
+/* ---- responses ---- */
+
+static void *arena_pb_alloc(void *data, size_t n)
+{
+	return arena_alloc(data, n);
+}
+
+static void arena_pb_free(void *data, void *p)
+{
+	(void)data; /* the arena goes at once, after the response was handed out */
+	(void)p;
+}
+
+/* rfc3339: a Timestamp as proto3 JSON writes it (0, 3, 6 or 9 fraction digits), or NULL. */
+static const char *rfc3339(const Google__Protobuf__Timestamp *t, char *buf, size_t cap)
+{
+	if (!t)
+		return NULL;
+	time_t s = (time_t)t->seconds;
+	struct tm tm;
+	if (!gmtime_r(&s, &tm) || tm.tm_year + 1900 < 1 || tm.tm_year + 1900 > 9999)
+		return NULL;
+	size_t n = strftime(buf, cap, "%Y-%m-%dT%H:%M:%S", &tm);
+	int32_t ns = t->nanos >= 0 && t->nanos <= 999999999 ? t->nanos : 0;
+	if (ns == 0)
+		snprintf(buf + n, cap - n, "Z");
+	else if (ns % 1000000 == 0)
+		snprintf(buf + n, cap - n, ".%03dZ", ns / 1000000);
+	else if (ns % 1000 == 0)
+		snprintf(buf + n, cap - n, ".%06dZ", ns / 1000);
+	else
+		snprintf(buf + n, cap - n, ".%09dZ", ns);
+	return buf;
+}
+
+static void hand_out(jr_pubsub *ps, const Google__Pubsub__V1__ReceivedMessage *rm)
+{
+	const Google__Pubsub__V1__PubsubMessage *pm = rm->message;
+	static const Google__Pubsub__V1__PubsubMessage empty = GOOGLE__PUBSUB__V1__PUBSUB_MESSAGE__INIT;
+	if (!pm)
+		pm = &empty;
+	char tbuf[48];
+	jr_pubsub_msg msg = {
+		.ack_id = rm->ack_id,
+		.message_id = pm->message_id,
+		.data = (const char *)pm->data.data,
+		.data_len = pm->data.len,
+		.publish_time = rfc3339(pm->publish_time, tbuf, sizeof tbuf),
+		.ordering_key = pm->ordering_key && pm->ordering_key[0] ? pm->ordering_key : NULL,
+		.delivery_attempt = rm->delivery_attempt > 0 ? rm->delivery_attempt : 0,
+	};
+	size_t size = pm->data.len + strlen(msg.message_id) +
+		      (msg.ordering_key ? strlen(msg.ordering_key) : 0);
+	if (pm->n_attributes) {
+		jr_kv *kv = arena_alloc(&ps->rx, pm->n_attributes * sizeof *kv);
+		for (size_t i = 0; i < pm->n_attributes; i++) {
+			kv[i].key = pm->attributes[i]->key;
+			kv[i].value = pm->attributes[i]->value;
+			size += strlen(kv[i].key) + strlen(kv[i].value);
+		}
+		msg.attrs = kv;
+		msg.n_attrs = pm->n_attributes;
+	}
+	msg.size = size;
+	ps->stats.received++;
+	ps->o.on_message(ps->o.arg, &msg);
+}
+
+/* handle_response: 0, or -1 when the response cannot be read (the stream is then cancelled). */
+static int handle_response(jr_pubsub *ps, ps_stream *st, grpc_byte_buffer *bb)
+{
+	grpc_slice s;
+	if (grpcx_message_slice(bb, PS_MAX_RECV, &s) < 0)
+		return -1;
+	ProtobufCAllocator al = { arena_pb_alloc, arena_pb_free, &ps->rx };
+	Google__Pubsub__V1__StreamingPullResponse *r =
+		google__pubsub__v1__streaming_pull_response__unpack(&al, GRPC_SLICE_LENGTH(s),
+								     GRPC_SLICE_START_PTR(s));
+	grpc_slice_unref(s);
+	if (!r) {
+		arena_free(&ps->rx);
+		return -1;
+	}
+	if (r->n_received_messages > 0) {
+		st->received += (long)r->n_received_messages;
+		ps->backoff_attempt = 0;
+		if (ps->state == JR_PUBSUB_CONNECTING) {
+			ps->established = 1;
+			stream_set_state(ps, JR_PUBSUB_OPEN, 0, NULL, 0);
+		}
+	}
+	for (size_t i = 0; i < r->n_received_messages; i++) {
+		const Google__Pubsub__V1__ReceivedMessage *rm = r->received_messages[i];
+		if (!rm->ack_id || !rm->ack_id[0] || !rm->message || !rm->message->message_id ||
+		    !rm->message->message_id[0]) {
+			log_kv(JR_LOG_ERROR, "PUBSUB-BAD-MESSAGE",
+			       "received a message without ack id or message id; skipped",
+			       "subscription", ps->subscription, NULL);
+			continue;
+		}
+		hand_out(ps, rm);
+	}
+	arena_free(&ps->rx);
+	return 0;
+}
+
+static void on_recv(void *arg, int ok)
+{
+	ps_stream *st = arg;
+	jr_pubsub *ps = st->ps;
+	st->recv_pending = 0;
+	if (ok && st->recv_buf) {
+		grpc_byte_buffer *bb = st->recv_buf;
+		st->recv_buf = NULL;
+		if (handle_response(ps, st, bb) < 0) {
+			log_kv(JR_LOG_ERROR, "PUBSUB-BAD-RESPONSE",
+			       "cannot read a StreamingPullResponse; reopening the stream",
+			       "subscription", ps->subscription, NULL);
+			grpc_call_cancel_with_status(st->call, GRPC_STATUS_INTERNAL,
+						     "unreadable StreamingPullResponse", NULL);
+		} else if (!ps->freeing) {
+			start_recv(st);
+		}
+		grpc_byte_buffer_destroy(bb);
+	}
+	stream_unref(st);
+}
+
+static void open_stream(jr_pubsub *ps)
+{
+	ps_stream *st = jr_calloc(1, sizeof *st);
+	st->ps = ps;
+	st->t_start = (jr_tag){on_start, st};
+	st->t_recv = (jr_tag){on_recv, st};
+	st->t_send = (jr_tag){on_send, st};
+	st->t_status = (jr_tag){on_status, st};
+	st->t_close = (jr_tag){on_close, st};
+	st->opened_ms = loop_now_ms();
+	grpc_metadata_array_init(&st->recv_md);
+	grpc_metadata_array_init(&st->trailing_md);
+	st->details = grpc_empty_slice();
+	st->call = grpc_channel_create_registered_call(ps->ch, NULL, GRPC_PROPAGATE_DEFAULTS,
+						       loop_cq(ps->loop), ps->method,
+						       gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
+	st->send_md[0].key = grpc_slice_from_static_string("x-goog-request-params");
+	st->send_md[0].value = grpc_slice_from_static_string(ps->params);
+	st->send_md[1].key = grpc_slice_from_static_string("x-goog-api-client");
+	st->send_md[1].value = grpc_slice_from_static_string(grpcx_api_client());
+	st->start_buf = first_request(ps);
+	ps->st = st;
+	if (ps->stats.streams++ > 0) {
+		ps->stats.reconnects++;
+		metric_add(m.reconnects, NULL, 1);
+	}
+
+	grpc_op ops[2];
+	memset(ops, 0, sizeof ops);
+	ops[0].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+	ops[0].data.recv_status_on_client.trailing_metadata = &st->trailing_md;
+	ops[0].data.recv_status_on_client.status = &st->status;
+	ops[0].data.recv_status_on_client.status_details = &st->details;
+	st->refs = 1; /* held while the batches start */
+	start_batch(st, ops, 1, &st->t_status);
+	memset(ops, 0, sizeof ops);
+	ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+	ops[0].data.send_initial_metadata.count = 2;
+	ops[0].data.send_initial_metadata.metadata = st->send_md;
+	ops[1].op = GRPC_OP_SEND_MESSAGE;
+	ops[1].data.send_message.send_message = st->start_buf;
+	if (start_batch(st, ops, 2, &st->t_start) < 0) {
+		grpc_byte_buffer_destroy(st->start_buf);
+		st->start_buf = NULL;
+	}
+	start_recv(st);
+	stream_set_state(ps, ps->closing ? JR_PUBSUB_CLOSING : JR_PUBSUB_CONNECTING, 0, NULL, 0);
+	if (!ps->closing)
+		ps->settle_timer = loop_timer_add(ps->loop, PS_SETTLE_MS, settle_fired, ps);
+	stream_unref(st);
+}
+
+/* ---- the session ---- */
+
+size_t pubsub_routing_header(const char *subscription, char *out, size_t cap)
+{
+	static const char key[] = "subscription=";
+	size_t n = strlen(subscription);
+	if (cap < sizeof key + 3 * n)
+		return 0;
+	memcpy(out, key, sizeof key - 1);
+	return sizeof key - 1 + grpcx_urlencode(subscription, n, out + sizeof key - 1);
+}
+
+static void random_client_id(char out[33])
+{
+	unsigned char b[16];
+	FILE *f = fopen("/dev/urandom", "rb");
+	size_t got = f ? fread(b, 1, sizeof b, f) : 0;
+	if (f)
+		fclose(f);
+	if (got != sizeof b) {
+		uint64_t s = (uint64_t)loop_now_ms() ^ ((uint64_t)getpid() << 32) ^ 0x9E3779B97F4A7C15ULL;
+		for (size_t i = 0; i < sizeof b; i++)
+			b[i] = (unsigned char)rng_next(&s);
+	}
+	static const char hex[] = "0123456789abcdef";
+	for (size_t i = 0; i < sizeof b; i++) {
+		out[2 * i] = hex[b[i] >> 4];
+		out[2 * i + 1] = hex[b[i] & 15];
+	}
+	out[32] = '\0';
+}
+
+jr_pubsub *pubsub_new(jr_loop *l, const jr_pubsub_opts *o, char *err, size_t errlen)
+{
+	if (!o->subscription || !*o->subscription || strlen(o->subscription) > PS_MAX_SUBSCRIPTION) {
+		snprintf(err, errlen, "no usable subscription name");
+		return NULL;
+	}
+	const char *endpoint = o->endpoint;
+	int insecure = 1; /* the emulator: plaintext, whatever the host */
+	if (!endpoint || !*endpoint)
+		endpoint = getenv("PUBSUB_EMULATOR_HOST");
+	if (!endpoint || !*endpoint) {
+		endpoint = PS_DEFAULT_ENDPOINT;
+		insecure = 0;
+	}
+	char host[256];
+	if (strlen(endpoint) > 260) {
+		snprintf(err, errlen, "pubsub endpoint too long (%zu bytes)", strlen(endpoint));
+		return NULL;
+	}
+	if (grpcx_split_endpoint("pubsub endpoint", endpoint, host, sizeof host, err, errlen) < 0)
+		return NULL;
+	grpcx_channel_opts co = { "pubsub endpoint", endpoint, insecure, PS_MAX_RECV };
+	grpc_channel *ch = grpcx_channel_new(&co, err, errlen);
+	if (!ch)
+		return NULL;
+	metrics_init();
+	jr_pubsub *ps = jr_calloc(1, sizeof *ps);
+	ps->loop = l;
+	ps->ch = ch;
+	ps->method = grpc_channel_register_call(ch, PS_METHOD, NULL, NULL);
+	ps->o = *o;
+	if (ps->o.startup_tries <= 0)
+		ps->o.startup_tries = 3;
+	ps->subscription = jr_strdup(o->subscription);
+	ps->o.subscription = ps->subscription;
+	size_t cap = 16 + 3 * strlen(o->subscription);
+	ps->params = jr_malloc(cap);
+	pubsub_routing_header(ps->subscription, ps->params, cap);
+	snprintf(ps->target, sizeof ps->target, "%s (%s)", endpoint, insecure ? "plaintext" : "tls");
+	random_client_id(ps->client_id);
+	ps->rng = (uint64_t)loop_now_ms() ^ ((uint64_t)getpid() << 32) ^ 0xD1B54A32D192ED03ULL;
+	int64_t mm = o->max_outstanding_messages > 0 ? o->max_outstanding_messages : 1000;
+	ps->max_queued = PS_MAX_QUEUED_BASE + (size_t)(mm > 1000000 ? 1000000 : mm) * 4;
+	buf_init(&ps->pending.ids, 0);
+	buf_init(&ps->sending.ids, 0);
+	arena_init(&ps->rx);
+	return ps;
+}
+
+int pubsub_wait_ready(jr_pubsub *ps, int64_t timeout_ms)
+{
+	return grpcx_wait_ready(ps->ch, ps->loop, timeout_ms);
+}
+
+void pubsub_start(jr_pubsub *ps)
+{
+	if (ps->state == JR_PUBSUB_IDLE)
+		open_stream(ps);
+}
+
+void pubsub_pause(jr_pubsub *ps, int paused)
+{
+	if (ps->paused == !!paused)
+		return;
+	ps->paused = !!paused;
+	if (!paused && ps->st)
+		start_recv(ps->st);
+}
+
+void pubsub_close(jr_pubsub *ps)
+{
+	if (ps->closing || ps->state == JR_PUBSUB_FAILED || ps->state == JR_PUBSUB_CLOSED)
+		return;
+	ps->closing = 1;
+	ps->flush_due = 1;
+	if (ps->settle_timer) {
+		loop_timer_cancel(ps->loop, ps->settle_timer);
+		ps->settle_timer = 0;
+	}
+	if (ps->st) {
+		stream_set_state(ps, JR_PUBSUB_CLOSING, 0, NULL, 0);
+		flush(ps);
+		return;
+	}
+	if (ps->backoff_timer) {
+		loop_timer_cancel(ps->loop, ps->backoff_timer);
+		ps->backoff_timer = 0;
+	}
+	if (ps->pending.n > 0 && ps->state != JR_PUBSUB_IDLE)
+		open_stream(ps);
+	else
+		stream_set_state(ps, JR_PUBSUB_CLOSED, 0, NULL, 0);
+}
+
+void pubsub_free(jr_pubsub *ps)
+{
+	if (!ps)
+		return;
+	ps->freeing = 1;
+	if (ps->st)
+		grpc_call_cancel(ps->st->call, NULL);
+	while (ps->st)
+		loop_run_once(ps->loop, -1);
+	loop_timer_cancel(ps->loop, ps->flush_timer);
+	loop_timer_cancel(ps->loop, ps->backoff_timer);
+	loop_timer_cancel(ps->loop, ps->settle_timer);
+	metric_set(m.streams, NULL, 0);
+	grpc_channel_destroy(ps->ch);
+	idq_free(&ps->pending);
+	idq_free(&ps->sending);
+	arena_free(&ps->rx);
+	free(ps->subscription);
+	free(ps->params);
+	free(ps);
+}

@@ -1,0 +1,140 @@
+/*
+ * pubsub.h — one Pub/Sub StreamingPull session (gRPC core + protobuf-c).
+ *
+ * A session keeps one bidirectional google.pubsub.v1.Subscriber/StreamingPull
+ * call open on the loop's completion queue, reopens it with backoff when it
+ * ends, hands every received message to on_message, and sends the acks and
+ * modacks it is given, batched, on the stream. Everything runs on the loop
+ * thread; no function here blocks except pubsub_wait_ready and pubsub_free,
+ * which drive the loop.
+ *
+ * Endpoint: PUBSUB_EMULATOR_HOST=host:port (plaintext, no credential lookup,
+ * Google's convention), else pubsub.googleapis.com:443 with TLS and Google
+ * default credentials.
+ */
+#ifndef JR_PUBSUB_H
+#define JR_PUBSUB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "event.h"
+#include "loop.h"
+
+typedef struct jr_pubsub jr_pubsub;
+
+typedef enum jr_pubsub_state {
+	JR_PUBSUB_IDLE,       /* pubsub_start not called yet */
+	JR_PUBSUB_CONNECTING, /* a stream is open; it has not yet proven itself */
+	JR_PUBSUB_OPEN,       /* the stream delivered a message, or stayed up for a second */
+	JR_PUBSUB_BACKOFF,    /* the stream ended; the next one opens after a backoff */
+	JR_PUBSUB_CLOSING,    /* pubsub_close: flushing acks, then half-closing */
+	JR_PUBSUB_CLOSED,     /* no stream and none to come */
+	JR_PUBSUB_FAILED,     /* the subscription cannot be pulled: start-up tries used up */
+} jr_pubsub_state;
+
+/* A received message; every pointer lives until on_message returns (copy what you keep). */
+typedef struct jr_pubsub_msg {
+	const char *ack_id;
+	const char *message_id;
+	const char *data;         /* data_len bytes, not NUL-terminated */
+	size_t data_len;
+	const jr_kv *attrs;
+	size_t n_attrs;
+	const char *publish_time; /* RFC 3339, UTC, or NULL */
+	const char *ordering_key; /* NULL when empty */
+	int delivery_attempt;     /* 0 when the subscription has no dead-letter policy */
+	size_t size;              /* bytes counted for flow control (data, attributes, ids) */
+} jr_pubsub_msg;
+
+typedef struct jr_pubsub_opts {
+	const char *subscription;     /* projects/P/subscriptions/S; copied */
+	const char *endpoint;         /* NULL: the environment decides (above) */
+	int ack_deadline_s;           /* stream_ack_deadline_seconds, 10..600 */
+	int64_t max_outstanding_messages; /* server-side flow control (<= 0: none) */
+	int64_t max_outstanding_bytes;
+	int startup_tries;            /* streams refused with a fatal code before FAILED; 0: 3 */
+	/* on_message: one received message; may call pubsub_ack/modack/pause. */
+	void (*on_message)(void *arg, const jr_pubsub_msg *m);
+	/* on_state: the session moved to st; code/detail: the status that ended a stream, if any. */
+	void (*on_state)(void *arg, jr_pubsub_state st, int code, const char *detail);
+	void *arg;
+} jr_pubsub_opts;
+
+/*
+ * pubsub_new: a session for o->subscription on loop l; nothing is sent yet.
+ * NULL with err filled when the endpoint is invalid or credentials cannot be
+ * created. The strings in o are copied.
+ */
+jr_pubsub *pubsub_new(jr_loop *l, const jr_pubsub_opts *o, char *err, size_t errlen);
+/* pubsub_target: "host:port (plaintext)" or "pubsub.googleapis.com:443 (tls)", for logs. */
+const char *pubsub_target(const jr_pubsub *ps);
+/*
+ * pubsub_wait_ready: connects the channel and waits, driving the loop, until
+ * it is ready (0) or timeout_ms passed (-1). For the start-up check that
+ * decides exit code 3.
+ */
+int pubsub_wait_ready(jr_pubsub *ps, int64_t timeout_ms);
+/* pubsub_start: opens the first stream. Call once. */
+void pubsub_start(jr_pubsub *ps);
+
+/*
+ * pubsub_ack / pubsub_modack: queue an ack, or a new deadline of `seconds`
+ * (0..600; 0 is a nack) for ack_id (copied). Queued ids go out on the stream
+ * within 100 ms, at most 2,500 ids a request, one request in flight at a
+ * time; while no stream is open they wait for the next one (ack ids stay
+ * valid across streams). Acks and modacks of a request that failed are sent
+ * again on the next stream, nacks are not (the deadline expiring has the
+ * same effect).
+ */
+void pubsub_ack(jr_pubsub *ps, const char *ack_id);
+void pubsub_modack(jr_pubsub *ps, const char *ack_id, int seconds);
+/* pubsub_queued: ids queued or in a request not yet completed. */
+size_t pubsub_queued(const jr_pubsub *ps);
+
+/*
+ * pubsub_pause: paused != 0 stops reading from the stream once the receive
+ * in progress completes (HTTP/2 flow control then holds the server back);
+ * 0 reads again. For local flow control.
+ */
+void pubsub_pause(jr_pubsub *ps, int paused);
+
+/*
+ * pubsub_close: no stream is opened again; the queued ids are sent, then the
+ * stream is half-closed. on_state(CLOSED) follows once the server ended it
+ * (a stream in backoff is reopened at once when ids are still queued).
+ * Messages that still arrive meanwhile go to on_message.
+ */
+void pubsub_close(jr_pubsub *ps);
+/*
+ * pubsub_free: cancels the stream, drives the loop until its operations have
+ * completed, and frees the session (ids still queued are dropped). Call
+ * before loop_free. NULL is a no-op.
+ */
+void pubsub_free(jr_pubsub *ps);
+
+jr_pubsub_state pubsub_state(const jr_pubsub *ps);
+/* pubsub_state_name: "connecting", "open", ... */
+const char *pubsub_state_name(jr_pubsub_state st);
+
+/* Counters since pubsub_new. */
+typedef struct jr_pubsub_stats {
+	long received;   /* messages */
+	long acks;       /* ack ids sent */
+	long modacks;    /* modack ids sent with a deadline > 0 */
+	long nacks;      /* modack ids sent with deadline 0 */
+	long requests;   /* ack/modack requests sent */
+	long streams;    /* streams opened */
+	long reconnects; /* streams reopened after one ended */
+} jr_pubsub_stats;
+
+const jr_pubsub_stats *pubsub_stats(const jr_pubsub *ps);
+
+/*
+ * pubsub_routing_header: the x-goog-request-params value for subscription
+ * into out (cap bytes): "subscription=<url-encoded name>". Returns its
+ * length, or 0 when it does not fit.
+ */
+size_t pubsub_routing_header(const char *subscription, char *out, size_t cap);
+
+#endif
