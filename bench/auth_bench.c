@@ -3,14 +3,9 @@
  * seen for the first time (RSA verification), the same token again (the
  * cache of verified signatures), a bad signature, an unknown kid, no header.
  * Keys and tokens are made here (tests/unit/authtest.h); the JWKS is a file
- * in /tmp. Not in bench/CMakeLists.txt yet; build it against a build tree:
+ * in /tmp. Built with the project (bench/CMakeLists.txt):
  *
- *   cmake -S . -B build && cmake --build build -j
- *   cc -O2 -D_GNU_SOURCE -std=c11 -Isrc -Idispatch -Iretry -Ibuild/src -Itests/unit \
- *     bench/auth_bench.c build/src/libjr_src.a build/dispatch/libjr_dispatch.a \
- *     build/retry/libjr_retry.a build/proto/libjr_proto.a $(pkg-config --libs grpc \
- *     libprotobuf-c yajl yaml-0.1 openssl libmicrohttpd libcurl) -lpthread -lm -o auth_bench
- *   ./auth_bench 50000
+ *   cmake -S . -B build && cmake --build build -j && build/bench/auth_bench 50000
  */
 #include <stdio.h>
 #include <string.h>
