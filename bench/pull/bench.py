@@ -442,7 +442,8 @@ def main():
             d = res.setdefault(name, {})
             phases = a.phases.split(",")
             if "tp" in phases:
-                print(f"bench: {name}: throughput, {a.count} messages", file=sys.stderr, flush=True)
+                n = a.stock_count if name == "ack-only-stock" else a.count
+                print(f"bench: {name}: throughput, {n} messages", file=sys.stderr, flush=True)
                 d["tp"] = throughput(env, name)
             if name.startswith("ack-only"):
                 continue
