@@ -133,9 +133,17 @@ struct jr_httpd {
 		*rhealth, *rready, *rnotready;
 };
 
+/*
+ * Responses are counted per status in atomics, on whichever thread answers,
+ * and folded into the metrics registry when /metrics is read (and at
+ * httpd_free): the registry's mutex stays off the per-request path.
+ */
 static struct {
 	jr_metric *responses, *cut;
-} m;
+	atomic_ulong by_status[500]; /* status 100..599 */
+	unsigned long folded[500];   /* part of by_status already in the registry; fold_mu */
+	pthread_mutex_t fold_mu;
+} m = {.fold_mu = PTHREAD_MUTEX_INITIALIZER};
 
 static int64_t now_ms(void)
 {
@@ -144,9 +152,24 @@ static int64_t now_ms(void)
 
 static void count_status(unsigned int status)
 {
-	char l[32];
-	snprintf(l, sizeof l, "code=\"%u\"", status);
-	metric_add(m.responses, l, 1);
+	if (status >= 100 && status < 600)
+		atomic_fetch_add_explicit(&m.by_status[status - 100], 1, memory_order_relaxed);
+}
+
+/* fold_counts: adds the responses counted since the last fold to the registry. */
+static void fold_counts(void)
+{
+	pthread_mutex_lock(&m.fold_mu);
+	for (unsigned int i = 0; i < 500; i++) {
+		unsigned long now = atomic_load_explicit(&m.by_status[i], memory_order_relaxed);
+		if (now == m.folded[i])
+			continue;
+		char l[32];
+		snprintf(l, sizeof l, "code=\"%u\"", i + 100);
+		metric_add(m.responses, l, (double)(now - m.folded[i]));
+		m.folded[i] = now;
+	}
+	pthread_mutex_unlock(&m.fold_mu);
 }
 
 /* ---- responses ---- */
@@ -224,6 +247,8 @@ static enum MHD_Result answer_get(jr_httpd *h, jr_http_req *r)
 				  ok ? h->rready : h->rnotready);
 	}
 	if (strcmp(p, "/metrics") == 0) {
+		count_status(MHD_HTTP_OK); /* this answer, counted before it is written out */
+		fold_counts();
 		jr_buf b;
 		buf_init(&b, 0);
 		metrics_write(&b);
@@ -232,7 +257,9 @@ static enum MHD_Result answer_get(jr_httpd *h, jr_http_req *r)
 			MHD_create_response_from_buffer(len, buf_take(&b), MHD_RESPMEM_MUST_FREE);
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
 					"text/plain; version=0.0.4; charset=utf-8");
-		enum MHD_Result rc = answer_now(r, MHD_HTTP_OK, resp);
+		r->stage = ST_DONE;
+		set_phase(r->c, PH_ANSWERING);
+		enum MHD_Result rc = MHD_queue_response(r->c->conn, MHD_HTTP_OK, resp);
 		MHD_destroy_response(resp);
 		return rc;
 	}
@@ -600,7 +627,7 @@ jr_httpd *httpd_start(jr_loop *l, const jr_httpd_opts *o, char *err, size_t errl
 	unsigned int idle_s = (unsigned int)((h->o.conn_timeout_ms + 999) / 1000);
 	h->d = MHD_start_daemon(
 		MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
-			MHD_USE_ERROR_LOG,
+			MHD_USE_TURBO | MHD_USE_ERROR_LOG,
 		(uint16_t)o->port, NULL, NULL, on_request, h,
 		MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h,
 		MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
@@ -745,6 +772,7 @@ void httpd_free(jr_httpd *h)
 			break;
 	pthread_mutex_unlock(&h->mu);
 	MHD_stop_daemon(h->d);
+	fold_counts();
 	free_static_responses(h);
 	pthread_cond_destroy(&h->sent);
 	pthread_mutex_destroy(&h->mu);
