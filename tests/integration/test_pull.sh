@@ -4,7 +4,8 @@
 # plain) give exactly one RunJob each with the right overrides and are acked;
 # an undecodable message is dead-lettered and acked, an unrouted one acked;
 # /healthz, /readyz and /metrics on --port; SIGTERM exits 0; start-up errors
-# (unknown subscription, unreachable Pub/Sub, no subscription) exit 3 or 2.
+# (unknown subscription, unreachable Pub/Sub, no subscription) exit 3 or 2;
+# messages past the size and attribute limits are dead-lettered and acked.
 . "$(dirname "${BASH_SOURCE[0]}")/pull_lib.sh"
 
 start_fake --require-request-params
@@ -68,6 +69,25 @@ log_has PULL-SUMMARY '"received":"32","acked":"32"' || fail "summary line"
 log_has PUBSUB-STATE '"state":"closed"' || fail "stream not closed"
 readyz_down() { ! curl -fsS -o /dev/null "http://127.0.0.1:$HTTP_PORT/healthz" 2>/dev/null; }
 readyz_down || fail "the health endpoint still answers after exit"
+
+# --- messages past the limits cost only themselves: dead-lettered as invalid_event and acked
+write_config "limits: { event_bytes: 1KiB, attributes: 3 }"
+head -c 2000 /dev/zero | tr '\0' 'y' >"$WORK/2000"
+{
+	printf '{"data":"%s","attributes":{"kind":"plain"}}\n' "$(cat "$WORK/2000")"
+	printf '{"data":"x","attributes":{"kind":"plain","a":"1","b":"2","c":"3"}}\n'
+	printf '{"data":"small {{n}}","attributes":{"kind":"plain"}}\n'
+} >"$WORK/limits.jsonl"
+ps_cmd publish "$TOPIC" "$WORK/limits.jsonl" || fail "publish: $PS_REPLY"
+start_pull
+ps_cmd wait-acked 35 30s || fail "messages past the limits not acked: $PS_REPLY"
+stop_pull TERM
+assert_eq "$PULL_RC" 0 "exit code"
+assert_eq "$(wc -l <"$WORK/dead.ndjson")" 3 "dead-letter records"
+grep -q 'message data of 2000 bytes is over the limit of 1024 bytes' "$WORK/dead.ndjson" ||
+	fail "no dead letter for the oversized message"
+grep -q 'more than 3 message attributes' "$WORK/dead.ndjson" || fail "no dead letter for too many attributes"
+assert_eq "$(count_records RunJob)" 31 "RunJob calls (the small message only)"
 
 # --- start-up errors
 SUB=projects/test-project/subscriptions/nope PULL_CONFIG="$WORK/nope.yaml" write_config

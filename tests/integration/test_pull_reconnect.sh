@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # test_pull_reconnect.sh — pstest closes every StreamingPull stream after
 # 700 ms (SetStreamTimeout): jobrelay reopens the stream (backoff with
-# jitter), acks of messages received on a closed stream go out on the next
-# one, and no message is lost: all are acked, each dispatched.
+# jitter); every RunJob takes 1 s, so each ack goes out on a later stream
+# than the one its message came on; no message is lost: all are acked, each
+# dispatched.
 . "$(dirname "${BASH_SOURCE[0]}")/pull_lib.sh"
 
-start_fake --latency-ms 30
+start_fake --latency-ms 1000
 start_pstest "$WORK" --topic "$TOPIC" --subscription "$SUB" --stream-timeout 700ms
 write_config
 write_messages "$WORK/msgs.jsonl"
@@ -14,14 +15,16 @@ ps_cmd publish "$TOPIC" "$WORK/msgs.jsonl" 60 || fail "publish: $PS_REPLY"
 start_pull
 [ -n "$PULL_PID" ] || { cat "$PULL_LOG" >&2; fail "jobrelay pull did not start"; }
 ps_cmd wait-acked 60 90s || fail "not every message acked: $PS_REPLY"
-# more messages once some streams have come and gone
+closed_by_server() { grep -c '"msgid":"PUBSUB-STATE".*"state":"backoff".*stream closed by the server' "$PULL_LOG" || true; }
+reopened_twice() { [ "$(closed_by_server)" -ge 2 ]; }
+wait_until 20 reopened_twice || fail "the stream was not closed and reopened twice"
+# more messages, on the streams that follow
 ps_cmd publish "$TOPIC" "$WORK/msgs.jsonl" 60 || fail "publish: $PS_REPLY"
 ps_cmd wait-acked 120 90s || fail "not every message acked: $PS_REPLY"
 stop_pull TERM
 assert_eq "$PULL_RC" 0 "exit code after SIGTERM"
 
-reconnects=$(grep -c '"msgid":"PUBSUB-STATE".*"state":"backoff".*stream closed by the server' "$PULL_LOG" || true)
-[ "$reconnects" -ge 2 ] || fail "expected the stream to be closed and reopened at least twice, saw $reconnects"
+reconnects=$(closed_by_server)
 grep -q '"msgid":"PUBSUB-STATE".*"state":"open","from":"connecting"' "$PULL_LOG" || fail "no stream opened"
 
 ps_cmd stats
