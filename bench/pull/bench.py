@@ -127,7 +127,8 @@ class Lines:
             if r:
                 chunk = os.read(self.p.stdout.fileno(), 65536)
                 if not chunk:
-                    raise BenchError(f"{self.name}: exited (status {self.p.poll()}) before '{prefix}'")
+                    raise BenchError(f"{self.name}: exited (status {self.p.wait()}) before '{prefix}' "
+                                     f"(its stderr is in the work folder)")
                 self.buf += chunk
 
 

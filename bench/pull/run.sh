@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench/pull/run.sh: the pull benchmark in one command (docs/benchmarks.md, "pull").
 #
-#   bench/pull/run.sh [bench.py options, e.g. --count 5000 --cold-reps 3]
+#   bench/pull/run.sh [bench.py options, e.g. --count 5000 --cold-reps 3; --help lists them]
 #
 # Loopback only. It builds jobrelay (Release) into build-pullbench (or uses
 # $JOBRELAY), builds the Go emulator and the ack-only baseline into
@@ -23,12 +23,18 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 BUILD=${BUILD:-$ROOT/build-pullbench}
 WORK=${WORK:-$(mktemp -d "${TMPDIR:-/tmp}/jobrelay-pullbench.XXXXXX")}
-COUNT=20000
+COUNT=20000 HOLD_COUNT=2000
 for ((i = 1; i <= $#; i++)); do
-	if [ "${!i}" = --count ]; then j=$((i + 1)); COUNT=${!j}; fi
+	j=$((i + 1))
+	case "${!i}" in
+	--count) COUNT=${!j} ;;
+	--hold-count) HOLD_COUNT=${!j} ;;
+	esac
 done
+[ "$HOLD_COUNT" -gt "$COUNT" ] && COUNT=$HOLD_COUNT # events needed: the larger of the two
 
 say() { printf 'run.sh: %s\n' "$*" >&2; }
+case " $* " in *" --help "* | *" -h "*) exec python3 "$HERE/bench.py" --help ;; esac
 
 need=()
 command -v go >/dev/null || need+=(golang-go)
@@ -46,6 +52,7 @@ fi
 
 if [ -z "${JOBRELAY:-}" ]; then
 	say "building jobrelay (Release) in $BUILD"
+	# shellcheck disable=SC2086 # CMAKE_ARGS is a list of arguments
 	cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release ${CMAKE_ARGS:-} >/dev/null
 	cmake --build "$BUILD" -j"$(nproc)" --target jobrelay >/dev/null
 	JOBRELAY=$BUILD/src/jobrelay
@@ -56,7 +63,7 @@ GOBIN_DIR=$BUILD/pull
 mkdir -p "$GOBIN_DIR"
 for prog in emu acksub; do
 	say "building $prog"
-	(cd "$HERE/$prog" && GO111MODULE=off GOPATH=/usr/share/gocode GOCACHE="$GOBIN_DIR/gocache" GOFLAGS= \
+	(cd "$HERE/$prog" && GO111MODULE=off GOPATH=/usr/share/gocode GOCACHE="$GOBIN_DIR/gocache" GOFLAGS="" \
 		go build -o "$GOBIN_DIR/$prog" .)
 done
 
