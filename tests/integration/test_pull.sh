@@ -36,6 +36,14 @@ res=$(check_runjobs) || fail "RunJob requests"
 echo "$res"
 assert_eq "$res" '{"runjobs":30,"okMessages":30,"duplicates":0}' "RunJob calls for 30 messages"
 
+# the StreamingPull call's metadata, as pstest's gRPC server received it
+ps_cmd streams || fail "streams: $PS_REPLY"
+grep -q '"x-goog-request-params":"subscription=projects%2Ftest-project%2Fsubscriptions%2Fjobs"' <<<"$PS_REPLY" ||
+	fail "x-goog-request-params: $PS_REPLY"
+grep -q '"x-goog-api-client":"gl-c/[0-9]* grpc/[0-9.]* jobrelay/' <<<"$PS_REPLY" || fail "x-goog-api-client: $PS_REPLY"
+grep -q '"user-agent":"jobrelay/' <<<"$PS_REPLY" || fail "user-agent: $PS_REPLY"
+! grep -q '"authorization"' <<<"$PS_REPLY" || fail "credentials sent to the emulator: $PS_REPLY"
+
 # the undecodable message: one dead-letter record carrying it as a push body, with the subscription
 [ -f "$WORK/dead.ndjson" ] || fail "no dead-letter file"
 assert_eq "$(wc -l <"$WORK/dead.ndjson")" 1 "dead-letter records"

@@ -27,6 +27,8 @@ assert_eq "$PULL_RC" 0 "exit code after SIGTERM"
 reconnects=$(closed_by_server)
 grep -q '"msgid":"PUBSUB-STATE".*"state":"open","from":"connecting"' "$PULL_LOG" || fail "no stream opened"
 
+ps_cmd streams
+[ "$(ps_field streamingPull)" -ge 3 ] || fail "pstest saw $(ps_field streamingPull) streams, not 3 or more"
 ps_cmd stats
 assert_eq "$(ps_field acked)" 120 "messages acked"
 redelivered=$(ps_field redelivered)

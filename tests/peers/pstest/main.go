@@ -34,6 +34,7 @@ import (
 	"cloud.google.com/go/pubsub/pstest"
 	pb "google.golang.org/genproto/googleapis/pubsub/v1"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
 )
 
 // maxLine bounds a command line and a message file line (a Pub/Sub message is at most 10 MB).
@@ -41,8 +42,33 @@ const maxLine = 16 << 20
 
 type harness struct {
 	srv *pstest.Server
-	mu  sync.Mutex // serialises commands from stdin and the control port
+	mu  sync.Mutex // serialises replies from stdin and the control port
 	out io.Writer
+
+	smu     sync.Mutex             // guards the stream counters below
+	streams map[string]int         // streams opened, by method
+	lastMD  map[string]interface{} // the request metadata of the last stream opened
+}
+
+// The request metadata a client sends that tests look at.
+var watchedMD = []string{"x-goog-request-params", "x-goog-api-client", "user-agent", "authorization"}
+
+// interceptor counts the streams opened per method and keeps the last one's metadata.
+func (h *harness) interceptor(srv interface{}, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	md, _ := metadata.FromIncomingContext(ss.Context())
+	got := map[string]interface{}{}
+	for _, k := range watchedMD {
+		if v := md.Get(k); len(v) == 1 {
+			got[k] = v[0]
+		} else if len(v) > 1 {
+			got[k] = v
+		}
+	}
+	h.smu.Lock()
+	h.streams[info.FullMethod]++
+	h.lastMD = got
+	h.smu.Unlock()
+	return handler(srv, ss)
 }
 
 func main() {
@@ -63,13 +89,13 @@ func main() {
 		fatalf("--host %q is not a loopback address", *host)
 	}
 	srv := pstest.NewServer()
-	h := &harness{srv: srv, out: os.Stdout}
+	h := &harness{srv: srv, out: os.Stdout, streams: map[string]int{}, lastMD: map[string]interface{}{}}
 
 	lis, err := net.Listen("tcp", net.JoinHostPort(*host, strconv.Itoa(*port)))
 	if err != nil {
 		fatalf("listen: %v", err)
 	}
-	gs := grpc.NewServer(grpc.MaxRecvMsgSize(64 << 20))
+	gs := grpc.NewServer(grpc.MaxRecvMsgSize(64<<20), grpc.StreamInterceptor(h.interceptor))
 	pb.RegisterPublisherServer(gs, &srv.GServer)
 	pb.RegisterSubscriberServer(gs, &srv.GServer)
 	go func() { _ = gs.Serve(lis) }()
@@ -248,6 +274,13 @@ func (h *harness) command(a []string) (interface{}, error) {
 		return h.stats(), nil
 	case "messages":
 		return h.messages(), nil
+	case "streams":
+		h.smu.Lock()
+		defer h.smu.Unlock()
+		return map[string]interface{}{
+			"streamingPull": h.streams["/google.pubsub.v1.Subscriber/StreamingPull"],
+			"lastMetadata":  h.lastMD,
+		}, nil
 	case "wait-acked", "wait-delivered":
 		if err := need(a, 3, a[0]+" N TIMEOUT"); err != nil {
 			return nil, err
@@ -262,7 +295,7 @@ func (h *harness) command(a []string) (interface{}, error) {
 		}
 		return h.wait(a[0], n, d)
 	default:
-		return nil, fmt.Errorf("unknown command %q (create-topic, create-subscription, delete-subscription, publish, stream-timeout, stats, messages, wait-acked, wait-delivered, quit)", a[0])
+		return nil, fmt.Errorf("unknown command %q (create-topic, create-subscription, delete-subscription, publish, stream-timeout, stats, messages, streams, wait-acked, wait-delivered, quit)", a[0])
 	}
 }
 
