@@ -22,7 +22,7 @@ FAKE_DIR="$ROOT/tests/peers/runfake"
 TOPIC=projects/demo-project/topics/orders
 SUB=projects/demo-project/subscriptions/jobrelay-demo
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/jobrelay-demo.XXXXXX")
-FAKE_PID= PULL_PID=
+FAKE_PID='' PULL_PID=''
 cleanup() {
 	[ -z "$PULL_PID" ] || { kill -KILL "$PULL_PID" 2>/dev/null || true; }
 	[ -z "$FAKE_PID" ] || { kill "$FAKE_PID" 2>/dev/null || true; wait "$FAKE_PID" 2>/dev/null || true; }

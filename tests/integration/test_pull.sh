@@ -65,7 +65,7 @@ curl -fsS "http://127.0.0.1:$HTTP_PORT/metrics" >"$WORK/metrics.txt" || fail "/m
 metric() { awk -v k="$1" '$1 == k { print $2 }' "$WORK/metrics.txt"; }
 assert_eq "$(metric 'jobrelay_events_received_total{source="pull"}')" 32 "received metric"
 assert_eq "$(metric jobrelay_pubsub_acks_total)" 32 "acks metric"
-assert_eq "$(metric jobrelay_events_invalid_total{source=\"pull\"})" 1 "invalid metric"
+assert_eq "$(metric 'jobrelay_events_invalid_total{source="pull"}')" 1 "invalid metric"
 assert_eq "$(metric jobrelay_pubsub_outstanding_messages)" 0 "outstanding messages"
 grep -q '^jobrelay_dispatch_total{route="plain",outcome="dispatched"} 10$' "$WORK/metrics.txt" ||
 	fail "dispatch metric of route plain"
@@ -87,7 +87,10 @@ head -c 2000 /dev/zero | tr '\0' 'y' >"$WORK/2000"
 	printf '{"data":"small {{n}}","attributes":{"kind":"plain"}}\n'
 } >"$WORK/limits.jsonl"
 ps_cmd publish "$TOPIC" "$WORK/limits.jsonl" || fail "publish: $PS_REPLY"
-start_pull
+PORT=0 start_pull --bind 127.0.0.1 # $PORT (0: any free port) serves the GET endpoints too
+HTTP_PORT=$(grep '"msgid":"PULL-HTTP"' "$PULL_LOG" | sed -n 's/.*"port":"\([0-9]*\)".*/\1/p')
+[ -n "$HTTP_PORT" ] || fail "no PULL-HTTP line with \$PORT set"
+curl -fsS "http://127.0.0.1:$HTTP_PORT/healthz" >/dev/null || fail "/healthz on \$PORT"
 ps_cmd wait-acked 35 30s || fail "messages past the limits not acked: $PS_REPLY"
 stop_pull TERM
 assert_eq "$PULL_RC" 0 "exit code"

@@ -27,7 +27,7 @@ pstest_build() {
 			command -v go >/dev/null || { echo "pstest: no Go toolchain; run scripts/deps.sh" >&2; exit 1; }
 			echo "pstest: building $bin" >&2
 			cd "$PSTEST_DIR" &&
-				GO111MODULE=off GOPATH=/usr/share/gocode GOCACHE="$out/gocache" GOFLAGS= \
+				GO111MODULE=off GOPATH=/usr/share/gocode GOCACHE="$out/gocache" GOFLAGS='' \
 					go build -o "$bin.tmp" . && mv "$bin.tmp" "$bin"
 		fi
 	) 9>"$out/.lock" || return 1
@@ -61,7 +61,7 @@ start_pstest() {
 # ps_cmd COMMAND ARGS...: one command; the text after OK/ERR goes to PS_REPLY; status 1 on ERR.
 ps_cmd() {
 	local line
-	printf '%s\n' "$*" >&"$PSTEST_IN"
+	printf '%s\n' "$*" 1>&"$PSTEST_IN"
 	if ! read -r -u "$PSTEST_OUT" line; then
 		PS_REPLY="no reply (harness gone?)"
 		return 2
@@ -80,7 +80,7 @@ ps_field() {
 stop_pstest() {
 	[ -n "${PSTEST_PID:-}" ] || return 0
 	local line
-	printf 'quit\n' >&"$PSTEST_IN" 2>/dev/null && read -r -t 10 -u "$PSTEST_OUT" line || true
+	printf 'quit\n' 1>&"$PSTEST_IN" 2>/dev/null && read -r -t 10 -u "$PSTEST_OUT" line || true
 	exec {PSTEST_IN}>&- 2>/dev/null || true
 	exec {PSTEST_OUT}<&- 2>/dev/null || true
 	wait "$PSTEST_PID" 2>/dev/null || true
