@@ -2,23 +2,28 @@
  * pull.c — the pull driver: Pub/Sub messages in, dispatcher outcomes out as
  * acks, modacks and nacks (product.md §5, the `pull` column).
  *
- * A received message becomes an event at once (its own arena holds the copy
- * of the message and the driver's record of it, so a message costs one
- * event allocation). Then:
+ * A received message is copied into one allocation of its exact size (the
+ * driver's record, the ack id and the message: ids, data, attributes), and
+ * waits in that compact form:
  *
- *   undecodable      dead-lettered (the message as a push body, `raw`), then
- *                    acked; nacked with backoff when the sink failed or there
- *                    is none
- *   ordering key     waits behind the messages of its key still held, so
- *                    one key's messages are dispatched one after another
- *   otherwise        ready: handed to the dispatcher while fewer than
- *                    flow_control.max_messages / max_bytes are dispatched
+ *   ordering key     behind the messages of its key still held, so one
+ *                    key's messages are dispatched one after another
+ *   otherwise        in the ready queue, FIFO
+ *
+ * It becomes an event (decoded into the event's arena; the event's message
+ * points into the record) only when it is handed to the dispatcher: while
+ * fewer than flow_control.max_messages / max_bytes are dispatched, and fewer
+ * deliveries are open than `concurrency` (more would only wait inside the
+ * dispatcher, already rendered). A message that does not decode is
+ * dead-lettered then (the message as a push body, `raw`) and acked, or
+ * nacked with backoff when the sink failed or there is none.
  *
  * Local flow control: the server's flow control (max_outstanding_* in the
  * first request) is the main limit; locally at most max_messages messages
  * (max_bytes bytes) are with the dispatcher, and when as many again wait,
  * the stream is no longer read (pubsub_pause) until they drain. So memory is
- * bounded by about twice the limits plus one response.
+ * bounded by about twice the limits plus one response, and only the
+ * messages with the dispatcher carry a decoded event and a rendered request.
  *
  * Leases: every message held (waiting or dispatched) is on one list in
  * lease order. On receipt it gets a modack of ack_deadline (the receipt
@@ -113,10 +118,11 @@ typedef struct att {
 	char id[];
 } att;
 
-/* A message held by the driver; lives in its event's arena. */
+/* A message held by the driver: one allocation with the message's bytes after it. */
 typedef struct pmsg {
 	struct pull *p;
-	jr_event *ev;
+	jr_event *ev;               /* while with the dispatcher (or being dead-lettered) */
+	jr_message msg;             /* points into this allocation */
 	const char *ack_id;
 	keyq *kq;
 	size_t size;
@@ -378,7 +384,7 @@ static void lease_tick(void *arg)
 		if (now - pm->received_ms >= p->max_ext_ms) {
 			log_kv(JR_LOG_WARNING, "PULL-LEASE-MAX",
 			       "message held past flow_control.max_extension; its lease is left to expire",
-			       "message_id", pm->ev->message->id, "event_id", pm->ev->id, NULL);
+			       "message_id", pm->msg.id, NULL);
 		} else {
 			pubsub_modack(p->ps, pm->ack_id, p->ack_deadline_s);
 			p->extended++;
@@ -393,6 +399,62 @@ static void lease_tick(void *arg)
 }
 
 /* ---- holding and releasing ---- */
+
+static void pmsg_free(pmsg *pm)
+{
+	event_free(pm->ev);
+	free(pm);
+}
+
+static char *put(char **at, const char *s, size_t n)
+{
+	char *d = *at;
+	memcpy(d, s, n);
+	d[n] = '\0';
+	*at += n + 1;
+	return d;
+}
+
+/* pmsg_new: the record of m, with a copy of the message in the same allocation. */
+static pmsg *pmsg_new(pull *p, const jr_pubsub_msg *m, const att *a)
+{
+	size_t nr = a && a->only ? p->cfg->n_routes : 0;
+	size_t n = sizeof(pmsg) + m->n_attrs * sizeof(jr_kv) + nr + strlen(m->ack_id) + 1 +
+		   strlen(m->message_id) + 1 + m->data_len + 1 +
+		   (m->publish_time ? strlen(m->publish_time) + 1 : 0) +
+		   (m->ordering_key ? strlen(m->ordering_key) + 1 : 0);
+	for (size_t i = 0; i < m->n_attrs; i++)
+		n += strlen(m->attrs[i].key) + strlen(m->attrs[i].value) + 2;
+	pmsg *pm = jr_malloc(n);
+	memset(pm, 0, sizeof *pm);
+	jr_kv *kv = (jr_kv *)(pm + 1);
+	char *at = (char *)(kv + m->n_attrs);
+	pm->p = p;
+	pm->size = m->size;
+	if (nr) {
+		pm->only = (unsigned char *)at;
+		memcpy(at, a->only, nr);
+		at += nr;
+	}
+	pm->ack_id = put(&at, m->ack_id, strlen(m->ack_id));
+	jr_message *jm = &pm->msg;
+	jm->id = put(&at, m->message_id, strlen(m->message_id));
+	jm->data = put(&at, m->data ? m->data : "", m->data_len);
+	jm->data_len = m->data_len;
+	if (m->publish_time)
+		jm->publish_time = put(&at, m->publish_time, strlen(m->publish_time));
+	if (m->ordering_key)
+		jm->ordering_key = put(&at, m->ordering_key, strlen(m->ordering_key));
+	for (size_t i = 0; i < m->n_attrs; i++) {
+		kv[i].key = put(&at, m->attrs[i].key, strlen(m->attrs[i].key));
+		kv[i].value = put(&at, m->attrs[i].value, strlen(m->attrs[i].value));
+	}
+	jm->attrs = m->n_attrs ? kv : NULL;
+	jm->n_attrs = m->n_attrs;
+	jm->subscription = p->cfg->subscription;
+	jm->delivery_attempt = m->delivery_attempt;
+	return pm;
+}
 
 static void hold(pull *p, pmsg *pm)
 {
@@ -484,7 +546,7 @@ static void nack_waiting(pull *p, pmsg *pm, int secs)
 	}
 	unhold(p, pm);
 	pm->st = PM_RELEASED;
-	event_free(pm->ev);
+	pmsg_free(pm);
 }
 
 /* ---- dispatching ---- */
@@ -497,28 +559,6 @@ static void update_pause(pull *p)
 		   p->queued_bytes >= p->cfg->flow_max_bytes;
 	pubsub_pause(p->ps, full);
 	gauges(p);
-}
-
-/* pump: hands ready messages to the dispatcher while the flow limits allow. */
-static void pump(pull *p)
-{
-	while (p->ready_head && p->state == PULL_RUNNING) {
-		pmsg *pm = p->ready_head;
-		if (p->dispatched > 0 &&
-		    (p->dispatched >= (size_t)p->cfg->flow_max_messages ||
-		     p->dispatched_bytes + (int64_t)pm->size > p->cfg->flow_max_bytes))
-			break;
-		p->ready_head = pm->qnext;
-		if (!p->ready_head)
-			p->ready_tail = NULL;
-		p->queued--;
-		p->queued_bytes -= (int64_t)pm->size;
-		p->dispatched++;
-		p->dispatched_bytes += (int64_t)pm->size;
-		pm->st = PM_DISPATCHED;
-		dispatcher_submit(p->d, pm->ev, pm->attempt, pm->only, on_outcome, pm);
-	}
-	update_pause(p);
 }
 
 static int secs_of(int64_t ms)
@@ -535,20 +575,105 @@ static int failed_backoff_s(pull *p, int attempt)
 	return secs_of(ms < 1000 ? 1000 : ms);
 }
 
+static void forget_attempts(pull *p, const char *id)
+{
+	att *a = att_find(p, id);
+	if (a)
+		att_forget(p, a);
+}
+
+/*
+ * invalid: an undecodable message is dead-lettered as the push body it would
+ * have been ({"message":...,"subscription":...}), then acked; nacked with
+ * backoff when no sink confirmed it. policies.invalid_event.action: drop acks
+ * it. The message leaves the driver.
+ */
+static void invalid(pull *p, pmsg *pm, const char *err)
+{
+	const jr_message *jm = &pm->msg;
+	p->invalid++;
+	metric_add(met.invalid, "source=\"pull\"", 1);
+	log_kv(JR_LOG_ERROR, "EVENT-INVALID", "message cannot be decoded", "message_id", jm->id,
+	       "subscription", p->cfg->subscription, "error", err, NULL);
+	int ok = 1;
+	if (p->cfg->policies.cls[JR_ERR_INVALID_EVENT].action != JR_ACT_DROP) {
+		buf_reset(&p->raw);
+		buf_addlit(&p->raw, "{\"message\":");
+		event_write_message(&p->raw, jm);
+		buf_addlit(&p->raw, ",\"subscription\":");
+		json_write_string(&p->raw, p->cfg->subscription, strlen(p->cfg->subscription));
+		ok = buf_addc(&p->raw, '}') == 0 &&
+		     dispatcher_dead_letter_raw(p->d, p->raw.data, p->raw.len, "pull", err) == 1;
+	}
+	int secs = -1;
+	if (ok) {
+		pubsub_ack(p->ps, pm->ack_id);
+		p->acked++;
+		forget_attempts(p, jm->id);
+	} else {
+		secs = failed_backoff_s(p, pm->attempt);
+		pubsub_modack(p->ps, pm->ack_id, secs);
+		att_remember(p, jm->id, pm->attempt, NULL);
+	}
+	release(p, pm, secs);
+	pmsg_free(pm);
+}
+
+/* dispatch: decodes pm into its event and hands it to the dispatcher (or dead-letters it). */
+static void dispatch(pull *p, pmsg *pm)
+{
+	jr_event *ev = event_new();
+	ev->origin = "pull";
+	ev->message = &pm->msg;
+	pm->ev = ev;
+	char err[256];
+	if (decode_message(ev, &p->cfg->limits, p->cfg->topic, err, sizeof err) < 0) {
+		invalid(p, pm, err);
+		return;
+	}
+	p->dispatched++;
+	p->dispatched_bytes += (int64_t)pm->size;
+	pm->st = PM_DISPATCHED;
+	dispatcher_submit(p->d, ev, pm->attempt, pm->only, on_outcome, pm);
+}
+
+/*
+ * pump: hands ready messages to the dispatcher while the flow limits allow
+ * and fewer deliveries are open than `concurrency`.
+ */
+static void pump(pull *p)
+{
+	while (p->ready_head && p->state == PULL_RUNNING) {
+		pmsg *pm = p->ready_head;
+		if (p->dispatched > 0 &&
+		    (p->dispatched >= (size_t)p->cfg->flow_max_messages ||
+		     p->dispatched_bytes + (int64_t)pm->size > p->cfg->flow_max_bytes ||
+		     dispatcher_open(p->d) >= p->cfg->concurrency))
+			break;
+		p->ready_head = pm->qnext;
+		if (!p->ready_head)
+			p->ready_tail = NULL;
+		p->queued--;
+		p->queued_bytes -= (int64_t)pm->size;
+		dispatch(p, pm);
+	}
+	update_pause(p);
+}
+
 static void finish_if_drained(pull *p);
 
 static void on_outcome(void *arg, jr_event *ev, const jr_outcome *o)
 {
 	pmsg *pm = arg;
 	pull *p = pm->p;
-	const char *id = ev->message->id;
+	const char *id = pm->msg.id;
 	p->dispatched--;
 	p->dispatched_bytes -= (int64_t)pm->size;
 	if (pm->st == PM_RELEASED) {
 		/* nacked when shutdown_grace ran out; a late success is still worth an ack */
 		if (o->kind == JR_OUTCOME_DONE)
 			pubsub_ack(p->ps, pm->ack_id);
-		event_free(ev);
+		pmsg_free(pm);
 		gauges(p);
 		return;
 	}
@@ -558,9 +683,7 @@ static void on_outcome(void *arg, jr_event *ev, const jr_outcome *o)
 	if (o->kind == JR_OUTCOME_DONE) {
 		pubsub_ack(p->ps, pm->ack_id);
 		p->acked++;
-		att *a = att_find(p, id);
-		if (a)
-			att_forget(p, a);
+		forget_attempts(p, id);
 	} else {
 		if (o->kind == JR_OUTCOME_RETRY) {
 			secs = secs_of(o->delay_ms);
@@ -579,78 +702,19 @@ static void on_outcome(void *arg, jr_event *ev, const jr_outcome *o)
 		       errclass_name(o->cls), NULL);
 	}
 	release(p, pm, secs);
-	event_free(ev);
+	pmsg_free(pm);
 	pump(p);
 	finish_if_drained(p);
 }
 
 /* ---- receiving ---- */
 
-static jr_message *copy_message(pull *p, jr_event *ev, const jr_pubsub_msg *m)
-{
-	jr_arena *a = &ev->arena;
-	jr_message *jm = arena_alloc(a, sizeof *jm);
-	jm->id = arena_strdup(a, m->message_id);
-	jm->publish_time = m->publish_time ? arena_strdup(a, m->publish_time) : NULL;
-	jm->ordering_key = m->ordering_key ? arena_strdup(a, m->ordering_key) : NULL;
-	jm->subscription = p->cfg->subscription;
-	jm->data = arena_strndup(a, m->data ? m->data : "", m->data_len);
-	jm->data_len = m->data_len;
-	jm->delivery_attempt = m->delivery_attempt;
-	if (m->n_attrs) {
-		jr_kv *kv = arena_alloc(a, m->n_attrs * sizeof *kv);
-		for (size_t i = 0; i < m->n_attrs; i++) {
-			kv[i].key = arena_strdup(a, m->attrs[i].key);
-			kv[i].value = arena_strdup(a, m->attrs[i].value);
-		}
-		jm->attrs = kv;
-		jm->n_attrs = m->n_attrs;
-	}
-	return jm;
-}
-
-/*
- * invalid: an undecodable message is dead-lettered as the push body it would
- * have been ({"message":...,"subscription":...}), then acked; nacked with
- * backoff when no sink confirmed it. policies.invalid_event.action: drop acks it.
- */
-static void invalid(pull *p, pmsg *pm, const char *err)
-{
-	jr_event *ev = pm->ev;
-	const jr_message *jm = ev->message;
-	p->invalid++;
-	metric_add(met.invalid, "source=\"pull\"", 1);
-	log_kv(JR_LOG_ERROR, "EVENT-INVALID", "message cannot be decoded", "message_id", jm->id,
-	       "subscription", p->cfg->subscription, "error", err, NULL);
-	int ok = 1;
-	if (p->cfg->policies.cls[JR_ERR_INVALID_EVENT].action != JR_ACT_DROP) {
-		buf_reset(&p->raw);
-		buf_addlit(&p->raw, "{\"message\":");
-		event_write_message(&p->raw, jm);
-		buf_addlit(&p->raw, ",\"subscription\":");
-		json_write_string(&p->raw, p->cfg->subscription, strlen(p->cfg->subscription));
-		ok = buf_addc(&p->raw, '}') == 0 &&
-		     dispatcher_dead_letter_raw(p->d, p->raw.data, p->raw.len, "pull", err) == 1;
-	}
-	if (ok) {
-		pubsub_ack(p->ps, pm->ack_id);
-		p->acked++;
-		att *a = att_find(p, jm->id);
-		if (a)
-			att_forget(p, a);
-	} else {
-		pubsub_modack(p->ps, pm->ack_id, failed_backoff_s(p, pm->attempt));
-		att_remember(p, jm->id, pm->attempt, NULL);
-	}
-	event_free(ev);
-}
-
 static void enqueue(pull *p, pmsg *pm)
 {
 	p->queued++;
 	p->queued_bytes += (int64_t)pm->size;
 	hold(p, pm);
-	const char *key = pm->ev->message->ordering_key;
+	const char *key = pm->msg.ordering_key;
 	if (key) {
 		uint64_t h = hash_str(key);
 		keyq *kq = (keyq *)smap_find(&p->keys, key, h);
@@ -688,31 +752,14 @@ static void on_message(void *arg, const jr_pubsub_msg *m)
 		p->nacked_draining++;
 		return;
 	}
-	jr_event *ev = event_new();
-	pmsg *pm = arena_alloc(&ev->arena, sizeof *pm);
-	pm->p = p;
-	pm->ev = ev;
-	pm->ack_id = arena_strdup(&ev->arena, m->ack_id);
-	pm->size = m->size;
-	ev->origin = "pull";
-	ev->message = copy_message(p, ev, m);
-	const char *id = ev->message->id;
-	att *a = att_find(p, id);
+	const att *a = att_find(p, m->message_id);
+	pmsg *pm = pmsg_new(p, m, a);
 	pm->attempt = m->delivery_attempt > 0 ? m->delivery_attempt : a ? a->attempts + 1 : 1;
-	if (a && a->only) {
-		pm->only = arena_alloc(&ev->arena, p->cfg->n_routes);
-		memcpy(pm->only, a->only, p->cfg->n_routes);
-	}
 	if (log_enabled(JR_LOG_DEBUG)) {
 		char att_s[16];
 		snprintf(att_s, sizeof att_s, "%d", pm->attempt);
-		log_kv(JR_LOG_DEBUG, "PULL-RECEIVED", "message received", "message_id", id,
-		       "ordering_key", ev->message->ordering_key, "attempt", att_s, NULL);
-	}
-	char err[256];
-	if (decode_message(ev, &p->cfg->limits, p->cfg->topic, err, sizeof err) < 0) {
-		invalid(p, pm, err);
-		return;
+		log_kv(JR_LOG_DEBUG, "PULL-RECEIVED", "message received", "message_id", pm->msg.id,
+		       "ordering_key", pm->msg.ordering_key, "attempt", att_s, NULL);
 	}
 	pubsub_modack(p->ps, pm->ack_id, p->ack_deadline_s); /* the receipt modack */
 	enqueue(p, pm);
@@ -990,7 +1037,7 @@ static void teardown(pull *p)
 	pubsub_free(p->ps);
 	for (pmsg *pm = p->held_head, *next; pm; pm = next) {
 		next = pm->hnext;
-		event_free(pm->ev);
+		pmsg_free(pm);
 	}
 	for (size_t i = 0; i < p->keys.nb; i++)
 		for (smap_ent *e = p->keys.b[i], *next; e; e = next) {
