@@ -34,6 +34,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "deadletter.h"
 #include "decode.h"
 #include "dispatcher.h"
@@ -43,10 +44,6 @@
 #include "metrics.h"
 #include "runapi.h"
 #include "signals.h"
-#if __has_include("auth.h")
-#include "auth.h"
-#define SERVE_AUTH 1
-#endif
 
 /* How long serve waits for the Run API channel at start-up (at most call_timeout). */
 #define STARTUP_WAIT_MS 10000
@@ -86,9 +83,7 @@ struct serve {
 	jr_sink *sink;
 	jr_dispatcher *d;
 	jr_httpd *http;
-#ifdef SERVE_AUTH
 	jr_auth *auth;
-#endif
 	int ready;          /* read by /readyz on MHD's thread: set once, cleared on drain */
 	int draining, stopping, grace_over;
 	jr_timer_id grace;
@@ -330,7 +325,6 @@ static void set_trace(serve *s, sreq *q)
 	log_set_trace(q->trace);
 }
 
-#ifdef SERVE_AUTH
 /* authorized: 1, or 0 after answering 401/403. */
 static int authorized(serve *s, sreq *q)
 {
@@ -348,7 +342,6 @@ static int authorized(serve *s, sreq *q)
 	answer(q, code, code == 401 ? "unauthenticated" : "forbidden");
 	return 0;
 }
-#endif
 
 /* invalid_parts: dead-letters an undecodable body. 1 when the request may go on, 0 after answering. */
 static int invalid_parts(serve *s, sreq *q, const char *body, size_t len)
@@ -383,13 +376,11 @@ static void on_post(void *arg, jr_http_req *http)
 		log_set_trace(NULL);
 		return;
 	}
-#ifdef SERVE_AUTH
 	if (!authorized(s, q)) {
 		sreq_put(q);
 		log_set_trace(NULL);
 		return;
 	}
-#endif
 	size_t nh, len;
 	const jr_header *h = httpd_req_headers(http, &nh);
 	const char *body = httpd_req_body(http, &len);
@@ -420,7 +411,7 @@ static void on_post(void *arg, jr_http_req *http)
 static int is_ready(void *arg)
 {
 	serve *s = arg;
-	return __atomic_load_n(&s->ready, __ATOMIC_ACQUIRE);
+	return __atomic_load_n(&s->ready, __ATOMIC_ACQUIRE) && (!s->auth || auth_ready(s->auth));
 }
 
 /* ---- shutdown ---- */
@@ -546,14 +537,12 @@ static int open_peers(serve *s, dry_runner *dr)
 			return 2;
 		}
 	}
-#ifdef SERVE_AUTH
 	s->auth = auth_new(s->cfg, err, sizeof err);
 	if (!s->auth && err[0]) {
 		log_kv(JR_LOG_ERROR, "AUTH-INIT", "cannot set up push authentication", "error", err,
 		       NULL);
 		return 2;
 	}
-#endif
 	s->inner = (jr_runner){dry_run, dr};
 	if (!s->o->dry_run) {
 		int rc = open_run_api(s);
@@ -657,9 +646,7 @@ int serve_run(const jr_config *cfg, const jr_serve_opts *o)
 	dispatcher_free(s.d);
 	if (s.api)
 		runapi_free(s.api);
-#ifdef SERVE_AUTH
 	auth_free(s.auth);
-#endif
 	loop_free(s.loop);
 	dry_free(&dr);
 	if (s.sink)
