@@ -3,12 +3,26 @@
  * gen_events.js — deterministic NDJSON of Cloud Storage "object finalized"
  * CloudEvents, as Eventarc delivers them in structured mode, for benchmarks.
  *
- *   node bench/gen_events.js COUNT [SEED] > events.ndjson
+ *   node bench/gen_events.js [--full] COUNT [SEED] > events.ndjson
  *
  * The data is the google-cloudevents StorageObjectData shape
- * (testdata/google/events/cloud/storage/v1/StorageObjectData-simple.json):
- * every field of that sample, with values drawn from a seeded PRNG, so the
- * same COUNT and SEED always give the same bytes. Lines are about 800 bytes.
+ * (testdata/google/events/cloud/storage/v1/StorageObjectData-simple.json),
+ * with values drawn from a seeded PRNG, so the same COUNT, SEED and shape
+ * always give the same bytes.
+ *
+ * Two shapes (SIZE=full in the environment is the same as --full):
+ *   default  15 of the sample's 17 data fields: without selfLink and
+ *            mediaLink, the two API URLs, which only repeat the bucket, the
+ *            (URL-encoded) name and the generation. Lines are 749-880
+ *            bytes, 805 on average: the ~800-byte event of the benchmark's
+ *            issue. Every field a route of bench/routes20.yaml conditions on
+ *            is there (its two templates that read the links are optional,
+ *            {{...?}}), and the token count stays close to a full event's.
+ *   --full   all 17 fields, as Cloud Storage itself sends them; about 1,052
+ *            bytes a line.
+ * Both shapes draw the same random numbers, so event i differs between them
+ * only by the two links, and routes the same way.
+ *
  * Buckets, folders and extensions are mixed so that bench/routes20.yaml
  * routes some events to one route, a few to two, and leaves the rest
  * unrouted. About 1 name in 40 has a space, a quote or non-ASCII letters
@@ -16,10 +30,12 @@
  */
 'use strict';
 
-const count = Number(process.argv[2]);
-const seed = Number(process.argv[3] || 1);
-if (!Number.isInteger(count) || count < 0 || !Number.isInteger(seed)) {
-  process.stderr.write('usage: node gen_events.js COUNT [SEED] > events.ndjson\n');
+const args = process.argv.slice(2);
+const full = args[0] === '--full' ? (args.shift(), true) : process.env.SIZE === 'full';
+const count = Number(args[0]);
+const seed = Number(args[1] || 1);
+if (!Number.isInteger(count) || count < 0 || !Number.isInteger(seed) || args.length > 2) {
+  process.stderr.write('usage: node gen_events.js [--full] COUNT [SEED] > events.ndjson\n');
   process.exit(2);
 }
 
@@ -93,34 +109,40 @@ function event(i) {
   const time = new Date(ms).toISOString();
   const generation = String(ms * 1000 + int(0, 999));
   const enc = encodeURIComponent(name);
+  const id = String(9000000000000000 + i * 7919 + int(0, 7918));
+  const data = {
+    bucket,
+    contentType: ctype,
+    crc32c: b64(4),
+    etag: b64(10),
+    generation,
+    id: `${bucket}/${name}/${generation}`,
+    kind: 'storage#object',
+    md5Hash: b64(16),
+    mediaLink: `https://storage.googleapis.com/download/storage/v1/b/${bucket}/o/${enc}?generation=${generation}&alt=media`,
+    metageneration: '1',
+    name,
+    selfLink: `https://www.googleapis.com/storage/v1/b/${bucket}/o/${enc}`,
+    size: String(int(200, 50000000)),
+    storageClass: pick(CLASSES),
+    timeCreated: time,
+    timeStorageClassUpdated: time,
+    updated: time,
+  };
+  if (!full) {
+    delete data.mediaLink;
+    delete data.selfLink;
+  }
   return {
     specversion: '1.0',
-    id: String(9000000000000000 + i * 7919 + int(0, 7918)),
+    id,
     source: `//storage.googleapis.com/projects/_/buckets/${bucket}`,
     type: 'google.cloud.storage.object.v1.finalized',
     subject: `objects/${name}`,
     time,
     datacontenttype: 'application/json',
     bucket,
-    data: {
-      bucket,
-      contentType: ctype,
-      crc32c: b64(4),
-      etag: b64(10),
-      generation,
-      id: `${bucket}/${name}/${generation}`,
-      kind: 'storage#object',
-      md5Hash: b64(16),
-      mediaLink: `https://storage.googleapis.com/download/storage/v1/b/${bucket}/o/${enc}?generation=${generation}&alt=media`,
-      metageneration: '1',
-      name,
-      selfLink: `https://www.googleapis.com/storage/v1/b/${bucket}/o/${enc}`,
-      size: String(int(200, 50000000)),
-      storageClass: pick(CLASSES),
-      timeCreated: time,
-      timeStorageClassUpdated: time,
-      updated: time,
-    },
+    data,
   };
 }
 

@@ -4,9 +4,12 @@
 #   bench/run.sh [BUILD_DIR]        BUILD_DIR defaults to build-bench (configured with
 #                                   -DCMAKE_BUILD_TYPE=Release; the targets are built here)
 #
-# 1. replay --dry-run (output to /dev/null) over N generated storage events (1,000,000 and
-#    100,000) with bench/routes20.yaml: CPU and wall time, events/s, peak RSS.
-# 2. yajl alone over the same file (bench/yajl_baseline.c): tree parse and stream parse.
+# 1. replay --dry-run (output to /dev/null) over N generated storage events with
+#    bench/routes20.yaml: CPU and wall time, events/s, peak RSS. Two event shapes of
+#    bench/gen_events.js: the default (~800 bytes, 1,000,000 and 100,000 events) and
+#    --full (all 17 data fields, ~1,050 bytes, 1,000,000 events).
+# 2. yajl alone over the same 1,000,000-event files (bench/yajl_baseline.c): tree parse
+#    and stream parse.
 # 3. replay against the Run API fake (tests/peers/runfake) on loopback: RunJob calls/s,
 #    jobrelay's CPU per call, and the fake's own CPU per call (cpu.sinceListening of its
 #    stats file); and bench/runapi_bench (the RunJob client alone) against a fresh fake.
@@ -66,20 +69,23 @@ grep -q 'CMAKE_BUILD_TYPE:STRING=Release' "$BUILD/CMakeCache.txt" ||
 
 # ---- input -----------------------------------------------------------------------------
 
-# events FILE COUNT: the first COUNT events of the generator's stream (seed 1), cached.
+# events FILE COUNT [--full]: the first COUNT events of the generator's stream (seed 1), cached.
 events() {
 	local file=$1 count=$2 stamp
-	stamp="$(sha256sum "$SRC/bench/gen_events.js" | cut -c1-16) $count"
+	shift 2
+	stamp="$(sha256sum "$SRC/bench/gen_events.js" | cut -c1-16) $count $*"
 	if [[ -f $file && -f $file.stamp && $(cat "$file.stamp") == "$stamp" ]]; then
 		return
 	fi
-	say "generating $count events into $file"
-	timeout 900 node "$SRC/bench/gen_events.js" "$count" 1 >"$file.tmp"
+	say "generating $count events $* into $file"
+	timeout 900 node "$SRC/bench/gen_events.js" "$@" "$count" 1 >"$file.tmp"
 	mv "$file.tmp" "$file"
 	echo "$stamp" >"$file.stamp"
 }
 BIG=$WORK/events-$EVENTS.ndjson
 events "$BIG" "$EVENTS"
+FULL=$WORK/events-full-$EVENTS.ndjson
+events "$FULL" "$EVENTS" --full
 SMALL_FILE=$WORK/events-$SMALL.ndjson
 RUNJOB_FILE=$WORK/events-$RUNJOB_EVENTS.ndjson
 for pair in "$SMALL_FILE:$SMALL" "$RUNJOB_FILE:$RUNJOB_EVENTS"; do
@@ -91,6 +97,7 @@ for pair in "$SMALL_FILE:$SMALL" "$RUNJOB_FILE:$RUNJOB_EVENTS"; do
 	fi
 done
 BYTES=$(stat -c %s "$BIG")
+FULL_BYTES=$(stat -c %s "$FULL")
 
 # ---- measuring -------------------------------------------------------------------------
 
@@ -115,21 +122,24 @@ median() {
 }
 
 dry_run() { # dry_run FILE COUNT -> median line
-	local f=$1 n=$2 out=$WORK/dry-$2.txt
+	local f=$1 n=$2 tag out
+	tag=$(basename "$f" .ndjson)
+	out=$WORK/dry-$tag.txt
 	: >"$out"
 	for ((i = 0; i < REPS; i++)); do
 		timed "$out" 300 "$JOBRELAY" --config "$CONFIG" replay --dry-run "$f"
 		grep -q "events: $n read, 0 invalid" "$WORK/stderr.tmp" || die "dry run of $f: unexpected summary"
 	done
-	cp "$WORK/stderr.tmp" "$WORK/dry-$n.summary"
+	cp "$WORK/stderr.tmp" "$WORK/dry-$tag.summary"
 	median "$out"
 }
 
-yajl() { # yajl MODE -> median line
-	local out=$WORK/yajl-$1.txt
+yajl() { # yajl MODE FILE -> median line
+	local out
+	out=$WORK/yajl-$1-$(basename "$2" .ndjson).txt
 	: >"$out"
 	for ((i = 0; i < REPS; i++)); do
-		timed "$out" 300 "$BUILD/bench/yajl_baseline" "$1" "$BIG"
+		timed "$out" 300 "$BUILD/bench/yajl_baseline" "$1" "$2"
 	done
 	median "$out"
 }
@@ -139,9 +149,13 @@ say "replay --dry-run: $EVENTS events x $REPS"
 DRY_BIG=$(dry_run "$BIG" "$EVENTS")
 say "replay --dry-run: $SMALL events x $REPS"
 DRY_SMALL=$(dry_run "$SMALL_FILE" "$SMALL")
-say "yajl baselines: $EVENTS events x $REPS each"
-YAJL_TREE=$(yajl tree)
-YAJL_STREAM=$(yajl stream)
+say "replay --dry-run: $EVENTS full events x $REPS"
+DRY_FULL=$(dry_run "$FULL" "$EVENTS")
+say "yajl baselines: $EVENTS events x $REPS each, both shapes"
+YAJL_TREE=$(yajl tree "$BIG")
+YAJL_STREAM=$(yajl stream "$BIG")
+YAJL_TREE_FULL=$(yajl tree "$FULL")
+YAJL_STREAM_FULL=$(yajl stream "$FULL")
 
 # ---- Run API fake ----------------------------------------------------------------------
 
@@ -218,8 +232,9 @@ cpu_model=$(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)
 printf '\njobrelay %s (%s), %s cpus (%s), load %s at start, %s at end\n' \
 	"$(git -C "$SRC" rev-parse --short HEAD 2>/dev/null || echo '?')" "$(basename "$BUILD")" \
 	"$(nproc)" "$cpu_model" "$LOAD_START" "$LOAD_END"
-printf 'events: %s storage events, %s bytes (%d bytes/event); %s runs each, median by CPU time\n\n' \
-	"$EVENTS" "$BYTES" "$((BYTES / EVENTS))" "$REPS"
+printf 'events: %s storage events, %s bytes (%d bytes/event); full: %s bytes (%d bytes/event)\n' \
+	"$EVENTS" "$BYTES" "$((BYTES / EVENTS))" "$FULL_BYTES" "$((FULL_BYTES / EVENTS))"
+printf '%s runs each, median by CPU time\n\n' "$REPS"
 
 printf '%-38s %9s %7s %7s %12s %12s %10s %9s %10s\n' workload events "cpu s" "wall s" "events/s cpu" \
 	"events/s wall" "MB/s cpu" "peak RSS" "cpu range"
@@ -233,6 +248,9 @@ row "replay --dry-run, 20 routes" "$EVENTS" "$BYTES" "$DRY_BIG"
 row "replay --dry-run, 20 routes" "$SMALL" "$(stat -c %s "$SMALL_FILE")" "$DRY_SMALL"
 row "yajl_tree_parse + free (baseline)" "$EVENTS" "$BYTES" "$YAJL_TREE"
 row "yajl stream, no callbacks (baseline)" "$EVENTS" "$BYTES" "$YAJL_STREAM"
+row "full: replay --dry-run, 20 routes" "$EVENTS" "$FULL_BYTES" "$DRY_FULL"
+row "full: yajl_tree_parse + free" "$EVENTS" "$FULL_BYTES" "$YAJL_TREE_FULL"
+row "full: yajl stream, no callbacks" "$EVENTS" "$FULL_BYTES" "$YAJL_STREAM_FULL"
 
 printf '\nRunJob over gRPC to the Run API fake on 127.0.0.1 (concurrency 64, fake %s)\n' \
 	"$([[ $RECORD = 1 ]] && echo 'recording to a file' || echo 'not recording')"
