@@ -21,11 +21,14 @@
  * deadline, checked by a loop timer: a request must arrive in full (request
  * line, headers, body) within conn_timeout_ms of its request line, else it
  * gets 408 and the socket is shut down. A new connection gets the same
- * time for its first request line (then 408 too); a kept-alive connection
- * that starts no request within conn_timeout_ms of its last answer is shut
- * down silently (an unasked-for 408 there could be taken as the answer to a
- * request the client is just sending). Shutting down (not closing) a socket from the loop thread is
- * safe because MHD's NOTIFY_CLOSED callback, which removes the record under
+ * time for its first request line (then 408 too). A kept-alive connection
+ * may stay idle longer, IDLE_MS (620 s, past the 600 s that Google's load
+ * balancers keep idle connections, so the server is never the side that
+ * closes one under a request in flight), or conn_timeout_ms if that is
+ * longer; then it is shut down silently (an unasked-for 408 there could be
+ * taken as the answer to a request the client is just sending). MHD's own
+ * idle timeout is set to the same. Shutting down (not closing) a socket from
+ * the loop thread is safe because MHD's NOTIFY_CLOSED callback, which removes the record under
  * the same mutex, runs before MHD closes the descriptor; MHD then sees the
  * end of the stream and cleans up on its own thread.
  *
@@ -66,6 +69,7 @@
 #define MAX_EXTRA_HEADERS 4
 #define BODY_KEEP_BYTES (64u << 10) /* a connection keeps a body buffer up to this size */
 #define SEND_WAIT_MS 2000           /* httpd_free waits this long for answers to go out */
+#define IDLE_MS 620000              /* a kept-alive connection may wait this long for its next request */
 
 typedef enum conn_phase {
 	PH_FRESH,    /* connected, no request line yet */
@@ -129,6 +133,7 @@ struct jr_httpd {
 	atomic_int quiesced;
 	int closing;          /* mu: httpd_free began; nothing more goes to the loop */
 	jr_timer_id watchdog;
+	int64_t idle_ms;      /* kept-alive connections between requests */
 	struct MHD_Response *r204, *r404, *r405, *r405get, *r413, *r431, *r503busy, *r503quiet,
 		*rhealth, *rready, *rnotready;
 };
@@ -550,10 +555,12 @@ static void watchdog(void *arg)
 	int timed_out = 0, idle = 0;
 	pthread_mutex_lock(&h->mu);
 	for (conn_rec *c = h->conns; c; c = c->next) {
-		if (c->cut || c->fd < 0 || c->phase == PH_HANDED ||
-		    now - c->since_ms <= h->o.conn_timeout_ms)
+		if (c->cut || c->fd < 0 || c->phase == PH_HANDED)
 			continue;
-		if (c->phase == PH_READING || c->phase == PH_FRESH) {
+		int reading = c->phase == PH_READING || c->phase == PH_FRESH;
+		if (now - c->since_ms <= (reading ? h->o.conn_timeout_ms : h->idle_ms))
+			continue;
+		if (reading) {
 			/* MHD writes nothing while it reads a request, so these bytes cannot interleave */
 			ssize_t w = send(c->fd, REQUEST_TIMEOUT, sizeof REQUEST_TIMEOUT - 1,
 					 MSG_DONTWAIT | MSG_NOSIGNAL);
@@ -624,7 +631,8 @@ jr_httpd *httpd_start(jr_loop *l, const jr_httpd_opts *o, char *err, size_t errl
 	pthread_mutex_init(&h->mu, NULL);
 	pthread_cond_init(&h->sent, NULL);
 	make_static_responses(h);
-	unsigned int idle_s = (unsigned int)((h->o.conn_timeout_ms + 999) / 1000);
+	h->idle_ms = h->o.conn_timeout_ms > IDLE_MS ? h->o.conn_timeout_ms : IDLE_MS;
+	unsigned int idle_s = (unsigned int)((h->idle_ms + 999) / 1000);
 	h->d = MHD_start_daemon(
 		MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
 			MHD_USE_TURBO | MHD_USE_ERROR_LOG,

@@ -10,8 +10,9 @@
  * connection. No thread blocks per request.
  *
  * Limits: a body past max_body gets 413, request headers past max_header
- * get 431, a connection past max_connections is refused (the others go on),
- * and a connection idle for conn_timeout_ms is closed.
+ * get 431, a request on a connection past max_connections gets 503 (the
+ * others go on), and a request that does not arrive in full within
+ * conn_timeout_ms of its request line (a slow client) gets 408.
  */
 #ifndef JR_HTTPD_H
 #define JR_HTTPD_H
@@ -39,7 +40,8 @@ typedef struct jr_httpd_opts {
 	size_t max_body;          /* 0: 10 MiB */
 	size_t max_header;        /* request line + headers; 0: 64 KiB */
 	int max_connections;      /* 0: 1000 */
-	int64_t conn_timeout_ms;  /* idle time before a connection is closed; 0: 30 s */
+	int64_t conn_timeout_ms;  /* a request must arrive in full within it (else 408); 0: 30 s.
+				     Kept-alive connections may idle 620 s between requests. */
 } jr_httpd_opts;
 
 /*
