@@ -1,5 +1,22 @@
+/*
+ * log.c — structured log lines, one write(2) each, or a batch of whole
+ * lines per write(2) inside log_batch_begin/end.
+ *
+ * Cost per line (the pull benchmark writes one INFO line per message): the
+ * line is formatted into a per-thread buffer kept between lines (no
+ * allocation); the "YYYY-MM-DDTHH:MM:SS" part of the time is formatted once
+ * a second per thread (gmtime_r+strftime), the fraction by hand. Outside a
+ * batch each line is one write(2). Inside one (the loop's callbacks), DEBUG
+ * and INFO lines are copied into a per-thread buffer of PIPE_BUF bytes and
+ * written when it fills or the batch ends; WARNING and ERROR lines flush it
+ * and go out at once, so the lines that explain a failure are never held.
+ * Rejected: one buffer for the process (a lock per line, and lines of other
+ * threads held back), and a writer thread (a crash would lose more).
+ */
 #include "log.h"
 
+#include <limits.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +42,97 @@ static struct {
 
 static _Thread_local char cur_trace[160];
 
+/* A thread's buffers; freed by a thread-exit destructor (main's at exit). */
+#define LOG_BATCH PIPE_BUF
+#define LOG_KEEP (16 * 1024) /* a line buffer grown past this is freed after its line */
+static _Thread_local struct {
+	int depth;      /* log_batch_begin nesting */
+	size_t len;     /* bytes of whole lines in data */
+	char *data;     /* LOG_BATCH bytes, allocated at the thread's first batch */
+	int armed;      /* the destructor is registered for this thread */
+	jr_buf line;    /* the line being formatted */
+	time_t sec;     /* the second whose text is in sec_txt */
+	size_t sec_len;
+	char sec_txt[32];
+} tl;
+static pthread_key_t tl_key;
+static pthread_once_t tl_once = PTHREAD_ONCE_INIT;
+
+static void write_all(const char *p, size_t n)
+{
+	size_t off = 0;
+	while (off < n) {
+		ssize_t w = write(logger.fd, p + off, n - off);
+		if (w <= 0)
+			break;
+		off += (size_t)w;
+	}
+}
+
+static void batch_flush(void)
+{
+	if (tl.len)
+		write_all(tl.data, tl.len);
+	tl.len = 0;
+}
+
+static void tl_drop(void *unused)
+{
+	(void)unused;
+	batch_flush();
+	free(tl.data);
+	tl.data = NULL;
+	tl.depth = 0;
+	buf_free(&tl.line);
+	tl.armed = 0;
+}
+
+static void tl_key_init(void)
+{
+	if (pthread_key_create(&tl_key, tl_drop) != 0)
+		abort();
+	atexit(batch_flush); /* the lines of the thread calling exit() */
+}
+
+static void tl_arm(void)
+{
+	if (tl.armed)
+		return;
+	pthread_once(&tl_once, tl_key_init);
+	pthread_setspecific(tl_key, &tl);
+	tl.armed = 1;
+}
+
+void log_batch_begin(void)
+{
+	if (!tl.data) {
+		tl_arm();
+		tl.data = jr_malloc(LOG_BATCH);
+	}
+	tl.depth++;
+}
+
+void log_batch_end(void)
+{
+	if (tl.depth > 0)
+		tl.depth--;
+	batch_flush();
+}
+
+/* emit: one whole line, batched or written now. */
+static void emit(jr_log_level lv, const char *p, size_t n)
+{
+	if (tl.depth > 0 && lv < JR_LOG_WARNING && n <= LOG_BATCH) {
+		if (tl.len + n > LOG_BATCH)
+			batch_flush();
+		memcpy(tl.data + tl.len, p, n);
+		tl.len += n;
+		return;
+	}
+	batch_flush();
+	write_all(p, n);
+}
+
 void log_set_trace(const char *trace)
 {
 	size_t n = trace ? strlen(trace) : 0;
@@ -38,6 +146,7 @@ static const char *const level_names[] = {"DEBUG", "INFO", "WARNING", "ERROR"};
 
 void log_setup(int fd, jr_log_format fmt, jr_log_level min)
 {
+	batch_flush();
 	logger.fd = fd;
 	if (fmt == JR_LOG_AUTO)
 		fmt = isatty(fd) ? JR_LOG_TEXT : JR_LOG_JSON;
@@ -87,16 +196,29 @@ void log_label(const char *key, const char *value)
 	logger.n_labels++;
 }
 
+/* add_time: "2026-11-26T07:40:01.123Z" (text) or "\"...01.123456Z\"" (JSON). */
 static void add_time(jr_buf *b, int text)
 {
 	struct timespec ts;
-	struct tm tm;
 	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
-	char t[40];
-	strftime(t, sizeof t, "%Y-%m-%dT%H:%M:%S", &tm);
-	buf_printf(b, text ? "%s.%03ldZ" : "\"%s.%06ldZ\"", t,
-		   text ? ts.tv_nsec / 1000000 : ts.tv_nsec / 1000);
+	if (ts.tv_sec != tl.sec || tl.sec_len == 0) {
+		struct tm tm;
+		gmtime_r(&ts.tv_sec, &tm);
+		tl.sec_len = strftime(tl.sec_txt, sizeof tl.sec_txt, "%Y-%m-%dT%H:%M:%S", &tm);
+		tl.sec = ts.tv_sec;
+	}
+	int digits = text ? 3 : 6;
+	long v = text ? ts.tv_nsec / 1000000 : ts.tv_nsec / 1000;
+	char frac[10];
+	frac[0] = '.';
+	for (int i = digits; i >= 1; i--, v /= 10)
+		frac[i] = (char)('0' + v % 10);
+	frac[digits + 1] = 'Z';
+	frac[digits + 2] = '"';
+	if (!text)
+		buf_addc(b, '"');
+	buf_add(b, tl.sec_txt, tl.sec_len);
+	buf_add(b, frac, (size_t)digits + (text ? 2 : 3));
 }
 
 static void json_line(jr_buf *b, jr_log_level lv, const char *msgid, const char *msg, va_list ap)
@@ -158,27 +280,25 @@ void log_kv(jr_log_level lv, const char *msgid, const char *message, ...)
 {
 	if (lv < logger.min)
 		return;
-	jr_buf b;
-	buf_init(&b, LOG_LINE_MAX);
+	jr_buf *b = &tl.line;
+	if (!b->data)
+		tl_arm();
+	b->max = LOG_LINE_MAX;
+	buf_reset(b);
 	va_list ap;
 	va_start(ap, message);
 	if (logger.fmt == JR_LOG_TEXT)
-		text_line(&b, lv, msgid, message, ap);
+		text_line(b, lv, msgid, message, ap);
 	else
-		json_line(&b, lv, msgid, message, ap);
+		json_line(b, lv, msgid, message, ap);
 	va_end(ap);
-	if (b.len == 0 || b.data[b.len - 1] != '\n') {
+	if (b->len == 0 || b->data[b->len - 1] != '\n') {
 		/* over the line limit: say so rather than write half a line */
-		buf_reset(&b);
-		buf_printf(&b, "{\"severity\":\"%s\",\"msgid\":\"%s\",\"message\":\"log line too long\"}\n",
+		buf_reset(b);
+		buf_printf(b, "{\"severity\":\"%s\",\"msgid\":\"%s\",\"message\":\"log line too long\"}\n",
 			   level_names[lv], msgid);
 	}
-	size_t off = 0;
-	while (off < b.len) {
-		ssize_t w = write(logger.fd, b.data + off, b.len - off);
-		if (w <= 0)
-			break;
-		off += (size_t)w;
-	}
-	buf_free(&b);
+	emit(lv, b->data, b->len);
+	if (b->cap > LOG_KEEP)
+		buf_free(b);
 }

@@ -4,7 +4,9 @@
  * JSON: one Cloud Logging object a line, {"severity","time","message","msgid",
  * "logging.googleapis.com/labels":{...},...fields}. Text: "time LEVEL MSGID
  * message key=value ..." for terminals. Each line is written with a single
- * write(2), so lines from one process never interleave.
+ * write(2), so lines from one process never interleave; lines gathered in a
+ * batch (log_batch_begin) go out several whole lines to a write(2), at most
+ * PIPE_BUF bytes, which a pipe also keeps whole.
  */
 #ifndef JR_LOG_H
 #define JR_LOG_H
@@ -46,5 +48,19 @@ void log_set_trace(const char *trace);
  * "route", r, "job", j, NULL). A NULL value skips its pair.
  */
 void log_kv(jr_log_level lv, const char *msgid, const char *message, ...);
+
+/*
+ * log_batch_begin / log_batch_end: between them, the calling thread's DEBUG
+ * and INFO lines wait in a per-thread buffer of PIPE_BUF bytes and are
+ * written together when it is full, when a WARNING or ERROR line comes (it
+ * is written right after them, in order), at exit(), and at every
+ * log_batch_end (calls nest; an inner end writes what is held too).
+ * loop_run_once brackets the callbacks of each turn with them, so a turn
+ * costs one write(2) per 4 KiB of lines instead of one per line. The
+ * trade-off: a crash (abort, a fatal signal) loses the DEBUG/INFO lines of
+ * the callbacks run in the turn it happens in (at most 4 KiB of them).
+ */
+void log_batch_begin(void);
+void log_batch_end(void);
 
 #endif

@@ -12,7 +12,9 @@
  * timer and max_wait_ms, dispatches every completion already queued (up to
  * a bound, so timers are not starved), then runs the timers that are due.
  * A timer added by a timer callback never runs in the same pass, even with
- * delay 0, so a callback that re-arms itself cannot spin the loop.
+ * delay 0, so a callback that re-arms itself cannot spin the loop. The
+ * callbacks of a pass run inside log_batch_begin/end: their INFO lines are
+ * written together when the pass ends, before the loop waits again.
  */
 
 #include "loop.h"
@@ -22,6 +24,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "log.h"
 #include "mem.h"
 
 /* Completions dispatched per loop_run_once before timers get their turn. */
@@ -270,8 +273,10 @@ int loop_run_once(jr_loop *l, int64_t max_wait_ms)
 		gpr_timespec deadline = until == INT64_MAX ? gpr_inf_future(GPR_CLOCK_MONOTONIC)
 							    : deadline_in(until - now);
 		grpc_event ev = grpc_completion_queue_next(l->cq, deadline, NULL);
+		log_batch_begin(); /* this turn's INFO lines go out together, before the next wait */
 		int n = dispatch(l, ev);
 		n += run_timers(l);
+		log_batch_end();
 		/* A wake-up a hair before the timer's millisecond ran nothing: wait again. */
 		if (n > 0 || ev.type == GRPC_QUEUE_SHUTDOWN || loop_now_ms() >= end)
 			return n;
