@@ -1,8 +1,10 @@
 /*
  * dispatcher.c — a delivery is one event on its way through its routes.
  *
- * submit renders every matching route into a task, and each task is sent
- * through the runner (or queued while `concurrency` calls are in flight).
+ * submit makes a task of every matching route, and each task is rendered
+ * into its RunJob request and sent through the runner when a call slot is
+ * free (it waits in a queue, unrendered, while `concurrency` calls are in
+ * flight: a waiting task costs its small struct, not a request).
  * A task ends dispatched, dropped, to be retried, or dead-lettered; when the
  * last task of a delivery ends, the delivery's outcome goes to the source.
  * Dead-letter writes may complete later (a Pub/Sub sink); a task waits for
@@ -375,9 +377,27 @@ static void on_run_done(void *arg, const jr_runresult *res)
 	drain_ready(d);
 }
 
+/* task_render: t's request; -1 when it cannot be rendered (the task has then ended). */
+static int task_render(task *t)
+{
+	delivery *dv = t->dv;
+	jr_dispatcher *d = dv->d;
+	const jr_route *r = &d->cfg->routes[t->ri];
+	char *err = NULL;
+	if (route_render(d->cfg, r, dv->ev, &t->req, &err) == 0)
+		return 0;
+	log_kv(JR_LOG_ERROR, "ROUTE-RENDER-FAILED", "cannot render the request", "route", r->name,
+	       "event_id", dv->ev->id, "origin", dv->ev->origin, "error", err, NULL);
+	task_failed(t, JR_ERR_INVALID_EVENT, "INVALID_EVENT", err, -1);
+	free(err);
+	return -1;
+}
+
 static void task_send(task *t)
 {
 	jr_dispatcher *d = t->dv->d;
+	if (task_render(t) < 0)
+		return;
 	d->in_flight++;
 	metric_set(m.in_flight, NULL, d->in_flight);
 	if (d->runner.run(d->runner.ctx, &t->req, d->o.call_timeout_ms, on_run_done, t) < 0) {
@@ -413,21 +433,11 @@ static void task_submit(jr_dispatcher *d, task *t)
 
 static void start_route(delivery *dv, size_t ri)
 {
-	jr_dispatcher *d = dv->d;
-	const jr_route *r = &d->cfg->routes[ri];
 	task *t = jr_calloc(1, sizeof *t);
 	t->dv = dv;
 	t->ri = ri;
 	dv->pending++;
-	char *err = NULL;
-	if (route_render(d->cfg, r, dv->ev, &t->req, &err) < 0) {
-		log_kv(JR_LOG_ERROR, "ROUTE-RENDER-FAILED", "cannot render the request", "route",
-		       r->name, "event_id", dv->ev->id, "origin", dv->ev->origin, "error", err, NULL);
-		task_failed(t, JR_ERR_INVALID_EVENT, "INVALID_EVENT", err, -1);
-		free(err);
-		return;
-	}
-	task_submit(d, t);
+	task_submit(dv->d, t);
 }
 
 static void unrouted(delivery *dv)

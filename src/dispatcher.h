@@ -9,7 +9,8 @@
  * exactly one outcome callback, from the loop, when every route of this
  * delivery has finished: the source then acks, answers or retries as its own
  * table in product.md §5 says. RunJob calls in flight are bounded by
- * `concurrency`; calls past it wait in a queue.
+ * `concurrency`; calls past it wait in a queue, and are rendered only when
+ * they leave it (a render error then ends that route as it would at submit).
  */
 #ifndef JR_DISPATCHER_H
 #define JR_DISPATCHER_H
