@@ -19,6 +19,16 @@
  * copied on its own. One copy per document instead of one per string.
  * A container deeper than max_depth cancels the parse, so a hostile document
  * cannot recurse us (or later json_write) deep.
+ *
+ * Most documents take a faster path first (fast_parse): a small tokenizer
+ * for plain JSON — ASCII strings without escapes, the JSON number grammar,
+ * true/false/null, the four JSON whitespace bytes — that drives the same
+ * callbacks as yajl would, in the same order, so it builds the same tree.
+ * At the first thing it does not handle (an escape, a non-ASCII or control
+ * byte, any syntax error, a container too deep) it gives up, and the whole
+ * document is parsed again by yajl from a fresh copy: escapes, UTF-8
+ * validation, every error and its message stay yajl's. It costs yajl's
+ * lexer and one allocation of yajl's per token on the common path.
  */
 #include "jsonparse.h"
 
@@ -186,6 +196,186 @@ static int on_end(void *ctx)
 	return 1;
 }
 
+/* ---- the fast path ---- */
+
+/* plain_byte: c may appear unescaped in a string the fast path takes (printable ASCII but '"' and '\\'). */
+static int plain_byte(unsigned char c)
+{
+	return c >= 0x20 && c < 0x7f && c != '"' && c != '\\';
+}
+
+/* Eight copies of byte c in a word, and the word's high bits. */
+#define BYTES(c) (0x0101010101010101ULL * (c))
+#define HIGH BYTES(0x80)
+
+/*
+ * not_plain: the high bit of each byte of w that is not plain_byte. A byte
+ * below 0x20 or equal to '"', '\\' or 0x7f is found with the has-less and
+ * has-zero bit tricks (XOR with those leaves each byte's high bit alone, so
+ * they share ~w & HIGH), a byte of 0x80 or more by its high bit. The tricks
+ * can flag a byte above one that really is flagged, never below it, so the
+ * lowest bit set is exact.
+ */
+static uint64_t not_plain(uint64_t w)
+{
+	uint64_t q = w ^ BYTES('"'), b = w ^ BYTES('\\'), d = w ^ BYTES(0x7f);
+	uint64_t low = (w - BYTES(0x20)) | (q - BYTES(1)) | (b - BYTES(1)) | (d - BYTES(1));
+	return ((low & ~w) | w) & HIGH;
+}
+
+static const unsigned char *skip_ws(const unsigned char *p, const unsigned char *end)
+{
+	while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
+		p++;
+	return p;
+}
+
+/* plain_string: the end of the plain string whose contents start at p (its closing quote), or NULL. */
+static const unsigned char *plain_string(const unsigned char *p, const unsigned char *end)
+{
+	uint64_t w, bad;
+	for (; end - p >= 8; p += 8) {
+		memcpy(&w, p, 8);
+		if ((bad = not_plain(w)) != 0) {
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+			p += __builtin_ctzll(bad) / 8; /* the first byte that is not plain */
+#endif
+			break;
+		}
+	}
+	while (p < end && plain_byte(*p))
+		p++;
+	return p < end && *p == '"' ? p : NULL;
+}
+
+static const unsigned char *digits(const unsigned char *p, const unsigned char *end)
+{
+	while (p < end && *p >= '0' && *p <= '9')
+		p++;
+	return p;
+}
+
+/* number: the end of the JSON number starting at p, or NULL when none starts there. */
+static const unsigned char *number(const unsigned char *p, const unsigned char *end)
+{
+	if (p < end && *p == '-')
+		p++;
+	if (p == end || *p < '0' || *p > '9')
+		return NULL;
+	p = *p == '0' ? p + 1 : digits(p, end);
+	if (p < end && *p == '.') {
+		const unsigned char *f = digits(p + 1, end);
+		if (f == p + 1)
+			return NULL;
+		p = f;
+	}
+	if (p < end && (*p == 'e' || *p == 'E')) {
+		p++;
+		if (p < end && (*p == '+' || *p == '-'))
+			p++;
+		const unsigned char *e = digits(p, end);
+		if (e == p)
+			return NULL;
+		p = e;
+	}
+	return p;
+}
+
+/* literal: p + n when the n bytes at p are word, else NULL. */
+static const unsigned char *literal(const unsigned char *p, const unsigned char *end,
+				    const char *word, size_t n)
+{
+	return (size_t)(end - p) >= n && memcmp(p, word, n) == 0 ? p + n : NULL;
+}
+
+/* fast_value: the value starting at p through the callbacks; the byte after it, or NULL. */
+static const unsigned char *fast_value(jp_ctx *c, const unsigned char *p, const unsigned char *end)
+{
+	const unsigned char *q;
+	switch (*p) {
+	case '{':
+		return open_container(c, JR_JSON_OBJECT) ? p + 1 : NULL;
+	case '[':
+		return open_container(c, JR_JSON_ARRAY) ? p + 1 : NULL;
+	case '"':
+		if (!(q = plain_string(p + 1, end)))
+			return NULL;
+		on_string(c, p + 1, (size_t)(q - p - 1));
+		return q + 1;
+	case 't':
+		return (q = literal(p, end, "true", 4)) && on_bool(c, 1) ? q : NULL;
+	case 'f':
+		return (q = literal(p, end, "false", 5)) && on_bool(c, 0) ? q : NULL;
+	case 'n':
+		return (q = literal(p, end, "null", 4)) && on_null(c) ? q : NULL;
+	default:
+		if (!(q = number(p, end)))
+			return NULL;
+		on_number(c, (const char *)p, (size_t)(q - p));
+		return q;
+	}
+}
+
+/* in_object: the innermost open container is an object. */
+static int in_object(const jp_ctx *c)
+{
+	return c->open[c->depth - 1]->type == JR_JSON_OBJECT;
+}
+
+/*
+ * fast_parse: the whole document through the callbacks, as yajl would call
+ * them; 0 when it meets anything it leaves to yajl (see the top).
+ */
+static int fast_parse(jp_ctx *c)
+{
+	const unsigned char *p = (const unsigned char *)c->text, *end = p + c->len, *q;
+	enum { VALUE, KEY, AFTER } want = VALUE;
+	for (;;) {
+		p = skip_ws(p, end);
+		if (want == AFTER && c->depth == 0)
+			return p == end;
+		if (p == end)
+			return 0;
+		switch (want) {
+		case VALUE:
+			if (!(p = fast_value(c, p, end)))
+				return 0;
+			want = AFTER;
+			if (p[-1] == '{' || p[-1] == '[') {
+				/* a container just opened: its first key or value, or its end */
+				const unsigned char *e = skip_ws(p, end);
+				if (e < end && *e == (p[-1] == '{' ? '}' : ']')) {
+					on_end(c);
+					p = e + 1;
+				} else {
+					want = p[-1] == '{' ? KEY : VALUE;
+				}
+			}
+			break;
+		case KEY:
+			if (*p != '"' || !(q = plain_string(p + 1, end)))
+				return 0;
+			on_key(c, (const unsigned char *)p + 1, (size_t)(q - p - 1));
+			p = skip_ws(q + 1, end);
+			if (p == end || *p != ':')
+				return 0;
+			p++;
+			want = VALUE;
+			break;
+		case AFTER:
+			if (*p == ',') {
+				want = in_object(c) ? KEY : VALUE;
+			} else if (*p == (in_object(c) ? '}' : ']')) {
+				on_end(c);
+			} else {
+				return 0;
+			}
+			p++;
+			break;
+		}
+	}
+}
+
 static const yajl_callbacks jp_callbacks = {
 	.yajl_null = on_null,
 	.yajl_boolean = on_bool,
@@ -237,8 +427,9 @@ static size_t skip_bom(const char *text, size_t len)
 	return len >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0 ? 3 : 0;
 }
 
-jr_json *jsonparse(jr_arena *a, const char *text, size_t len, int max_depth,
-		   char *err, size_t errlen)
+/* parse: jsonparse, with the fast path tried first when fast is set. */
+static jr_json *parse(jr_arena *a, const char *text, size_t len, int max_depth, char *err,
+		      size_t errlen, int fast)
 {
 	size_t off = skip_bom(text, len);
 	text += off;
@@ -264,6 +455,16 @@ jr_json *jsonparse(jr_arena *a, const char *text, size_t len, int max_depth,
 	c.key = NULL;
 	c.klen = 0;
 	c.too_deep = 0;
+	if (fast && fast_parse(&c))
+		goto done;
+	/* left to yajl: start again from a fresh copy (the fast path wrote NULs into it) */
+	memcpy(c.copy, text, len);
+	c.n = 0;
+	c.depth = 0;
+	c.root = NULL;
+	c.key = NULL;
+	c.klen = 0;
+	c.too_deep = 0;
 	yajl_handle h = yajl_alloc(&jp_callbacks, NULL, &c);
 	yajl_status st = yajl_parse(h, (const unsigned char *)text, len);
 	int at_end = st == yajl_status_ok;
@@ -277,10 +478,25 @@ jr_json *jsonparse(jr_arena *a, const char *text, size_t len, int max_depth,
 		report(h, &c, text, len, off, at_end, err, errlen);
 	}
 	yajl_free(h);
+	if (st != yajl_status_ok)
+		c.root = NULL;
+done:
 	release(c.keys, c.keys0);
 	release(c.klens, c.klens0);
 	release(c.items, c.items0);
 	release(c.open, c.open0);
 	release(c.first, c.first0);
-	return st == yajl_status_ok ? c.root : NULL;
+	return c.root;
+}
+
+jr_json *jsonparse(jr_arena *a, const char *text, size_t len, int max_depth,
+		   char *err, size_t errlen)
+{
+	return parse(a, text, len, max_depth, err, errlen, 1);
+}
+
+jr_json *jsonparse_yajl(jr_arena *a, const char *text, size_t len, int max_depth,
+			char *err, size_t errlen)
+{
+	return parse(a, text, len, max_depth, err, errlen, 0);
 }

@@ -1,5 +1,5 @@
 /*
- * jsonparse.h — yajl into the jr_json tree (dispatch/json.h).
+ * jsonparse.h — JSON text into the jr_json tree (dispatch/json.h), with yajl.
  */
 #ifndef JR_JSONPARSE_H
 #define JR_JSONPARSE_H
@@ -18,5 +18,12 @@
  */
 jr_json *jsonparse(jr_arena *a, const char *text, size_t len, int max_depth,
 		   char *err, size_t errlen);
+/*
+ * jsonparse_yajl: jsonparse without its fast path for plain documents: yajl
+ * alone. The same result for every input; the reference the fast path is
+ * tested against (tests/unit/test_jsonparse.c).
+ */
+jr_json *jsonparse_yajl(jr_arena *a, const char *text, size_t len, int max_depth,
+			char *err, size_t errlen);
 
 #endif
