@@ -20,6 +20,14 @@ wrk.body = '{"bucket":"acme-uploads","contentType":"text/csv","crc32c":"rTVTeQ==
 	'"name":"in/2026-11-26/data.csv","size":"352","storageClass":"STANDARD",' ..
 	'"timeCreated":"2026-11-26T10:00:00.230Z","updated":"2026-11-26T10:00:00.230Z"}'
 
+-- WRK_GET=1: GET /healthz instead (answered on the HTTP thread alone: the noise floor)
+if os.getenv("WRK_GET") == "1" then
+	wrk.method = "GET"
+	wrk.path = "/healthz"
+	wrk.body = nil
+	wrk.headers = {}
+end
+
 local delay_ms = tonumber(os.getenv("WRK_DELAY_MS") or "0")
 if delay_ms > 0 then
 	function delay()

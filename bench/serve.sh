@@ -16,6 +16,11 @@
 #                      below saturation
 #   dry-run, info logs --dry-run with the default log level: one DISPATCH-OK line per
 #                      request, written to /dev/null
+#   healthz, 1 conn    GET /healthz on one connection, answered on the HTTP thread alone:
+#                      the latency floor of this machine at that moment (on a shared
+#                      machine its p99 shows how much of the others' p99 is scheduling)
+#   dry-run, 1 conn    the POST path on one connection: beside the row above, what the hand-off
+#                      to the loop thread and back adds
 #   Run API fake       RunJob to tests/peers/runfake (no recording), info logs to
 #                      /dev/null: the end-to-end path; the fake's own CPU per call is shown
 #                      to tell whether it is the limit
@@ -24,7 +29,9 @@
 # jobrelay's CPU (user+system, /proc/PID/stat) per request, and its RSS at the end and at
 # peak (VmRSS/VmHWM). Each row runs REPS times and the run with the median requests/s is
 # shown, with the min-max spread. Environment: DURATION (10 s), WARMUP (2 s), CONNS (64),
-# HALF_CONNS (32), REPS (3), WORK (scratch folder).
+# HALF_CONNS (32), REPS (3), WORK (scratch folder), JR_NICE (0: jobrelay's nice value; on a
+# shared machine a negative one, as root, keeps other processes' bursts off its CPU),
+# ROWS (all, or dry: the dry-run rows only).
 #
 # Everything binds 127.0.0.1; the fake is told not to look for a metadata server.
 set -euo pipefail
@@ -37,6 +44,8 @@ WARMUP=${WARMUP:-2}
 CONNS=${CONNS:-64}
 HALF_CONNS=${HALF_CONNS:-32}
 REPS=${REPS:-3}
+JR_NICE=${JR_NICE:-0}
+ROWS=${ROWS:-all}
 WORK=${WORK:-$(mktemp -d "${TMPDIR:-/tmp}/jobrelay-bench-serve.XXXXXX")}
 CONFIG=$SRC/bench/routes20.yaml
 LUA=$SRC/bench/serve.lua
@@ -53,7 +62,8 @@ command -v node >/dev/null || die "node is needed (the Run API fake)"
 [[ $(nproc) -ge 2 ]] || die "two CPUs are needed (jobrelay on one, wrk on the other)"
 mkdir -p "$WORK"
 
-JR_PID= FAKE_PID=
+JR_PID=
+FAKE_PID=
 cleanup() {
 	for p in $JR_PID $FAKE_PID; do
 		kill -TERM "$p" 2>/dev/null || true
@@ -106,11 +116,10 @@ start_jobrelay() {
 	local level=$1
 	shift
 	JR_PORT=$(free_port)
-	taskset -c 0 "$JOBRELAY" --config "$CONFIG" --log-format json --log-level "$level" \
+	taskset -c 0 nice -n "$JR_NICE" "$JOBRELAY" --config "$CONFIG" --log-format json --log-level "$level" \
 		serve --port "$JR_PORT" --bind 127.0.0.1 "$@" >/dev/null 2>"$WORK/jobrelay.err" &
 	JR_PID=$!
-	local i
-	for i in $(seq 1 100); do
+	for _ in $(seq 1 100); do
 		curl -sf "http://127.0.0.1:$JR_PORT/readyz" >/dev/null 2>&1 && return 0
 		kill -0 "$JR_PID" 2>/dev/null || { cat "$WORK/jobrelay.err" >&2; die "jobrelay serve exited"; }
 		sleep 0.1 # start-up poll of a benchmark, not a test's synchronisation
@@ -134,11 +143,11 @@ to_ms() { # "1.23ms" "850.00us" "1.02s" -> ms
 # "rps p50 p99 non2xx cpu_us_per_req rss_kb hwm_kb".
 measure() {
 	local conns=$1 delay=$2 out="$WORK/wrk.out"
-	WRK_DELAY_MS=$delay taskset -c 1 wrk -t1 -c"$conns" -d"${WARMUP}s" -s "$LUA" \
+	WRK_GET=${GET:-0} WRK_DELAY_MS=$delay taskset -c 1 wrk -t1 -c"$conns" -d"${WARMUP}s" -s "$LUA" \
 		"http://127.0.0.1:$JR_PORT/" >/dev/null
 	local t0 t1
 	t0=$(cpu_ticks "$JR_PID")
-	WRK_DELAY_MS=$delay taskset -c 1 wrk -t1 -c"$conns" -d"${DURATION}s" --latency -s "$LUA" \
+	WRK_GET=${GET:-0} WRK_DELAY_MS=$delay taskset -c 1 wrk -t1 -c"$conns" -d"${DURATION}s" --latency -s "$LUA" \
 		"http://127.0.0.1:$JR_PORT/" >"$out"
 	t1=$(cpu_ticks "$JR_PID")
 	local rps total p50 p99 non
@@ -170,6 +179,7 @@ row() {
 	min=$(head -1 "$WORK/runs.txt" | cut -d' ' -f1)
 	max=$(tail -1 "$WORK/runs.txt" | cut -d' ' -f1)
 	ROW_RPS=${med%% *}
+	# shellcheck disable=SC2086 # the fields of the median run
 	set -- $med
 	printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s–%s |\n' "$name" "$conns" \
 		"${delay:-0}" "$1" "$2" "$3" "$4" "$5" "$(($6 / 1024))" "$(($7 / 1024))" "$min" "$max" >>"$WORK/table.md"
@@ -186,9 +196,14 @@ CEILING=$ROW_RPS
 HALF_DELAY=$(awk -v c="$HALF_CONNS" -v r="$CEILING" 'BEGIN { d = c * 1000 / (r / 2); if (d < 1) d = 1; printf "%d", d + 0.5 }')
 say "dry-run at about half of $CEILING requests/s ($HALF_CONNS connections, ${HALF_DELAY} ms apart)"
 row "dry-run, half load" "$HALF_CONNS" "$HALF_DELAY" warning --dry-run
+say "noise floor: GET /healthz on one connection"
+GET=1 row "GET /healthz, 1 connection" 1 0 warning --dry-run
+row "dry-run, 1 connection" 1 0 warning --dry-run
 say "dry-run with info logs"
 row "dry-run, info logs" "$CONNS" 0 info --dry-run
 
+FAKE_CPU="not run (ROWS=$ROWS)"
+if [[ $ROWS = all ]]; then
 say "Run API fake"
 start_fake
 export JOBRELAY_RUN_ENDPOINT=127.0.0.1:$FAKE_PORT
@@ -200,9 +215,10 @@ const c = s.cpu.sinceListening;
 const calls = (s.byMethod.RunJob || {}).total || s.calls;
 console.log(calls + " RunJob calls, " + (c.totalMicros / calls).toFixed(0) + " µs of the fake'"'"'s CPU per call (cpu.sinceListening)");
 ' "$WORK/fake.stats.json")
+fi
 
 echo
-echo "jobrelay serve, $(date -u +%Y-%m-%d), $(nproc) CPUs ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)), load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "jobrelay serve (nice $JR_NICE), $(date -u +%Y-%m-%d), $(nproc) CPUs ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)), load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "config: bench/routes20.yaml (20 routes, 1 matches); request: bench/serve.lua; ${DURATION}s per run after ${WARMUP}s of warm-up; median of $REPS runs"
 echo
 cat "$WORK/table.md"

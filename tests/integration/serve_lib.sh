@@ -1,7 +1,9 @@
+# shellcheck shell=bash disable=SC2034
 # serve_lib.sh — for the test_serve*.sh tests, on top of lib.sh: start
 # `jobrelay serve` on a free loopback port, read its port from its
 # SERVE-LISTENING log line through a FIFO (no sleeps), keep its log in
 # $WORK/serve-N.log, and stop it (or everything left) at exit.
+# shellcheck source=tests/integration/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 CLIENT="node $JR_SOURCE_DIR/tests/integration/serve_client.js"

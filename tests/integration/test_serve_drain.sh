@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2119 # start_serve and start_fake take optional flags
 # jobrelay serve on SIGTERM (product.md §6): requests in flight (held by the
 # Run API fake's delay) finish within shutdown_grace, or get 503 when it
 # runs out; new connections are refused and new requests on kept-alive
 # connections get 503; exit 0. A second signal exits at once. Nothing is
 # answered 2xx that the fake did not record as a RunJob that succeeded.
+# shellcheck source=tests/integration/serve_lib.sh
 . "$(dirname "$0")/serve_lib.sh"
 
 cat >"$WORK/fake.json" <<'JSON'

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2119 # start_serve and start_fake take optional flags
 # jobrelay serve past its limits: oversized bodies (413, with Content-Length
 # and chunked), oversized headers (431, under and over MHD's own buffer),
 # slow clients sending a byte a second (408 while others are still served),
 # more connections than --max-connections (503 for the extra ones only);
 # after each the daemon is alive and serves.
+# shellcheck source=tests/integration/serve_lib.sh
 . "$(dirname "$0")/serve_lib.sh"
 
 start_fake
