@@ -977,15 +977,7 @@ static int wait_services(pull *p)
 		       pubsub_target(p->ps), "subscription", p->cfg->subscription, "waited", ms, NULL);
 		return 3;
 	}
-	int64_t wait = p->cfg->call_timeout_ms < STARTUP_WAIT_MS ? p->cfg->call_timeout_ms
-								 : STARTUP_WAIT_MS;
-	if (runapi_wait_ready(p->api, wait) < 0) {
-		snprintf(ms, sizeof ms, "%lldms", (long long)wait);
-		log_kv(JR_LOG_ERROR, "RUNAPI-UNREACHABLE", "cannot reach the Run API", "target",
-		       runapi_target(p->api), "waited", ms, NULL);
-		return 3;
-	}
-	return 0;
+	return runapi_startup_check(p->api, p->cfg->call_timeout_ms) < 0 ? 3 : 0;
 }
 
 static int start(pull *p)

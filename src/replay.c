@@ -21,8 +21,6 @@
 #include "runapi.h"
 #include "deadletter.h"
 
-/* How long replay waits for the Run API channel at start-up (at most call_timeout). */
-#define STARTUP_WAIT_MS 10000
 
 typedef struct replay {
 	const jr_config *cfg;
@@ -239,17 +237,8 @@ static int open_peers(replay *rp)
 		       NULL);
 		return 3;
 	}
-	int64_t wait = rp->cfg->call_timeout_ms < STARTUP_WAIT_MS ? rp->cfg->call_timeout_ms
-								  : STARTUP_WAIT_MS;
-	if (runapi_wait_ready(rp->api, wait) < 0) {
-		char ms[32];
-		snprintf(ms, sizeof ms, "%lldms", (long long)wait);
-		log_kv(JR_LOG_ERROR, "RUNAPI-UNREACHABLE", "cannot reach the Run API", "target",
-		       runapi_target(rp->api), "waited", ms, NULL);
+	if (runapi_startup_check(rp->api, rp->cfg->call_timeout_ms) < 0)
 		return 3;
-	}
-	log_kv(JR_LOG_INFO, "RUNAPI-READY", "Run API channel ready", "target",
-	       runapi_target(rp->api), NULL);
 	jr_dispatch_opts dopt = {.no_retry = rp->o->no_retry, .only_route = rp->o->route};
 	rp->d = dispatcher_new(rp->cfg, rp->loop, dispatcher_runapi(rp->api), rp->sink, rp->o->out,
 			       &dopt);

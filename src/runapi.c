@@ -29,6 +29,7 @@
 #include <grpc/slice.h>
 #include <grpc/support/time.h>
 
+#include "log.h"
 #include "google/cloud/run/v2/job.pb-c.h"
 #include "google/longrunning/operations.pb-c.h"
 #include "google/protobuf/any.pb-c.h"
@@ -527,4 +528,21 @@ void runapi_free(jr_runapi *c)
 int runapi_wait_ready(jr_runapi *c, int64_t timeout_ms)
 {
 	return grpcx_wait_ready(c->ch, c->loop, timeout_ms);
+}
+
+int runapi_startup_check(jr_runapi *c, int64_t call_timeout_ms)
+{
+	int64_t wait = call_timeout_ms > 0 && call_timeout_ms < RUNAPI_STARTUP_WAIT_MS
+			       ? call_timeout_ms
+			       : RUNAPI_STARTUP_WAIT_MS;
+	if (runapi_wait_ready(c, wait) < 0) {
+		char ms[32];
+		snprintf(ms, sizeof ms, "%lldms", (long long)wait);
+		log_kv(JR_LOG_ERROR, "RUNAPI-UNREACHABLE", "cannot reach the Run API", "target",
+		       runapi_target(c), "waited", ms, NULL);
+		return -1;
+	}
+	log_kv(JR_LOG_INFO, "RUNAPI-READY", "Run API channel ready", "target", runapi_target(c),
+	       NULL);
+	return 0;
 }

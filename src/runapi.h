@@ -60,6 +60,15 @@ int runapi_run(jr_runapi *c, const jr_runreq *req, int64_t timeout_ms, jr_run_cb
  * decides exit code 3; calls made before it returns are not affected.
  */
 int runapi_wait_ready(jr_runapi *c, int64_t timeout_ms);
+/* How long a command waits for the Run API at start-up, at most. */
+#define RUNAPI_STARTUP_WAIT_MS 10000
+
+/*
+ * runapi_startup_check: runapi_wait_ready for min(call_timeout_ms,
+ * RUNAPI_STARTUP_WAIT_MS), logged as RUNAPI-READY or RUNAPI-UNREACHABLE.
+ * 0, or -1: the command exits 3 (product.md §1).
+ */
+int runapi_startup_check(jr_runapi *c, int64_t call_timeout_ms);
 /* runapi_in_flight: calls started whose callback has not yet run. */
 int runapi_in_flight(const jr_runapi *c);
 

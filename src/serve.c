@@ -46,7 +46,6 @@
 #include "signals.h"
 
 /* How long serve waits for the Run API channel at start-up (at most call_timeout). */
-#define STARTUP_WAIT_MS 10000
 #define DEFAULT_PORT 8080
 #define RAW_MAX (64u << 10) /* bytes of an undecodable body kept in its dead letter */
 #define TRACE_MAX 160
@@ -512,18 +511,7 @@ static int open_run_api(serve *s)
 		       NULL);
 		return 3;
 	}
-	int64_t wait = s->cfg->call_timeout_ms < STARTUP_WAIT_MS ? s->cfg->call_timeout_ms
-								 : STARTUP_WAIT_MS;
-	if (runapi_wait_ready(s->api, wait) < 0) {
-		char ms[32];
-		snprintf(ms, sizeof ms, "%lldms", (long long)wait);
-		log_kv(JR_LOG_ERROR, "RUNAPI-UNREACHABLE", "cannot reach the Run API", "target",
-		       runapi_target(s->api), "waited", ms, NULL);
-		return 3;
-	}
-	log_kv(JR_LOG_INFO, "RUNAPI-READY", "Run API channel ready", "target",
-	       runapi_target(s->api), NULL);
-	return 0;
+	return runapi_startup_check(s->api, s->cfg->call_timeout_ms) < 0 ? 3 : 0;
 }
 
 static int open_peers(serve *s, dry_runner *dr)
