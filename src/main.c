@@ -218,6 +218,48 @@ static int cmd_replay(const globals *g, int argc, char **argv)
 	return rc;
 }
 
+/* parse_port: --port N for cmd; -1 after saying what is wrong. */
+static int parse_port(const char *cmd, const char *arg, int *out)
+{
+	char *end;
+	long v = strtol(arg, &end, 10);
+	if (*end || !*arg || v < 0 || v > 65535) {
+		fprintf(stderr, "jobrelay %s: --port must be 0-65535, not '%s'\n", cmd, arg);
+		return -1;
+	}
+	*out = (int)v;
+	return 0;
+}
+
+static int run_serve(const jr_config *c, const void *o)
+{
+	return serve_run(c, o);
+}
+
+static int run_pull(const jr_config *c, const void *o)
+{
+	return pull_run(c, o);
+}
+
+/*
+ * run_daemon: what pull and serve share: logs on stdout (product.md §7), the
+ * config, SIGTERM/SIGINT blocked before grpc_init starts threads, then run.
+ */
+static int run_daemon(const globals *g, int (*run)(const jr_config *, const void *), const void *o)
+{
+	log_setup(STDOUT_FILENO, (jr_log_format)g->log_format, (jr_log_level)g->log_level);
+	jr_config c;
+	int rc = load_config(g, &c);
+	if (rc == 0) {
+		signals_block();
+		grpc_init();
+		rc = run(&c, o);
+		grpc_shutdown();
+	}
+	config_free(&c);
+	return rc;
+}
+
 static int cmd_serve(const globals *g, int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -234,11 +276,8 @@ static int cmd_serve(const globals *g, int argc, char **argv)
 		switch (ch) {
 		case 'n': o.dry_run = 1; break;
 		case 'p':
-			o.port = (int)strtol(optarg, &end, 10);
-			if (*end || !*optarg || o.port < 0 || o.port > 65535) {
-				fprintf(stderr, "jobrelay serve: --port must be 0-65535, not '%s'\n", optarg);
+			if (parse_port("serve", optarg, &o.port) < 0)
 				return 2;
-			}
 			break;
 		case 'b': o.bind = optarg; break;
 		case 'c':
@@ -262,18 +301,7 @@ static int cmd_serve(const globals *g, int argc, char **argv)
 		fprintf(stderr, "jobrelay serve: unexpected argument '%s'\n", argv[optind]);
 		return 2;
 	}
-	/* the daemon logs on stdout (product.md §7) */
-	log_setup(STDOUT_FILENO, (jr_log_format)g->log_format, (jr_log_level)g->log_level);
-	jr_config c;
-	int rc = load_config(g, &c);
-	if (rc == 0) {
-		signals_block(); /* before grpc_init starts threads */
-		grpc_init();
-		rc = serve_run(&c, &o);
-		grpc_shutdown();
-	}
-	config_free(&c);
-	return rc;
+	return run_daemon(g, run_serve, &o);
 }
 
 static int cmd_pull(const globals *g, int argc, char **argv)
@@ -283,17 +311,13 @@ static int cmd_pull(const globals *g, int argc, char **argv)
 		{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
 	};
 	jr_pull_opts o = {.http_port = -1};
-	char *end;
 	int ch;
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, "+p:b:h", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'p':
-			o.http_port = (int)strtol(optarg, &end, 10);
-			if (*end || !*optarg || o.http_port < 0 || o.http_port > 65535) {
-				fprintf(stderr, "jobrelay pull: --port must be 0-65535, not '%s'\n", optarg);
+			if (parse_port("pull", optarg, &o.http_port) < 0)
 				return 2;
-			}
 			break;
 		case 'b': o.bind = optarg; break;
 		case 'h': usage(stdout); return 0;
@@ -309,18 +333,7 @@ static int cmd_pull(const globals *g, int argc, char **argv)
 				"the subscription (use replay --dry-run on captured events)\n");
 		return 2;
 	}
-	/* the daemon logs on stdout (product.md §7) */
-	log_setup(STDOUT_FILENO, (jr_log_format)g->log_format, (jr_log_level)g->log_level);
-	jr_config c;
-	int rc = load_config(g, &c);
-	if (rc == 0) {
-		signals_block(); /* before grpc_init starts threads */
-		grpc_init();
-		rc = pull_run(&c, &o);
-		grpc_shutdown();
-	}
-	config_free(&c);
-	return rc;
+	return run_daemon(g, run_pull, &o);
 }
 
 /* parse_globals: global flags before the command; returns argv index of the command or -1. */
