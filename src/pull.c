@@ -1046,6 +1046,7 @@ static void teardown(pull *p)
 		loop_timer_cancel(p->loop, p->flush_timer);
 	}
 	httpd_free(p->http);
+	signals_stop();
 	if (p->loop)
 		loop_free(p->loop);
 	if (p->sink)

@@ -635,6 +635,7 @@ int serve_run(const jr_config *cfg, const jr_serve_opts *o)
 	if (s.api)
 		runapi_free(s.api);
 	auth_free(s.auth);
+	signals_stop();
 	loop_free(s.loop);
 	dry_free(&dr);
 	if (s.sink)

@@ -18,6 +18,10 @@ typedef struct sigpost {
 	int signo;
 } sigpost;
 
+/* The loop signals go to; NULL once signals_stop ran (the loop may be freed). */
+static pthread_mutex_t target_mu = PTHREAD_MUTEX_INITIALIZER;
+static sigctx *target;
+
 static void blocked_set(sigset_t *s)
 {
 	sigemptyset(s);
@@ -49,10 +53,14 @@ static void *signal_thread(void *arg)
 		int signo;
 		if (sigwait(&s, &signo) != 0)
 			continue;
-		sigpost *p = jr_malloc(sizeof *p);
-		p->ctx = ctx;
-		p->signo = signo;
-		loop_post(ctx->loop, deliver, p);
+		pthread_mutex_lock(&target_mu);
+		if (target == ctx) {
+			sigpost *p = jr_malloc(sizeof *p);
+			p->ctx = ctx;
+			p->signo = signo;
+			loop_post(ctx->loop, deliver, p);
+		}
+		pthread_mutex_unlock(&target_mu);
 	}
 	return NULL;
 }
@@ -62,10 +70,21 @@ int signals_start(jr_loop *l, void (*on_signal)(void *arg, int signo), void *arg
 	sigctx *ctx = jr_malloc(sizeof *ctx);
 	*ctx = (sigctx){l, on_signal, arg};
 	pthread_t t;
+	pthread_mutex_lock(&target_mu);
+	target = ctx;
+	pthread_mutex_unlock(&target_mu);
 	if (pthread_create(&t, NULL, signal_thread, ctx) != 0) {
+		signals_stop();
 		free(ctx);
 		return -1;
 	}
 	pthread_detach(t);
 	return 0;
+}
+
+void signals_stop(void)
+{
+	pthread_mutex_lock(&target_mu);
+	target = NULL;
+	pthread_mutex_unlock(&target_mu);
 }

@@ -16,4 +16,10 @@ void signals_block(void);
 /* signals_start: on_signal(arg, signo) runs on the loop's thread for each signal. 0, or -1. */
 int signals_start(jr_loop *l, void (*on_signal)(void *arg, int signo), void *arg);
 
+/*
+ * signals_stop: signals from now on are ignored (still blocked) instead of
+ * posted; call it before the loop is freed.
+ */
+void signals_stop(void);
+
 #endif
