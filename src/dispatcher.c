@@ -371,7 +371,8 @@ static void on_run_done(void *arg, const jr_runresult *res)
 		t->dv->out.dispatched++;
 		task_end(t);
 	} else {
-		task_failed(t, errclass_from_grpc(res->code), grpc_code_name(res->code),
+		task_failed(t, res->has_class ? res->cls : errclass_from_grpc(res->code),
+			    res->has_class && res->code_name ? res->code_name : grpc_code_name(res->code),
 			    res->message, res->retry_delay_ms);
 	}
 	drain_ready(d);

@@ -15,6 +15,7 @@
 
 #include <stdint.h>
 
+#include "errclass.h"
 #include "loop.h"
 #include "route.h"
 
@@ -28,6 +29,18 @@ typedef struct jr_runresult {
 	const char *log_uri;     /* OK: Execution.log_uri, or NULL */
 	int64_t retry_delay_ms;  /* google.rpc.RetryInfo from the status details, -1 when absent */
 	int64_t latency_ms;
+	/*
+	 * Set by runners that do more than one RunJob call (src/ runner
+	 * wrappers): has_class = 1 means cls, not code, is the error class
+	 * (ack: on_completion: a failed execution is application, a timed-out
+	 * one timeout); recovered = 1 means the call failed ambiguously
+	 * (DEADLINE_EXCEEDED, UNAVAILABLE) but its execution was found
+	 * (ListExecutions), so code is 0 and the event counts as dispatched.
+	 */
+	int has_class;
+	jr_errclass cls;
+	const char *code_name;   /* with has_class: the code recorded ("EXECUTION_FAILED"), else NULL */
+	int recovered;
 } jr_runresult;
 
 /* The strings in res live until the callback returns. */
