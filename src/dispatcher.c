@@ -25,10 +25,22 @@
 
 typedef struct delivery delivery;
 
+typedef enum task_phase {
+	TASK_CALL,      /* RunJob sent (or about to be) */
+	TASK_FIND,      /* an ambiguous failure: runner.find looks for its execution */
+	TASK_FOLLOW,    /* ack: on_completion: runner.follow waits for the execution */
+} task_phase;
+
 typedef struct task {
 	delivery *dv;
 	size_t ri;
 	jr_runreq req;
+	task_phase phase;
+	int64_t sent_ms;   /* wall clock when RunJob was sent */
+	/* TASK_FIND: the failure that stands when no execution is found */
+	int fail_code;
+	int64_t fail_hint_ms;
+	char *fail_msg;
 	struct task *next; /* in the ready queue */
 } task;
 
@@ -96,7 +108,7 @@ static int runapi_runner(void *ctx, const jr_runreq *req, int64_t timeout_ms, jr
 
 jr_runner dispatcher_runapi(jr_runapi *c)
 {
-	return (jr_runner){runapi_runner, c};
+	return (jr_runner){.run = runapi_runner, .ctx = c};
 }
 
 static int64_t wall_ms(void)
@@ -294,6 +306,7 @@ static void task_end(task *t)
 {
 	delivery *dv = t->dv;
 	runreq_free(&t->req);
+	free(t->fail_msg);
 	free(t);
 	dv->pending--;
 	delivery_step(dv);
@@ -350,6 +363,57 @@ static void task_failed(task *t, jr_errclass cls, const char *code, const char *
 
 static void drain_ready(jr_dispatcher *d);
 
+static void task_dispatched(task *t, const jr_runresult *res)
+{
+	jr_dispatcher *d = t->dv->d;
+	const jr_route *r = &d->cfg->routes[t->ri];
+	count(m.outcomes, "route", r->name, "outcome", "dispatched");
+	char att[16];
+	snprintf(att, sizeof att, "%d", t->dv->attempt);
+	log_kv(JR_LOG_INFO, "DISPATCH-OK",
+	       t->phase == TASK_FOLLOW ? "execution finished"
+	       : res->recovered	       ? "execution found after an ambiguous failure"
+				       : "execution started",
+	       "route", r->name, "event_id", t->dv->ev->id, "job", t->req.name, "execution",
+	       res->execution, "log_uri", res->log_uri, "attempt", att, NULL);
+	d->rs[t->ri].dispatched++;
+	t->dv->out.dispatched++;
+	task_end(t);
+}
+
+static void on_run_done(void *arg, const jr_runresult *res);
+
+/* on_find_done: runner.find answered; a found execution means dispatched. */
+static void on_find_done(void *arg, const jr_runresult *res)
+{
+	task *t = arg;
+	if (res->code == 0) {
+		task_dispatched(t, res);
+		return;
+	}
+	jr_errclass cls = errclass_from_grpc(t->fail_code);
+	task_failed(t, cls, grpc_code_name(t->fail_code), t->fail_msg ? t->fail_msg : "",
+		    t->fail_hint_ms);
+}
+
+/* on_follow_done: the followed execution ended (or following it failed). */
+static void on_follow_done(void *arg, const jr_runresult *res)
+{
+	task *t = arg;
+	if (res->code == 0 && !res->has_class)
+		task_dispatched(t, res);
+	else
+		task_failed(t, res->has_class ? res->cls : errclass_from_grpc(res->code),
+			    res->has_class && res->code_name ? res->code_name
+							     : grpc_code_name(res->code),
+			    res->message, res->retry_delay_ms);
+}
+
+static int ambiguous(int code)
+{
+	return code == JR_GRPC_DEADLINE_EXCEEDED || code == JR_GRPC_UNAVAILABLE;
+}
+
 static void on_run_done(void *arg, const jr_runresult *res)
 {
 	task *t = arg;
@@ -360,19 +424,28 @@ static void on_run_done(void *arg, const jr_runresult *res)
 	char l[160];
 	metrics_labels(l, sizeof l, "route", r->name, NULL);
 	metric_observe(m.latency, l, (double)res->latency_ms / 1000.0);
-	if (res->code == 0) {
-		count(m.outcomes, "route", r->name, "outcome", "dispatched");
-		char att[16];
-		snprintf(att, sizeof att, "%d", t->dv->attempt);
-		log_kv(JR_LOG_INFO, "DISPATCH-OK", "execution started", "route", r->name, "event_id",
-		       t->dv->ev->id, "job", t->req.name, "execution", res->execution, "log_uri",
-		       res->log_uri, "attempt", att, NULL);
-		d->rs[t->ri].dispatched++;
-		t->dv->out.dispatched++;
-		task_end(t);
+	if (res->code == 0 && t->req.on_completion && d->runner.follow) {
+		log_kv(JR_LOG_INFO, "DISPATCH-STARTED", "execution started; following it", "route",
+		       r->name, "event_id", t->dv->ev->id, "job", t->req.name, "execution",
+		       res->execution, "log_uri", res->log_uri, NULL);
+		t->phase = TASK_FOLLOW;
+		if (d->runner.follow(d->runner.ctx, &t->req, res, on_follow_done, t) < 0)
+			task_failed(t, JR_ERR_NETWORK, "UNAVAILABLE",
+				    "could not follow the execution", -1);
+	} else if (res->code == 0) {
+		task_dispatched(t, res);
+	} else if (ambiguous(res->code) && !res->has_class && d->runner.find) {
+		t->phase = TASK_FIND;
+		t->fail_code = res->code;
+		t->fail_hint_ms = res->retry_delay_ms;
+		t->fail_msg = jr_strdup(res->message ? res->message : "");
+		if (d->runner.find(d->runner.ctx, &t->req, t->sent_ms, on_find_done, t) < 0)
+			task_failed(t, errclass_from_grpc(res->code), grpc_code_name(res->code),
+				    t->fail_msg, t->fail_hint_ms);
 	} else {
 		task_failed(t, res->has_class ? res->cls : errclass_from_grpc(res->code),
-			    res->has_class && res->code_name ? res->code_name : grpc_code_name(res->code),
+			    res->has_class && res->code_name ? res->code_name
+							     : grpc_code_name(res->code),
 			    res->message, res->retry_delay_ms);
 	}
 	drain_ready(d);
@@ -401,6 +474,7 @@ static void task_send(task *t)
 		return;
 	d->in_flight++;
 	metric_set(m.in_flight, NULL, d->in_flight);
+	t->sent_ms = wall_ms();
 	if (d->runner.run(d->runner.ctx, &t->req, d->o.call_timeout_ms, on_run_done, t) < 0) {
 		d->in_flight--;
 		task_failed(t, JR_ERR_NETWORK, "UNAVAILABLE", "could not start the RunJob call", -1);

@@ -24,9 +24,28 @@
 #include "runapi.h"
 #include "sink.h"
 
-/* jr_runner: how RunJob is sent; the Run API client, or a stand-in for --dry-run and tests. */
+/*
+ * jr_runner: how RunJob is sent; the Run API client, or a stand-in for
+ * --dry-run and tests. run is required; the others may be NULL.
+ *
+ * follow: for a request with on_completion set whose RunJob returned OK
+ * (started holds that answer): follows the execution until it ends and calls
+ * cb once with code 0 when it succeeded, or has_class set (application,
+ * timeout). The call's concurrency slot is free while it is followed.
+ * 0, or -1 when it could not start (cb will not run).
+ *
+ * find: after a sent RunJob ended ambiguously (DEADLINE_EXCEEDED,
+ * UNAVAILABLE), looks for an execution of req's job created at or after
+ * since_ms (wall clock, Unix ms) whose overrides carry req->key as
+ * JOBRELAY_KEY: cb gets code 0 with recovered = 1 and the execution when
+ * there is one, a non-zero code when there is none or the lookup failed (the
+ * original failure then stands). 0, or -1 when it could not start.
+ */
 typedef struct jr_runner {
 	int (*run)(void *ctx, const jr_runreq *req, int64_t timeout_ms, jr_run_cb cb, void *arg);
+	int (*follow)(void *ctx, const jr_runreq *req, const jr_runresult *started, jr_run_cb cb,
+		      void *arg);
+	int (*find)(void *ctx, const jr_runreq *req, int64_t since_ms, jr_run_cb cb, void *arg);
 	void *ctx;
 } jr_runner;
 

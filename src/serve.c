@@ -123,6 +123,20 @@ static void traced_done(void *arg, const jr_runresult *res)
 	s->call_free = c;
 }
 
+/* inner_follow / inner_find: the inner runner's, for the dispatcher (no trace to carry). */
+static int inner_follow(void *ctx, const jr_runreq *req, const jr_runresult *started,
+			jr_run_cb cb, void *arg)
+{
+	serve *s = ctx;
+	return s->inner.follow(s->inner.ctx, req, started, cb, arg);
+}
+
+static int inner_find(void *ctx, const jr_runreq *req, int64_t since_ms, jr_run_cb cb, void *arg)
+{
+	serve *s = ctx;
+	return s->inner.find(s->inner.ctx, req, since_ms, cb, arg);
+}
+
 static int traced_run(void *ctx, const jr_runreq *req, int64_t timeout_ms, jr_run_cb cb, void *arg)
 {
 	serve *s = ctx;
@@ -531,7 +545,7 @@ static int open_peers(serve *s, dry_runner *dr)
 		       NULL);
 		return 2;
 	}
-	s->inner = (jr_runner){dry_run, dr};
+	s->inner = (jr_runner){.run = dry_run, .ctx = dr};
 	if (!s->o->dry_run) {
 		int rc = open_run_api(s);
 		if (rc)
@@ -539,7 +553,12 @@ static int open_peers(serve *s, dry_runner *dr)
 		s->inner = dispatcher_runapi(s->api);
 	}
 	/* no `out`: an event whose dead letter failed gets 503, so its sender keeps it */
-	s->d = dispatcher_new(s->cfg, s->loop, (jr_runner){traced_run, s}, s->sink, NULL, NULL);
+	jr_runner r = {.run = traced_run, .ctx = s};
+	if (s->inner.follow)
+		r.follow = inner_follow;
+	if (s->inner.find)
+		r.find = inner_find;
+	s->d = dispatcher_new(s->cfg, s->loop, r, s->sink, NULL, NULL);
 	return 0;
 }
 
