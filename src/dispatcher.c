@@ -22,6 +22,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "route.h"
+#include "runflow.h"
 
 typedef struct delivery delivery;
 
@@ -108,7 +109,8 @@ static int runapi_runner(void *ctx, const jr_runreq *req, int64_t timeout_ms, jr
 
 jr_runner dispatcher_runapi(jr_runapi *c)
 {
-	return (jr_runner){.run = runapi_runner, .ctx = c};
+	return (jr_runner){
+		.run = runapi_runner, .follow = runflow_follow, .find = runflow_find, .ctx = c};
 }
 
 static int64_t wall_ms(void)

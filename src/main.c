@@ -15,6 +15,7 @@
 #include <yaml.h>
 
 #include "config_load.h"
+#include "jobctl.h"
 #include "log.h"
 #include "pull.h"
 #include "replay.h"
@@ -42,6 +43,8 @@ static void usage(FILE *f)
 	      "  pull [--port N] [--bind ADDR]\n"
 	      "                  StreamingPull worker on the configured subscription;\n"
 	      "                  GET /healthz, /readyz, /metrics on --port, else $PORT when set\n"
+	      "  jobs list|run, executions list|get|cancel|wait\n"
+	      "                  manual job control (jobrelay jobs --help, docs/jobs.md)\n"
 	      "  check-config    validate the config and print the resolved routes\n"
 	      "  version         version, git commit and library versions\n"
 	      "\n"
@@ -75,7 +78,7 @@ static const char *config_path(const globals *g)
 /*
  * warn_not_enforced: settings this release loads and validates but does not
  * act on yet (they belong to later releases: the Pub/Sub dead-letter sink,
- * per-route rate limits, ack on completion). Silence would mislead.
+ * per-route rate limits). Silence would mislead.
  */
 static void warn_not_enforced(const jr_config *c)
 {
@@ -88,10 +91,6 @@ static void warn_not_enforced(const jr_config *c)
 		if (r->rate_per_second > 0)
 			log_kv(JR_LOG_WARNING, "CONFIG-NOT-ENFORCED",
 			       "rate_limit is not enforced by this release", "route", r->name, NULL);
-		if (r->ack == JR_ACK_ON_COMPLETION)
-			log_kv(JR_LOG_WARNING, "CONFIG-NOT-ENFORCED",
-			       "ack: on_completion is not supported by this release; the event counts as done when RunJob returns",
-			       "route", r->name, NULL);
 	}
 }
 
@@ -155,6 +154,28 @@ static int cmd_check_config(const globals *g)
 			print_route(&c, &c.routes[i]);
 	}
 	config_free(&c);
+	return rc;
+}
+
+/*
+ * cmd_jobctl: jobs and executions. The config is optional here (it gives
+ * default projects and regions): read when named (--config,
+ * $JOBRELAY_CONFIG) or when ./jobrelay.yaml exists.
+ */
+static int cmd_jobctl(const globals *g, int argc, char **argv)
+{
+	jr_config c;
+	int have = g->config || (getenv("JOBRELAY_CONFIG") && *getenv("JOBRELAY_CONFIG")) ||
+		   access(config_path(g), F_OK) == 0;
+	if (have && load_config(g, &c) != 0) {
+		config_free(&c);
+		return 2;
+	}
+	grpc_init();
+	int rc = jobctl_main(have ? &c : NULL, argc, argv);
+	grpc_shutdown();
+	if (have)
+		config_free(&c);
 	return rc;
 }
 
@@ -397,6 +418,8 @@ int main(int argc, char **argv)
 		return cmd_serve(&g, argc - ci, argv + ci);
 	if (strcmp(cmd, "pull") == 0)
 		return cmd_pull(&g, argc - ci, argv + ci);
+	if (strcmp(cmd, "jobs") == 0 || strcmp(cmd, "executions") == 0)
+		return cmd_jobctl(&g, argc - ci, argv + ci);
 	if (strcmp(cmd, "help") == 0) {
 		usage(stdout);
 		return 0;

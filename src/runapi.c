@@ -56,6 +56,8 @@ struct jr_runapi {
 	struct run_call *calls;
 	int in_flight;
 	int closing;
+	void *companion; /* runapi_attach */
+	void (*companion_close)(void *obj);
 	char target[300];
 };
 
@@ -111,6 +113,32 @@ const char *runapi_target(const jr_runapi *c)
 int runapi_in_flight(const jr_runapi *c)
 {
 	return c->in_flight;
+}
+
+grpc_channel *runapi_channel(jr_runapi *c)
+{
+	return c->ch;
+}
+
+jr_loop *runapi_loop(jr_runapi *c)
+{
+	return c->loop;
+}
+
+int runapi_closing(const jr_runapi *c)
+{
+	return c->closing;
+}
+
+void runapi_attach(jr_runapi *c, void *obj, void (*close)(void *obj))
+{
+	c->companion = obj;
+	c->companion_close = close;
+}
+
+void *runapi_attached(jr_runapi *c)
+{
+	return c->companion;
 }
 
 /* ---- request ---- */
@@ -517,6 +545,8 @@ void runapi_free(jr_runapi *c)
 	if (!c)
 		return;
 	c->closing = 1;
+	if (c->companion_close)
+		c->companion_close(c->companion);
 	for (run_call *k = c->calls; k; k = k->next)
 		grpc_call_cancel(k->call, NULL);
 	while (c->in_flight > 0)

@@ -86,6 +86,23 @@ int runapi_startup_check(jr_runapi *c, int64_t call_timeout_ms);
 int runapi_in_flight(const jr_runapi *c);
 
 /*
+ * runapi_channel / runapi_loop: the client's channel and loop, for clients of
+ * the other Run API services on the same connection (src/runadmin.c).
+ * runapi_closing: runapi_free has begun; start nothing new.
+ */
+grpc_channel *runapi_channel(jr_runapi *c);
+jr_loop *runapi_loop(jr_runapi *c);
+int runapi_closing(const jr_runapi *c);
+/*
+ * runapi_attach: gives c one companion object (src/runflow.c: executions
+ * being followed), closed by close(obj) first thing in runapi_free, while
+ * the channel and loop still work; close must end every callback it owes.
+ * runapi_attached: that object, or NULL.
+ */
+void runapi_attach(jr_runapi *c, void *obj, void (*close)(void *obj));
+void *runapi_attached(jr_runapi *c);
+
+/*
  * runapi_encode: appends req serialised as a google.cloud.run.v2.RunJobRequest
  * (the bytes runapi_run sends) to out. Returns 0, or -1 past out's max. For
  * tests and tools; needs no client.

@@ -63,7 +63,7 @@ const USAGE = `usage: node server.js [flags]
   --create-execution    RunJob: create the execution even though an error is returned
  Execution outcome for all jobs (the config's "executions" take precedence):
   --run-ms D            how long an execution runs (default 0)
-  --outcome O           succeeded | failed | cancelled (default succeeded)
+  --outcome O           succeeded | failed | cancelled | timed_out (default succeeded)
   --failure-reason T    message of a failed execution
 `;
 
@@ -204,7 +204,7 @@ function normExecSettings(list, where) {
   else throw new Error(`${where}: executions must be an object or a list`);
   return arr.map((s, i) => {
     const outcome = (s.outcome || 'succeeded').toLowerCase();
-    if (!['succeeded', 'failed', 'cancelled'].includes(outcome)) throw new Error(`${where}[${i}]: bad outcome ${s.outcome}`);
+    if (!['succeeded', 'failed', 'cancelled', 'timed_out'].includes(outcome)) throw new Error(`${where}[${i}]: bad outcome ${s.outcome}`);
     return {
       job: s.job === undefined ? '*' : String(s.job),
       runMs: Number(s.run_ms || 0),
@@ -511,6 +511,9 @@ function execObj(e, now, opts) {
     conditions.push({ type: 'Completed', state: 'CONDITION_SUCCEEDED', message: 'Execution completed successfully', lastTransitionTime: tsAt });
   } else if (st.state === 'failed') {
     conditions.push({ type: 'Completed', state: 'CONDITION_FAILED', message: e.failureReason, lastTransitionTime: tsAt, severity: 'ERROR', executionReason: 'NON_ZERO_EXIT_CODE' });
+  } else if (st.state === 'timed_out') {
+    // the API has no execution_reason for a timeout: the tasks fail, and the message says why
+    conditions.push({ type: 'Completed', state: 'CONDITION_FAILED', message: `Task ${e.jobId}-0 failed: the configured timeout was reached and the task was stopped (fake)`, lastTransitionTime: tsAt, severity: 'ERROR' });
   } else {
     conditions.push({ type: 'Completed', state: 'CONDITION_FAILED', message: 'The execution was cancelled', lastTransitionTime: tsAt, severity: 'ERROR', executionReason: 'CANCELLED' });
   }
@@ -534,7 +537,7 @@ function execObj(e, now, opts) {
     observedGeneration: 1,
     runningCount: done ? 0 : e.taskCount,
     succeededCount: st.state === 'succeeded' ? e.taskCount : 0,
-    failedCount: st.state === 'failed' ? e.taskCount : 0,
+    failedCount: st.state === 'failed' || st.state === 'timed_out' ? e.taskCount : 0,
     cancelledCount: st.state === 'cancelled' ? e.taskCount : 0,
     retriedCount: 0,
     logUri: e.logUri,
@@ -574,7 +577,7 @@ function jobObj(j, now) {
   if (last) {
     const st = execState(last, now);
     const ref = { name: last.name, createTime: tsObj(last.createMs) };
-    ref.completionStatus = { running: 'EXECUTION_RUNNING', succeeded: 'EXECUTION_SUCCEEDED', failed: 'EXECUTION_FAILED', cancelled: 'EXECUTION_CANCELLED' }[st.state];
+    ref.completionStatus = { running: 'EXECUTION_RUNNING', succeeded: 'EXECUTION_SUCCEEDED', failed: 'EXECUTION_FAILED', timed_out: 'EXECUTION_FAILED', cancelled: 'EXECUTION_CANCELLED' }[st.state];
     if (st.at !== null) ref.completionTime = tsObj(st.at);
     o.latestCreatedExecution = ref;
   }
@@ -598,6 +601,7 @@ function opObj(op, now) {
     o.done = true;
     if (op.kind === 'cancel' || st.state === 'succeeded') o.response = metadata;
     else if (st.state === 'failed') o.error = { code: grpc.status.UNKNOWN, message: `Execution ${e.name} failed: ${e.failureReason}` };
+    else if (st.state === 'timed_out') o.error = { code: grpc.status.DEADLINE_EXCEEDED, message: `Execution ${e.name} failed: the configured timeout was reached` };
     else o.error = { code: grpc.status.CANCELLED, message: `Execution ${e.name} was cancelled` };
   }
   return o;

@@ -1,0 +1,63 @@
+/*
+ * runflow.h — following executions to their end, and finding the execution
+ * of a RunJob whose answer was lost: the dispatcher's follow and find hooks
+ * (dispatcher.h) and the CLI's --wait.
+ *
+ * State lives beside the Run API client (runapi_attach): one runadmin
+ * client and the executions being watched. runapi_free closes it first:
+ * every watch still open ends with CANCELLED (its callback runs), so the
+ * deliveries behind them end as a retry.
+ */
+#ifndef JR_RUNFLOW_H
+#define JR_RUNFLOW_H
+
+#include <stdint.h>
+
+#include "route.h"
+#include "runadmin.h"
+#include "runapi.h"
+
+#define RUNFLOW_POLL_FIRST_MS 1000   /* first GetExecution after this long */
+#define RUNFLOW_POLL_MAX_MS 30000    /* the interval doubles up to this */
+#define RUNFLOW_POLL_ERRORS 10       /* consecutive failed polls that end a watch */
+#define RUNFLOW_FIND_PAGES 5         /* ListExecutions pages of 100 that find reads at most */
+#define RUNFLOW_FIND_SKEW_MS 60000   /* find also looks this far before since_ms (clock skew) */
+
+/*
+ * runflow_follow: the runner's follow hook (ctx: the jr_runapi). Watches
+ * started->execution; cb gets code 0 when it succeeded, or has_class set:
+ * application for a failed or cancelled execution (code_name
+ * EXECUTION_FAILED / EXECUTION_CANCELLED, message the failure reason),
+ * timeout for a timed-out one (EXECUTION_TIMED_OUT); or a gRPC code when it
+ * could not be watched (RUNFLOW_POLL_ERRORS failed polls in a row, NOT_FOUND,
+ * CANCELLED at shutdown). 0, or -1 (cb will not run) when there is no
+ * execution name or the client is closing.
+ */
+int runflow_follow(void *ctx, const jr_runreq *req, const jr_runresult *started, jr_run_cb cb,
+		   void *arg);
+
+/*
+ * runflow_find: the runner's find hook (ctx: the jr_runapi). Lists the
+ * executions of req's job, newest first, at most RUNFLOW_FIND_PAGES pages,
+ * down to since_ms - RUNFLOW_FIND_SKEW_MS, for one whose template env has
+ * JOBRELAY_KEY = req->key: cb gets code 0, recovered = 1, its name and log
+ * URI; else NOT_FOUND (or the list call's error). 0, or -1.
+ */
+int runflow_find(void *ctx, const jr_runreq *req, int64_t since_ms, jr_run_cb cb, void *arg);
+
+/*
+ * runflow_watch: watches execution name until it ends (cb: code 0 and the
+ * final execution) or max_ms passes (> 0; cb: DEADLINE_EXCEEDED and the last
+ * execution seen, or NULL), or it cannot be watched (cb: the gRPC code, e
+ * NULL or the last seen). The first look is at once. 0, or -1.
+ */
+typedef void (*jr_watch_cb)(void *arg, int code, const char *message, const jr_execution *e);
+int runflow_watch(jr_runapi *api, const char *name, int64_t max_ms, jr_watch_cb cb, void *arg);
+
+/* runflow_admin: the runadmin client beside api (made on first use). */
+jr_runadmin *runflow_admin(jr_runapi *api);
+
+/* runflow_watching: watches open (for tests and metrics). */
+int runflow_watching(jr_runapi *api);
+
+#endif
