@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Replay sample events through jobrelay to the Run API fake (Node grpc-js with
 # Google's protos) and check what the fake decoded; then inject errors and
-# check retries and dead letters.
+# check retries and dead letters. (The slow job's calls outlive the client's
+# deadline without creating an execution, so the ambiguous-failure lookup
+# finds none and the timeout policy retries: test_ambiguous.sh has the case
+# where the execution exists.)
 . "$(dirname "$0")/lib.sh"
 CHECK="node $JR_SOURCE_DIR/tests/integration/check_records.js"
 TD="$JR_TESTDATA"
@@ -12,7 +15,7 @@ cat >"$WORK/fake.json" <<'JSON'
   {"job": "busy", "code": "RESOURCE_EXHAUSTED", "retry_delay_ms": 300, "times": 1},
   {"job": "denied", "code": "PERMISSION_DENIED", "message": "caller lacks run.jobs.run"},
   {"job": "missing", "code": "NOT_FOUND", "message": "job not found"},
-  {"job": "slow", "delay_ms": 3000}
+  {"job": "slow", "code": "DEADLINE_EXCEEDED", "delay_ms": 3000}
 ]}
 JSON
 start_fake --config "$WORK/fake.json" --require-request-params
