@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "breaker.h"
 #include "policy.h"
 #include "template.h"
 
@@ -75,12 +76,6 @@ typedef enum jr_unrouted {
 	JR_UNROUTED_DROP = 0,
 	JR_UNROUTED_DEAD_LETTER,
 } jr_unrouted;
-
-typedef struct jr_breaker_conf {
-	int window, min_calls, half_open_calls;
-	double failure_rate;
-	int64_t open_for_ms, max_open_for_ms;
-} jr_breaker_conf;
 
 typedef struct jr_limits {
 	size_t event_bytes;     /* default 10 MiB */

@@ -146,7 +146,7 @@ int route_match(const jr_route *r, jr_event *ev)
 	return 1;
 }
 
-void route_key(const char *source, const char *id, const char *route, char out[17])
+uint64_t route_key_hash(const char *source, const char *id, const char *route)
 {
 	/* FNV-1a 64 over source \0 id \0 route */
 	const char *parts[3] = {source ? source : "", id ? id : "", route ? route : ""};
@@ -159,6 +159,12 @@ void route_key(const char *source, const char *id, const char *route, char out[1
 		if (i < 2)
 			h *= 0x100000001b3ULL; /* the \0 separator: h ^= 0 is a no-op */
 	}
+	return h;
+}
+
+void route_key(const char *source, const char *id, const char *route, char out[17])
+{
+	uint64_t h = route_key_hash(source, id, route);
 	static const char hex[] = "0123456789abcdef";
 	for (int i = 15; i >= 0; i--, h >>= 4)
 		out[i] = hex[h & 15];

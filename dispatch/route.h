@@ -57,6 +57,8 @@ void runreq_free(jr_runreq *req);
 char *route_job_display(const jr_config *c, const jr_route *r);
 /* route_key: the dedup key of (source, id, route) as 16 hex digits into out[17]. */
 void route_key(const char *source, const char *id, const char *route, char out[17]);
+/* route_key_hash: the same key as a number (FNV-1a 64 of source \0 id \0 route). */
+uint64_t route_key_hash(const char *source, const char *id, const char *route);
 /* runreq_write_json: the request in the proto3 JSON mapping (the "request" of §4's dry-run line). */
 int runreq_write_json(jr_buf *out, const jr_runreq *req);
 

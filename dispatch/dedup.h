@@ -1,0 +1,37 @@
+/*
+ * dedup.h — the keys that succeeded recently (product.md §5, dedup).
+ *
+ * A key is route_key_hash(source, id, route): the 64-bit value behind
+ * JOBRELAY_KEY. dedup_add records that the key's route succeeded;
+ * dedup_seen says whether it did within `ttl`. At most max_entries keys are
+ * kept: past that the oldest is forgotten (the event would run again; never
+ * the reverse). Every operation is O(1) (amortised): a chained hash over an
+ * array of entries linked oldest-first; expired entries leave from the old
+ * end as the table is used. Entries are 32 bytes; the arrays grow with use,
+ * up to max_entries.
+ *
+ * Per process: instances do not share it, and a restart forgets it.
+ * Pure: the caller passes the time (monotonic ms).
+ */
+#ifndef JR_DEDUP_H
+#define JR_DEDUP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct jr_dedup jr_dedup;
+
+/* dedup_new: a table keeping keys for ttl_ms (0: none is kept), at most max_entries (>= 1). */
+jr_dedup *dedup_new(int64_t ttl_ms, size_t max_entries);
+/* dedup_free: frees d (NULL is fine). */
+void dedup_free(jr_dedup *d);
+/* dedup_seen: 1 when key was added less than ttl ago. */
+int dedup_seen(jr_dedup *d, uint64_t key, int64_t now_ms);
+/* dedup_add: key succeeded now (a key already there is renewed). */
+void dedup_add(jr_dedup *d, uint64_t key, int64_t now_ms);
+/* dedup_count: keys held now (expired ones may still count until the next call). */
+size_t dedup_count(const jr_dedup *d);
+/* dedup_evicted: keys forgotten before their ttl because the table was full. */
+uint64_t dedup_evicted(const jr_dedup *d);
+
+#endif
