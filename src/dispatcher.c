@@ -18,13 +18,20 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "breaker.h"
 #include "deadletter.h"
+#include "dedup.h"
 #include "log.h"
 #include "metrics.h"
+#include "ratelimit.h"
 #include "route.h"
 #include "runflow.h"
 
+#define BREAKERS_MAX 1024 /* jobs with a breaker; the least recently used idle one goes past it */
+#define BREAKER_BUCKETS 1024
+
 typedef struct delivery delivery;
+typedef struct job_breaker job_breaker;
 
 typedef enum task_phase {
 	TASK_CALL,      /* RunJob sent (or about to be) */
@@ -38,6 +45,9 @@ typedef struct task {
 	jr_runreq req;
 	task_phase phase;
 	int64_t sent_ms;   /* wall clock when RunJob was sent */
+	uint64_t key;      /* route_key_hash: the dedup key */
+	job_breaker *brk;          /* the job's breaker while the call counts for it */
+	uint32_t ticket;
 	/* TASK_FIND: the failure that stands when no execution is found */
 	int fail_code;
 	int64_t fail_hint_ms;
@@ -52,13 +62,34 @@ struct delivery {
 	jr_outcome_cb cb;
 	void *arg;
 	int pending;          /* tasks (and sink writes) not yet ended */
+	int retried;          /* routes to try again after a failure (not a hold) */
 	jr_outcome out;
 	unsigned char *retry; /* n_routes */
 };
 
+/* The circuit breaker of one job, in a hash chain and the LRU list. */
+struct job_breaker {
+	job_breaker *hnext, *older, *newer;
+	uint64_t h;
+	int refs;             /* calls whose result it waits for: not evicted while > 0 */
+	jr_errclass last_cls; /* the last breaker-tripping failure */
+	jr_breaker b;
+	char name[];
+};
+
+/* A route's rate limiter and the tasks waiting for its tokens. */
+typedef struct route_rate {
+	jr_dispatcher *d;
+	jr_ratelimit rl;
+	task *head, *tail;
+	int timer_on;
+	jr_timer_id timer;
+} route_rate;
+
 /* The metric families the dispatcher updates (product.md §7). */
 static struct {
 	jr_metric *outcomes, *errors, *latency, *in_flight, *dl_writes, *unrouted;
+	jr_metric *brk_state, *brk_trans, *rl_waits, *rl_decr, *rl_rate;
 } m;
 
 static void metrics_init(void)
@@ -77,6 +108,19 @@ static void metrics_init(void)
 				      "Dead-letter writes by sink and result.", NULL, 0);
 	m.unrouted = metric_register("jobrelay_events_unrouted_total", JR_METRIC_COUNTER,
 				     "Events that no route matched.", NULL, 0);
+	m.brk_state = metric_register("jobrelay_breaker_state", JR_METRIC_GAUGE,
+				      "Circuit breaker state by job: 0 closed, 1 half-open, 2 open.",
+				      NULL, 0);
+	m.brk_trans = metric_register("jobrelay_breaker_transitions_total", JR_METRIC_COUNTER,
+				      "Circuit breaker state changes by job and new state.", NULL, 0);
+	m.rl_waits = metric_register("jobrelay_rate_limit_waits_total", JR_METRIC_COUNTER,
+				     "RunJob calls that waited for a rate-limit token, by route.",
+				     NULL, 0);
+	m.rl_decr = metric_register("jobrelay_rate_limit_decreases_total", JR_METRIC_COUNTER,
+				    "Route rates halved after RESOURCE_EXHAUSTED, by route.", NULL, 0);
+	m.rl_rate = metric_register("jobrelay_rate_limit_rate", JR_METRIC_GAUGE,
+				    "The rate in force after the last decrease, calls/s by route.",
+				    NULL, 0);
 }
 
 static void count(jr_metric *fam, const char *k1, const char *v1, const char *k2, const char *v2)
@@ -96,6 +140,13 @@ struct jr_dispatcher {
 	int open, in_flight;
 	task *ready_head, *ready_tail;
 	jr_route_stats *rs;
+	route_rate *rr;       /* n_routes */
+	int rate_waiting;     /* tasks in the route queues */
+	jr_dedup *dedup;
+	job_breaker *brk_bucket[BREAKER_BUCKETS];
+	job_breaker *brk_old, *brk_new;
+	int n_brk;
+	int stopped;          /* dispatcher_stop: nothing more is sent */
 	long unrouted, unrouted_dl, unrouted_failed;
 	uint64_t rng;
 	jr_buf line;
@@ -134,6 +185,13 @@ jr_dispatcher *dispatcher_new(const jr_config *cfg, jr_loop *l, jr_runner runner
 	if (d->o.call_timeout_ms <= 0)
 		d->o.call_timeout_ms = cfg->call_timeout_ms;
 	d->rs = jr_calloc(cfg->n_routes ? cfg->n_routes : 1, sizeof *d->rs);
+	d->rr = jr_calloc(cfg->n_routes ? cfg->n_routes : 1, sizeof *d->rr);
+	for (size_t i = 0; i < cfg->n_routes; i++) {
+		d->rr[i].d = d;
+		ratelimit_init(&d->rr[i].rl, cfg->routes[i].rate_per_second,
+			       cfg->routes[i].rate_burst, loop_now_ms());
+	}
+	d->dedup = dedup_new(cfg->dedup_ttl_ms, (size_t)cfg->dedup_max_entries);
 	d->rng = (uint64_t)wall_ms() ^ ((uint64_t)getpid() << 32) ^ 0x9E3779B97F4A7C15ULL;
 	buf_init(&d->line, 0);
 	metrics_init();
@@ -145,6 +203,17 @@ void dispatcher_free(jr_dispatcher *d)
 	if (!d)
 		return;
 	free(d->rs);
+	for (size_t i = 0; i < d->cfg->n_routes; i++)
+		if (d->rr[i].timer_on)
+			loop_timer_cancel(d->loop, d->rr[i].timer);
+	free(d->rr);
+	dedup_free(d->dedup);
+	while (d->brk_old) {
+		job_breaker *b = d->brk_old;
+		d->brk_old = b->newer;
+		breaker_free(&b->b);
+		free(b);
+	}
 	buf_free(&d->line);
 	free(d);
 }
@@ -278,6 +347,119 @@ int dispatcher_dead_letter_raw(jr_dispatcher *d, const char *raw, size_t raw_len
 	return 0;
 }
 
+/* ---- circuit breakers: one per job name, created when first called ---- */
+
+static uint64_t hash_name(const char *s)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 0x100000001b3ULL;
+	return h;
+}
+
+static void brk_unlink(jr_dispatcher *d, job_breaker *b)
+{
+	if (b->older)
+		b->older->newer = b->newer;
+	else
+		d->brk_old = b->newer;
+	if (b->newer)
+		b->newer->older = b->older;
+	else
+		d->brk_new = b->older;
+}
+
+static void brk_push(jr_dispatcher *d, job_breaker *b)
+{
+	b->older = d->brk_new;
+	b->newer = NULL;
+	if (d->brk_new)
+		d->brk_new->newer = b;
+	else
+		d->brk_old = b;
+	d->brk_new = b;
+}
+
+/* brk_evict: past BREAKERS_MAX the least recently used breaker no call waits on goes. */
+static void brk_evict(jr_dispatcher *d)
+{
+	job_breaker *b = d->brk_old;
+	while (b && b->refs > 0)
+		b = b->newer;
+	if (!b)
+		return;
+	job_breaker **l = &d->brk_bucket[b->h % BREAKER_BUCKETS];
+	while (*l != b)
+		l = &(*l)->hnext;
+	*l = b->hnext;
+	brk_unlink(d, b);
+	breaker_free(&b->b);
+	free(b);
+	d->n_brk--;
+}
+
+static job_breaker *breaker_of(jr_dispatcher *d, const char *job)
+{
+	uint64_t h = hash_name(job);
+	job_breaker **l = &d->brk_bucket[h % BREAKER_BUCKETS];
+	for (job_breaker *b = *l; b; b = b->hnext) {
+		if (b->h == h && strcmp(b->name, job) == 0) {
+			brk_unlink(d, b);
+			brk_push(d, b);
+			return b;
+		}
+	}
+	if (d->n_brk >= BREAKERS_MAX)
+		brk_evict(d);
+	size_t n = strlen(job);
+	job_breaker *b = jr_calloc(1, sizeof *b + n + 1);
+	memcpy(b->name, job, n + 1);
+	b->h = h;
+	breaker_init(&b->b, &d->cfg->breaker);
+	l = &d->brk_bucket[h % BREAKER_BUCKETS];
+	b->hnext = *l;
+	*l = b;
+	brk_push(d, b);
+	d->n_brk++;
+	return b;
+}
+
+/* breaker_changed: the one log line and the metrics of a state change. */
+static void breaker_changed(const job_breaker *b)
+{
+	static const char *const ids[] = {"BREAKER-CLOSED", "BREAKER-HALF-OPEN", "BREAKER-OPEN"};
+	static const char *const texts[] = {
+		"circuit breaker closed: calls go through",
+		"circuit breaker half-open: probing",
+		"circuit breaker open: calls held",
+	};
+	jr_breaker_state s = b->b.state;
+	char rate[16], open_for[24], l[320];
+	snprintf(rate, sizeof rate, "%.2f", b->b.opened_rate);
+	snprintf(open_for, sizeof open_for, "%lldms", (long long)b->b.open_for_ms);
+	log_kv(s == JR_BREAKER_OPEN ? JR_LOG_WARNING : JR_LOG_INFO, ids[s], texts[s], "job",
+	       b->name, "failure_rate", rate, "open_for", open_for, "class",
+	       s == JR_BREAKER_OPEN ? errclass_name(b->last_cls) : NULL, NULL);
+	metrics_labels(l, sizeof l, "job", b->name, NULL);
+	metric_set(m.brk_state, l, (double)s);
+	count(m.brk_trans, "job", b->name, "state", breaker_state_name(s));
+}
+
+/* task_breaker_result: t's call ended; its result counts for its job's breaker. */
+static void task_breaker_result(task *t, jr_errclass cls, int ok)
+{
+	job_breaker *b = t->brk;
+	if (!b)
+		return;
+	t->brk = NULL;
+	b->refs--;
+	int failed = !ok && errclass_trips_breaker(cls);
+	if (failed)
+		b->last_cls = cls;
+	if (breaker_record(&b->b, loop_now_ms(), t->ticket, failed))
+		breaker_changed(b);
+}
+
 /* ---- tasks ---- */
 
 static void finish_cb(void *arg)
@@ -291,6 +473,7 @@ static void finish_cb(void *arg)
 		o->kind = JR_OUTCOME_RETRY;
 	else
 		o->kind = JR_OUTCOME_DONE;
+	o->hold = o->kind == JR_OUTCOME_RETRY && !dv->retried;
 	d->open--;
 	dv->cb(dv->arg, dv->ev, o);
 	free(dv->retry);
@@ -314,12 +497,27 @@ static void task_end(task *t)
 	delivery_step(dv);
 }
 
+/* mark_retry: route ri of dv is to be tried again after delay_ms. */
+static void mark_retry(delivery *dv, size_t ri, int64_t delay_ms, jr_errclass cls)
+{
+	if (!dv->out.retry) {
+		dv->retry = jr_calloc(dv->d->cfg->n_routes, 1);
+		dv->out.retry = dv->retry;
+	}
+	dv->retry[ri] = 1;
+	if (delay_ms >= dv->out.delay_ms) {
+		dv->out.delay_ms = delay_ms;
+		dv->out.cls = cls;
+	}
+}
+
 static void task_failed(task *t, jr_errclass cls, const char *code, const char *msg,
 			int64_t hint_ms)
 {
 	delivery *dv = t->dv;
 	jr_dispatcher *d = dv->d;
 	const jr_route *r = &d->cfg->routes[t->ri];
+	task_breaker_result(t, cls, 0);
 	jr_decision dec = policy_decide(&r->policies, cls, dv->attempt, hint_ms, d->o.no_retry,
 					rng_next(&d->rng));
 	count(m.errors, "route", r->name, "class", errclass_name(cls));
@@ -335,15 +533,8 @@ static void task_failed(task *t, jr_errclass cls, const char *code, const char *
 		       errclass_name(cls), "code", code, "error", msg, "attempt", att, "delay", delay,
 		       NULL);
 		d->rs[t->ri].retried++;
-		if (!dv->out.retry) {
-			dv->retry = jr_calloc(d->cfg->n_routes, 1);
-			dv->out.retry = dv->retry;
-		}
-		dv->retry[t->ri] = 1;
-		if (dec.delay_ms >= dv->out.delay_ms) {
-			dv->out.delay_ms = dec.delay_ms;
-			dv->out.cls = cls;
-		}
+		dv->retried++;
+		mark_retry(dv, t->ri, dec.delay_ms, cls);
 	} else if (dec.action == JR_ACT_DROP) {
 		log_kv(JR_LOG_WARNING, "DISPATCH-DROP", "RunJob failed; dropped by policy", "route",
 		       r->name, "event_id", dv->ev->id, "class", errclass_name(cls), "code", code,
@@ -365,10 +556,62 @@ static void task_failed(task *t, jr_errclass cls, const char *code, const char *
 
 static void drain_ready(jr_dispatcher *d);
 
+/*
+ * task_hold: t's job has its breaker open: no RunJob; the route is tried
+ * again after wait_ms at no cost of an attempt (with --no-retry it is
+ * dead-lettered, as a retry would be).
+ */
+static void task_hold(task *t, const job_breaker *b, int64_t wait_ms)
+{
+	delivery *dv = t->dv;
+	jr_dispatcher *d = dv->d;
+	const jr_route *r = &d->cfg->routes[t->ri];
+	if (d->o.no_retry) {
+		count(m.outcomes, "route", r->name, "outcome", "dead_letter");
+		jr_dlrecord rec = {
+			.ev = dv->ev, .origin = dv->ev->origin, .route = r->name,
+			.attempts = dv->attempt, .cls = b->last_cls, .code = "BREAKER_OPEN",
+			.message = "the job's circuit breaker is open (--no-retry)",
+			.failed_at_ms = wall_ms(),
+		};
+		dead_letter(dv, &rec, &d->rs[t->ri].dead_lettered, &d->rs[t->ri].failed);
+		task_end(t);
+		return;
+	}
+	if (wait_ms <= 0) /* half-open, probes out: about as long as a probe may take */
+		wait_ms = d->o.call_timeout_ms < d->cfg->breaker.open_for_ms ? d->o.call_timeout_ms
+									  : d->cfg->breaker.open_for_ms;
+	char delay[32];
+	snprintf(delay, sizeof delay, "%lldms", (long long)wait_ms);
+	count(m.outcomes, "route", r->name, "outcome", "held");
+	log_kv(JR_LOG_INFO, "DISPATCH-HELD", "circuit breaker open; event held", "route", r->name,
+	       "event_id", dv->ev->id, "job", b->name, "delay", delay, NULL);
+	d->rs[t->ri].held++;
+	dv->out.held++;
+	mark_retry(dv, t->ri, wait_ms, b->last_cls);
+	task_end(t);
+}
+
+/* task_duplicate: t's key already succeeded within dedup.ttl: done, no RunJob. */
+static void task_duplicate(task *t)
+{
+	delivery *dv = t->dv;
+	jr_dispatcher *d = dv->d;
+	const jr_route *r = &d->cfg->routes[t->ri];
+	count(m.outcomes, "route", r->name, "outcome", "duplicate");
+	log_kv(JR_LOG_INFO, "DISPATCH-DUPLICATE", "already dispatched within dedup.ttl; skipped",
+	       "route", r->name, "event_id", dv->ev->id, "source", dv->ev->source, NULL);
+	d->rs[t->ri].duplicates++;
+	dv->out.duplicates++;
+	task_end(t);
+}
+
 static void task_dispatched(task *t, const jr_runresult *res)
 {
 	jr_dispatcher *d = t->dv->d;
 	const jr_route *r = &d->cfg->routes[t->ri];
+	task_breaker_result(t, JR_ERR_UNKNOWN, 1);
+	dedup_add(d->dedup, t->key, loop_now_ms());
 	count(m.outcomes, "route", r->name, "outcome", "dispatched");
 	char att[16];
 	snprintf(att, sizeof att, "%d", t->dv->attempt);
@@ -384,6 +627,84 @@ static void task_dispatched(task *t, const jr_runresult *res)
 }
 
 static void on_run_done(void *arg, const jr_runresult *res);
+
+/* ---- rate limits: a token per call, waiting in the route's queue ---- */
+
+static void rate_decrease(jr_dispatcher *d, size_t ri, int64_t retry_after_ms)
+{
+	route_rate *rr = &d->rr[ri];
+	const jr_route *r = &d->cfg->routes[ri];
+	int64_t now = loop_now_ms();
+	if (!ratelimit_decrease(&rr->rl, now, retry_after_ms))
+		return;
+	char rate[24], l[160];
+	double v = ratelimit_rate(&rr->rl, now);
+	snprintf(rate, sizeof rate, "%.3f", v);
+	log_kv(JR_LOG_WARNING, "RATELIMIT-DECREASE",
+	       "RunJob answered RESOURCE_EXHAUSTED; the route's rate is halved", "route", r->name,
+	       "rate_per_second", rate, NULL);
+	metrics_labels(l, sizeof l, "route", r->name, NULL);
+	metric_add(m.rl_decr, l, 1);
+	metric_set(m.rl_rate, l, v);
+}
+
+static void rate_timer(void *arg);
+
+static void rate_arm(jr_dispatcher *d, size_t ri, int64_t wait_ms)
+{
+	route_rate *rr = &d->rr[ri];
+	if (rr->timer_on)
+		return;
+	rr->timer_on = 1;
+	rr->timer = loop_timer_add(d->loop, wait_ms, rate_timer, rr);
+}
+
+/* rate_take: 1 when t may be sent now (a token taken); else t waits in its route's queue. */
+static int rate_take(jr_dispatcher *d, task *t)
+{
+	route_rate *rr = &d->rr[t->ri];
+	int64_t wait = rr->head ? 1 : ratelimit_acquire(&rr->rl, loop_now_ms());
+	if (wait == 0)
+		return 1;
+	t->next = NULL;
+	if (rr->tail)
+		rr->tail->next = t;
+	else
+		rr->head = t;
+	rr->tail = t;
+	d->rate_waiting++;
+	char l[160];
+	metrics_labels(l, sizeof l, "route", d->cfg->routes[t->ri].name, NULL);
+	metric_add(m.rl_waits, l, 1);
+	if (!rr->head->next)
+		rate_arm(d, t->ri, wait);
+	return 0;
+}
+
+/* rate_pop: a waiting task whose route has a token now (taken), or NULL. */
+static task *rate_pop(jr_dispatcher *d)
+{
+	if (!d->rate_waiting)
+		return NULL;
+	int64_t now = loop_now_ms();
+	for (size_t i = 0; i < d->cfg->n_routes; i++) {
+		route_rate *rr = &d->rr[i];
+		if (!rr->head)
+			continue;
+		int64_t wait = ratelimit_acquire(&rr->rl, now);
+		if (wait > 0) {
+			rate_arm(d, i, wait);
+			continue;
+		}
+		task *t = rr->head;
+		rr->head = t->next;
+		if (!rr->head)
+			rr->tail = NULL;
+		d->rate_waiting--;
+		return t;
+	}
+	return NULL;
+}
 
 /* on_find_done: runner.find answered; a found execution means dispatched. */
 static void on_find_done(void *arg, const jr_runresult *res)
@@ -426,6 +747,8 @@ static void on_run_done(void *arg, const jr_runresult *res)
 	char l[160];
 	metrics_labels(l, sizeof l, "route", r->name, NULL);
 	metric_observe(m.latency, l, (double)res->latency_ms / 1000.0);
+	if (res->code == JR_GRPC_RESOURCE_EXHAUSTED && !res->has_class)
+		rate_decrease(d, t->ri, res->retry_delay_ms);
 	if (res->code == 0 && t->req.on_completion && d->runner.follow) {
 		log_kv(JR_LOG_INFO, "DISPATCH-STARTED", "execution started; following it", "route",
 		       r->name, "event_id", t->dv->ev->id, "job", t->req.name, "execution",
@@ -472,32 +795,97 @@ static int task_render(task *t)
 static void task_send(task *t)
 {
 	jr_dispatcher *d = t->dv->d;
+	int64_t now = loop_now_ms();
+	if (dedup_seen(d->dedup, t->key, now)) {
+		task_duplicate(t); /* another delivery of the event succeeded meanwhile */
+		return;
+	}
 	if (task_render(t) < 0)
 		return;
+	job_breaker *b = breaker_of(d, t->req.name);
+	jr_breaker_pass pass = breaker_allow(&b->b, now);
+	if (pass.changed)
+		breaker_changed(b);
+	if (!pass.allowed) {
+		task_hold(t, b, pass.wait_ms);
+		return;
+	}
+	t->brk = b;
+	t->ticket = pass.ticket;
+	b->refs++;
 	d->in_flight++;
 	metric_set(m.in_flight, NULL, d->in_flight);
 	t->sent_ms = wall_ms();
 	if (d->runner.run(d->runner.ctx, &t->req, d->o.call_timeout_ms, on_run_done, t) < 0) {
 		d->in_flight--;
+		metric_set(m.in_flight, NULL, d->in_flight);
 		task_failed(t, JR_ERR_NETWORK, "UNAVAILABLE", "could not start the RunJob call", -1);
 	}
 }
 
+/* drain_ready: fills free call slots: tasks whose route token came first, then the queue. */
 static void drain_ready(jr_dispatcher *d)
 {
-	while (d->ready_head && d->in_flight < d->cfg->concurrency) {
+	while (d->in_flight < d->cfg->concurrency) {
+		task *t = rate_pop(d);
+		if (!t) {
+			t = d->ready_head;
+			if (!t)
+				break;
+			d->ready_head = t->next;
+			if (!d->ready_head)
+				d->ready_tail = NULL;
+			if (!rate_take(d, t))
+				continue;
+		}
+		task_send(t);
+	}
+}
+
+static void rate_timer(void *arg)
+{
+	route_rate *rr = arg;
+	rr->timer_on = 0;
+	drain_ready(rr->d);
+}
+
+/* task_unsent: dispatcher_stop ends a task that was never sent: to be tried again, no attempt spent. */
+static void task_unsent(task *t)
+{
+	mark_retry(t->dv, t->ri, 0, JR_ERR_NETWORK);
+	task_end(t);
+}
+
+void dispatcher_stop(jr_dispatcher *d)
+{
+	d->stopped = 1;
+	while (d->ready_head) {
 		task *t = d->ready_head;
 		d->ready_head = t->next;
-		if (!d->ready_head)
-			d->ready_tail = NULL;
-		task_send(t);
+		task_unsent(t);
+	}
+	d->ready_tail = NULL;
+	for (size_t i = 0; i < d->cfg->n_routes; i++) {
+		route_rate *rr = &d->rr[i];
+		while (rr->head) {
+			task *t = rr->head;
+			rr->head = t->next;
+			d->rate_waiting--;
+			task_unsent(t);
+		}
+		rr->tail = NULL;
 	}
 }
 
 static void task_submit(jr_dispatcher *d, task *t)
 {
-	if (d->in_flight < d->cfg->concurrency && !d->ready_head) {
-		task_send(t);
+	if (d->stopped) {
+		task_unsent(t);
+		return;
+	}
+	if (d->in_flight < d->cfg->concurrency && !d->ready_head && !d->rate_waiting) {
+		if (rate_take(d, t))
+			task_send(t);
 		return;
 	}
 	t->next = NULL;
@@ -513,8 +901,12 @@ static void start_route(delivery *dv, size_t ri)
 	task *t = jr_calloc(1, sizeof *t);
 	t->dv = dv;
 	t->ri = ri;
+	t->key = route_key_hash(dv->ev->source, dv->ev->id, dv->d->cfg->routes[ri].name);
 	dv->pending++;
-	task_submit(dv->d, t);
+	if (dedup_seen(dv->d->dedup, t->key, loop_now_ms()))
+		task_duplicate(t);
+	else
+		task_submit(dv->d, t);
 }
 
 static void unrouted(delivery *dv)

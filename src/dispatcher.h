@@ -11,6 +11,13 @@
  * table in product.md §5 says. RunJob calls in flight are bounded by
  * `concurrency`; calls past it wait in a queue, and are rendered only when
  * they leave it (a render error then ends that route as it would at submit).
+ *
+ * Policies (docs/policies.md): a route whose key already succeeded within
+ * dedup.ttl is a duplicate (done, no RunJob); a route with a rate limit (or
+ * one that RunJob answered RESOURCE_EXHAUSTED) takes a token before each
+ * call and waits in its route's queue for one, without holding a call slot;
+ * a call to a job whose circuit breaker is open is not sent but held (the
+ * RETRY outcome with hold set).
  */
 #ifndef JR_DISPATCHER_H
 #define JR_DISPATCHER_H
@@ -60,10 +67,20 @@ typedef enum jr_outcome_kind {
 
 typedef struct jr_outcome {
 	jr_outcome_kind kind;
-	int64_t delay_ms;        /* RETRY: the longest delay the failed routes ask for */
+	/*
+	 * RETRY with hold = 1: every route to try again was held because its
+	 * job's circuit breaker is open (product.md §5): no RunJob was sent for
+	 * them, and the delivery costs no attempt (the source submits it again
+	 * with the same attempt number). delay_ms is then the breaker's
+	 * remaining open time (or how long a half-open probe may take).
+	 */
+	int hold;
+	int64_t delay_ms;        /* RETRY: the longest delay the failed or held routes ask for */
 	jr_errclass cls;         /* RETRY/FAILED: the class behind it (RESOURCE: answer 429) */
 	const unsigned char *retry; /* RETRY: retry[i] = 1 for each route i to try again (n_routes) */
 	int dispatched, dead_lettered, dropped, failed;
+	int held;                /* routes held by an open breaker (marked in retry[]) */
+	int duplicates;          /* routes that already succeeded within dedup.ttl: no RunJob, done */
 	int matched;             /* routes that matched (0: unrouted) */
 } jr_outcome;
 
@@ -107,6 +124,14 @@ void dispatcher_submit(jr_dispatcher *d, jr_event *ev, int attempt, const unsign
 int dispatcher_dead_letter_raw(jr_dispatcher *d, const char *raw, size_t raw_len,
 			       const char *origin, const char *error);
 
+/*
+ * dispatcher_stop: for shutdown: every task not yet sent (waiting for a call
+ * slot or a rate-limit token), and any submitted later, ends unsent: its
+ * route is marked to try again (RETRY, hold set when nothing else failed).
+ * Calls in flight are not touched.
+ */
+void dispatcher_stop(jr_dispatcher *d);
+
 /* dispatcher_open: deliveries submitted whose outcome callback has not yet run. */
 int dispatcher_open(const jr_dispatcher *d);
 /* dispatcher_in_flight: RunJob calls sent and not yet answered. */
@@ -115,6 +140,7 @@ int dispatcher_in_flight(const jr_dispatcher *d);
 /* Per-route counters since dispatcher_new (index = route index). */
 typedef struct jr_route_stats {
 	long dispatched, failed, dead_lettered, dropped, retried;
+	long held, duplicates;
 } jr_route_stats;
 
 const jr_route_stats *dispatcher_route_stats(const jr_dispatcher *d);

@@ -77,8 +77,8 @@ static const char *config_path(const globals *g)
 
 /*
  * warn_not_enforced: settings this release loads and validates but does not
- * act on yet (they belong to later releases: the Pub/Sub dead-letter sink,
- * per-route rate limits). Silence would mislead.
+ * act on yet (they belong to a later release: the Pub/Sub dead-letter sink).
+ * Silence would mislead.
  */
 static void warn_not_enforced(const jr_config *c)
 {
@@ -86,12 +86,6 @@ static void warn_not_enforced(const jr_config *c)
 		log_kv(JR_LOG_WARNING, "CONFIG-NOT-ENFORCED",
 		       "dead_letter.topic is not used by this release; only dead_letter.file is written",
 		       "topic", c->dead_letter_topic, NULL);
-	for (size_t i = 0; i < c->n_routes; i++) {
-		const jr_route *r = &c->routes[i];
-		if (r->rate_per_second > 0)
-			log_kv(JR_LOG_WARNING, "CONFIG-NOT-ENFORCED",
-			       "rate_limit is not enforced by this release", "route", r->name, NULL);
-	}
 }
 
 /* load_config: 0, or 2 after printing every error on stderr. */
@@ -144,14 +138,73 @@ static void print_route(const jr_config *c, const jr_route *r)
 	printf("  ack: %s\n", r->ack == JR_ACK_ON_COMPLETION ? "on_completion" : "on_dispatch");
 }
 
+/* fmt_ms: a duration as the config writes it (1h, 5m, 30s, 500ms) into out. */
+static const char *fmt_ms(char *out, size_t n, int64_t ms)
+{
+	static const struct {
+		int64_t unit;
+		const char *name;
+	} units[] = {{3600000, "h"}, {60000, "m"}, {1000, "s"}};
+	for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
+		if (ms >= units[i].unit && ms % units[i].unit == 0) {
+			snprintf(out, n, "%lld%s", (long long)(ms / units[i].unit), units[i].name);
+			return out;
+		}
+	snprintf(out, n, "%lldms", (long long)ms);
+	return out;
+}
+
+/*
+ * print_policies: the effective failure policy of route r (product.md §5):
+ * each class's action (retry with attempts and backoff), whether it trips
+ * the job's breaker, and the route's rate limit.
+ */
+static void print_policies(const jr_route *r)
+{
+	char a[24], b[24];
+	printf("  policies:\n");
+	for (int k = 0; k < JR_ERR__COUNT; k++) {
+		const jr_policy *p = &r->policies.cls[k];
+		printf("    %-16s %s", errclass_name((jr_errclass)k), action_name(p->action));
+		if (p->action == JR_ACT_RETRY)
+			printf(", max_attempts %d, backoff %s -> %s (full jitter)", p->max_attempts,
+			       fmt_ms(a, sizeof a, p->initial_ms), fmt_ms(b, sizeof b, p->max_ms));
+		printf("%s\n", errclass_trips_breaker((jr_errclass)k) ? "; trips breaker" : "");
+	}
+	if (r->rate_per_second > 0)
+		printf("  rate_limit: %g/s, burst %d; halved on RESOURCE_EXHAUSTED (AIMD)\n",
+		       r->rate_per_second, r->rate_burst);
+	else
+		printf("  rate_limit: none; after RESOURCE_EXHAUSTED, half the observed rate (AIMD)\n");
+}
+
+/* print_global_policies: the breaker and dedup settings every route shares. */
+static void print_global_policies(const jr_config *c)
+{
+	const jr_breaker_conf *k = &c->breaker;
+	char a[24], b[24];
+	printf("circuit_breaker (one per job): window %d, min_calls %d, failure_rate %g, "
+	       "open_for %s, max_open_for %s, half_open_calls %d\n",
+	       k->window, k->min_calls, k->failure_rate, fmt_ms(a, sizeof a, k->open_for_ms),
+	       fmt_ms(b, sizeof b, k->max_open_for_ms), k->half_open_calls);
+	if (c->dedup_ttl_ms > 0)
+		printf("dedup (per instance): ttl %s, max_entries %lld\n",
+		       fmt_ms(a, sizeof a, c->dedup_ttl_ms), (long long)c->dedup_max_entries);
+	else
+		printf("dedup: off (ttl 0)\n");
+}
+
 static int cmd_check_config(const globals *g)
 {
 	jr_config c;
 	int rc = load_config(g, &c);
 	if (rc == 0) {
 		printf("config %s: %zu route%s\n", config_path(g), c.n_routes, c.n_routes == 1 ? "" : "s");
-		for (size_t i = 0; i < c.n_routes; i++)
+		print_global_policies(&c);
+		for (size_t i = 0; i < c.n_routes; i++) {
 			print_route(&c, &c.routes[i]);
+			print_policies(&c.routes[i]);
+		}
 	}
 	config_free(&c);
 	return rc;

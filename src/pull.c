@@ -40,7 +40,12 @@
  * Attempts are delivery_attempt when the subscription reports it, else
  * counted here per message id in a bounded map (entries made on a retry,
  * dropped on the ack, the oldest evicted past ATT_MAX), which also keeps the
- * routes still owed so a redelivery runs only those.
+ * routes still owed so a redelivery runs only those. A RETRY with hold set
+ * (the job's breaker is open) is a modack for the remaining open time that
+ * costs no attempt: the map counts the holds of each message id and they
+ * are subtracted from the deliveries seen (delivery_attempt counts them).
+ * The count is per process: after a restart, or past ATT_MAX, earlier holds
+ * count as attempts again.
  *
  * SIGTERM/SIGINT: no message is dispatched any more; waiting ones and any
  * that still arrive are nacked at once (back to Pub/Sub for another worker);
@@ -113,7 +118,8 @@ typedef struct keyq {
 typedef struct att {
 	smap_ent h;
 	struct att *prev, *next; /* oldest first */
-	int attempts;
+	int attempts;            /* deliveries seen (holds included) */
+	int holds;               /* of those, held by an open breaker: not attempts */
 	unsigned char *only;     /* n_routes bytes, or NULL: every route */
 	char id[];
 } att;
@@ -126,7 +132,8 @@ typedef struct pmsg {
 	const char *ack_id;
 	keyq *kq;
 	size_t size;
-	int attempt;
+	int attempt;                /* the delivery's attempt: deliveries seen minus holds */
+	int holds;                  /* earlier deliveries held by an open breaker */
 	unsigned char *only;
 	int st;
 	int leased;
@@ -293,9 +300,14 @@ static void att_forget(pull *p, att *a)
 	free(a);
 }
 
-/* att_remember: message id was tried `attempts` times; retry (may be NULL) marks the routes still owed. */
-static void att_remember(pull *p, const char *id, int attempts, const unsigned char *retry)
+/*
+ * att_remember: message pm was delivered (pm->attempt + pm->holds times, of
+ * which holds were held by an open breaker); retry (may be NULL) marks the
+ * routes still owed.
+ */
+static void att_remember(pull *p, const pmsg *pm, int holds, const unsigned char *retry)
 {
+	const char *id = pm->msg.id;
 	att *a = att_find(p, id);
 	if (a) {
 		att_unlink(p, a);
@@ -309,7 +321,8 @@ static void att_remember(pull *p, const char *id, int attempts, const unsigned c
 		a->h.h = hash_str(a->id);
 		smap_add(&p->atts, &a->h);
 	}
-	a->attempts = attempts;
+	a->attempts = pm->attempt + pm->holds;
+	a->holds = holds;
 	size_t nr = p->cfg->n_routes;
 	if (retry && nr) {
 		if (!a->only)
@@ -613,7 +626,7 @@ static void invalid(pull *p, pmsg *pm, const char *err)
 	} else {
 		secs = failed_backoff_s(p, pm->attempt);
 		pubsub_modack(p->ps, pm->ack_id, secs);
-		att_remember(p, jm->id, pm->attempt, NULL);
+		att_remember(p, pm, pm->holds, NULL);
 	}
 	release(p, pm, secs);
 	pmsg_free(pm);
@@ -693,11 +706,14 @@ static void on_outcome(void *arg, jr_event *ev, const jr_outcome *o)
 			p->failed++;
 		}
 		pubsub_modack(p->ps, pm->ack_id, secs);
-		att_remember(p, id, pm->attempt, o->kind == JR_OUTCOME_RETRY ? o->retry : NULL);
+		/* a hold (breaker open) is remembered so the redelivery does not count it */
+		att_remember(p, pm, pm->holds + (o->kind == JR_OUTCOME_RETRY && o->hold),
+			     o->kind == JR_OUTCOME_RETRY ? o->retry : NULL);
 		snprintf(delay, sizeof delay, "%ds", secs);
 		log_kv(o->kind == JR_OUTCOME_RETRY ? JR_LOG_INFO : JR_LOG_WARNING, "PULL-REDELIVER",
-		       o->kind == JR_OUTCOME_RETRY ? "message left in Pub/Sub to be retried"
-						   : "dead letter not written; message left in Pub/Sub",
+		       o->kind != JR_OUTCOME_RETRY ? "dead letter not written; message left in Pub/Sub"
+		       : o->hold ? "message held in Pub/Sub: the job's circuit breaker is open"
+				 : "message left in Pub/Sub to be retried",
 		       "message_id", id, "event_id", ev->id, "attempt", att_s, "delay", delay, "class",
 		       errclass_name(o->cls), NULL);
 	}
@@ -754,7 +770,10 @@ static void on_message(void *arg, const jr_pubsub_msg *m)
 	}
 	const att *a = att_find(p, m->message_id);
 	pmsg *pm = pmsg_new(p, m, a);
-	pm->attempt = m->delivery_attempt > 0 ? m->delivery_attempt : a ? a->attempts + 1 : 1;
+	/* Pub/Sub's delivery_attempt grows with every redelivery, holds too: they are subtracted */
+	int seen = m->delivery_attempt > 0 ? m->delivery_attempt : a ? a->attempts + 1 : 1;
+	pm->holds = a ? a->holds : 0;
+	pm->attempt = seen - pm->holds > 0 ? seen - pm->holds : 1;
 	if (log_enabled(JR_LOG_DEBUG)) {
 		char att_s[16];
 		snprintf(att_s, sizeof att_s, "%d", pm->attempt);
@@ -1021,6 +1040,8 @@ static int start(pull *p)
 /* teardown: cancels what is left; every outcome callback runs before the dispatcher goes. */
 static void teardown(pull *p)
 {
+	if (p->d)
+		dispatcher_stop(p->d);
 	if (p->api)
 		runapi_free(p->api);
 	while (p->d && dispatcher_open(p->d) > 0)

@@ -63,7 +63,8 @@ static void on_outcome(void *arg, jr_event *ev, const jr_outcome *o)
 		if (!p->only)
 			p->only = jr_malloc(rp->cfg->n_routes ? rp->cfg->n_routes : 1);
 		memcpy(p->only, o->retry, rp->cfg->n_routes);
-		p->attempt++;
+		if (!o->hold) /* a hold (breaker open) costs no attempt: wait for the breaker */
+			p->attempt++;
 		rp->waiting++;
 		loop_timer_add(rp->loop, o->delay_ms, resubmit, p);
 		return;
@@ -198,13 +199,14 @@ static int summary(replay *rp)
 	long udl = 0, ufail = 0;
 	long unrouted = rp->d ? dispatcher_unrouted(rp->d, &udl, &ufail) : rp->dry_unrouted;
 	int bad = rp->invalid > 0 || udl > 0 || ufail > 0;
-	fprintf(f, "%-32s %10s %8s %14s %8s\n", "route", "dispatched", "failed", "dead-lettered",
-		"dropped");
+	fprintf(f, "%-32s %10s %8s %14s %8s %10s %6s\n", "route", "dispatched", "failed",
+		"dead-lettered", "dropped", "duplicate", "held");
 	for (size_t i = 0; i < rp->cfg->n_routes; i++) {
 		if (rp->o->route && strcmp(rp->o->route, rp->cfg->routes[i].name) != 0)
 			continue;
-		fprintf(f, "%-32s %10ld %8ld %14ld %8ld\n", rp->cfg->routes[i].name, rs[i].dispatched,
-			rs[i].failed, rs[i].dead_lettered, rs[i].dropped);
+		fprintf(f, "%-32s %10ld %8ld %14ld %8ld %10ld %6ld\n", rp->cfg->routes[i].name,
+			rs[i].dispatched, rs[i].failed, rs[i].dead_lettered, rs[i].dropped,
+			rs[i].duplicates, rs[i].held);
 		bad |= rs[i].failed > 0 || rs[i].dead_lettered > 0;
 	}
 	fprintf(f, "events: %ld read, %ld invalid, %ld unrouted", rp->events, rp->invalid, unrouted);

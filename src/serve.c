@@ -305,7 +305,7 @@ static void on_outcome(void *arg, jr_event *ev, const jr_outcome *o)
 	sreq *q = arg;
 	log_set_trace(q->trace);
 	if (o->kind == JR_OUTCOME_RETRY)
-		worsen(q, o->cls == JR_ERR_RESOURCE ? V_RESOURCE : V_RETRY, o->delay_ms);
+		worsen(q, o->cls == JR_ERR_RESOURCE && !o->hold ? V_RESOURCE : V_RETRY, o->delay_ms);
 	else if (o->kind == JR_OUTCOME_FAILED)
 		worsen(q, V_RETRY, 0);
 	event_free(ev);
@@ -598,7 +598,9 @@ static void run_until_drained(serve *s)
 	s->stopping = 1;
 	if (s->grace)
 		loop_timer_cancel(s->loop, s->grace);
-	/* RunJob calls still open are cancelled; their deliveries end (RETRY) */
+	/* tasks not sent end unsent; RunJob calls still open are cancelled; their deliveries end (RETRY) */
+	if (s->d)
+		dispatcher_stop(s->d);
 	if (s->api) {
 		runapi_free(s->api);
 		s->api = NULL;

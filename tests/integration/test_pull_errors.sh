@@ -13,9 +13,11 @@ cat >"$WORK/fake.json" <<'JSON'
   {"job": "plain-job", "code": "NOT_FOUND", "message": "no such job"}
 ]}
 JSON
+# the errors here are per event: no circuit breaker (test_policy.sh tests it)
+NO_BREAKER="circuit_breaker: { window: 1000, min_calls: 1000 }"
 start_fake --config "$WORK/fake.json"
 start_pstest "$WORK" --topic "$TOPIC" --subscription "$SUB"
-write_config
+write_config "$NO_BREAKER"
 write_messages "$WORK/msgs.jsonl"
 ps_cmd publish "$TOPIC" "$WORK/msgs.jsonl" 30 || fail "publish: $PS_REPLY"
 
@@ -74,7 +76,7 @@ console.log(`ok: 30 messages, ${unavailable} retried after UNAVAILABLE, 10 dead-
 JS
 
 # --- the dead-letter sink fails: the events stay in Pub/Sub (nacked with backoff, never acked)
-write_config
+write_config "$NO_BREAKER"
 sed -i "s|dead_letter: { file: .* }|dead_letter: { file: /dev/full }|" "$WORK/jobrelay.yaml"
 ps_cmd publish "$TOPIC" "$WORK/msgs.jsonl" 30 || fail "publish: $PS_REPLY"
 start_pull

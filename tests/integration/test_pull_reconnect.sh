@@ -8,7 +8,8 @@
 
 start_fake --latency-ms 1000
 start_pstest "$WORK" --topic "$TOPIC" --subscription "$SUB" --stream-timeout 700ms
-write_config
+# the second publish repeats the CloudEvents (same source and id): no dedup here
+write_config "dedup: { ttl: 0s }"
 write_messages "$WORK/msgs.jsonl"
 ps_cmd publish "$TOPIC" "$WORK/msgs.jsonl" 60 || fail "publish: $PS_REPLY"
 

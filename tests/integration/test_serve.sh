@@ -27,6 +27,10 @@ write_config() { # write_config FILE [DEAD_LETTER_LINE]
 project: demo-project
 region: europe-west2
 call_timeout: 5s
+# the captures reuse event ids (two share curl-command/123-abc): no dedup here;
+# and no breaker for the NOT_FOUND job (docs/policies.md; test_policy.sh tests both)
+dedup: { ttl: 0s }
+circuit_breaker: { window: 1000, min_calls: 1000 }
 $2
 routes:
   - name: storage
