@@ -317,6 +317,12 @@ def hold(env, name):
         r = rss_kib(p.pid)
         rss, hwm = max(rss, r["VmRSS"]), max(hwm, r["VmHWM"])
         time.sleep(0.05)
+    smaps = os.path.join(a.work, f"{tag}.smaps")  # where the memory is, at the end of the window
+    try:
+        with open(f"/proc/{p.pid}/smaps") as f, open(smaps, "w") as o:
+            o.write(f.read())
+    except OSError:
+        pass
     stop(p, grace=a.hold_delay_ms / 1000 + 10)
     stop(emu)
     stop(fake)
