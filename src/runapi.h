@@ -115,4 +115,15 @@ int runapi_encode(const jr_runreq *req, jr_buf *out);
  */
 int runapi_routing_header(const char *job_name, jr_buf *out);
 
+/*
+ * runapi_decode_operation: reads a RunJob answer (a packed
+ * google.longrunning.Operation) into res: operation, execution and log_uri
+ * (strings in arena a); a finished Operation with an error sets code and
+ * message (text in msgbuf, RUNAPI_MAX_MESSAGE+1 bytes); malformed bytes give
+ * INTERNAL. Used by the client; exposed for tests.
+ */
+#define RUNAPI_MAX_MESSAGE 1024
+void runapi_decode_operation(const void *data, size_t len, jr_arena *a, jr_runresult *res,
+			     char *msgbuf);
+
 #endif

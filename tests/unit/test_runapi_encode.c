@@ -1,12 +1,19 @@
 /*
  * test_runapi_encode.c — the RunJobRequest bytes runapi sends, read back
- * with protobuf-c's generated decoder, and the x-goog-request-params value.
+ * with protobuf-c's generated decoder, and the x-goog-request-params value;
+ * RunJob answers (Operations packed by protobuf-c) read back by runapi.
  */
 #include "cu.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "google/cloud/run/v2/job.pb-c.h"
+#include "google/cloud/run/v2/execution.pb-c.h"
+#include "google/longrunning/operations.pb-c.h"
+#include "google/protobuf/any.pb-c.h"
+#include "google/protobuf/duration.pb-c.h"
+#include "google/rpc/status.pb-c.h"
 #include "runapi.h"
 
 typedef Google__Cloud__Run__V2__RunJobRequest RunJobRequest;
@@ -144,6 +151,233 @@ static void test_buf_max(void)
 	buf_free(&b);
 }
 
+/*
+ * pb_pack: req packed by protobuf-c's generated packer (what runapi used
+ * before it wrote the bytes itself): the reference for test_same_bytes.
+ */
+static size_t pb_pack(const jr_runreq *req, uint8_t **out)
+{
+	Google__Cloud__Run__V2__RunJobRequest rq = GOOGLE__CLOUD__RUN__V2__RUN_JOB_REQUEST__INIT;
+	Google__Cloud__Run__V2__RunJobRequest__Overrides ov =
+		GOOGLE__CLOUD__RUN__V2__RUN_JOB_REQUEST__OVERRIDES__INIT;
+	Google__Cloud__Run__V2__RunJobRequest__Overrides__ContainerOverride co =
+		GOOGLE__CLOUD__RUN__V2__RUN_JOB_REQUEST__OVERRIDES__CONTAINER_OVERRIDE__INIT;
+	Google__Cloud__Run__V2__RunJobRequest__Overrides__ContainerOverride *cop[1] = { &co };
+	Google__Protobuf__Duration timeout = GOOGLE__PROTOBUF__DURATION__INIT;
+	Google__Cloud__Run__V2__EnvVar ev[8], *evp[8];
+	CU_ASSERT_FATAL(req->n_env <= 8);
+	rq.name = req->name ? req->name : "";
+	for (size_t i = 0; i < req->n_env; i++) {
+		google__cloud__run__v2__env_var__init(&ev[i]);
+		ev[i].name = (char *)req->env[i].key;
+		ev[i].values_case = GOOGLE__CLOUD__RUN__V2__ENV_VAR__VALUES_VALUE;
+		ev[i].value = (char *)(req->env[i].value ? req->env[i].value : "");
+		evp[i] = &ev[i];
+	}
+	co.n_env = req->n_env;
+	co.env = evp;
+	if (req->container)
+		co.name = req->container;
+	if (req->has_args && req->n_args > 0) {
+		co.n_args = req->n_args;
+		co.args = req->args;
+	} else if (req->has_args) {
+		co.clear_args = 1;
+	}
+	int has_co = req->n_env > 0 || req->container || req->has_args;
+	if (has_co) {
+		ov.n_container_overrides = 1;
+		ov.container_overrides = cop;
+	}
+	if (req->task_count > 0)
+		ov.task_count = req->task_count;
+	if (req->timeout_ms > 0) {
+		timeout.seconds = req->timeout_ms / 1000;
+		timeout.nanos = (int32_t)(req->timeout_ms % 1000) * 1000000;
+		ov.timeout = &timeout;
+	}
+	if (has_co || req->task_count > 0 || req->timeout_ms > 0)
+		rq.overrides = &ov;
+	size_t n = google__cloud__run__v2__run_job_request__get_packed_size(&rq);
+	*out = malloc(n ? n : 1);
+	google__cloud__run__v2__run_job_request__pack(&rq, *out);
+	return n;
+}
+
+/* runapi's hand-written encoder gives protobuf-c's bytes for every combination below. */
+static void test_same_bytes(void)
+{
+	static char longv[300], longk[140];
+	memset(longv, 'v', sizeof longv - 1);
+	memset(longk, 'K', sizeof longk - 1);
+	jr_kv envs[][3] = {
+		{ { "INPUT", "gs://b/o" }, { "EMPTY", "" }, { "NUL", NULL } },
+		{ { "", "no name" }, { longk, longv }, { "A", "1" } },
+	};
+	char *args_sets[][2] = { { "--input", "" }, { longv, "x" } };
+	const char *names[] = { "projects/p/locations/l/jobs/j", "", NULL, longv };
+	const char *containers[] = { NULL, "", "main" };
+	int64_t timeouts[] = { 0, 1, 999, 1000, 600500, 86400000 };
+	int tasks[] = { 0, 1, 200, 100000 };
+	int checked = 0;
+	for (size_t a = 0; a < 4; a++)
+		for (size_t b = 0; b < 3; b++)
+			for (size_t e = 0; e < 3; e++)
+				for (size_t g = 0; g < 4; g++)
+					for (size_t t = 0; t < 6; t++)
+						for (size_t k = 0; k < 4; k++) {
+							jr_runreq req = {
+								.name = (char *)names[a],
+								.container = (char *)containers[b],
+								.env = e ? envs[e - 1] : NULL,
+								.n_env = e ? 3 : 0,
+								.args = g >= 2 ? args_sets[g - 2] : NULL,
+								.n_args = g >= 2 ? 2 : 0,
+								.has_args = g >= 1,
+								.task_count = tasks[k],
+								.timeout_ms = timeouts[t],
+							};
+							uint8_t *want;
+							size_t n = pb_pack(&req, &want);
+							jr_buf got;
+							buf_init(&got, 0);
+							CU_ASSERT_EQUAL_FATAL(runapi_encode(&req, &got), 0);
+							CU_ASSERT_EQUAL(got.len, n);
+							CU_ASSERT(got.len == n && !memcmp(got.data, want, n));
+							buf_free(&got);
+							free(want);
+							checked++;
+						}
+	CU_ASSERT_EQUAL(checked, 4 * 3 * 3 * 4 * 6 * 4);
+}
+
+typedef struct op_case {
+	const char *name, *exec_name, *log_uri, *type_url;
+	int done, code;
+	const char *message;
+	int response; /* the oneof's response set instead of error */
+} op_case;
+
+/* op_pack: an Operation as the Run API sends it, packed by protobuf-c. */
+static size_t op_pack(const op_case *c, uint8_t *out, size_t cap)
+{
+	Google__Cloud__Run__V2__Execution ex = GOOGLE__CLOUD__RUN__V2__EXECUTION__INIT;
+	ex.name = (char *)c->exec_name;
+	ex.log_uri = (char *)c->log_uri;
+	ex.task_count = 3;
+	ex.uid = "uid-1";
+	uint8_t exb[2048];
+	size_t exn = google__cloud__run__v2__execution__pack(&ex, exb);
+	Google__Protobuf__Any meta = GOOGLE__PROTOBUF__ANY__INIT, resp = GOOGLE__PROTOBUF__ANY__INIT;
+	meta.type_url = (char *)c->type_url;
+	meta.value.data = exb;
+	meta.value.len = exn;
+	Google__Rpc__Status st = GOOGLE__RPC__STATUS__INIT;
+	st.code = c->code;
+	st.message = (char *)c->message;
+	Google__Longrunning__Operation op = GOOGLE__LONGRUNNING__OPERATION__INIT;
+	op.name = (char *)c->name;
+	op.metadata = &meta;
+	op.done = c->done;
+	if (c->response) {
+		op.result_case = GOOGLE__LONGRUNNING__OPERATION__RESULT_RESPONSE;
+		op.response = &resp;
+	} else if (c->message) {
+		op.result_case = GOOGLE__LONGRUNNING__OPERATION__RESULT_ERROR;
+		op.error = &st;
+	}
+	size_t n = google__longrunning__operation__get_packed_size(&op);
+	CU_ASSERT_FATAL(n <= cap);
+	return google__longrunning__operation__pack(&op, out);
+}
+
+static void decode(const uint8_t *b, size_t n, jr_runresult *r, jr_arena *a, char *msgbuf)
+{
+	memset(r, 0, sizeof *r);
+	r->message = "";
+	runapi_decode_operation(b, n, a, r, msgbuf);
+}
+
+static void test_operation(void)
+{
+	const char *exec = "projects/p/locations/l/jobs/j/executions/j-abc12";
+	const char *uri = "https://console.cloud.google.com/logs/viewer?project=p";
+	op_case ok = { "projects/p/locations/l/operations/op-1", exec, uri,
+		       "type.googleapis.com/google.cloud.run.v2.Execution", 0, 0, NULL, 0 };
+	uint8_t b[4096];
+	char msgbuf[RUNAPI_MAX_MESSAGE + 1];
+	jr_runresult r;
+	jr_arena a;
+	arena_init(&a);
+
+	size_t n = op_pack(&ok, b, sizeof b);
+	decode(b, n, &r, &a, msgbuf);
+	CU_ASSERT_EQUAL(r.code, 0);
+	CU_ASSERT_STRING_EQUAL(r.operation, ok.name);
+	CU_ASSERT_STRING_EQUAL(r.execution, exec);
+	CU_ASSERT_STRING_EQUAL(r.log_uri, uri);
+
+	/* another type in the metadata: no execution read from it */
+	op_case other = ok;
+	other.type_url = "type.googleapis.com/google.cloud.run.v2.Job";
+	n = op_pack(&other, b, sizeof b);
+	decode(b, n, &r, &a, msgbuf);
+	CU_ASSERT_EQUAL(r.code, 0);
+	CU_ASSERT_PTR_NULL(r.execution);
+
+	/* finished with an error: its code and message */
+	op_case failed = ok;
+	failed.done = 1;
+	failed.code = 9;
+	failed.message = "job is paused";
+	n = op_pack(&failed, b, sizeof b);
+	decode(b, n, &r, &a, msgbuf);
+	CU_ASSERT_EQUAL(r.code, 9);
+	CU_ASSERT_STRING_EQUAL(r.message, "job is paused");
+
+	/* an error with code 0, an error while not done, a response: all OK */
+	op_case zero = failed, notdone = failed, resp = failed;
+	zero.code = 0;
+	notdone.done = 0;
+	resp.response = 1;
+	const op_case *oks[] = { &zero, &notdone, &resp };
+	for (size_t i = 0; i < 3; i++) {
+		n = op_pack(oks[i], b, sizeof b);
+		decode(b, n, &r, &a, msgbuf);
+		CU_ASSERT_EQUAL(r.code, 0);
+		CU_ASSERT_STRING_EQUAL(r.execution, exec);
+	}
+
+	/* a negative code (a 10-byte varint) */
+	op_case neg = failed;
+	neg.code = -5;
+	n = op_pack(&neg, b, sizeof b);
+	decode(b, n, &r, &a, msgbuf);
+	CU_ASSERT_EQUAL(r.code, -5);
+
+	/* every truncation of a valid answer is INTERNAL or reads only complete fields */
+	n = op_pack(&failed, b, sizeof b);
+	for (size_t cut = 0; cut < n; cut++) {
+		decode(b, cut, &r, &a, msgbuf);
+		CU_ASSERT(r.code == 0 || r.code == 9 || r.code == 13);
+		if (r.execution)
+			CU_ASSERT_STRING_EQUAL(r.execution, exec);
+	}
+	/* a known field with the wrong wire type, a group, field number 0 */
+	const uint8_t wrong[] = { 0x08, 0x01 }, group[] = { 0x0b }, zero_field[] = { 0x00, 0x00 };
+	decode(wrong, sizeof wrong, &r, &a, msgbuf);
+	CU_ASSERT_EQUAL(r.code, 13);
+	decode(group, sizeof group, &r, &a, msgbuf);
+	CU_ASSERT_EQUAL(r.code, 13);
+	decode(zero_field, sizeof zero_field, &r, &a, msgbuf);
+	CU_ASSERT_EQUAL(r.code, 13);
+	/* empty: an Operation with nothing set */
+	decode(b, 0, &r, &a, msgbuf);
+	CU_ASSERT_EQUAL(r.code, 0);
+	CU_ASSERT_STRING_EQUAL(r.operation, "");
+	arena_free(&a);
+}
+
 static void check_routing(const char *name, const char *want)
 {
 	jr_buf b;
@@ -170,6 +404,8 @@ static const cu_test tests[] = {
 	{ "task_count_only", test_task_count_only },
 	{ "many_env", test_many_env },
 	{ "buf_max", test_buf_max },
+	{ "same_bytes", test_same_bytes },
+	{ "operation", test_operation },
 	{ "routing", test_routing },
 	{ NULL, NULL },
 };
