@@ -39,6 +39,8 @@ typedef struct grpcx_channel_opts {
  * credentials, or TLS with Google default credentials (which gRPC composes
  * with the ADC call credentials). jobrelay's user agent, keepalive pings only
  * while calls are open (every 5 min), no transparent retries, no BDP probes.
+ * The first call also turns off Abseil's mutex deadlock detection (a debug
+ * check Debian's Abseil has on; JOBRELAY_ABSL_DEADLOCK_CHECKS=1 keeps it).
  * NULL with err filled when credentials or the channel cannot be made. The
  * caller destroys the channel (grpc_channel_destroy).
  */
