@@ -227,3 +227,23 @@ void grpcx_copy_text(char *out, size_t max, const void *s, size_t n)
 	memcpy(out, s, n);
 	out[n] = '\0';
 }
+
+size_t grpcx_unary_ops(grpc_op ops[6], const grpcx_unary_io *io)
+{
+	memset(ops, 0, 6 * sizeof *ops);
+	ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+	ops[0].data.send_initial_metadata.count = io->n_send_md;
+	ops[0].data.send_initial_metadata.metadata = io->send_md;
+	ops[1].op = GRPC_OP_SEND_MESSAGE;
+	ops[1].data.send_message.send_message = io->send_buf;
+	ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+	ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
+	ops[3].data.recv_initial_metadata.recv_initial_metadata = io->recv_md;
+	ops[4].op = GRPC_OP_RECV_MESSAGE;
+	ops[4].data.recv_message.recv_message = io->recv_buf;
+	ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+	ops[5].data.recv_status_on_client.trailing_metadata = io->trailing_md;
+	ops[5].data.recv_status_on_client.status = io->status;
+	ops[5].data.recv_status_on_client.status_details = io->details;
+	return 6;
+}

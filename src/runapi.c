@@ -395,22 +395,10 @@ int runapi_run(jr_runapi *c, const jr_runreq *req, int64_t timeout_ms, jr_run_cb
 	pack_req(req, NULL, &k->send_buf);
 
 	grpc_op ops[6];
-	memset(ops, 0, sizeof ops);
-	ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
-	ops[0].data.send_initial_metadata.count = 2;
-	ops[0].data.send_initial_metadata.metadata = k->send_md;
-	ops[1].op = GRPC_OP_SEND_MESSAGE;
-	ops[1].data.send_message.send_message = k->send_buf;
-	ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
-	ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
-	ops[3].data.recv_initial_metadata.recv_initial_metadata = &k->recv_md;
-	ops[4].op = GRPC_OP_RECV_MESSAGE;
-	ops[4].data.recv_message.recv_message = &k->recv_buf;
-	ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
-	ops[5].data.recv_status_on_client.trailing_metadata = &k->trailing_md;
-	ops[5].data.recv_status_on_client.status = &k->status;
-	ops[5].data.recv_status_on_client.status_details = &k->details;
-	if (grpc_call_start_batch(k->call, ops, 6, &k->tag, NULL) != GRPC_CALL_OK) {
+	grpcx_unary_io io = {k->send_md, 2, k->send_buf, &k->recv_md, &k->trailing_md,
+			     &k->recv_buf, &k->status, &k->details};
+	size_t nops = grpcx_unary_ops(ops, &io);
+	if (grpc_call_start_batch(k->call, ops, nops, &k->tag, NULL) != GRPC_CALL_OK) {
 		grpc_call_unref(k->call);
 		grpc_byte_buffer_destroy(k->send_buf);
 		grpc_metadata_array_destroy(&k->recv_md);

@@ -21,6 +21,7 @@
 
 #include "log.h"
 #include "mem.h"
+#include "metrics.h"
 
 #define RUNFLOW_CALL_MS 30000 /* deadline of each GetExecution / ListExecutions */
 
@@ -64,10 +65,19 @@ static void flow_close(void *obj)
 	free(f);
 }
 
+/* The metric families (product.md §7): executions followed, and the lookups' results. */
+static jr_metric *m_followed, *m_lookups;
+
 static flow *flow_of(jr_runapi *api)
 {
 	flow *f = runapi_attached(api);
 	if (!f) {
+		m_followed = metric_register("jobrelay_executions_followed", JR_METRIC_GAUGE,
+					     "Executions being followed (ack: on_completion, --wait).",
+					     NULL, 0);
+		m_lookups = metric_register("jobrelay_ambiguous_lookups_total", JR_METRIC_COUNTER,
+					    "Lookups of an execution after an ambiguous RunJob failure, by result.",
+					    NULL, 0);
 		f = jr_calloc(1, sizeof *f);
 		f->api = api;
 		f->admin = runadmin_new(api);
@@ -99,6 +109,7 @@ static void watch_end(watch *w, int code, const char *message, const jr_executio
 	if (w->next)
 		w->next->prev = w->prev;
 	f->n--;
+	metric_set(m_followed, NULL, f->n);
 	w->cb(w->arg, code, message, e);
 	free(w->name);
 	free(w);
@@ -179,6 +190,7 @@ static int watch_start(jr_runapi *api, const char *name, int64_t first_ms, int64
 		f->list->prev = w;
 	f->list = w;
 	f->n++;
+	metric_set(m_followed, NULL, f->n);
 	w->timer = loop_timer_add(runapi_loop(api), first_ms, poll_now, w);
 	return 0;
 }
@@ -249,6 +261,10 @@ typedef struct finder {
 
 static void find_end(finder *fd, const jr_runresult *r)
 {
+	const char *result = r->recovered ? "found" : r->code == JR_GRPC_NOT_FOUND ? "not_found" : "failed";
+	char l[64];
+	metrics_labels(l, sizeof l, "result", result, NULL);
+	metric_add(m_lookups, l, 1);
 	fd->cb(fd->arg, r);
 	free(fd->job);
 	free(fd->key);

@@ -328,6 +328,20 @@ async function main() {
     assert.match(op.res.error.message, /boom/);
   });
 
+  await check('execution that times out: failed tasks, no execution_reason, LRO DEADLINE_EXCEEDED', async () => {
+    writeConfig(cfg, { executions: [{ job: 'tmo', run_ms: 0, outcome: 'timed_out' }] });
+    const { err, res } = await call(c.jobs, 'RunJob', { name: job('tmo') });
+    assert.ifError(err);
+    const name = Execution.decode(res.metadata.value).name;
+    const g = await call(c.execs, 'GetExecution', { name });
+    assert.strictEqual(g.res.failedCount, 1);
+    assert.strictEqual(g.res.conditions[0].state, 'CONDITION_FAILED');
+    assert.match(g.res.conditions[0].message, /timeout/);
+    assert.notStrictEqual(g.res.conditions[0].reasons, 'executionReason');
+    const op = await call(c.ops, 'GetOperation', { name: res.name });
+    assert.strictEqual(op.res.error.code, grpc.status.DEADLINE_EXCEEDED);
+  });
+
   await check('CancelExecution of a running execution', async () => {
     writeConfig(cfg, { executions: { '*': { run_ms: 60000 } } });
     const { res } = await call(c.jobs, 'RunJob', { name: job('cancelme') });
