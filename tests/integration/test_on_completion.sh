@@ -88,6 +88,7 @@ flow_control: { ack_deadline: 10s }
 routes:
   - { name: long, match: { attributes: { kind: long } }, job: long, ack: on_completion }
   - { name: bad, match: { attributes: { kind: bad } }, job: bad, ack: on_completion }
+  - { name: forever, match: { attributes: { kind: forever } }, job: canc, ack: on_completion }
 YAML
 printf '{"data":"x","attributes":{"kind":"long"}}\n' >"$WORK/long.jsonl"
 printf '{"data":"y","attributes":{"kind":"bad"}}\n' >"$WORK/bad.jsonl"
@@ -113,8 +114,16 @@ acked "$MSG_LONG" && fail "the long execution's message was acked before its exe
 wait_until 40 acked "$MSG_LONG" || fail "the long execution's message was not acked"
 finished_long || fail "acked without DISPATCH-OK for the long execution"
 assert_eq "$(message_field "$MSG_LONG" deliveries)" 1 "deliveries of the long message (lease extended, not redelivered)"
+# SIGTERM while an execution is followed: after shutdown_grace the follow ends, the message
+# is left to Pub/Sub (not acked), and pull exits 0
+printf '{"data":"z","attributes":{"kind":"forever"}}\n' >"$WORK/forever.jsonl"
+ps_cmd publish "$TOPIC" "$WORK/forever.jsonl" || fail "$PS_REPLY"
+MSG_FOREVER=$(ps_field first)
+following() { grep '"msgid":"DISPATCH-STARTED"' "$PULL_LOG" | grep -q '"route":"forever"'; }
+wait_until 30 following || fail "the forever execution was not followed"
 stop_pull TERM
 assert_eq "$PULL_RC" 0 "pull exit code"
+assert_eq "$(message_field "$MSG_FOREVER" acks)" 0 "a message whose execution still ran at shutdown is not acked"
 ext=$(grep '"msgid":"PULL-SUMMARY"' "$PULL_LOG" | sed -n 's/.*"lease_extensions":"\([0-9]*\)".*/\1/p')
 [ "${ext:-0}" -ge 1 ] || fail "no lease extension while the execution ran"
 LONG=$(grep '"msgid":"DISPATCH-OK"' "$PULL_LOG" | grep '"route":"long"' | jq -r .execution)
