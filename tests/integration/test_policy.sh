@@ -10,6 +10,9 @@
 #  - dedup: the same source+id twice gives one RunJob (replay and serve);
 #  - a rate-limited route never has more than burst + rate*t calls recorded
 #    in any span t (the times jobrelay started the calls, from the records).
+#  - AIMD: RESOURCE_EXHAUSTED with RetryInfo on a route without rate_limit
+#    halves its observed rate (RATELIMIT-DECREASE) and no call follows within
+#    the RetryInfo delay, nor before the halved rate's next token.
 # Also check-config's policy lines.
 . "$(dirname "${BASH_SOURCE[0]}")/serve_lib.sh"
 CHECK_RECORDS="node $JR_SOURCE_DIR/tests/integration/check_records.js"
@@ -29,6 +32,7 @@ call_timeout: 5s
 dead_letter: { file: $WORK/dead.ndjson }
 policies:
   permission: { action: retry, max_attempts: 5, initial_backoff: 10ms, max_backoff: 20ms }
+  resource: { initial_backoff: 10ms, max_backoff: 20ms }
 circuit_breaker: { window: 4, min_calls: 2, failure_rate: 0.5, open_for: 500ms, max_open_for: 1s, half_open_calls: 1 }
 dedup: { ttl: 10m, max_entries: 1000 }
 routes:
@@ -38,6 +42,9 @@ routes:
   - name: ok
     match: { type: test.ok }
     job: fine
+  - name: busy
+    match: { type: test.busy }
+    job: busy
   - name: limited
     match: { type: test.limited }
     job: limited
@@ -187,4 +194,22 @@ for (let i = 0; i < t.length; i++)
   }
 '
 grep -q '"msgid":"DISPATCH-OK"' "$WORK/limited.log" || fail "no dispatch logged"
+
+echo "== AIMD: RESOURCE_EXHAUSTED with RetryInfo slows a route without rate_limit"
+printf '{"rules": [{"job": "busy", "code": "RESOURCE_EXHAUSTED", "retry_delay_ms": 400, "times": 1}]}\n' >"$WORK/fake.json"
+: >"$WORK/record.jsonl"
+{ ev b1 test.busy; ev b2 test.busy; } >"$WORK/busy.ndjson"
+sed -i 's/^concurrency: 16$/concurrency: 1/' "$WORK/jobrelay.yaml"
+"$JOBRELAY" --log-format json replay "$WORK/busy.ndjson" >"$WORK/busy.out" 2>"$WORK/busy.log" ||
+	{ cat "$WORK/busy.log" >&2; fail "replay exited $?"; }
+grep '"msgid":"RATELIMIT-DECREASE"' "$WORK/busy.log" | grep -q '"route":"busy","rate_per_second":"0.500"' ||
+	fail "no RATELIMIT-DECREASE to half the observed 1/s"
+$CHECK_RECORDS "$WORK/record.jsonl" '
+expect(runs.length === 3 && runs[0].statusName === "RESOURCE_EXHAUSTED", "RESOURCE_EXHAUSTED then 2 calls: " + runs.map((r) => r.statusName));
+const sent = (r) => Date.parse(r.time) - (5000 - r.deadline);
+// RetryInfo: no call of the route for 400 ms; then the halved rate (0.5/s, bucket emptied)
+expect(sent(runs[1]) - Date.parse(runs[0].time) >= 400 - 5, "a call within the RetryInfo delay");
+// (0.5/s growing by 0.05/s each second: the next token is due about 1.94 s after the decrease)
+expect(sent(runs[1]) - Date.parse(runs[0].time) >= 1800, "the first token after the decrease came before 1.8 s: " + (sent(runs[1]) - Date.parse(runs[0].time)));
+'
 echo "test_policy: ok"
