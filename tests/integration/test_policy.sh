@@ -33,7 +33,7 @@ dead_letter: { file: $WORK/dead.ndjson }
 policies:
   permission: { action: retry, max_attempts: 5, initial_backoff: 10ms, max_backoff: 20ms }
   resource: { initial_backoff: 10ms, max_backoff: 20ms }
-circuit_breaker: { window: 4, min_calls: 2, failure_rate: 0.5, open_for: 500ms, max_open_for: 1s, half_open_calls: 1 }
+circuit_breaker: { window: 4, min_calls: 2, failure_rate: 0.5, open_for: 1s, max_open_for: 2s, half_open_calls: 1 }
 dedup: { ttl: 10m, max_entries: 1000 }
 routes:
   - name: denied
@@ -55,7 +55,7 @@ ev() { printf '{"specversion":"1.0","id":"%s","source":"test","type":"%s"}\n' "$
 
 echo "== check-config prints the effective policies"
 "$JOBRELAY" check-config >"$WORK/check.out"
-grep -q "^circuit_breaker (one per job): window 4, min_calls 2, failure_rate 0.5, open_for 500ms, max_open_for 1s, half_open_calls 1$" "$WORK/check.out" ||
+grep -q "^circuit_breaker (one per job): window 4, min_calls 2, failure_rate 0.5, open_for 1s, max_open_for 2s, half_open_calls 1$" "$WORK/check.out" ||
 	fail "check-config: breaker line"
 grep -q "^dedup (per instance): ttl 10m, max_entries 1000$" "$WORK/check.out" || fail "check-config: dedup line"
 grep -q "^    permission       retry, max_attempts 5, backoff 10ms -> 20ms (full jitter); trips breaker$" "$WORK/check.out" ||
@@ -87,7 +87,7 @@ if (seq !== want) fail('transitions: ' + seq);
 if (!trans.every((l) => l.job === 'projects/demo-project/locations/europe-west2/jobs/denied')) fail('job of a transition');
 // open time doubles, up to max_open_for
 const opens = trans.filter((l) => l.msgid === 'BREAKER-OPEN').map((l) => l.open_for).join();
-if (opens !== '500ms,1000ms,1000ms') fail('open_for: ' + opens);
+if (opens !== "1000ms,2000ms,2000ms") fail('open_for: ' + opens);
 if (trans[0].failure_rate !== '1.00' || trans[0].class !== 'permission') fail('first opening: ' + JSON.stringify(trans[0]));
 // no RunJob for the job while open; exactly one (the probe) in each half-open period
 const ms = (t) => Date.parse(t);
@@ -158,7 +158,9 @@ stop_serve TERM
 
 echo "== serve: a held event is answered 503 with Retry-After"
 printf '{"rules": [{"job": "denied", "code": "PERMISSION_DENIED"}]}\n' >"$WORK/fake.json"
-start_serve
+# open long enough that the third request surely finds it open
+sed 's/open_for: 1s, max_open_for: 2s/open_for: 30s, max_open_for: 1m/' "$WORK/jobrelay.yaml" >"$WORK/serve-open.yaml"
+JOBRELAY_CONFIG="$WORK/serve-open.yaml" start_serve
 client '
 const h = (id) => ({ "ce-specversion": "1.0", "ce-id": id, "ce-source": "//test", "ce-type": "test.denied" });
 await post("/", h("s1"), "");
@@ -166,7 +168,8 @@ await post("/", h("s2"), "");
 const before = records().length;
 const r = await post("/", h("s3"), "");
 expect(r.status === 503, "held: " + r.status);
-expect(Number(r.headers["retry-after"]) >= 1, "Retry-After: " + r.headers["retry-after"]);
+const ra = Number(r.headers["retry-after"]);
+expect(ra >= 1 && ra <= 30, "Retry-After: the remaining open time, got " + r.headers["retry-after"]);
 expect(records().length === before, "no RunJob while the breaker is open");
 const m = (await raw("GET /metrics HTTP/1.0\r\n\r\n")).text;
 expect(/jobrelay_breaker_state\{job="projects\/demo-project\/locations\/europe-west2\/jobs\/denied"\} 2/.test(m), "breaker state open in /metrics");
