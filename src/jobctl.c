@@ -338,8 +338,18 @@ static int parse(ctl *c, int argc, char **argv, const int *allowed)
 			return -1;
 		}
 		switch (ch) {
-		case O_PROJECT: add_unique(c->projects, &c->n_projects, optarg); break;
-		case O_REGION: add_unique(c->regions, &c->n_regions, optarg); break;
+		case O_PROJECT:
+		case O_REGION:
+			if ((ch == O_PROJECT ? c->n_projects : c->n_regions) >= CTL_MAX_LIST) {
+				fprintf(stderr, "jobrelay %s: at most %d of %s\n", c->cmd, CTL_MAX_LIST,
+					argv[optind - 1]);
+				return -1;
+			}
+			if (ch == O_PROJECT)
+				add_unique(c->projects, &c->n_projects, optarg);
+			else
+				add_unique(c->regions, &c->n_regions, optarg);
+			break;
 		case O_LABEL:
 			if (split_kv(c, "--label", optarg, c->labels, &c->n_labels) < 0)
 				return -1;
