@@ -131,6 +131,88 @@ grpc_channel *grpcx_channel_new(const grpcx_channel_opts *o, char *err, size_t e
 	return ch;
 }
 
+grpc_channel *grpcx_pubsub_channel(const char *endpoint, int max_receive, char *target,
+				   size_t tcap, char *err, size_t errlen)
+{
+	int insecure = 1; /* the emulator: plaintext, whatever the host */
+	if (!endpoint || !*endpoint)
+		endpoint = getenv("PUBSUB_EMULATOR_HOST");
+	if (!endpoint || !*endpoint) {
+		endpoint = "pubsub.googleapis.com:443";
+		insecure = 0;
+	}
+	char host[256];
+	if (strlen(endpoint) > 260) {
+		snprintf(err, errlen, "pubsub endpoint too long (%zu bytes)", strlen(endpoint));
+		return NULL;
+	}
+	if (grpcx_split_endpoint("pubsub endpoint", endpoint, host, sizeof host, err, errlen) < 0)
+		return NULL;
+	grpcx_channel_opts co = { "pubsub endpoint", endpoint, insecure, max_receive };
+	grpc_channel *ch = grpcx_channel_new(&co, err, errlen);
+	if (ch)
+		snprintf(target, tcap, "%s (%s)", endpoint, insecure ? "plaintext" : "tls");
+	return ch;
+}
+
+int grpcx_unary_start(grpcx_unary *u, grpc_channel *ch, void *method, grpc_completion_queue *cq,
+		      int64_t timeout_ms, const char *params, size_t plen, grpc_byte_buffer *bb,
+		      void *tag)
+{
+	memset(u, 0, sizeof *u);
+	u->send_buf = bb;
+	u->md[0].key = grpc_slice_from_static_string("x-goog-request-params");
+	u->md[0].value = grpc_slice_from_static_buffer(params, plen);
+	u->md[1].key = grpc_slice_from_static_string("x-goog-api-client");
+	u->md[1].value = grpc_slice_from_static_string(grpcx_api_client());
+	gpr_timespec deadline = timeout_ms > 0
+		? gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_millis(timeout_ms, GPR_TIMESPAN))
+		: gpr_inf_future(GPR_CLOCK_MONOTONIC);
+	u->call = grpc_channel_create_registered_call(ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq, method,
+						      deadline, NULL);
+	if (!u->call) {
+		grpc_byte_buffer_destroy(bb);
+		return -1;
+	}
+	grpc_metadata_array_init(&u->recv_md);
+	grpc_metadata_array_init(&u->trailing_md);
+	grpc_op ops[6];
+	memset(ops, 0, sizeof ops);
+	ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+	ops[0].data.send_initial_metadata.count = 2;
+	ops[0].data.send_initial_metadata.metadata = u->md;
+	ops[1].op = GRPC_OP_SEND_MESSAGE;
+	ops[1].data.send_message.send_message = u->send_buf;
+	ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+	ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
+	ops[3].data.recv_initial_metadata.recv_initial_metadata = &u->recv_md;
+	ops[4].op = GRPC_OP_RECV_MESSAGE;
+	ops[4].data.recv_message.recv_message = &u->recv_buf;
+	ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+	ops[5].data.recv_status_on_client.trailing_metadata = &u->trailing_md;
+	ops[5].data.recv_status_on_client.status = &u->status;
+	ops[5].data.recv_status_on_client.status_details = &u->details;
+	if (grpc_call_start_batch(u->call, ops, 6, tag, NULL) != GRPC_CALL_OK) {
+		grpc_call_unref(u->call);
+		grpc_byte_buffer_destroy(u->send_buf);
+		grpc_metadata_array_destroy(&u->recv_md);
+		grpc_metadata_array_destroy(&u->trailing_md);
+		return -1;
+	}
+	return 0;
+}
+
+void grpcx_unary_end(grpcx_unary *u)
+{
+	grpc_slice_unref(u->details);
+	grpc_metadata_array_destroy(&u->recv_md);
+	grpc_metadata_array_destroy(&u->trailing_md);
+	grpc_byte_buffer_destroy(u->send_buf);
+	if (u->recv_buf)
+		grpc_byte_buffer_destroy(u->recv_buf);
+	grpc_call_unref(u->call);
+}
+
 typedef struct ready_wait {
 	jr_tag tag;
 	int done, ok;

@@ -8,6 +8,7 @@
 #define JR_GRPCX_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <grpc/byte_buffer.h>
 #include <grpc/grpc.h>
@@ -45,6 +46,44 @@ typedef struct grpcx_channel_opts {
  * caller destroys the channel (grpc_channel_destroy).
  */
 grpc_channel *grpcx_channel_new(const grpcx_channel_opts *o, char *err, size_t errlen);
+
+/*
+ * grpcx_pubsub_channel: a channel to Pub/Sub, chosen as every Pub/Sub client
+ * of jobrelay chooses it: endpoint when given, else PUBSUB_EMULATOR_HOST
+ * (plaintext, no credential lookup, Google's convention), else
+ * pubsub.googleapis.com:443 with TLS and Google default credentials. target
+ * (tcap bytes) gets "host:port (plaintext|tls)" for logs. NULL with err filled.
+ */
+grpc_channel *grpcx_pubsub_channel(const char *endpoint, int max_receive, char *target,
+				   size_t tcap, char *err, size_t errlen);
+
+/*
+ * grpcx_unary: one unary call on a completion queue, as one batch of six
+ * ops (send metadata, message and close; receive metadata, message and
+ * status), so the call costs a single completion.
+ */
+typedef struct grpcx_unary {
+	grpc_call *call;
+	grpc_metadata md[2];
+	grpc_metadata_array recv_md, trailing_md;
+	grpc_byte_buffer *send_buf, *recv_buf;
+	grpc_status_code status;
+	grpc_slice details;
+} grpcx_unary;
+
+/*
+ * grpcx_unary_start: starts method (a handle from grpc_channel_register_call)
+ * on ch with request bb (taken over, also on failure), the headers
+ * x-goog-request-params = params[0..plen) (params must outlive the call) and
+ * x-goog-api-client, and a deadline timeout_ms from now (<= 0: none). tag
+ * completes once on cq; then read u->status, u->details, u->recv_buf and call
+ * grpcx_unary_end. 0, or -1 when the call could not start (nothing to end).
+ */
+int grpcx_unary_start(grpcx_unary *u, grpc_channel *ch, void *method, grpc_completion_queue *cq,
+		      int64_t timeout_ms, const char *params, size_t plen, grpc_byte_buffer *bb,
+		      void *tag);
+/* grpcx_unary_end: releases the call and what it received. */
+void grpcx_unary_end(grpcx_unary *u);
 
 /*
  * grpcx_wait_ready: connects ch and waits, driving loop l, until the channel

@@ -69,7 +69,6 @@
 #include "metrics.h"
 #include "policy.h"
 
-#define PS_DEFAULT_ENDPOINT "pubsub.googleapis.com:443"
 #define PS_METHOD "/google.pubsub.v1.Subscriber/StreamingPull"
 #define PS_MAX_RECV (20 * 1024 * 1024)   /* one StreamingPullResponse */
 #define PS_MAX_IDS 2500                  /* ids in one request */
@@ -826,23 +825,9 @@ jr_pubsub *pubsub_new(jr_loop *l, const jr_pubsub_opts *o, char *err, size_t err
 		snprintf(err, errlen, "no usable subscription name");
 		return NULL;
 	}
-	const char *endpoint = o->endpoint;
-	int insecure = 1; /* the emulator: plaintext, whatever the host */
-	if (!endpoint || !*endpoint)
-		endpoint = getenv("PUBSUB_EMULATOR_HOST");
-	if (!endpoint || !*endpoint) {
-		endpoint = PS_DEFAULT_ENDPOINT;
-		insecure = 0;
-	}
-	char host[256];
-	if (strlen(endpoint) > 260) {
-		snprintf(err, errlen, "pubsub endpoint too long (%zu bytes)", strlen(endpoint));
-		return NULL;
-	}
-	if (grpcx_split_endpoint("pubsub endpoint", endpoint, host, sizeof host, err, errlen) < 0)
-		return NULL;
-	grpcx_channel_opts co = { "pubsub endpoint", endpoint, insecure, PS_MAX_RECV };
-	grpc_channel *ch = grpcx_channel_new(&co, err, errlen);
+	char target[300];
+	grpc_channel *ch = grpcx_pubsub_channel(o->endpoint, PS_MAX_RECV, target, sizeof target,
+						err, errlen);
 	if (!ch)
 		return NULL;
 	metrics_init();
@@ -858,7 +843,7 @@ jr_pubsub *pubsub_new(jr_loop *l, const jr_pubsub_opts *o, char *err, size_t err
 	size_t cap = 16 + 3 * strlen(o->subscription);
 	ps->params = jr_malloc(cap);
 	pubsub_routing_header(ps->subscription, ps->params, cap);
-	snprintf(ps->target, sizeof ps->target, "%s (%s)", endpoint, insecure ? "plaintext" : "tls");
+	snprintf(ps->target, sizeof ps->target, "%s", target);
 	random_client_id(ps->client_id);
 	ps->rng = (uint64_t)loop_now_ms() ^ ((uint64_t)getpid() << 32) ^ 0xD1B54A32D192ED03ULL;
 	int64_t mm = o->max_outstanding_messages > 0 ? o->max_outstanding_messages : 1000;
