@@ -3,7 +3,8 @@
  *
  * A sink takes a record (the event, the route, why it failed) and makes it
  * durable: the NDJSON file sink (src/deadletter.c) writes and flushes before it
- * answers; a Pub/Sub topic sink (a later issue) answers when Publish returns.
+ * answers; the Pub/Sub topic sink (src/dltopic.c) answers when Publish
+ * returns; src/sinks.c makes the configured one, or both behind one sink.
  * An event is acked or counted as dead-lettered only after every configured
  * sink confirmed.
  */
@@ -19,6 +20,8 @@ typedef struct jr_dlrecord {
 	const jr_event *ev;      /* NULL when the input could not be decoded at all */
 	const char *raw;         /* the undecodable input (bounded), when ev is NULL */
 	size_t raw_len;
+	/* with raw: the Pub/Sub message that did not decode, when it came from one (pull) */
+	const jr_message *msg;
 	const char *origin;      /* where the event came from ("file:line", "pull", "http") */
 	const char *route;       /* NULL for unrouted and undecodable events */
 	int attempts;
@@ -33,7 +36,13 @@ typedef void (*jr_sink_cb)(void *arg, int ok, const char *err);
 
 typedef struct jr_sink jr_sink;
 struct jr_sink {
-	const char *name; /* "file", "topic": the metric label */
+	const char *name; /* "file", "topic", "file+topic": the metric label */
+	/*
+	 * counted: 1 when the sink counts its own writes in
+	 * jobrelay_dead_letter_writes_total, one series per member sink (the
+	 * composite of src/sinks.c); the dispatcher then does not.
+	 */
+	int counted;
 	/*
 	 * write: 0 when the record is durable on return; -1 with err filled when
 	 * it failed now; 1 when cb will be called later (exactly once). cb is

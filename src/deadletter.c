@@ -20,14 +20,21 @@ static void add_str_member(jr_buf *out, const char *key, const char *v)
 		buf_adds(out, "null");
 }
 
-static void add_rfc3339_ms(jr_buf *out, int64_t ms)
+void deadletter_time(char *out, int64_t ms)
 {
 	time_t s = (time_t)(ms / 1000);
 	struct tm tm;
-	char t[32];
+	char t[24];
 	gmtime_r(&s, &tm);
 	strftime(t, sizeof t, "%Y-%m-%dT%H:%M:%S", &tm);
-	buf_printf(out, "\"%s.%03dZ\"", t, (int)(ms % 1000));
+	snprintf(out, 32, "%s.%03dZ", t, (int)(ms % 1000));
+}
+
+static void add_rfc3339_ms(jr_buf *out, int64_t ms)
+{
+	char t[32];
+	deadletter_time(t, ms);
+	buf_printf(out, "\"%s\"", t);
 }
 
 /* utf8_cut: the longest prefix of s no longer than max that does not split a UTF-8 sequence. */
