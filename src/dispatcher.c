@@ -244,55 +244,146 @@ long dispatcher_unrouted(const jr_dispatcher *d, long *dead_lettered, long *fail
 
 /* ---- dead letters ---- */
 
+/* What the log lines of a dead letter name. */
+typedef struct dl_note {
+	const char *route, *event_id, *origin, *code, *message;
+	jr_errclass cls;
+} dl_note;
+
+/*
+ * A write that the sink confirms later: who waits for it (a delivery, or the
+ * caller of dispatcher_dead_letter_raw), and copies of what its log lines
+ * and `out` need, since the record is gone by then.
+ */
 typedef struct dl_wait {
-	delivery *dv;
+	jr_dispatcher *d;
+	delivery *dv;            /* NULL for a raw record */
 	long *ok_count, *fail_count;
+	jr_raw_cb cb;            /* raw records: the caller's callback (may be NULL) */
+	void *arg;
+	int ok;                  /* raw records answered at once: the result to hand back */
+	dl_note note;
+	char *text;              /* the note's strings */
+	char *line;              /* the record as a JSON line, for out; NULL without out */
 } dl_wait;
 
 static void delivery_step(delivery *dv);
 
-/* print_record: a record that no sink took goes to out, so nothing is lost silently. */
-static void print_record(jr_dispatcher *d, const jr_dlrecord *r, const char *why)
+static dl_note note_of(const jr_dlrecord *r)
 {
-	log_kv(JR_LOG_ERROR, "DEADLETTER-FAILED", "event could not be dead-lettered; printed",
-	       "route", r->route, "event_id", r->ev ? r->ev->id : NULL, "origin", r->origin,
-	       "class", errclass_name(r->cls), "code", r->code, "error", r->message, "sink_error",
-	       why, NULL);
-	if (!d->out)
-		return;
+	return (dl_note){r->route, r->ev ? r->ev->id : NULL, r->origin, r->code, r->message, r->cls};
+}
+
+/* note_keep: w's note becomes a copy of r's. */
+static void note_keep(dl_wait *w, const jr_dlrecord *r)
+{
+	dl_note n = note_of(r);
+	const char *src[5] = {n.route, n.event_id, n.origin, n.code, n.message};
+	const char **dst[5] = {&w->note.route, &w->note.event_id, &w->note.origin, &w->note.code,
+			       &w->note.message};
+	size_t len[5], total = 0;
+	for (int i = 0; i < 5; i++)
+		total += (len[i] = src[i] ? strlen(src[i]) + 1 : 0);
+	char *at = w->text = jr_malloc(total ? total : 1);
+	for (int i = 0; i < 5; i++) {
+		*dst[i] = src[i] ? memcpy(at, src[i], len[i]) : NULL;
+		at += len[i];
+	}
+	w->note.cls = r->cls;
+}
+
+/* record_line: r as one JSON line in d->line (for out). */
+static void record_line(jr_dispatcher *d, const jr_dlrecord *r)
+{
 	buf_reset(&d->line);
 	deadletter_write_json(&d->line, r);
 	buf_addc(&d->line, '\n');
-	fwrite(d->line.data, 1, d->line.len, d->out);
-	fflush(d->out);
 }
 
-static void log_dead_letter(const jr_dlrecord *r)
+/* dl_end: logs and counts the end of a write; a failed one's record (line) goes to out. */
+static void dl_end(jr_dispatcher *d, const dl_note *n, int ok, const char *line, size_t len,
+		   const char *why)
 {
-	log_kv(JR_LOG_WARNING, "DEADLETTER-OK", "event dead-lettered", "route", r->route,
-	       "event_id", r->ev ? r->ev->id : NULL, "origin", r->origin, "class",
-	       errclass_name(r->cls), "code", r->code, "error", r->message, NULL);
+	if (!d->sink || !d->sink->counted)
+		count(m.dl_writes, "sink", d->sink ? d->sink->name : "none", "result",
+		      ok ? "ok" : "failed");
+	if (ok) {
+		log_kv(JR_LOG_WARNING, "DEADLETTER-OK", "event dead-lettered", "route", n->route,
+		       "event_id", n->event_id, "origin", n->origin, "class", errclass_name(n->cls),
+		       "code", n->code, "error", n->message, NULL);
+		return;
+	}
+	/* a record that no sink took goes to out, so nothing is lost silently */
+	log_kv(JR_LOG_ERROR, "DEADLETTER-FAILED", "event could not be dead-lettered; printed",
+	       "route", n->route, "event_id", n->event_id, "origin", n->origin, "class",
+	       errclass_name(n->cls), "code", n->code, "error", n->message, "sink_error", why, NULL);
+	if (d->out && line) {
+		fwrite(line, 1, len, d->out);
+		fflush(d->out);
+	}
+}
+
+static void dl_wait_free(dl_wait *w)
+{
+	free(w->text);
+	free(w->line);
+	free(w);
+}
+
+/* raw_answer: a raw record's result goes to its caller, from the loop. */
+static void raw_answer(void *arg)
+{
+	dl_wait *w = arg;
+	w->d->open--;
+	if (w->cb)
+		w->cb(w->arg, w->ok);
+	dl_wait_free(w);
 }
 
 static void on_sink_done(void *arg, int ok, const char *err)
 {
 	dl_wait *w = arg;
-	if (ok)
-		(*w->ok_count)++;
-	else
-		(*w->fail_count)++;
-	count(m.dl_writes, "sink", w->dv->d->sink->name, "result", ok ? "ok" : "failed");
-	if (!ok) {
-		w->dv->out.failed++;
-		log_kv(JR_LOG_ERROR, "DEADLETTER-FAILED", "dead-letter write failed", "event_id",
-		       w->dv->ev->id, "sink_error", err, NULL);
-	} else {
-		w->dv->out.dead_lettered++;
-	}
+	dl_end(w->d, &w->note, ok, w->line, w->line ? strlen(w->line) : 0, err);
 	delivery *dv = w->dv;
-	free(w);
+	if (!dv) {
+		w->ok = ok;
+		raw_answer(w);
+		return;
+	}
+	(*(ok ? w->ok_count : w->fail_count))++;
+	if (ok)
+		dv->out.dead_lettered++;
+	else
+		dv->out.failed++;
+	dl_wait_free(w);
 	dv->pending--;
 	delivery_step(dv);
+}
+
+/*
+ * dl_start: hands r to the sink with w as the callback's argument. 1 when the
+ * sink answers later (on_sink_done ends w then); else 0 (durable) or -1
+ * (failed), logged and counted, and w is still the caller's.
+ */
+static int dl_start(jr_dispatcher *d, const jr_dlrecord *r, dl_wait *w)
+{
+	char err[256] = "no dead-letter sink configured";
+	int rc = d->sink ? d->sink->write(d->sink, r, on_sink_done, w, err, sizeof err) : -1;
+	if (rc != 1 && rc != 0)
+		rc = -1;
+	if (rc == 1) {
+		note_keep(w, r);
+		if (d->out) {
+			record_line(d, r);
+			w->line = jr_strndup(d->line.data, d->line.len);
+		}
+		return 1;
+	}
+	dl_note n = note_of(r);
+	if (rc < 0 && d->out)
+		record_line(d, r);
+	dl_end(d, &n, rc == 0, d->line.data, rc < 0 && d->out ? d->line.len : 0, err);
+	return rc;
 }
 
 /*
@@ -302,49 +393,45 @@ static void on_sink_done(void *arg, int ok, const char *err)
  */
 static void dead_letter(delivery *dv, const jr_dlrecord *r, long *ok_count, long *fail_count)
 {
-	jr_dispatcher *d = dv->d;
-	char err[256] = "no dead-letter sink configured";
-	int rc = -1;
-	dl_wait *w = NULL;
-	if (d->sink) {
-		w = jr_malloc(sizeof *w);
-		*w = (dl_wait){dv, ok_count, fail_count};
-		rc = d->sink->write(d->sink, r, on_sink_done, w, err, sizeof err);
-	}
+	dl_wait *w = jr_calloc(1, sizeof *w);
+	*w = (dl_wait){.d = dv->d, .dv = dv, .ok_count = ok_count, .fail_count = fail_count};
+	int rc = dl_start(dv->d, r, w);
 	if (rc == 1) {
 		dv->pending++;
 		return;
 	}
 	free(w);
-	count(m.dl_writes, "sink", d->sink ? d->sink->name : "none", "result",
-	      rc == 0 ? "ok" : "failed");
 	if (rc == 0) {
-		log_dead_letter(r);
 		(*ok_count)++;
 		dv->out.dead_lettered++;
 	} else {
-		print_record(d, r, err);
 		(*fail_count)++;
 		dv->out.failed++;
 	}
 }
 
-int dispatcher_dead_letter_raw(jr_dispatcher *d, const char *raw, size_t raw_len,
-			       const char *origin, const char *error)
+void dispatcher_dead_letter_raw(jr_dispatcher *d, const char *raw, size_t raw_len,
+				const jr_message *msg, const char *origin, const char *error,
+				jr_raw_cb cb, void *arg)
 {
 	jr_dlrecord r = {
-		.raw = raw ? raw : "", .raw_len = raw ? raw_len : 0, .origin = origin,
+		.raw = raw ? raw : "", .raw_len = raw ? raw_len : 0, .msg = msg, .origin = origin,
 		.cls = JR_ERR_INVALID_EVENT, .code = "INVALID_EVENT", .message = error,
 		.failed_at_ms = wall_ms(),
 	};
-	char err[256] = "no dead-letter sink configured";
-	/* sinks that answer later are given no callback here: only synchronous ones confirm */
-	if (d->sink && d->sink->write(d->sink, &r, NULL, NULL, err, sizeof err) == 0) {
-		log_dead_letter(&r);
-		return 1;
+	dl_wait *w = jr_calloc(1, sizeof *w);
+	*w = (dl_wait){.d = d, .cb = cb, .arg = arg};
+	d->open++;
+	int rc = dl_start(d, &r, w);
+	if (rc == 1)
+		return;
+	if (!cb) {
+		d->open--;
+		free(w);
+		return;
 	}
-	print_record(d, &r, err);
-	return 0;
+	w->ok = rc == 0;
+	loop_timer_add(d->loop, 0, raw_answer, w);
 }
 
 /* ---- circuit breakers: one per job name, created when first called ---- */

@@ -116,13 +116,21 @@ void dispatcher_free(jr_dispatcher *d);
 void dispatcher_submit(jr_dispatcher *d, jr_event *ev, int attempt, const unsigned char *only,
 		       jr_outcome_cb cb, void *arg);
 
+/* jr_raw_cb: the end of a raw dead letter; ok = 1 when every sink confirmed it. */
+typedef void (*jr_raw_cb)(void *arg, int ok);
+
 /*
  * dispatcher_dead_letter_raw: the record of input that never decoded
- * (invalid_event). Returns 1 when the sink confirmed it, 0 when it failed or
- * there is no sink (then the record went to out).
+ * (invalid_event): raw, and msg when it was a Pub/Sub message (may be NULL).
+ * Everything is copied or written before this returns. cb (may be NULL) runs
+ * exactly once, from the loop, never from inside this call: ok = 1 when the
+ * sink confirmed the record (a topic: when Publish returned), 0 when it
+ * failed or there is no sink (then the record went to out). Until then
+ * dispatcher_open counts it.
  */
-int dispatcher_dead_letter_raw(jr_dispatcher *d, const char *raw, size_t raw_len,
-			       const char *origin, const char *error);
+void dispatcher_dead_letter_raw(jr_dispatcher *d, const char *raw, size_t raw_len,
+				const jr_message *msg, const char *origin, const char *error,
+				jr_raw_cb cb, void *arg);
 
 /*
  * dispatcher_stop: for shutdown: every task not yet sent (waiting for a call

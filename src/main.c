@@ -75,19 +75,6 @@ static const char *config_path(const globals *g)
 	return e && *e ? e : "./jobrelay.yaml";
 }
 
-/*
- * warn_not_enforced: settings this release loads and validates but does not
- * act on yet (they belong to a later release: the Pub/Sub dead-letter sink).
- * Silence would mislead.
- */
-static void warn_not_enforced(const jr_config *c)
-{
-	if (c->dead_letter_topic)
-		log_kv(JR_LOG_WARNING, "CONFIG-NOT-ENFORCED",
-		       "dead_letter.topic is not used by this release; only dead_letter.file is written",
-		       "topic", c->dead_letter_topic, NULL);
-}
-
 /* load_config: 0, or 2 after printing every error on stderr. */
 static int load_config(const globals *g, jr_config *c)
 {
@@ -99,8 +86,6 @@ static int load_config(const globals *g, jr_config *c)
 		fprintf(stderr, "jobrelay: %d error%s in %s\n", n, n == 1 ? "" : "s", config_path(g));
 	}
 	buf_free(&errs);
-	if (!n)
-		warn_not_enforced(c);
 	return n ? 2 : 0;
 }
 

@@ -61,7 +61,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "deadletter.h"
+#include "sinks.h"
 #include "decode.h"
 #include "dispatcher.h"
 #include "httpd.h"
@@ -595,6 +595,15 @@ static void forget_attempts(pull *p, const char *id)
 		att_forget(p, a);
 }
 
+/* on_raw_done: an undecodable message's dead letter ended; acked, or nacked with backoff. */
+static void on_raw_done(void *arg, int ok)
+{
+	pmsg *pm = arg;
+	jr_outcome o = {.kind = ok ? JR_OUTCOME_DONE : JR_OUTCOME_FAILED,
+			.cls = JR_ERR_INVALID_EVENT};
+	on_outcome(pm, pm->ev, &o);
+}
+
 /*
  * invalid: an undecodable message is dead-lettered as the push body it would
  * have been ({"message":...,"subscription":...}), then acked; nacked with
@@ -615,8 +624,16 @@ static void invalid(pull *p, pmsg *pm, const char *err)
 		event_write_message(&p->raw, jm);
 		buf_addlit(&p->raw, ",\"subscription\":");
 		json_write_string(&p->raw, p->cfg->subscription, strlen(p->cfg->subscription));
-		ok = buf_addc(&p->raw, '}') == 0 &&
-		     dispatcher_dead_letter_raw(p->d, p->raw.data, p->raw.len, "pull", err) == 1;
+		if (buf_addc(&p->raw, '}') == 0) {
+			/* held as dispatched until the sinks answer (on_raw_done) */
+			p->dispatched++;
+			p->dispatched_bytes += (int64_t)pm->size;
+			pm->st = PM_DISPATCHED;
+			dispatcher_dead_letter_raw(p->d, p->raw.data, p->raw.len, jm, "pull", err,
+						   on_raw_done, pm);
+			return;
+		}
+		ok = 0;
 	}
 	int secs = -1;
 	if (ok) {
@@ -1007,15 +1024,6 @@ static int start(pull *p)
 		       "config", cfg->path, NULL);
 		return 2;
 	}
-	char err[256];
-	if (cfg->dead_letter_file) {
-		p->sink = deadletter_file_open(cfg->dead_letter_file, err, sizeof err);
-		if (!p->sink) {
-			log_kv(JR_LOG_ERROR, "DEADLETTER-OPEN", "cannot open the dead-letter file",
-			       "error", err, NULL);
-			return 2;
-		}
-	}
 	p->loop = loop_new();
 	int rc = open_clients(p);
 	if (rc == 0)
@@ -1026,6 +1034,8 @@ static int start(pull *p)
 	}
 	if (rc == 0)
 		rc = wait_services(p);
+	if (rc == 0)
+		rc = sinks_open(cfg, p->loop, &p->sink);
 	if (rc != 0)
 		return rc;
 	log_kv(JR_LOG_INFO, "PULL-READY", "Pub/Sub and the Run API are reachable", "subscription",
@@ -1068,10 +1078,10 @@ static void teardown(pull *p)
 	}
 	httpd_free(p->http);
 	signals_stop();
-	if (p->loop)
-		loop_free(p->loop);
 	if (p->sink)
 		p->sink->close(p->sink);
+	if (p->loop)
+		loop_free(p->loop);
 	buf_free(&p->raw);
 }
 

@@ -19,7 +19,7 @@
 #include "loop.h"
 #include "route.h"
 #include "runapi.h"
-#include "deadletter.h"
+#include "sinks.h"
 
 
 typedef struct replay {
@@ -141,8 +141,8 @@ static void handle_item(replay *rp, jr_input_item *it)
 		log_kv(JR_LOG_ERROR, "EVENT-INVALID", "input rejected", "error", it->error, NULL);
 		/* a dry run writes nothing; otherwise the input goes to the dead-letter file */
 		if (!rp->o->dry_run && rp->sink)
-			dispatcher_dead_letter_raw(rp->d, it->raw, it->raw_len, input_position(rp->in),
-						   it->error);
+			dispatcher_dead_letter_raw(rp->d, it->raw, it->raw_len, NULL,
+						   input_position(rp->in), it->error, NULL, NULL);
 		free(it->error);
 		free(it->raw);
 		return;
@@ -220,14 +220,6 @@ static int summary(replay *rp)
 static int open_peers(replay *rp)
 {
 	char err[256];
-	if (rp->cfg->dead_letter_file && !rp->o->dry_run) {
-		rp->sink = deadletter_file_open(rp->cfg->dead_letter_file, err, sizeof err);
-		if (!rp->sink) {
-			log_kv(JR_LOG_ERROR, "DEADLETTER-OPEN", "cannot open the dead-letter file", "error",
-			       err, NULL);
-			return 2;
-		}
-	}
 	if (rp->o->dry_run) {
 		rp->dry = jr_calloc(rp->cfg->n_routes ? rp->cfg->n_routes : 1, sizeof *rp->dry);
 		return 0;
@@ -241,6 +233,9 @@ static int open_peers(replay *rp)
 	}
 	if (runapi_startup_check(rp->api, rp->cfg->call_timeout_ms) < 0)
 		return 3;
+	int rc = sinks_open(rp->cfg, rp->loop, &rp->sink);
+	if (rc)
+		return rc;
 	jr_dispatch_opts dopt = {.no_retry = rp->o->no_retry, .only_route = rp->o->route};
 	rp->d = dispatcher_new(rp->cfg, rp->loop, dispatcher_runapi(rp->api), rp->sink, rp->o->out,
 			       &dopt);
@@ -270,10 +265,10 @@ int replay_run(const jr_config *cfg, const jr_replay_opts *o)
 	dispatcher_free(rp.d);
 	if (rp.api)
 		runapi_free(rp.api);
-	if (rp.loop)
-		loop_free(rp.loop);
 	if (rp.sink)
 		rp.sink->close(rp.sink);
+	if (rp.loop)
+		loop_free(rp.loop);
 	buf_free(&rp.line);
 	free(rp.dry);
 	return rc;

@@ -35,7 +35,7 @@
 #include <unistd.h>
 
 #include "auth.h"
-#include "deadletter.h"
+#include "sinks.h"
 #include "decode.h"
 #include "dispatcher.h"
 #include "httpd.h"
@@ -356,6 +356,17 @@ static int authorized(serve *s, sreq *q)
 	return 0;
 }
 
+static void on_raw_done(void *arg, int ok)
+{
+	sreq *q = arg;
+	log_set_trace(q->trace);
+	if (!ok)
+		worsen(q, V_RETRY, 0);
+	if (--q->open == 0)
+		finish(q);
+	log_set_trace(NULL);
+}
+
 /* invalid_parts: dead-letters an undecodable body. 1 when the request may go on, 0 after answering. */
 static int invalid_parts(serve *s, sreq *q, const char *body, size_t len)
 {
@@ -372,8 +383,10 @@ static int invalid_parts(serve *s, sreq *q, const char *body, size_t len)
 		answer(q, 400, text);
 		return 0;
 	}
-	if (!dispatcher_dead_letter_raw(s->d, body, len < RAW_MAX ? len : RAW_MAX, "http", q->error))
-		worsen(q, V_RETRY, 0);
+	/* answered only once the sinks confirmed (on_raw_done) */
+	q->open++;
+	dispatcher_dead_letter_raw(s->d, body, len < RAW_MAX ? len : RAW_MAX, NULL, "http", q->error,
+				   on_raw_done, q);
 	return 1;
 }
 
@@ -407,7 +420,7 @@ static void on_post(void *arg, jr_http_req *http)
 		return;
 	}
 	/* the outcomes come from the loop, never from inside submit, so open is final here */
-	q->open = (int)q->n_evs;
+	q->open += (int)q->n_evs;
 	s->submit_trace = q->trace;
 	for (size_t i = 0; i < q->n_evs; i++) {
 		jr_event *ev = q->evs[i];
@@ -416,7 +429,7 @@ static void on_post(void *arg, jr_http_req *http)
 		dispatcher_submit(s->d, ev, attempt, NULL, on_outcome, q);
 	}
 	s->submit_trace = NULL;
-	if (q->n_evs == 0)
+	if (q->open == 0)
 		finish(q);
 	log_set_trace(NULL);
 }
@@ -531,13 +544,10 @@ static int open_run_api(serve *s)
 static int open_peers(serve *s, dry_runner *dr)
 {
 	char err[256];
-	if (s->cfg->dead_letter_file && !s->o->dry_run) {
-		s->sink = deadletter_file_open(s->cfg->dead_letter_file, err, sizeof err);
-		if (!s->sink) {
-			log_kv(JR_LOG_ERROR, "DEADLETTER-OPEN", "cannot open the dead-letter file",
-			       "error", err, NULL);
-			return 2;
-		}
+	if (!s->o->dry_run) {
+		int rc = sinks_open(s->cfg, s->loop, &s->sink);
+		if (rc)
+			return rc;
 	}
 	s->auth = auth_new(s->cfg, err, sizeof err);
 	if (!s->auth && err[0]) {
@@ -657,10 +667,10 @@ int serve_run(const jr_config *cfg, const jr_serve_opts *o)
 		runapi_free(s.api);
 	auth_free(s.auth);
 	signals_stop();
-	loop_free(s.loop);
-	dry_free(&dr);
 	if (s.sink)
 		s.sink->close(s.sink);
+	loop_free(s.loop);
+	dry_free(&dr);
 	free_requests(&s);
 	return rc;
 }

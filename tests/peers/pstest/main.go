@@ -48,6 +48,9 @@ type harness struct {
 	smu     sync.Mutex             // guards the stream counters below
 	streams map[string]int         // streams opened, by method
 	lastMD  map[string]interface{} // the request metadata of the last stream opened
+
+	calls    map[string]int                    // calls made (unary and streams), by method
+	methodMD map[string]map[string]interface{} // the metadata of each method's last call
 }
 
 // The request metadata a client sends that tests look at.
@@ -68,7 +71,31 @@ func (h *harness) interceptor(srv interface{}, ss grpc.ServerStream, info *grpc.
 	h.streams[info.FullMethod]++
 	h.lastMD = got
 	h.smu.Unlock()
+	h.record(ss.Context(), info.FullMethod)
 	return handler(srv, ss)
+}
+
+// unaryInterceptor counts unary calls per method and keeps each method's last metadata.
+func (h *harness) unaryInterceptor(ctx context.Context, req interface{}, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (interface{}, error) {
+	h.record(ctx, info.FullMethod)
+	return handler(ctx, req)
+}
+
+// record notes one call of method and the watched metadata it carried.
+func (h *harness) record(ctx context.Context, method string) {
+	md, _ := metadata.FromIncomingContext(ctx)
+	got := map[string]interface{}{}
+	for _, k := range watchedMD {
+		if v := md.Get(k); len(v) == 1 {
+			got[k] = v[0]
+		} else if len(v) > 1 {
+			got[k] = v
+		}
+	}
+	h.smu.Lock()
+	h.calls[method]++
+	h.methodMD[method] = got
+	h.smu.Unlock()
 }
 
 func main() {
@@ -89,13 +116,15 @@ func main() {
 		fatalf("--host %q is not a loopback address", *host)
 	}
 	srv := pstest.NewServer()
-	h := &harness{srv: srv, out: os.Stdout, streams: map[string]int{}, lastMD: map[string]interface{}{}}
+	h := &harness{srv: srv, out: os.Stdout, streams: map[string]int{}, lastMD: map[string]interface{}{},
+		calls: map[string]int{}, methodMD: map[string]map[string]interface{}{}}
 
 	lis, err := net.Listen("tcp", net.JoinHostPort(*host, strconv.Itoa(*port)))
 	if err != nil {
 		fatalf("listen: %v", err)
 	}
-	gs := grpc.NewServer(grpc.MaxRecvMsgSize(64<<20), grpc.StreamInterceptor(h.interceptor))
+	gs := grpc.NewServer(grpc.MaxRecvMsgSize(64<<20), grpc.StreamInterceptor(h.interceptor),
+		grpc.UnaryInterceptor(h.unaryInterceptor))
 	pb.RegisterPublisherServer(gs, &srv.GServer)
 	pb.RegisterSubscriberServer(gs, &srv.GServer)
 	go func() { _ = gs.Serve(lis) }()
@@ -247,6 +276,36 @@ func (h *harness) command(a []string) (interface{}, error) {
 		}
 		_, err := h.srv.GServer.DeleteSubscription(context.Background(), &pb.DeleteSubscriptionRequest{Subscription: a[1]})
 		return map[string]string{"deleted": a[1]}, err
+	case "delete-topic":
+		if err := need(a, 2, "delete-topic TOPIC"); err != nil {
+			return nil, err
+		}
+		_, err := h.srv.GServer.DeleteTopic(context.Background(), &pb.DeleteTopicRequest{Topic: a[1]})
+		return map[string]string{"deleted": a[1]}, err
+	case "pull":
+		if err := need(a, 4, "pull SUB N TIMEOUT"); err != nil {
+			return nil, err
+		}
+		n, err := strconv.Atoi(a[2])
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("N %q: not a number >= 1", a[2])
+		}
+		d, err := time.ParseDuration(a[3])
+		if err != nil {
+			return nil, err
+		}
+		return h.pull(a[1], n, d)
+	case "calls":
+		if err := need(a, 2, "calls METHOD"); err != nil {
+			return nil, err
+		}
+		h.smu.Lock()
+		defer h.smu.Unlock()
+		md := h.methodMD[a[1]]
+		if md == nil {
+			md = map[string]interface{}{}
+		}
+		return map[string]interface{}{"calls": h.calls[a[1]], "lastMetadata": md}, nil
 	case "publish":
 		if err := need(a, 3, "publish TOPIC FILE [COUNT]"); err != nil {
 			return nil, err
@@ -295,7 +354,7 @@ func (h *harness) command(a []string) (interface{}, error) {
 		}
 		return h.wait(a[0], n, d)
 	default:
-		return nil, fmt.Errorf("unknown command %q (create-topic, create-subscription, delete-subscription, publish, stream-timeout, stats, messages, streams, wait-acked, wait-delivered, quit)", a[0])
+		return nil, fmt.Errorf("unknown command %q (create-topic, delete-topic, create-subscription, delete-subscription, publish, pull, calls, stream-timeout, stats, messages, streams, wait-acked, wait-delivered, quit)", a[0])
 	}
 }
 
@@ -488,4 +547,41 @@ func (h *harness) wait(what string, n int, d time.Duration) (interface{}, error)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// A message read back by `pull`.
+type pulledMsg struct {
+	ID         string            `json:"id"`
+	Data       string            `json:"data_base64"`
+	Attributes map[string]string `json:"attributes"`
+}
+
+// pull reads n messages of sub with unary Pull calls (each waits up to 500 ms when
+// none is there), acks them, and returns them in the order received; ERR when
+// TIMEOUT passes first, with what was read by then (acked: they are gone).
+func (h *harness) pull(sub string, n int, d time.Duration) (interface{}, error) {
+	end := time.Now().Add(d)
+	var out []pulledMsg
+	for len(out) < n {
+		res, err := h.srv.GServer.Pull(context.Background(), &pb.PullRequest{Subscription: sub, MaxMessages: int32(n - len(out))})
+		if err != nil {
+			return nil, fmt.Errorf("pull %s: %v", sub, err)
+		}
+		var ids []string
+		for _, rm := range res.ReceivedMessages {
+			m := rm.Message
+			out = append(out, pulledMsg{ID: m.MessageId, Data: base64.StdEncoding.EncodeToString(m.Data), Attributes: m.Attributes})
+			ids = append(ids, rm.AckId)
+		}
+		if len(ids) > 0 {
+			if _, err := h.srv.GServer.Acknowledge(context.Background(), &pb.AcknowledgeRequest{Subscription: sub, AckIds: ids}); err != nil {
+				return nil, fmt.Errorf("ack %s: %v", sub, err)
+			}
+		}
+		if len(out) < n && time.Now().After(end) {
+			b, _ := json.Marshal(out)
+			return nil, fmt.Errorf("timeout after %s: pulled %d of %d: %s", d, len(out), n, b)
+		}
+	}
+	return out, nil
 }
