@@ -176,23 +176,11 @@ int grpcx_unary_start(grpcx_unary *u, grpc_channel *ch, void *method, grpc_compl
 	}
 	grpc_metadata_array_init(&u->recv_md);
 	grpc_metadata_array_init(&u->trailing_md);
+	grpcx_unary_io io = {u->md, 2, u->send_buf, &u->recv_md, &u->trailing_md, &u->recv_buf,
+			     &u->status, &u->details};
 	grpc_op ops[6];
-	memset(ops, 0, sizeof ops);
-	ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
-	ops[0].data.send_initial_metadata.count = 2;
-	ops[0].data.send_initial_metadata.metadata = u->md;
-	ops[1].op = GRPC_OP_SEND_MESSAGE;
-	ops[1].data.send_message.send_message = u->send_buf;
-	ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
-	ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
-	ops[3].data.recv_initial_metadata.recv_initial_metadata = &u->recv_md;
-	ops[4].op = GRPC_OP_RECV_MESSAGE;
-	ops[4].data.recv_message.recv_message = &u->recv_buf;
-	ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
-	ops[5].data.recv_status_on_client.trailing_metadata = &u->trailing_md;
-	ops[5].data.recv_status_on_client.status = &u->status;
-	ops[5].data.recv_status_on_client.status_details = &u->details;
-	if (grpc_call_start_batch(u->call, ops, 6, tag, NULL) != GRPC_CALL_OK) {
+	size_t n = grpcx_unary_ops(ops, &io);
+	if (grpc_call_start_batch(u->call, ops, n, tag, NULL) != GRPC_CALL_OK) {
 		grpc_call_unref(u->call);
 		grpc_byte_buffer_destroy(u->send_buf);
 		grpc_metadata_array_destroy(&u->recv_md);

@@ -58,9 +58,10 @@ grpc_channel *grpcx_pubsub_channel(const char *endpoint, int max_receive, char *
 				   size_t tcap, char *err, size_t errlen);
 
 /*
- * grpcx_unary: one unary call on a completion queue, as one batch of six
- * ops (send metadata, message and close; receive metadata, message and
- * status), so the call costs a single completion.
+ * grpcx_unary: one whole unary call on a completion queue, its six ops
+ * (grpcx_unary_ops) in one batch, so the call costs a single completion;
+ * for clients that need nothing more (the dead-letter topic's Publish and
+ * GetTopic).
  */
 typedef struct grpcx_unary {
 	grpc_call *call;

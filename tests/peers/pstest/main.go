@@ -58,20 +58,11 @@ var watchedMD = []string{"x-goog-request-params", "x-goog-api-client", "user-age
 
 // interceptor counts the streams opened per method and keeps the last one's metadata.
 func (h *harness) interceptor(srv interface{}, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-	md, _ := metadata.FromIncomingContext(ss.Context())
-	got := map[string]interface{}{}
-	for _, k := range watchedMD {
-		if v := md.Get(k); len(v) == 1 {
-			got[k] = v[0]
-		} else if len(v) > 1 {
-			got[k] = v
-		}
-	}
+	got := h.record(ss.Context(), info.FullMethod)
 	h.smu.Lock()
 	h.streams[info.FullMethod]++
 	h.lastMD = got
 	h.smu.Unlock()
-	h.record(ss.Context(), info.FullMethod)
 	return handler(srv, ss)
 }
 
@@ -81,8 +72,8 @@ func (h *harness) unaryInterceptor(ctx context.Context, req interface{}, info *g
 	return handler(ctx, req)
 }
 
-// record notes one call of method and the watched metadata it carried.
-func (h *harness) record(ctx context.Context, method string) {
+// record notes one call of method and returns the watched metadata it carried.
+func (h *harness) record(ctx context.Context, method string) map[string]interface{} {
 	md, _ := metadata.FromIncomingContext(ctx)
 	got := map[string]interface{}{}
 	for _, k := range watchedMD {
@@ -96,6 +87,7 @@ func (h *harness) record(ctx context.Context, method string) {
 	h.calls[method]++
 	h.methodMD[method] = got
 	h.smu.Unlock()
+	return got
 }
 
 func main() {
