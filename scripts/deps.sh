@@ -21,6 +21,9 @@ BUILD_PACKAGES=(
 # What tests, sanitizer and fuzz builds need on top of it (llvm brings
 # llvm-symbolizer, which turns sanitizer and libFuzzer reports into file:line).
 TEST_PACKAGES=(git ca-certificates curl clang libclang-rt-14-dev llvm)
+# The deployment tests: PyYAML reads the manifests; podman, runc and debootstrap build and
+# run the container images (tests/deploy/test_container.sh; ../shared/guide/peers.md).
+TEST_PACKAGES+=(python3 python3-yaml podman runc debootstrap)
 # Google's Pub/Sub emulator (pstest) is Go, built offline from Debian's packages.
 if compgen -G 'tests/peers/*/*.go' >/dev/null; then
   TEST_PACKAGES+=(golang-go golang-google-cloud-dev)
@@ -101,6 +104,13 @@ if [ "${#missing[@]}" -gt 0 ]; then
     apt-get install -y -q --no-install-recommends "${missing[@]}"
 else
   log "Debian packages: all present"
+fi
+
+# podman as peers.md runs it: no default ulimits (podman's defaults exceed the hard limits
+# of some sandboxes). An existing containers.conf is left alone.
+if [ "$CHECK_ONLY" -eq 0 ] && installed podman && [ ! -e /etc/containers/containers.conf ]; then
+  log "writing /etc/containers/containers.conf (default_ulimits = [])"
+  printf '[containers]\ndefault_ulimits = []\n' | as_root tee /etc/containers/containers.conf >/dev/null
 fi
 
 if ! command -v npm >/dev/null 2>&1; then

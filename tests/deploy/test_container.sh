@@ -1,0 +1,168 @@
+#!/usr/bin/env bash
+# The container images, built and run with podman as ../shared/guide/peers.md shows (the base
+# image made from Debian's archive by scripts/podman-base.sh, no registry):
+# - the jobrelay image (Dockerfile): builds from this tree; runs as an unprivileged user with
+#   no build tools inside; `jobrelay version` resolves every library; an argument picks the
+#   subcommand (`check-config` reads the config mounted at /etc/jobrelay/jobrelay.yaml);
+# - by default it runs `jobrelay serve` on $PORT (host network, so it reaches the Run API fake
+#   on the host's loopback): /healthz and /readyz answer 200, a posted CloudEvent is answered
+#   204 and arrives at the fake as a RunJob request, and SIGTERM ends it with exit 0;
+# - the standard job image (deploy/job-image): exits 64 naming PROJECT_ID and REGION when they
+#   are missing, runs its command when they are set.
+# It skips (exit 77) only where podman cannot run (not installed, not root); under CI=true
+# that is a failure instead. Phase times and the image size are printed (not asserted).
+# shellcheck source=tests/integration/lib.sh
+. "$JR_SOURCE_DIR/tests/integration/lib.sh"
+
+cannot() {
+	if [ "${CI:-}" = true ]; then
+		fail "$* (CI runs this test; scripts/deps.sh installs podman and debootstrap)"
+	fi
+	echo "SKIP: $*"
+	exit 77
+}
+command -v podman >/dev/null || cannot "podman is not installed"
+[ "$(id -u)" = 0 ] || cannot "podman builds and runs these images as root here (peers.md), and this is uid $(id -u)"
+BASE=docker.io/library/debian:bookworm-slim
+podman image exists "$BASE" || command -v debootstrap >/dev/null ||
+	cannot "debootstrap is not installed (it makes the base image $BASE once)"
+podman info >/dev/null 2>"$WORK/podman-info.err" ||
+	cannot "podman cannot run here: $(tail -n 1 "$WORK/podman-info.err")"
+
+TAG="jrtest-$$-$RANDOM"
+IMAGE="localhost/jobrelay:$TAG"
+JOB_IMAGE="localhost/job-runner:$TAG"
+NAME="jobrelay-$TAG"
+RUN=(podman run --rm --runtime runc)
+CONTAINER_PID=
+container_cleanup() {
+	if [ -n "$CONTAINER_PID" ]; then
+		podman kill "$NAME" >/dev/null 2>&1 || true
+		wait "$CONTAINER_PID" 2>/dev/null || true
+	fi
+	podman rmi -f "$IMAGE" "$JOB_IMAGE" >/dev/null 2>&1 || true
+	cleanup
+}
+trap container_cleanup EXIT
+started=$SECONDS
+phase() { echo "== $1 ($((SECONDS - started)) s so far)"; }
+
+phase "base image $BASE"
+bash "$JR_SOURCE_DIR/scripts/podman-base.sh"
+
+# google-proto-files: the local copy the build uses, else npm's, else the build fetches it
+spec=$(awk '{print $2}' "$JR_SOURCE_DIR/proto/google-proto-files.sha256")
+tgz=${JR_PROTO_TARBALL:-}
+[ -n "$tgz" ] || tgz=$(find "${JR_BUILD_DIR:-/nonexistent}/proto/download" -name "$spec" 2>/dev/null | head -n 1)
+if [ -z "$tgz" ]; then
+	version=${spec#google-proto-files-}
+	(cd "$WORK" && npm pack --silent "google-proto-files@${version%.tgz}" >/dev/null) || fail "npm pack $spec"
+	tgz="$WORK/$spec"
+fi
+[ -f "$tgz" ] || fail "no $spec at $tgz"
+
+phase "build the jobrelay image"
+# --layers=false: no intermediate images are kept behind (the build stage is ~600 MB)
+podman build --isolation=chroot --layers=false -q -t "$IMAGE" \
+	-v "$(cd "$(dirname "$tgz")" && pwd):/protos:ro" \
+	--build-arg "JR_PROTO_TARBALL=/protos/$(basename "$tgz")" \
+	--build-arg "JR_GIT_COMMIT=test" \
+	"$JR_SOURCE_DIR" >"$WORK/build.log" 2>&1 || { tail -n 40 "$WORK/build.log" >&2; fail "podman build"; }
+size=$(podman image inspect --format '{{.Size}}' "$IMAGE")
+echo "IMAGE-SIZE $IMAGE $size bytes ($((size / 1000000)) MB)"
+
+phase "the image"
+user=$(podman image inspect --format '{{.Config.User}}' "$IMAGE")
+assert_eq "$user" "10001:10001" "the image's user"
+"${RUN[@]}" --entrypoint id "$IMAGE" -u >"$WORK/id" || fail "id in the image"
+assert_eq "$(cat "$WORK/id")" 10001 "uid in the container"
+if "${RUN[@]}" --entrypoint /bin/sh "$IMAGE" -c 'command -v cc gcc cmake protoc-c npm'; then
+	fail "the runtime image holds build tools"
+fi
+"${RUN[@]}" "$IMAGE" version >"$WORK/version" || fail "jobrelay version in the image"
+grep -q '^jobrelay .* (commit test)$' "$WORK/version" || fail "version: $(cat "$WORK/version")"
+grep -q '^  grpc ' "$WORK/version" || fail "version lists no gRPC: $(cat "$WORK/version")"
+
+start_fake
+mkdir -p "$WORK/etc"
+cat >"$WORK/etc/jobrelay.yaml" <<'YAML'
+project: demo-project
+region: europe-west2
+call_timeout: 5s
+routes:
+  - name: uploads
+    match: { type: google.cloud.storage.object.v1.finalized }
+    job: ingest
+    overrides:
+      env: { OBJECT: "{{data.name}}" }
+YAML
+chmod 755 "$WORK/etc"
+chmod 644 "$WORK/etc/jobrelay.yaml"
+MOUNT=(-v "$WORK/etc:/etc/jobrelay:ro")
+
+phase "an argument picks the subcommand: check-config reads /etc/jobrelay/jobrelay.yaml"
+"${RUN[@]}" "${MOUNT[@]}" "$IMAGE" check-config >"$WORK/check" 2>&1 ||
+	{ cat "$WORK/check" >&2; fail "check-config in the container"; }
+grep -q '^route uploads$' "$WORK/check" || fail "check-config output: $(cat "$WORK/check")"
+
+phase "serve (the default command) on \$PORT"
+mkfifo "$WORK/serve.fifo"
+"${RUN[@]}" --name "$NAME" --network=host "${MOUNT[@]}" -e PORT=0 \
+	-e "JOBRELAY_RUN_ENDPOINT=$JOBRELAY_RUN_ENDPOINT" "$IMAGE" >"$WORK/serve.fifo" 2>"$WORK/serve.err" &
+CONTAINER_PID=$!
+exec 6<"$WORK/serve.fifo"
+PORT=
+while read -r -u 6 line; do
+	printf '%s\n' "$line" >>"$WORK/serve.log"
+	case "$line" in
+	*'"msgid":"SERVE-LISTENING"'*)
+		PORT=$(printf '%s' "$line" | sed -n 's/.*"port":"\([0-9]*\)".*/\1/p')
+		break
+		;;
+	esac
+done
+[ -n "$PORT" ] || { cat "$WORK/serve.log" "$WORK/serve.err" >&2; fail "jobrelay serve did not start in the container"; }
+cat <&6 >>"$WORK/serve.log" &
+exec 6<&-
+URL="http://127.0.0.1:$PORT"
+assert_eq "$(curl -s -o "$WORK/healthz" -w '%{http_code}' "$URL/healthz")" 200 "GET /healthz"
+assert_eq "$(cat "$WORK/healthz")" ok "GET /healthz body"
+assert_eq "$(curl -s -o /dev/null -w '%{http_code}' "$URL/readyz")" 200 "GET /readyz"
+code=$(curl -s -o "$WORK/post.body" -w '%{http_code}' -H 'Content-Type: application/cloudevents+json' \
+	--data '{"specversion":"1.0","id":"container-1","source":"//storage.googleapis.com/projects/_/buckets/uploads","type":"google.cloud.storage.object.v1.finalized","datacontenttype":"application/json","data":{"bucket":"uploads","name":"in/a.csv"}}' \
+	"$URL/")
+assert_eq "$code" 204 "POST of a CloudEvent (body: $(cat "$WORK/post.body"))"
+assert_eq "$(count_records RunJob)" 1 "RunJob calls at the fake"
+grep '"method":"RunJob"' "$WORK/record.jsonl" >"$WORK/runjob"
+grep -q '"name":"projects/demo-project/locations/europe-west2/jobs/ingest"' "$WORK/runjob" ||
+	fail "RunJob name: $(cat "$WORK/runjob")"
+grep -q '"name":"OBJECT","value":"in/a.csv"' "$WORK/runjob" || fail "RunJob env: $(cat "$WORK/runjob")"
+grep -q '"name":"CE_ID","value":"container-1"' "$WORK/runjob" || fail "RunJob env: $(cat "$WORK/runjob")"
+curl -s "$URL/metrics" | grep -q '^jobrelay_dispatch_total{.*} 1$' || fail "metrics after one dispatch"
+
+phase "SIGTERM"
+podman kill --signal TERM "$NAME" >/dev/null
+set +e
+wait "$CONTAINER_PID"
+rc=$?
+set -e
+CONTAINER_PID=
+assert_eq "$rc" 0 "exit status after SIGTERM"
+grep -q '"msgid":"SERVE-STOPPED"' "$WORK/serve.log" || { cat "$WORK/serve.log" >&2; fail "no SERVE-STOPPED line"; }
+
+phase "the standard job image"
+podman build --isolation=chroot --layers=false -q -t "$JOB_IMAGE" "$JR_SOURCE_DIR/deploy/job-image" \
+	>"$WORK/job-build.log" 2>&1 || { tail -n 40 "$WORK/job-build.log" >&2; fail "podman build deploy/job-image"; }
+set +e
+"${RUN[@]}" "$JOB_IMAGE" sh -c 'echo ran' >"$WORK/job.out" 2>"$WORK/job.err"
+rc=$?
+set -e
+assert_eq "$rc" 64 "job image without PROJECT_ID and REGION"
+grep -q 'required environment variable(s) not set: PROJECT_ID REGION' "$WORK/job.err" ||
+	fail "job image message: $(cat "$WORK/job.err")"
+[ ! -s "$WORK/job.out" ] || fail "the job's command ran without its environment"
+"${RUN[@]}" -e PROJECT_ID=acme -e REGION=europe-west2 "$JOB_IMAGE" \
+	sh -c 'echo "$PROJECT_ID $REGION $(id -u)"' >"$WORK/job.out" 2>"$WORK/job.err" ||
+	fail "job image with its environment: $(cat "$WORK/job.err")"
+assert_eq "$(cat "$WORK/job.out")" "acme europe-west2 10001" "the job's command output"
+echo "PASS ($((SECONDS - started)) s)"
