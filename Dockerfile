@@ -4,8 +4,10 @@
 #   docker build -t REGION-docker.pkg.dev/PROJECT/REPO/jobrelay .  # Cloud Build (deploy/cloudbuild.yaml)
 #
 # Stage "build" compiles jobrelay with CMake from this tree; the runtime stage holds the binary,
-# the Debian packages of the libraries it links (found from its ELF NEEDED entries, so the list
-# cannot drift from the build) and CA certificates, and runs as an unprivileged user.
+# the Debian packages of the libraries it loads and CA certificates, and runs as an
+# unprivileged user. The packages are found by running `jobrelay version` under LD_DEBUG=files:
+# the libraries it is linked to and those it loads with dlopen (libmicrohttpd and libcurl,
+# src/lazylib.c; `version` touches both), so the list cannot drift from the build.
 #
 #   docker run IMAGE                 jobrelay serve, on $PORT (default 8080)
 #   docker run IMAGE pull            jobrelay pull (health endpoints on $PORT)
@@ -43,7 +45,10 @@ RUN set -eu; \
     mkdir -p /out; \
     strip -o /out/jobrelay /build/src/jobrelay; \
     /out/jobrelay version; \
-    for lib in $(readelf -d /out/jobrelay | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p'); do \
+    libs=$(LD_DEBUG=files /out/jobrelay version 2>&1 >/dev/null | \
+      sed -n 's,.*file=\([^ ]*\) .*\(needed\|dynamically loaded\) by /out/jobrelay .*,\1,p'); \
+    [ -n "$libs" ] || { echo "LD_DEBUG named no library of jobrelay" >&2; exit 1; }; \
+    for lib in $libs; do \
       pkg=$(dpkg -S "*/$lib" | grep "/$lib\$" | head -n 1 | cut -d: -f1); \
       [ -n "$pkg" ] || { echo "no Debian package holds $lib" >&2; exit 1; }; \
       echo "$pkg"; \

@@ -79,9 +79,13 @@ assert_eq "$(cat "$WORK/id")" 10001 "uid in the container"
 if "${RUN[@]}" --entrypoint /bin/sh "$IMAGE" -c 'command -v cc gcc cmake protoc-c npm'; then
 	fail "the runtime image holds build tools"
 fi
-"${RUN[@]}" "$IMAGE" version >"$WORK/version" || fail "jobrelay version in the image"
+# version names every library, the lazily loaded ones too (src/lazylib.c)
+"${RUN[@]}" "$IMAGE" version >"$WORK/version" 2>"$WORK/version.err" || fail "jobrelay version in the image"
 grep -q '^jobrelay .* (commit test)$' "$WORK/version" || fail "version: $(cat "$WORK/version")"
-grep -q '^  grpc ' "$WORK/version" || fail "version lists no gRPC: $(cat "$WORK/version")"
+for lib in grpc protobuf-c yajl libyaml OpenSSL libmicrohttpd libcurl; do
+	grep -q "^  $lib" "$WORK/version" || fail "version lists no $lib: $(cat "$WORK/version" "$WORK/version.err")"
+done
+[ ! -s "$WORK/version.err" ] || fail "jobrelay version in the image: $(cat "$WORK/version.err")"
 
 start_fake
 mkdir -p "$WORK/etc"
