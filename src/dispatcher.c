@@ -138,6 +138,7 @@ struct jr_dispatcher {
 	FILE *out;
 	jr_dispatch_opts o;
 	int open, in_flight;
+	int following; /* tasks whose execution runner.follow is waiting for */
 	task *ready_head, *ready_tail;
 	jr_route_stats *rs;
 	route_rate *rr;       /* n_routes */
@@ -221,6 +222,11 @@ void dispatcher_free(jr_dispatcher *d)
 int dispatcher_open(const jr_dispatcher *d)
 {
 	return d->open;
+}
+
+int dispatcher_following(const jr_dispatcher *d)
+{
+	return d->following;
 }
 
 int dispatcher_in_flight(const jr_dispatcher *d)
@@ -810,6 +816,7 @@ static void on_find_done(void *arg, const jr_runresult *res)
 static void on_follow_done(void *arg, const jr_runresult *res)
 {
 	task *t = arg;
+	t->dv->d->following--;
 	if (res->code == 0 && !res->has_class)
 		task_dispatched(t, res);
 	else
@@ -841,7 +848,9 @@ static void on_run_done(void *arg, const jr_runresult *res)
 		       r->name, "event_id", t->dv->ev->id, "job", t->req.name, "execution",
 		       res->execution, "log_uri", res->log_uri, NULL);
 		t->phase = TASK_FOLLOW;
-		if (d->runner.follow(d->runner.ctx, &t->req, res, on_follow_done, t) < 0)
+		if (d->runner.follow(d->runner.ctx, &t->req, res, on_follow_done, t) == 0)
+			d->following++;
+		else
 			task_failed(t, JR_ERR_NETWORK, "UNAVAILABLE",
 				    "could not follow the execution", -1);
 	} else if (res->code == 0) {

@@ -142,6 +142,11 @@ void dispatcher_stop(jr_dispatcher *d);
 
 /* dispatcher_open: deliveries submitted whose outcome callback has not yet run. */
 int dispatcher_open(const jr_dispatcher *d);
+/*
+ * dispatcher_following: route deliveries (tasks) whose execution is being
+ * followed (ack: on_completion): they hold no call slot, only memory.
+ */
+int dispatcher_following(const jr_dispatcher *d);
 /* dispatcher_in_flight: RunJob calls sent and not yet answered. */
 int dispatcher_in_flight(const jr_dispatcher *d);
 

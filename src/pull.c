@@ -14,7 +14,8 @@
  * points into the record) only when it is handed to the dispatcher: while
  * fewer than flow_control.max_messages / max_bytes are dispatched, and fewer
  * deliveries are open than `concurrency` (more would only wait inside the
- * dispatcher, already rendered). A message that does not decode is
+ * dispatcher, already rendered), not counting those that only wait for their
+ * executions to finish (ack: on_completion; flow control still bounds them). A message that does not decode is
  * dead-lettered then (the message as a push body, `raw`) and acked, or
  * nacked with backoff when the sink failed or there is none.
  *
@@ -167,6 +168,8 @@ typedef struct pull {
 	/* leases */
 	pmsg *lease_head, *lease_tail;
 	jr_timer_id lease_timer, grace_timer, flush_timer;
+	jr_runner inner;        /* the Run API runner, wrapped so a follow re-runs pump */
+	jr_timer_id pump_timer; /* pump again: a delivery now only waits for its execution */
 	smap keys, atts;
 	att *att_old, *att_new;
 	uint64_t rng;
@@ -678,7 +681,7 @@ static void pump(pull *p)
 		if (p->dispatched > 0 &&
 		    (p->dispatched >= (size_t)p->cfg->flow_max_messages ||
 		     p->dispatched_bytes + (int64_t)pm->size > p->cfg->flow_max_bytes ||
-		     dispatcher_open(p->d) >= p->cfg->concurrency))
+		     dispatcher_open(p->d) - dispatcher_following(p->d) >= p->cfg->concurrency))
 			break;
 		p->ready_head = pm->qnext;
 		if (!p->ready_head)
@@ -691,6 +694,41 @@ static void pump(pull *p)
 }
 
 static void finish_if_drained(pull *p);
+
+/*
+ * The runner pull gives the dispatcher: the Run API's, with a pump soon after
+ * a follow starts (ack: on_completion), since a delivery that only waits for
+ * its execution no longer counts against `concurrency` in pump.
+ */
+static void pump_soon(void *arg)
+{
+	pull *p = arg;
+	p->pump_timer = 0;
+	pump(p);
+}
+
+static int pull_run_call(void *ctx, const jr_runreq *req, int64_t timeout_ms, jr_run_cb cb,
+			 void *arg)
+{
+	pull *p = ctx;
+	return p->inner.run(p->inner.ctx, req, timeout_ms, cb, arg);
+}
+
+static int pull_follow(void *ctx, const jr_runreq *req, const jr_runresult *started,
+		       jr_run_cb cb, void *arg)
+{
+	pull *p = ctx;
+	int rc = p->inner.follow(p->inner.ctx, req, started, cb, arg);
+	if (rc == 0 && !p->pump_timer)
+		p->pump_timer = loop_timer_add(p->loop, 0, pump_soon, p);
+	return rc;
+}
+
+static int pull_find(void *ctx, const jr_runreq *req, int64_t since_ms, jr_run_cb cb, void *arg)
+{
+	pull *p = ctx;
+	return p->inner.find(p->inner.ctx, req, since_ms, cb, arg);
+}
 
 static void on_outcome(void *arg, jr_event *ev, const jr_outcome *o)
 {
@@ -1041,7 +1079,13 @@ static int start(pull *p)
 	log_kv(JR_LOG_INFO, "PULL-READY", "Pub/Sub and the Run API are reachable", "subscription",
 	       cfg->subscription, "pubsub", pubsub_target(p->ps), "run_api", runapi_target(p->api),
 	       NULL);
-	p->d = dispatcher_new(cfg, p->loop, dispatcher_runapi(p->api), p->sink, NULL, NULL);
+	p->inner = dispatcher_runapi(p->api);
+	jr_runner r = {.run = pull_run_call, .ctx = p};
+	if (p->inner.follow)
+		r.follow = pull_follow;
+	if (p->inner.find)
+		r.find = pull_find;
+	p->d = dispatcher_new(cfg, p->loop, r, p->sink, NULL, NULL);
 	pull_set_state(p, PULL_RUNNING, "started");
 	pubsub_start(p->ps);
 	return 0;
@@ -1075,6 +1119,7 @@ static void teardown(pull *p)
 		loop_timer_cancel(p->loop, p->lease_timer);
 		loop_timer_cancel(p->loop, p->grace_timer);
 		loop_timer_cancel(p->loop, p->flush_timer);
+		loop_timer_cancel(p->loop, p->pump_timer);
 	}
 	httpd_free(p->http);
 	signals_stop();
