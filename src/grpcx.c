@@ -317,3 +317,50 @@ size_t grpcx_unary_ops(grpc_op ops[6], const grpcx_unary_io *io)
 	ops[5].data.recv_status_on_client.status_details = io->details;
 	return 6;
 }
+
+/* varint: reads a base-128 varint at *p (< end); 0, or -1 when truncated or over 64 bits. */
+static int varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+	uint64_t x = 0;
+	for (unsigned shift = 0; shift < 64 && *p < end; shift += 7) {
+		uint8_t b = *(*p)++;
+		x |= (uint64_t)(b & 0x7f) << shift;
+		if (!(b & 0x80)) {
+			*v = x;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+int grpcx_pb_next(const uint8_t **p, const uint8_t *end, grpcx_pb_field *f)
+{
+	uint64_t key;
+	if (*p >= end)
+		return 0;
+	if (varint(p, end, &key) < 0 || key >> 3 == 0 || key >> 3 > 0x1fffffff)
+		return -1; /* field numbers are 1 .. 2^29-1 */
+	f->num = key >> 3;
+	f->wt = (unsigned)(key & 7);
+	switch (f->wt) {
+	case 0:
+		return varint(p, end, &f->v) < 0 ? -1 : 1;
+	case 1:
+	case 5: {
+		size_t n = f->wt == 1 ? 8 : 4;
+		if ((size_t)(end - *p) < n)
+			return -1;
+		*p += n;
+		return 1;
+	}
+	case 2:
+		if (varint(p, end, &f->v) < 0 || f->v > (uint64_t)(end - *p))
+			return -1;
+		f->data = *p;
+		f->len = (size_t)f->v;
+		*p += f->len;
+		return 1;
+	default: /* groups: not in proto3 */
+		return -1;
+	}
+}

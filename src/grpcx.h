@@ -129,4 +129,21 @@ size_t grpcx_unary_ops(grpc_op ops[6], const grpcx_unary_io *io);
 /* grpcx_copy_text: at most max bytes of s[0..n) into out (max+1 bytes), cut on a UTF-8 boundary. */
 void grpcx_copy_text(char *out, size_t max, const void *s, size_t n);
 
+/* One field of a packed message: its number, wire type and value (varint) or bytes (length-delimited). */
+typedef struct grpcx_pb_field {
+	uint64_t num;
+	unsigned wt;
+	uint64_t v;
+	const uint8_t *data;
+	size_t len;
+} grpcx_pb_field;
+
+/*
+ * grpcx_pb_next: reads the protobuf field at *p (< end) into f, checking
+ * every length: 1, 0 at the end, -1 when malformed (truncated, a varint over
+ * 64 bits, a length past end, groups, a field number outside 1 .. 2^29-1). For the messages
+ * read by hand (Operation, StreamingPullResponse): unknown fields skip over.
+ */
+int grpcx_pb_next(const uint8_t **p, const uint8_t *end, grpcx_pb_field *f);
+
 #endif

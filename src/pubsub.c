@@ -46,8 +46,8 @@
  * is FAILED (the caller exits 3). Once established, the same codes are
  * retried like the others: a daemon outlives a permission fixed later.
  *
- * Each response is unpacked by protobuf-c into an arena that is freed right
- * after the messages were handed out; the size of a response is bounded by
+ * Each response is read by hand (pubsub_decode_response) into an arena that
+ * is freed right after the messages were handed out; the size of a response is bounded by
  * the channel's max receive length (20 MiB, as Google's Go client).
  */
 #include "pubsub.h"
@@ -61,7 +61,6 @@
 #include <grpc/byte_buffer.h>
 #include <grpc/support/time.h>
 
-#include "google/protobuf/timestamp.pb-c.h"
 #include "google/pubsub/v1/pubsub.pb-c.h"
 #include "grpcx.h"
 #include "log.h"
@@ -119,9 +118,6 @@ struct jr_pubsub {
 	char *params;       /* x-goog-request-params value */
 	char target[300];
 	char client_id[33];
-	int64_t pt_sec;     /* rfc3339's cache: the last publish second, and its text */
-	char pt_txt[24];
-	size_t pt_len;
 	jr_pubsub_state state;
 	ps_stream *st;
 	idq pending, sending;
@@ -597,38 +593,33 @@ static void settle_fired(void *arg)
 
 /* ---- responses ---- */
 
-static void *arena_pb_alloc(void *data, size_t n)
-{
-	return arena_alloc(data, n);
-}
-
-static void arena_pb_free(void *data, void *p)
-{
-	(void)data; /* the arena goes at once, after the response was handed out */
-	(void)p;
-}
+/* The last publish second formatted, and its text: rfc3339's cache (per thread). */
+static _Thread_local struct {
+	int64_t sec;
+	size_t len;
+	char txt[24];
+} pt_cache;
 
 /*
  * rfc3339: a Timestamp as proto3 JSON writes it (0, 3, 6 or 9 fraction
- * digits), or NULL. The seconds' text is made once per second of publish
- * time (messages of a response mostly share it), the fraction by hand: the
- * gmtime_r + strftime + snprintf of every message cost 1,100 instructions.
+ * digits) into buf (32 bytes), or NULL. The seconds' text is made once per
+ * second of publish time (messages of a response mostly share it), the
+ * fraction by hand: gmtime_r + strftime + snprintf for every message cost
+ * 1,100 instructions.
  */
-static const char *rfc3339(jr_pubsub *ps, const Google__Protobuf__Timestamp *t, char *buf)
+static const char *rfc3339(int64_t sec, int32_t nanos, char *buf)
 {
-	if (!t)
-		return NULL;
-	if (t->seconds != ps->pt_sec || ps->pt_len == 0) {
-		time_t s = (time_t)t->seconds;
+	if (sec != pt_cache.sec || pt_cache.len == 0) {
+		time_t s = (time_t)sec;
 		struct tm tm;
 		if (!gmtime_r(&s, &tm) || tm.tm_year + 1900 < 1 || tm.tm_year + 1900 > 9999)
 			return NULL;
-		ps->pt_len = strftime(ps->pt_txt, sizeof ps->pt_txt, "%Y-%m-%dT%H:%M:%S", &tm);
-		ps->pt_sec = t->seconds;
+		pt_cache.len = strftime(pt_cache.txt, sizeof pt_cache.txt, "%Y-%m-%dT%H:%M:%S", &tm);
+		pt_cache.sec = sec;
 	}
-	memcpy(buf, ps->pt_txt, ps->pt_len);
-	char *p = buf + ps->pt_len;
-	int32_t ns = t->nanos >= 0 && t->nanos <= 999999999 ? t->nanos : 0;
+	memcpy(buf, pt_cache.txt, pt_cache.len);
+	char *p = buf + pt_cache.len;
+	int32_t ns = nanos >= 0 && nanos <= 999999999 ? nanos : 0;
 	int digits = ns == 0 ? 0 : ns % 1000000 == 0 ? 3 : ns % 1000 == 0 ? 6 : 9;
 	if (digits) {
 		int32_t v = digits == 3 ? ns / 1000000 : digits == 6 ? ns / 1000 : ns;
@@ -642,37 +633,219 @@ static const char *rfc3339(jr_pubsub *ps, const Google__Protobuf__Timestamp *t, 
 	return buf;
 }
 
-static void hand_out(jr_pubsub *ps, const Google__Pubsub__V1__ReceivedMessage *rm)
+/*
+ * Reading a StreamingPullResponse by hand (protobuf-c's unpack cost 6,900
+ * instructions a message, mostly allocations of structs and attribute
+ * entries dropped right after). Only received_messages (1) is read:
+ *   ReceivedMessage { ack_id = 1; PubsubMessage message = 2; int32 delivery_attempt = 3 }
+ *   PubsubMessage { bytes data = 1; map<string,string> attributes = 2;
+ *                   message_id = 3; Timestamp publish_time = 4; ordering_key = 5 }
+ *   Timestamp { int64 seconds = 1; int32 nanos = 2 }
+ * With protobuf's rules: unknown fields are skipped, a known field with
+ * another wire type makes the response malformed, the last value of a scalar
+ * wins, and a message field that occurs twice is merged (read in order into
+ * the same place; attributes add up). A malformed response hands out nothing
+ * (the stream is then reopened), as a failed unpack did.
+ */
+typedef struct rx_msg {
+	grpcx_pb_field ack_id, data, message_id, ordering_key;
+	int has_message, has_time;
+	int64_t seconds;
+	int32_t nanos;
+	int32_t delivery_attempt;
+	size_t n_attrs;
+	jr_kv *attrs; /* pass 2: where the attributes go */
+} rx_msg;
+
+#define WT_VARINT 0
+#define WT_LEN 2
+
+/* read_timestamp: merges the Timestamp t into rm. 0, or -1. */
+static int read_timestamp(const grpcx_pb_field *t, rx_msg *rm)
 {
-	const Google__Pubsub__V1__PubsubMessage *pm = rm->message;
-	static const Google__Pubsub__V1__PubsubMessage empty = GOOGLE__PUBSUB__V1__PUBSUB_MESSAGE__INIT;
-	if (!pm)
-		pm = &empty;
-	char tbuf[48];
-	jr_pubsub_msg msg = {
-		.ack_id = rm->ack_id,
-		.message_id = pm->message_id,
-		.data = (const char *)pm->data.data,
-		.data_len = pm->data.len,
-		.publish_time = rfc3339(ps, pm->publish_time, tbuf),
-		.ordering_key = pm->ordering_key && pm->ordering_key[0] ? pm->ordering_key : NULL,
-		.delivery_attempt = rm->delivery_attempt > 0 ? rm->delivery_attempt : 0,
-	};
-	size_t size = pm->data.len + strlen(msg.message_id) +
-		      (msg.ordering_key ? strlen(msg.ordering_key) : 0);
-	if (pm->n_attributes) {
-		jr_kv *kv = arena_alloc(&ps->rx, pm->n_attributes * sizeof *kv);
-		for (size_t i = 0; i < pm->n_attributes; i++) {
-			kv[i].key = pm->attributes[i]->key;
-			kv[i].value = pm->attributes[i]->value;
-			size += strlen(kv[i].key) + strlen(kv[i].value);
-		}
-		msg.attrs = kv;
-		msg.n_attrs = pm->n_attributes;
+	const uint8_t *p = t->data, *end = t->data + t->len;
+	grpcx_pb_field f;
+	int rc;
+	rm->has_time = 1;
+	while ((rc = grpcx_pb_next(&p, end, &f)) > 0) {
+		if (f.num == 1 && f.wt == WT_VARINT)
+			rm->seconds = (int64_t)f.v;
+		else if (f.num == 2 && f.wt == WT_VARINT)
+			rm->nanos = (int32_t)f.v;
+		else if (f.num <= 2)
+			return -1;
 	}
-	msg.size = size;
-	ps->stats.received++;
-	ps->o.on_message(ps->o.arg, &msg);
+	return rc;
+}
+
+/* read_attr: one map entry { key = 1; value = 2 }, into kv when not NULL (strings in a). 0, or -1. */
+static int read_attr(const grpcx_pb_field *e, jr_arena *a, jr_kv *kv)
+{
+	const uint8_t *p = e->data, *end = e->data + e->len;
+	grpcx_pb_field f, key = { 0 }, val = { 0 };
+	int rc;
+	while ((rc = grpcx_pb_next(&p, end, &f)) > 0) {
+		if (f.num <= 2 && f.wt != WT_LEN)
+			return -1;
+		if (f.num == 1)
+			key = f;
+		else if (f.num == 2)
+			val = f;
+	}
+	if (rc < 0)
+		return -1;
+	if (kv) {
+		kv->key = arena_strndup(a, key.data ? (const char *)key.data : "", key.len);
+		kv->value = arena_strndup(a, val.data ? (const char *)val.data : "", val.len);
+	}
+	return 0;
+}
+
+/* read_message: merges the PubsubMessage pm into rm; with a, stores attributes at rm->attrs. */
+static int read_message(const grpcx_pb_field *pm, rx_msg *rm, jr_arena *a)
+{
+	const uint8_t *p = pm->data, *end = pm->data + pm->len;
+	grpcx_pb_field f;
+	int rc;
+	rm->has_message = 1;
+	while ((rc = grpcx_pb_next(&p, end, &f)) > 0) {
+		if (f.num <= 5 && f.wt != WT_LEN)
+			return -1;
+		switch (f.num) {
+		case 1:
+			rm->data = f;
+			break;
+		case 2:
+			if (read_attr(&f, a, a ? &rm->attrs[rm->n_attrs] : NULL) < 0)
+				return -1;
+			rm->n_attrs++;
+			break;
+		case 3:
+			rm->message_id = f;
+			break;
+		case 4:
+			if (read_timestamp(&f, rm) < 0)
+				return -1;
+			break;
+		case 5:
+			rm->ordering_key = f;
+			break;
+		}
+	}
+	return rc;
+}
+
+/* read_received: the ReceivedMessage r into rm: without a, checks it and counts attributes; with a, stores them. */
+static int read_received(const grpcx_pb_field *r, rx_msg *rm, jr_arena *a)
+{
+	const uint8_t *p = r->data, *end = r->data + r->len;
+	grpcx_pb_field f;
+	int rc;
+	while ((rc = grpcx_pb_next(&p, end, &f)) > 0) {
+		if (f.num == 1 && f.wt == WT_LEN) {
+			rm->ack_id = f;
+		} else if (f.num == 2 && f.wt == WT_LEN) {
+			if (read_message(&f, rm, a) < 0)
+				return -1;
+		} else if (f.num == 3 && f.wt == WT_VARINT) {
+			rm->delivery_attempt = (int32_t)f.v;
+		} else if (f.num <= 3) {
+			return -1;
+		}
+	}
+	return rc;
+}
+
+static char *field_str(jr_arena *a, const grpcx_pb_field *f)
+{
+	return arena_strndup(a, f->data ? (const char *)f->data : "", f->len);
+}
+
+/* out_msg: the jr_pubsub_msg of rm (strings copied into a, data pointing into the response). */
+static void out_msg(const rx_msg *rm, jr_arena *a, jr_pubsub_msg *o)
+{
+	o->ack_id = field_str(a, &rm->ack_id);
+	o->message_id = rm->has_message ? field_str(a, &rm->message_id) : NULL;
+	o->data = rm->data.len ? (const char *)rm->data.data : "";
+	o->data_len = rm->data.len;
+	o->attrs = rm->attrs;
+	o->n_attrs = rm->n_attrs;
+	if (rm->has_time) {
+		char tbuf[32];
+		const char *t = rfc3339(rm->seconds, rm->nanos, tbuf);
+		o->publish_time = t ? arena_strdup(a, t) : NULL;
+	}
+	o->ordering_key = rm->ordering_key.len && rm->ordering_key.data[0] ? field_str(a, &rm->ordering_key) : NULL;
+	o->delivery_attempt = rm->delivery_attempt > 0 ? rm->delivery_attempt : 0;
+	size_t size = rm->data.len + strlen(o->message_id ? o->message_id : "") +
+		      (o->ordering_key ? strlen(o->ordering_key) : 0);
+	for (size_t k = 0; k < rm->n_attrs; k++)
+		size += strlen(rm->attrs[k].key) + strlen(rm->attrs[k].value);
+	o->size = size;
+}
+
+/*
+ * check_other: the response's other fields, not used, well-formed as
+ * protobuf-c's unpack required: modify_ack_deadline_confirmation (3: ack id
+ * lists 1-3, length-delimited), subscription_properties (4: two bools, any
+ * well-formed fields), acknowledge_confirmation (5: ack id lists 1-4). 0, or -1.
+ */
+static int check_other(const grpcx_pb_field *o)
+{
+	if (o->wt != WT_LEN)
+		return -1;
+	uint64_t last = o->num == 3 ? 3 : o->num == 4 ? 0 : 4; /* protobuf-c takes any wire type for a bool */
+	unsigned wt = WT_LEN;
+	const uint8_t *p = o->data, *end = o->data + o->len;
+	grpcx_pb_field f;
+	int rc;
+	while ((rc = grpcx_pb_next(&p, end, &f)) > 0)
+		if (f.num <= last && f.wt != wt)
+			return -1;
+	return rc;
+}
+
+int pubsub_decode_response(const void *buf, size_t len, jr_arena *a, jr_pubsub_msg **out,
+			   size_t *n)
+{
+	const uint8_t *p = buf, *end = p + len;
+	grpcx_pb_field f;
+	size_t count = 0;
+	int rc;
+	*out = NULL;
+	*n = 0;
+	while ((rc = grpcx_pb_next(&p, end, &f)) > 0) {
+		if ((f.num == 1 && f.wt != WT_LEN) || (f.num >= 3 && f.num <= 5 && check_other(&f) < 0))
+			return -1;
+		count += f.num == 1;
+	}
+	if (rc < 0)
+		return -1;
+	if (count == 0)
+		return 0;
+	/* pass 1: check every message and count its attributes, before anything is handed out */
+	rx_msg *rx = arena_alloc(a, count * sizeof *rx);
+	size_t i = 0;
+	for (p = buf; grpcx_pb_next(&p, end, &f) > 0;)
+		if (f.num == 1 && read_received(&f, &rx[i++], NULL) < 0)
+			return -1;
+	/* pass 2: the attributes into arrays of the counted size, then the messages */
+	jr_pubsub_msg *msgs = arena_alloc(a, count * sizeof *msgs);
+	i = 0;
+	for (p = buf; grpcx_pb_next(&p, end, &f) > 0;) {
+		if (f.num != 1)
+			continue;
+		rx_msg *rm = &rx[i];
+		if (rm->n_attrs) {
+			rx_msg fill = { .attrs = arena_alloc(a, rm->n_attrs * sizeof *rm->attrs) };
+			read_received(&f, &fill, a); /* checked in pass 1 */
+			rm->attrs = fill.attrs;
+		}
+		out_msg(rm, a, &msgs[i++]);
+	}
+	*out = msgs;
+	*n = count;
+	return 0;
 }
 
 /* handle_response: 0, or -1 when the response cannot be read (the stream is then cancelled). */
@@ -681,36 +854,32 @@ static int handle_response(jr_pubsub *ps, ps_stream *st, grpc_byte_buffer *bb)
 	grpc_slice s;
 	if (grpcx_message_slice(bb, PS_MAX_RECV, &s) < 0)
 		return -1;
-	ProtobufCAllocator al = { arena_pb_alloc, arena_pb_free, &ps->rx };
-	Google__Pubsub__V1__StreamingPullResponse *r =
-		google__pubsub__v1__streaming_pull_response__unpack(&al, GRPC_SLICE_LENGTH(s),
-								     GRPC_SLICE_START_PTR(s));
-	grpc_slice_unref(s);
-	if (!r) {
-		arena_free(&ps->rx);
-		return -1;
-	}
-	if (r->n_received_messages > 0) {
-		st->received += (long)r->n_received_messages;
+	jr_pubsub_msg *msgs;
+	size_t n;
+	int rc = pubsub_decode_response(GRPC_SLICE_START_PTR(s), GRPC_SLICE_LENGTH(s), &ps->rx,
+					&msgs, &n);
+	if (rc == 0 && n > 0) {
+		st->received += (long)n;
 		ps->backoff_attempt = 0;
 		if (ps->state == JR_PUBSUB_CONNECTING) {
 			ps->established = 1;
 			stream_set_state(ps, JR_PUBSUB_OPEN, 0, NULL, 0);
 		}
 	}
-	for (size_t i = 0; i < r->n_received_messages; i++) {
-		const Google__Pubsub__V1__ReceivedMessage *rm = r->received_messages[i];
-		if (!rm->ack_id || !rm->ack_id[0] || !rm->message || !rm->message->message_id ||
-		    !rm->message->message_id[0]) {
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		const jr_pubsub_msg *rm = &msgs[i];
+		if (!rm->ack_id[0] || !rm->message_id || !rm->message_id[0]) {
 			log_kv(JR_LOG_ERROR, "PUBSUB-BAD-MESSAGE",
 			       "received a message without ack id or message id; skipped",
 			       "subscription", ps->subscription, NULL);
 			continue;
 		}
-		hand_out(ps, rm);
+		ps->stats.received++;
+		ps->o.on_message(ps->o.arg, rm);
 	}
 	arena_free(&ps->rx);
-	return 0;
+	grpc_slice_unref(s); /* the messages' data pointed into it */
+	return rc;
 }
 
 static void on_recv(void *arg, int ok)

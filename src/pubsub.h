@@ -137,4 +137,14 @@ const jr_pubsub_stats *pubsub_stats(const jr_pubsub *ps);
  */
 size_t pubsub_routing_header(const char *subscription, char *out, size_t cap);
 
+/*
+ * pubsub_decode_response: the ReceivedMessages of a packed
+ * google.pubsub.v1.StreamingPullResponse, as *n messages in *out (the array
+ * and every string in arena a; data points into buf). message_id is NULL
+ * when a message has no PubsubMessage. 0, or -1 when the bytes are malformed
+ * (then nothing is returned). Used by the session; exposed for tests.
+ */
+int pubsub_decode_response(const void *buf, size_t len, jr_arena *a, jr_pubsub_msg **out,
+			   size_t *n);
+
 #endif

@@ -448,66 +448,6 @@ static void copy_text(char *out, const void *s, size_t n)
 	grpcx_copy_text(out, RUN_MAX_MESSAGE, s, n);
 }
 
-/* varint: reads a base-128 varint at *p (< end); 0, or -1 when truncated or over 64 bits. */
-static int varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
-{
-	uint64_t x = 0;
-	for (unsigned shift = 0; shift < 64 && *p < end; shift += 7) {
-		uint8_t b = *(*p)++;
-		x |= (uint64_t)(b & 0x7f) << shift;
-		if (!(b & 0x80)) {
-			*v = x;
-			return 0;
-		}
-	}
-	return -1;
-}
-
-/* One field of a packed message: its number, wire type and value (varint) or bytes (length-delimited). */
-typedef struct pb_field {
-	uint64_t num;
-	unsigned wt;
-	uint64_t v;
-	const uint8_t *data;
-	size_t len;
-} pb_field;
-
-/*
- * pb_next: the field at *p (< end), checking every length: 1, 0 at the end,
- * -1 when malformed (truncated, over-long, groups, field number 0).
- */
-static int pb_next(const uint8_t **p, const uint8_t *end, pb_field *f)
-{
-	uint64_t key;
-	if (*p >= end)
-		return 0;
-	if (varint(p, end, &key) < 0 || key >> 3 == 0)
-		return -1;
-	f->num = key >> 3;
-	f->wt = (unsigned)(key & 7);
-	switch (f->wt) {
-	case 0:
-		return varint(p, end, &f->v) < 0 ? -1 : 1;
-	case 1:
-	case 5: {
-		size_t n = f->wt == 1 ? 8 : 4;
-		if ((size_t)(end - *p) < n)
-			return -1;
-		*p += n;
-		return 1;
-	}
-	case 2:
-		if (varint(p, end, &f->v) < 0 || f->v > (uint64_t)(end - *p))
-			return -1;
-		f->data = *p;
-		f->len = (size_t)f->v;
-		*p += f->len;
-		return 1;
-	default: /* groups: not in proto3 */
-		return -1;
-	}
-}
-
 /*
  * read_execution: Execution.name (1) and Execution.log_uri (26) from the
  * packed Execution, without decoding the rest of it (conditions, template,
@@ -517,9 +457,9 @@ static int pb_next(const uint8_t **p, const uint8_t *end, pb_field *f)
 static void read_execution(const uint8_t *p, size_t len, jr_arena *a, jr_runresult *res)
 {
 	const uint8_t *end = p + len;
-	pb_field f, name = { 0 }, uri = { 0 };
+	grpcx_pb_field f, name = { 0 }, uri = { 0 };
 	int rc;
-	while ((rc = pb_next(&p, end, &f)) > 0) {
+	while ((rc = grpcx_pb_next(&p, end, &f)) > 0) {
 		if (f.wt == 2 && f.num == 1)
 			name = f;
 		else if (f.wt == 2 && f.num == 26)
@@ -534,13 +474,13 @@ static void read_execution(const uint8_t *p, size_t len, jr_arena *a, jr_runresu
 }
 
 /* any_is: a packed google.protobuf.Any whose type_url (1) names type (after the last '/'); its value (2) in *val. */
-static int any_is(const pb_field *any, const char *type, pb_field *val)
+static int any_is(const grpcx_pb_field *any, const char *type, grpcx_pb_field *val)
 {
 	const uint8_t *p = any->data, *end = any->data + any->len;
-	pb_field f, url = { 0 };
+	grpcx_pb_field f, url = { 0 };
 	int rc;
 	memset(val, 0, sizeof *val);
-	while ((rc = pb_next(&p, end, &f)) > 0) {
+	while ((rc = grpcx_pb_next(&p, end, &f)) > 0) {
 		if (f.wt == 2 && f.num == 1)
 			url = f;
 		else if (f.wt == 2 && f.num == 2)
@@ -560,9 +500,9 @@ void runapi_decode_operation(const void *data, size_t len, jr_arena *a, jr_runre
 			     char *msgbuf)
 {
 	const uint8_t *p = data, *end = p + len;
-	pb_field f, name = { 0 }, meta = { 0 }, err = { 0 };
+	grpcx_pb_field f, name = { 0 }, meta = { 0 }, err = { 0 };
 	int done = 0, bad = 0, rc;
-	while ((rc = pb_next(&p, end, &f)) > 0) {
+	while ((rc = grpcx_pb_next(&p, end, &f)) > 0) {
 		switch (f.num) {
 		case 1:
 			bad |= f.wt != 2;
@@ -587,10 +527,10 @@ void runapi_decode_operation(const void *data, size_t len, jr_arena *a, jr_runre
 		}
 	}
 	int64_t code = 0;
-	pb_field emsg = { 0 };
+	grpcx_pb_field emsg = { 0 };
 	if (rc == 0 && !bad && err.data) {
 		const uint8_t *q = err.data, *qe = err.data + err.len;
-		while ((rc = pb_next(&q, qe, &f)) > 0) {
+		while ((rc = grpcx_pb_next(&q, qe, &f)) > 0) {
 			if (f.num == 1) {
 				bad |= f.wt != 0;
 				code = (int32_t)f.v;
@@ -606,7 +546,7 @@ void runapi_decode_operation(const void *data, size_t len, jr_arena *a, jr_runre
 		return;
 	}
 	res->operation = name.data ? arena_strndup(a, (const char *)name.data, name.len) : "";
-	pb_field exec;
+	grpcx_pb_field exec;
 	if (meta.data && any_is(&meta, "google.cloud.run.v2.Execution", &exec) && exec.data)
 		read_execution(exec.data, exec.len, a, res);
 	if (done && err.data && code != 0) {
