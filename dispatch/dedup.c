@@ -11,6 +11,7 @@ typedef struct entry {
 	int64_t at_ms;
 	uint32_t hnext;       /* bucket chain */
 	uint32_t older, newer; /* age list; free entries chain through newer */
+	uint32_t count;
 } entry;
 
 struct jr_dedup {
@@ -153,10 +154,11 @@ int dedup_seen(jr_dedup *d, uint64_t key, int64_t now_ms)
 	return l && *l != NIL;
 }
 
-void dedup_add(jr_dedup *d, uint64_t key, int64_t now_ms)
+/* put: key's entry, renewed (made when absent); NIL when ttl is 0. */
+static uint32_t put(jr_dedup *d, uint64_t key, int64_t now_ms)
 {
 	if (d->ttl_ms <= 0)
-		return;
+		return NIL;
 	expire(d, now_ms);
 	uint32_t *l = find_link(d, key);
 	if (l && *l != NIL) {
@@ -164,7 +166,7 @@ void dedup_add(jr_dedup *d, uint64_t key, int64_t now_ms)
 		d->e[i].at_ms = now_ms;
 		age_unlink(d, i);
 		age_push(d, i);
-		return;
+		return i;
 	}
 	if (d->n >= d->max) {
 		remove_entry(d, d->oldest);
@@ -179,4 +181,23 @@ void dedup_add(jr_dedup *d, uint64_t key, int64_t now_ms)
 	d->bucket[s] = i;
 	age_push(d, i);
 	d->n++;
+	return i;
+}
+
+void dedup_add(jr_dedup *d, uint64_t key, int64_t now_ms)
+{
+	put(d, key, now_ms);
+}
+
+unsigned dedup_bump(jr_dedup *d, uint64_t key, int64_t now_ms)
+{
+	uint32_t i = put(d, key, now_ms);
+	return i == NIL ? 0 : ++d->e[i].count;
+}
+
+unsigned dedup_value(jr_dedup *d, uint64_t key, int64_t now_ms)
+{
+	expire(d, now_ms);
+	uint32_t *l = find_link(d, key);
+	return l && *l != NIL ? d->e[*l].count : 0;
 }

@@ -7,6 +7,8 @@
 #    fault stops the probe closes it; the held event is dispatched, not
 #    dead-lettered, and the holds cost no attempt (max_attempts 5, success on
 #    attempt 5 after 3 holds);
+#  - serve answers a hold 503 with Retry-After, and a push delivery's
+#    deliveryAttempt is counted less its holds;
 #  - dedup: the same source+id twice gives one RunJob (replay and serve);
 #  - a rate-limited route never has more than burst + rate*t calls recorded
 #    in any span t (the times jobrelay started the calls, from the records).
@@ -176,6 +178,31 @@ expect(/jobrelay_breaker_state\{job="projects\/demo-project\/locations\/europe-w
 expect(/jobrelay_breaker_transitions_total\{job="[^"]*denied",state="open"\} 1/.test(m), "transition counted");
 '
 stop_serve TERM
+
+echo "== serve: the holds of a push delivery are not counted as attempts"
+# open_for 1s: the same message is pushed again, deliveryAttempt growing, until it is the
+# half-open probe (a RunJob, denied again): its attempt is deliveryAttempt less the holds
+start_serve
+client '
+const body = (k) => JSON.stringify({ subscription: "projects/p/subscriptions/s", deliveryAttempt: k,
+  message: { messageId: "m-h1", data: "", attributes: { "ce-specversion": "1.0", "ce-id": "h1",
+    "ce-source": "//test", "ce-type": "test.denied" } } });
+const h = (id) => ({ "ce-specversion": "1.0", "ce-id": id, "ce-source": "//test", "ce-type": "test.denied" });
+await post("/", h("o1"), "");
+await post("/", h("o2"), "");
+const probe = () => records().filter((r) => env(r).CE_ID === "h1").length;
+let k = 0;
+while (probe() === 0 && k < 400) {
+  k++;
+  const r = await post("/", { "content-type": "application/json" }, body(k));
+  expect(r.status === 503, "delivery " + k + ": " + r.status);
+  if (probe() === 0) await new Promise((res) => setTimeout(res, 20)); // poll: the breaker opens for 1 s
+}
+expect(probe() === 1 && k >= 2, "h1 was held, then the probe: " + k + " deliveries");
+'
+stop_serve TERM
+grep '"msgid":"DISPATCH-RETRY"' "$SERVE_LOG" | grep '"event_id":"h1"' | grep -q '"attempt":"1"' ||
+	{ grep '"event_id":"h1"' "$SERVE_LOG" >&2; fail "the probe of h1 was not attempt 1 (holds counted)"; }
 printf '{"rules": []}\n' >"$WORK/fake.json"
 
 echo "== rate limit: never more than burst + rate*t calls in any span t"

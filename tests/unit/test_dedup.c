@@ -78,6 +78,26 @@ static void test_many_against_reference(void)
 	dedup_free(d);
 }
 
+static void test_counter(void)
+{
+	jr_dedup *d = dedup_new(1000, 2);
+	CU_ASSERT_EQUAL(dedup_value(d, 9, 0), 0);
+	CU_ASSERT_EQUAL(dedup_bump(d, 9, 0), 1);
+	CU_ASSERT_EQUAL(dedup_bump(d, 9, 500), 2);
+	CU_ASSERT_EQUAL(dedup_value(d, 9, 1400), 2); /* renewed at 500 */
+	CU_ASSERT_EQUAL(dedup_value(d, 9, 1500), 0);
+	/* an evicted key's count starts again */
+	dedup_bump(d, 1, 1500);
+	dedup_bump(d, 2, 1500);
+	dedup_bump(d, 3, 1500);
+	CU_ASSERT_EQUAL(dedup_value(d, 1, 1500), 0);
+	CU_ASSERT_EQUAL(dedup_bump(d, 3, 1500), 2);
+	jr_dedup *off = dedup_new(0, 2);
+	CU_ASSERT_EQUAL(dedup_bump(off, 1, 0), 0);
+	dedup_free(off);
+	dedup_free(d);
+}
+
 static void test_key_matches_route_key(void)
 {
 	char hex[17], back[17];
@@ -96,6 +116,7 @@ int main(void)
 		{"evicts_oldest", test_evicts_oldest},
 		{"zero_ttl_keeps_nothing", test_zero_ttl_keeps_nothing},
 		{"many_against_reference", test_many_against_reference},
+		{"counter", test_counter},
 		{"key_matches_route_key", test_key_matches_route_key},
 		{NULL, NULL},
 	};
