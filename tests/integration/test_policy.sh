@@ -50,7 +50,7 @@ routes:
   - name: limited
     match: { type: test.limited }
     job: limited
-    rate_limit: { per_second: 20, burst: 3 }
+    rate_limit: { per_second: 5, burst: 3 }
 YAML
 export JOBRELAY_CONFIG="$WORK/jobrelay.yaml"
 ev() { printf '{"specversion":"1.0","id":"%s","source":"test","type":"%s"}\n' "$1" "$2"; }
@@ -63,7 +63,7 @@ grep -q "^dedup (per instance): ttl 10m, max_entries 1000$" "$WORK/check.out" ||
 grep -q "^    permission       retry, max_attempts 5, backoff 10ms -> 20ms (full jitter); trips breaker$" "$WORK/check.out" ||
 	fail "check-config: permission policy"
 grep -q "^    invalid_event    dead_letter$" "$WORK/check.out" || fail "check-config: invalid_event policy"
-grep -q "^  rate_limit: 20/s, burst 3; " "$WORK/check.out" || fail "check-config: rate limit"
+grep -q "^  rate_limit: 5/s, burst 3; " "$WORK/check.out" || fail "check-config: rate limit"
 ! grep -q "CONFIG-NOT-ENFORCED" "$WORK/check.out" || fail "rate_limit still reported as not enforced"
 
 echo "== breaker: opens on PERMISSION_DENIED, holds, probes, closes"
@@ -207,20 +207,21 @@ printf '{"rules": []}\n' >"$WORK/fake.json"
 
 echo "== rate limit: never more than burst + rate*t calls in any span t"
 : >"$WORK/record.jsonl"
-for i in $(seq 1 30); do ev "lim-$i" test.limited; done >"$WORK/limited.ndjson"
+for i in $(seq 1 16); do ev "lim-$i" test.limited; done >"$WORK/limited.ndjson"
 sed -i 's/^concurrency: 1$/concurrency: 16/' "$WORK/jobrelay.yaml"
 "$JOBRELAY" --log-format json replay "$WORK/limited.ndjson" >"$WORK/limited.out" 2>"$WORK/limited.log" ||
 	{ cat "$WORK/limited.log" >&2; fail "replay exited $?"; }
 $CHECK_RECORDS "$WORK/record.jsonl" '
-expect(runs.length === 30, "30 RunJob calls, got " + runs.length);
+expect(runs.length === 16, "16 RunJob calls, got " + runs.length);
 // when jobrelay started each call: the arrival time less the part of the 5 s
-// deadline (call_timeout) already gone on arrival; both are whole ms and the
-// grpc-timeout header is rounded, so allow 5 ms of rounding over a span
+// deadline (call_timeout) already gone on arrival. What is left between the
+// two clocks is the transit time of the call, whose jitter on a loaded machine
+// reaches tens of ms: 20 ms of it allowed over a span (a tenth of a token at 5/s)
 const t = runs.map((r) => Date.parse(r.time) - (5000 - r.deadline)).sort((a, b) => a - b);
 for (let i = 0; i < t.length; i++)
   for (let j = i; j < t.length; j++) {
-    const span = (t[j] - t[i] + 5) / 1000;
-    expect(j - i + 1 <= 3 + 20 * span, `${j - i + 1} calls within ${t[j] - t[i]} ms`);
+    const span = (t[j] - t[i] + 20) / 1000;
+    expect(j - i + 1 <= 3 + 5 * span, `${j - i + 1} calls within ${t[j] - t[i]} ms`);
   }
 '
 grep -q '"msgid":"DISPATCH-OK"' "$WORK/limited.log" || fail "no dispatch logged"
