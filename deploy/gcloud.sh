@@ -315,8 +315,10 @@ infra() {
 	if [ "$MODE" = push ]; then
 		bind "iam service-accounts" "$INVOKER_EMAIL" "$PUBSUB_AGENT" roles/iam.serviceAccountTokenCreator
 	fi
-	# jobrelay: writes its own dead letters; pulls from its subscription (pull mode)
+	# jobrelay: writes its own dead letters, and checks the topic at start (GetTopic:
+	# DLTOPIC-READY, docs/dead-letter.md); pulls from its subscription (pull mode)
 	bind "pubsub topics" "$DL_TOPIC" "serviceAccount:$RELAY_EMAIL" roles/pubsub.publisher
+	bind "pubsub topics" "$DL_TOPIC" "serviceAccount:$RELAY_EMAIL" roles/pubsub.viewer
 	if [ "$MODE" = pull ]; then
 		bind "pubsub subscriptions" "$SUBSCRIPTION" "serviceAccount:$RELAY_EMAIL" roles/pubsub.subscriber
 	fi

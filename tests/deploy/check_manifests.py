@@ -174,11 +174,14 @@ def main():
     # ---- Cloud Build ----
     cb = load(os.path.join(src, "deploy/cloudbuild.yaml"))
     steps = {s["id"]: s for s in cb["steps"]}
-    check(list(steps) == ["build", "build-job-image", "scan", "push", "push-job-image", "deploy"],
+    check(list(steps) == ["build", "build-job-image", "scan", "push", "deploy"],
           "cloudbuild.yaml: steps are %r" % list(steps))
     scan = " ".join(steps["scan"]["args"])
     check("docker images scan" in scan and "list-vulnerabilities" in scan,
           "cloudbuild.yaml: the scan step does not check the findings")
+    push = " ".join(steps["push"]["args"])
+    check("docker push \"$$image\"" in push and ":latest" in push,
+          "cloudbuild.yaml: the push step does not push the build's tag and :latest")
     check(steps["deploy"]["args"][:3] == ["deploy/gcloud.sh", "--only", "deploy"],
           "cloudbuild.yaml: the deploy step is not deploy/gcloud.sh --only deploy")
     check(steps["build-job-image"]["args"][-1] == "deploy/job-image"

@@ -95,6 +95,7 @@ has "$C" "pubsub topics add-iam-policy-binding jobrelay-dead" "--member=$PUBSUB_
 has "$C" "pubsub subscriptions add-iam-policy-binding jobrelay-push" "--member=$PUBSUB_AGENT" --role=roles/pubsub.subscriber
 has "$C" "iam service-accounts add-iam-policy-binding $INVOKER" "--member=$PUBSUB_AGENT" --role=roles/iam.serviceAccountTokenCreator
 has "$C" "pubsub topics add-iam-policy-binding jobrelay-dead" "--member=serviceAccount:$RELAY" --role=roles/pubsub.publisher
+has "$C" "pubsub topics add-iam-policy-binding jobrelay-dead" "--member=serviceAccount:$RELAY" --role=roles/pubsub.viewer
 # secrets: jobrelay's config (rendered) and the job's, each readable by one account only
 has "$C" "secrets create jobrelay-config" --replication-policy=automatic "--data-file=$WORK/out-main/jobrelay.yaml"
 has "$C" "secrets create job-api-token" --replication-policy=automatic
