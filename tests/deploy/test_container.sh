@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2016,SC2119 # $ for the container's shell; start_fake takes optional flags
 # The container images, built and run with podman as ../shared/guide/peers.md shows (the base
 # image made from Debian's archive by scripts/podman-base.sh, no registry):
 # - the jobrelay image (Dockerfile): builds from this tree; runs as an unprivileged user with
@@ -7,6 +8,8 @@
 # - by default it runs `jobrelay serve` on $PORT (host network, so it reaches the Run API fake
 #   on the host's loopback): /healthz and /readyz answer 200, a posted CloudEvent is answered
 #   204 and arrives at the fake as a RunJob request, and SIGTERM ends it with exit 0;
+# - `pull` as its argument: a message published to Google's pstest on the host is dispatched
+#   to the fake and acked; SIGTERM ends it with exit 0;
 # - the standard job image (deploy/job-image): exits 64 naming PROJECT_ID and REGION when they
 #   are missing, runs its command when they are set.
 # It skips (exit 77) only where podman cannot run (not installed, not root); under CI=true
@@ -109,25 +112,44 @@ phase "an argument picks the subcommand: check-config reads /etc/jobrelay/jobrel
 	{ cat "$WORK/check" >&2; fail "check-config in the container"; }
 grep -q '^route uploads$' "$WORK/check" || fail "check-config output: $(cat "$WORK/check")"
 
+# start_container LOG MSGID [PODMAN RUN ARGS...]: runs a container named $NAME on the host's
+# network (it reaches the peers on 127.0.0.1), following its stdout through a FIFO into
+# $WORK/LOG until a line with MSGID (no sleeps); sets CONTAINER_PID and LINE.
+start_container() {
+	local log="$WORK/$1" msgid=$2
+	shift 2
+	rm -f "$WORK/container.fifo"
+	mkfifo "$WORK/container.fifo"
+	"${RUN[@]}" --name "$NAME" --network=host "$@" >"$WORK/container.fifo" 2>"$log.err" &
+	CONTAINER_PID=$!
+	exec 6<"$WORK/container.fifo"
+	LINE=
+	while read -r -u 6 LINE; do
+		printf '%s\n' "$LINE" >>"$log"
+		case "$LINE" in *"\"msgid\":\"$msgid\""*) break ;; esac
+		LINE=
+	done
+	[ -n "$LINE" ] || { cat "$log" "$log.err" >&2; fail "no $msgid line from the container ($*)"; }
+	cat <&6 >>"$log" &
+	COPY_PID=$!
+	exec 6<&-
+}
+# stop_container: SIGTERM through podman; sets RC to the container's exit status once it
+# ended and its log is copied to the end.
+stop_container() {
+	podman kill --signal TERM "$NAME" >/dev/null
+	set +e
+	wait "$CONTAINER_PID"
+	RC=$?
+	set -e
+	CONTAINER_PID=
+	wait "$COPY_PID"
+}
+
 phase "serve (the default command) on \$PORT"
-mkfifo "$WORK/serve.fifo"
-"${RUN[@]}" --name "$NAME" --network=host "${MOUNT[@]}" -e PORT=0 \
-	-e "JOBRELAY_RUN_ENDPOINT=$JOBRELAY_RUN_ENDPOINT" "$IMAGE" >"$WORK/serve.fifo" 2>"$WORK/serve.err" &
-CONTAINER_PID=$!
-exec 6<"$WORK/serve.fifo"
-PORT=
-while read -r -u 6 line; do
-	printf '%s\n' "$line" >>"$WORK/serve.log"
-	case "$line" in
-	*'"msgid":"SERVE-LISTENING"'*)
-		PORT=$(printf '%s' "$line" | sed -n 's/.*"port":"\([0-9]*\)".*/\1/p')
-		break
-		;;
-	esac
-done
-[ -n "$PORT" ] || { cat "$WORK/serve.log" "$WORK/serve.err" >&2; fail "jobrelay serve did not start in the container"; }
-cat <&6 >>"$WORK/serve.log" &
-exec 6<&-
+start_container serve.log SERVE-LISTENING "${MOUNT[@]}" -e PORT=0 \
+	-e "JOBRELAY_RUN_ENDPOINT=$JOBRELAY_RUN_ENDPOINT" "$IMAGE"
+PORT=$(printf '%s' "$LINE" | sed -n 's/.*"port":"\([0-9]*\)".*/\1/p')
 URL="http://127.0.0.1:$PORT"
 assert_eq "$(curl -s -o "$WORK/healthz" -w '%{http_code}' "$URL/healthz")" 200 "GET /healthz"
 assert_eq "$(cat "$WORK/healthz")" ok "GET /healthz body"
@@ -145,14 +167,34 @@ grep -q '"name":"CE_ID","value":"container-1"' "$WORK/runjob" || fail "RunJob en
 curl -s "$URL/metrics" | grep -q '^jobrelay_dispatch_total{.*} 1$' || fail "metrics after one dispatch"
 
 phase "SIGTERM"
-podman kill --signal TERM "$NAME" >/dev/null
-set +e
-wait "$CONTAINER_PID"
-rc=$?
-set -e
-CONTAINER_PID=
-assert_eq "$rc" 0 "exit status after SIGTERM"
+stop_container
+assert_eq "$RC" 0 "serve's exit status after SIGTERM"
 grep -q '"msgid":"SERVE-STOPPED"' "$WORK/serve.log" || { cat "$WORK/serve.log" >&2; fail "no SERVE-STOPPED line"; }
+
+phase "pull by argument, on Pub/Sub (Google's pstest on the host)"
+# shellcheck source=tests/peers/pstest/lib.sh
+. "$JR_SOURCE_DIR/tests/peers/pstest/lib.sh"
+start_pstest "$WORK" --topic projects/demo-project/topics/events \
+	--subscription projects/demo-project/subscriptions/jobs || fail "pstest did not start"
+mkdir -p "$WORK/pull"
+{
+	cat "$WORK/etc/jobrelay.yaml"
+	echo "subscription: projects/demo-project/subscriptions/jobs"
+	echo "topic: projects/demo-project/topics/events"
+} >"$WORK/pull/jobrelay.yaml"
+chmod 755 "$WORK/pull"
+chmod 644 "$WORK/pull/jobrelay.yaml"
+echo '{"data":"{\"bucket\":\"uploads\",\"name\":\"in/b.csv\"}","attributes":{"ce-specversion":"1.0","ce-id":"container-2","ce-source":"//storage.googleapis.com/projects/_/buckets/uploads","ce-type":"google.cloud.storage.object.v1.finalized","content-type":"application/json"}}' >"$WORK/messages.jsonl"
+ps_cmd publish projects/demo-project/topics/events "$WORK/messages.jsonl" || fail "publish: $PS_REPLY"
+start_container pull.log PULL-READY -v "$WORK/pull:/etc/jobrelay:ro" -e PORT=0 \
+	-e "JOBRELAY_RUN_ENDPOINT=$JOBRELAY_RUN_ENDPOINT" -e "PUBSUB_EMULATOR_HOST=$PUBSUB_EMULATOR_HOST" \
+	"$IMAGE" pull
+ps_cmd wait-acked 1 30s || { cat "$WORK/pull.log" >&2; fail "the message was not acked: $PS_REPLY"; }
+grep '"method":"RunJob"' "$WORK/record.jsonl" | grep '"name":"CE_ID","value":"container-2"' |
+	grep -q '"name":"OBJECT","value":"in/b.csv"' || fail "no RunJob for the pulled message: $(tail -n 1 "$WORK/record.jsonl")"
+stop_container
+assert_eq "$RC" 0 "pull's exit status after SIGTERM"
+stop_pstest
 
 phase "the standard job image"
 podman build --isolation=chroot --layers=false -q -t "$JOB_IMAGE" "$JR_SOURCE_DIR/deploy/job-image" \
