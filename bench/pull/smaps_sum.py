@@ -3,7 +3,10 @@
 largest first, with the file-backed and anonymous totals (KiB). bench.py's hold phase
 writes hold-<subject>.smaps into its work folder."""
 import collections
+import signal
 import sys
+
+signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # | head
 
 rss = collections.Counter()
 anon = collections.Counter()
