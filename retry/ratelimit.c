@@ -74,6 +74,17 @@ int64_t ratelimit_acquire(jr_ratelimit *r, int64_t now_ms)
 	return 0;
 }
 
+void ratelimit_refund(jr_ratelimit *r)
+{
+	if (r->win_count > 0)
+		r->win_count--;
+	if (r->rate <= 0)
+		return;
+	r->tokens += 1.0;
+	if (r->tokens > r->burst)
+		r->tokens = r->burst;
+}
+
 int ratelimit_decrease(jr_ratelimit *r, int64_t now_ms, int64_t retry_after_ms)
 {
 	advance(r, now_ms);

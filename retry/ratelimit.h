@@ -49,6 +49,12 @@ void ratelimit_init(jr_ratelimit *r, double per_second, int burst, int64_t now_m
  */
 int64_t ratelimit_acquire(jr_ratelimit *r, int64_t now_ms);
 /*
+ * ratelimit_refund: gives back the token of a call that acquire let through
+ * but that was not sent after all (held by the breaker, or a duplicate); the
+ * bucket still never holds more than burst.
+ */
+void ratelimit_refund(jr_ratelimit *r);
+/*
  * ratelimit_decrease: RunJob answered RESOURCE_EXHAUSTED now; retry_after_ms
  * is RetryInfo's delay (< 0: none). Returns 1 when the rate was lowered
  * (0 within RL_DECREASE_GAP_MS of the last decrease; the RetryInfo delay

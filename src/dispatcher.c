@@ -892,17 +892,23 @@ static void task_send(task *t)
 {
 	jr_dispatcher *d = t->dv->d;
 	int64_t now = loop_now_ms();
+	/* the route's token was taken for this call: it goes back when no call is made */
+	jr_ratelimit *rl = &d->rr[t->ri].rl;
 	if (dedup_seen(d->dedup, t->key, now)) {
+		ratelimit_refund(rl);
 		task_duplicate(t); /* another delivery of the event succeeded meanwhile */
 		return;
 	}
-	if (task_render(t) < 0)
+	if (task_render(t) < 0) {
+		ratelimit_refund(rl);
 		return;
+	}
 	job_breaker *b = breaker_of(d, t->req.name);
 	jr_breaker_pass pass = breaker_allow(&b->b, now);
 	if (pass.changed)
 		breaker_changed(b);
 	if (!pass.allowed) {
+		ratelimit_refund(rl);
 		task_hold(t, b, pass.wait_ms);
 		return;
 	}

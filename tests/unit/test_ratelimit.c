@@ -36,6 +36,24 @@ static void test_bound_holds(void)
 			CU_ASSERT_FATAL((double)(j - i + 1) <= 4 + 7 * (double)(at[j] - at[i]) / 1000.0 + 1e-9);
 }
 
+static void test_refund(void)
+{
+	jr_ratelimit r;
+	ratelimit_init(&r, 1, 2, 0);
+	CU_ASSERT_EQUAL(ratelimit_acquire(&r, 0), 0);
+	CU_ASSERT_EQUAL(ratelimit_acquire(&r, 0), 0);
+	CU_ASSERT_EQUAL(ratelimit_acquire(&r, 0), 1000);
+	ratelimit_refund(&r);
+	CU_ASSERT_EQUAL(ratelimit_acquire(&r, 0), 0);
+	/* never past burst */
+	ratelimit_refund(&r);
+	ratelimit_refund(&r);
+	ratelimit_refund(&r);
+	CU_ASSERT_EQUAL(ratelimit_acquire(&r, 0), 0);
+	CU_ASSERT_EQUAL(ratelimit_acquire(&r, 0), 0);
+	CU_ASSERT_EQUAL(ratelimit_acquire(&r, 0), 1000);
+}
+
 static void test_unlimited_without_config(void)
 {
 	jr_ratelimit r;
@@ -128,6 +146,7 @@ int main(void)
 	static const cu_test tests[] = {
 		{"burst_then_refill", test_burst_then_refill},
 		{"bound_holds", test_bound_holds},
+		{"refund", test_refund},
 		{"unlimited_without_config", test_unlimited_without_config},
 		{"halving_and_recovery", test_halving_and_recovery},
 		{"floor", test_floor},
