@@ -65,8 +65,9 @@ fi
 [ -f "$tgz" ] || fail "no $spec at $tgz"
 
 phase "build the jobrelay image"
-# --layers=false: no intermediate images are kept behind (the build stage is ~600 MB)
-podman build --isolation=chroot --layers=false -q -t "$IMAGE" \
+# --layers=false: no intermediate images are kept behind (the build stage is ~600 MB);
+# --force-rm: nor build containers when a build fails
+podman build --isolation=chroot --layers=false --force-rm -q -t "$IMAGE" \
 	-v "$(cd "$(dirname "$tgz")" && pwd):/protos:ro" \
 	--build-arg "JR_PROTO_TARBALL=/protos/$(basename "$tgz")" \
 	--build-arg "JR_GIT_COMMIT=test" \
@@ -197,7 +198,7 @@ assert_eq "$RC" 0 "pull's exit status after SIGTERM"
 stop_pstest
 
 phase "the standard job image"
-podman build --isolation=chroot --layers=false -q -t "$JOB_IMAGE" "$JR_SOURCE_DIR/deploy/job-image" \
+podman build --isolation=chroot --layers=false --force-rm -q -t "$JOB_IMAGE" "$JR_SOURCE_DIR/deploy/job-image" \
 	>"$WORK/job-build.log" 2>&1 || { tail -n 40 "$WORK/job-build.log" >&2; fail "podman build deploy/job-image"; }
 set +e
 "${RUN[@]}" "$JOB_IMAGE" sh -c 'echo ran' >"$WORK/job.out" 2>"$WORK/job.err"
