@@ -365,8 +365,9 @@ static int topic_write(jr_sink *s, const jr_dlrecord *r, jr_sink_cb cb, void *ar
 	const char *data;
 	size_t len, size = 0;
 	if (dltopic_data(r, &t->data, &data, &len) < 0) {
-		snprintf(err, errlen, "publish to %s: the event's JSON is over %zu bytes", t->topic,
-			 (size_t)DLTOPIC_REQUEST_MAX);
+		snprintf(err, errlen,
+			 "publish to %s: the event's JSON alone is over Pub/Sub's limit of %d bytes",
+			 t->topic, DLTOPIC_REQUEST_MAX);
 		return -1;
 	}
 	dltopic_attrs at;
@@ -377,7 +378,7 @@ static int topic_write(jr_sink *s, const jr_dlrecord *r, jr_sink_cb cb, void *ar
 		buf_free(&t->data); /* a large event's text is not kept around */
 	if (!bb) {
 		snprintf(err, errlen,
-			 "publish to %s: the dead-letter message is %zu bytes, over Pub/Sub's limit of %d",
+			 "publish to %s: the dead-letter message is %zu bytes, over Pub/Sub's limit of %d bytes",
 			 t->topic, size, DLTOPIC_REQUEST_MAX);
 		return -1;
 	}

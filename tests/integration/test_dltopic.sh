@@ -148,6 +148,23 @@ ps_cmd calls /google.pubsub.v1.Publisher/GetTopic || fail "calls: $PS_REPLY"
 grep -q '"x-goog-request-params":"topic=projects%2Ftest-project%2Ftopics%2Fdead"' <<<"$PS_REPLY" ||
 	fail "GetTopic x-goog-request-params: $PS_REPLY"
 
+echo "== a dead letter over Pub/Sub's 10 MB is refused, and the event printed, not dropped or cut"
+sed 's/^dead_letter: .*/limits: { event_bytes: 20MiB }\ndead_letter: { topic: '"${DLT//\//\\/}"' }/' "$WORK/topic.yaml" >"$WORK/big.yaml"
+node -e 'process.stdout.write(JSON.stringify({specversion: "1.0", id: "big-1", source: "//test/big", type: "test.missing",
+  data: {blob: "x".repeat(10500000)}}) + "\n")' >"$WORK/big.ndjson"
+set +e
+"$JOBRELAY" --log-format json --config "$WORK/big.yaml" replay "$WORK/big.ndjson" >"$WORK/big.out" 2>"$WORK/big.err"
+rc=$?
+set -e
+assert_eq "$rc" 1 "replay exit code for an oversized dead letter"
+grep '"msgid":"DEADLETTER-FAILED"' "$WORK/big.err" | grep -q "over Pub/Sub's limit of 10000000" ||
+	{ cat "$WORK/big.err" >&2; fail "no DEADLETTER-FAILED naming the limit"; }
+node -e '
+const line = require("fs").readFileSync(process.argv[1], "utf8").split("\n").find((l) => l.startsWith("{\"failed_at\""));
+const r = JSON.parse(line);
+if (r.event.id !== "big-1" || r.event.data.blob.length !== 10500000) { console.error("FAIL: printed record"); process.exit(1); }
+' "$WORK/big.out" || fail "the oversized event was not printed whole"
+
 echo "== a dead letter pulled back from the topic replays as the same event"
 node -e '
 const m = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).find((x) => x.attributes["jobrelay-event-id"] === "r-1");
