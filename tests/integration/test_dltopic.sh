@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2119 # start_serve takes optional flags
 # test_dltopic.sh — dead letters to a Pub/Sub topic (Publisher/Publish), against
 # Google's pstest and the Run API fake (job "missing" answers NOT_FOUND, so its
 # events are dead-lettered as invalid_request at once):
@@ -12,7 +13,9 @@
 #   - the topic deleted at run time: replay exits 1 with the event printed,
 #     serve answers 503, pull nacks (the message stays) and dead-letters it
 #     once the topic is back — nothing lost.
+# shellcheck source=tests/integration/pull_lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/pull_lib.sh"
+# shellcheck source=tests/integration/serve_lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/serve_lib.sh"
 all_cleanup() {
 	local p
@@ -246,9 +249,10 @@ const r = recs.filter((x) => x.event && x.event.id === "b-1");
 if (r.length !== 1 || r[0].error.code !== "NOT_FOUND" || r[0].route !== "missing") { console.error("FAIL: file record", JSON.stringify(recs)); process.exit(1); }
 ' "$WORK/dead.ndjson" || fail "the file record"
 curl -sf "http://127.0.0.1:$SERVE_PORT/metrics" >"$WORK/metrics.txt" || fail "/metrics"
-grep -q '^jobrelay_dead_letter_writes_total{sink="file",result="ok"} 1$' "$WORK/metrics.txt" &&
-	grep -q '^jobrelay_dead_letter_writes_total{sink="topic",result="ok"} 1$' "$WORK/metrics.txt" ||
-	fail "metrics by sink: $(grep dead_letter "$WORK/metrics.txt")"
+for s in file topic; do
+	grep -q "^jobrelay_dead_letter_writes_total{sink=\"$s\",result=\"ok\"} 1\$" "$WORK/metrics.txt" ||
+		fail "metrics of the $s sink: $(grep dead_letter "$WORK/metrics.txt")"
+done
 
 echo "== the topic deleted at run time: replay exits 1 with the event printed"
 mkfifo "$WORK/replay.in"
