@@ -17,6 +17,7 @@ const protoLoader = require('@grpc/proto-loader');
 const protobuf = require('protobufjs');
 const gpf = require('google-proto-files');
 const { messageJson, findUnknownFields } = require('./lib/protojson');
+const faultsLib = require('./lib/faults');
 
 const PROTO_ROOT = path.resolve(gpf.getProtoPath('..'));
 const PROTO_FILES = [
@@ -65,7 +66,7 @@ const USAGE = `usage: node server.js [flags]
   --run-ms D            how long an execution runs (default 0)
   --outcome O           succeeded | failed | cancelled | timed_out (default succeeded)
   --failure-reason T    message of a failed execution
-`;
+` + faultsLib.USAGE;
 
 function parseArgs(argv) {
   const boolFlags = new Set(['record-defaults', 'exit-on-stdin-close', 'strict-jobs', 'require-request-params',
@@ -965,7 +966,7 @@ function makeHandler(serviceName, methodName, methodDesc) {
       code = grpc.status.INVALID_ARGUMENT;
       message = `runfake: x-goog-request-params ${JSON.stringify(mdJson['x-goog-request-params'] || '')} does not carry ${JSON.stringify(expected)}`;
     } else {
-      matched = pickRule(methodName, target);
+      matched = (faults && faults.pick(methodName, target, req)) || pickRule(methodName, target);
       if (matched && matched.rule.code !== grpc.status.OK) {
         const r = matched.rule;
         code = r.code;
@@ -1028,6 +1029,7 @@ function makeHandler(serviceName, methodName, methodDesc) {
     };
     if (message && code !== grpc.status.OK) line.message = message;
     if (matched) line.rule = matched.index;
+    if (matched && matched.fault) line.fault = matched.fault;
     if (delayMs) line.delayMs = delayMs;
     if (tracked) {
       line.inFlight = runJobsInFlight.all;
@@ -1154,6 +1156,7 @@ function statsJson() {
       },
     },
     maxRssKb: ru.maxRSS,
+    faults: faults ? faults.stats() : undefined,
   });
 }
 
@@ -1201,7 +1204,9 @@ if (args['exit-on-stdin-close']) {
 }
 
 // initial configuration
+let faults = null;
 try {
+  faults = faultsLib.create(args, { parseCode, matchPattern, codeName: (c) => CODE_NAMES[c] || String(c) });
   if (args.jobs) addConfiguredJobs(JSON.parse(fs.readFileSync(args.jobs, 'utf8')), args.jobs);
   if (args.config) {
     maybeReloadConfig(true);
