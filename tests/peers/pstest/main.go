@@ -324,7 +324,23 @@ func (h *harness) command(a []string) (interface{}, error) {
 	case "stats":
 		return h.stats(), nil
 	case "messages":
+		if len(a) > 1 {
+			return h.messagesToFile(a[1])
+		}
 		return h.messages(), nil
+	case "drain":
+		if err := need(a, 3, "drain SUB FILE [MAX]"); err != nil {
+			return nil, err
+		}
+		max := 0
+		if len(a) > 3 {
+			v, err := strconv.Atoi(a[3])
+			if err != nil || v < 0 {
+				return nil, fmt.Errorf("max %q: not a number >= 0", a[3])
+			}
+			max = v
+		}
+		return h.drainToFile(a[1], a[2], max)
 	case "streams":
 		h.smu.Lock()
 		defer h.smu.Unlock()
@@ -346,7 +362,7 @@ func (h *harness) command(a []string) (interface{}, error) {
 		}
 		return h.wait(a[0], n, d)
 	default:
-		return nil, fmt.Errorf("unknown command %q (create-topic, delete-topic, create-subscription, delete-subscription, publish, pull, calls, stream-timeout, stats, messages, streams, wait-acked, wait-delivered, quit)", a[0])
+		return nil, fmt.Errorf("unknown command %q (create-topic, delete-topic, create-subscription, delete-subscription, publish, pull, drain, calls, stream-timeout, stats, messages, streams, wait-acked, wait-delivered, quit)", a[0])
 	}
 }
 
@@ -514,6 +530,68 @@ func (h *harness) messages() []msgInfo {
 	}
 	sort.SliceStable(out, func(i, j int) bool { return idNum(out[i].ID) < idNum(out[j].ID) })
 	return out
+}
+
+// messagesToFile writes what `messages` answers to path (one JSON array) instead of the reply
+// line, which may be megabytes with many messages; the reply says how many.
+func (h *harness) messagesToFile(path string) (interface{}, error) {
+	b, err := json.Marshal(h.messages())
+	if err == nil {
+		err = os.WriteFile(path, append(b, '\n'), 0o644)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("messages %s: %v", path, err)
+	}
+	return map[string]interface{}{"file": path}, nil
+}
+
+// drainedMsg is a line of the file `drain` appends to.
+type drainedMsg struct {
+	ID          string            `json:"id"`
+	Data        string            `json:"data_base64"`
+	Attributes  map[string]string `json:"attributes,omitempty"`
+	PublishTime string            `json:"publishTime"`
+}
+
+// drainToFile pulls what SUB holds now (unary Pull, return_immediately; max 0: all), acks it,
+// and appends one JSON line a message to path: how a test reads a dead-letter topic as it fills.
+func (h *harness) drainToFile(sub, path string, max int) (interface{}, error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	w := bufio.NewWriter(f)
+	n := 0
+	for max == 0 || n < max {
+		want := 1000
+		if max > 0 && max-n < want {
+			want = max - n
+		}
+		res, err := h.srv.GServer.Pull(context.Background(), &pb.PullRequest{Subscription: sub, MaxMessages: int32(want), ReturnImmediately: true})
+		if err != nil {
+			return nil, fmt.Errorf("pull %s: %v", sub, err)
+		}
+		if len(res.ReceivedMessages) == 0 {
+			break
+		}
+		ids := make([]string, 0, len(res.ReceivedMessages))
+		for _, rm := range res.ReceivedMessages {
+			m := rm.Message
+			b, _ := json.Marshal(drainedMsg{ID: m.MessageId, Data: base64.StdEncoding.EncodeToString(m.Data), Attributes: m.Attributes,
+				PublishTime: time.Unix(m.PublishTime.GetSeconds(), int64(m.PublishTime.GetNanos())).UTC().Format(time.RFC3339Nano)})
+			w.Write(append(b, '\n'))
+			ids = append(ids, rm.AckId)
+		}
+		if err := w.Flush(); err != nil {
+			return nil, err
+		}
+		if _, err := h.srv.GServer.Acknowledge(context.Background(), &pb.AcknowledgeRequest{Subscription: sub, AckIds: ids}); err != nil {
+			return nil, fmt.Errorf("ack %s: %v", sub, err)
+		}
+		n += len(ids)
+	}
+	return map[string]interface{}{"pulled": n, "file": path}, nil
 }
 
 func idNum(id string) int {
