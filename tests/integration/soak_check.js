@@ -1,0 +1,298 @@
+#!/usr/bin/env node
+'use strict';
+// soak_check.js NOTES.jsonl — checks a fault soak run (soak_lib.sh) by counting at the Run
+// API fake (its JSONL records), in the dead-letter topic (pulled into a file) and file,
+// in pstest's or the push client's view of each kill, and in jobrelay's logs; prints the
+// figures as one JSON object and exits 1 when a check fails.
+//
+// The notes (one JSON object a line, "t" = ms since the epoch) say: setup (files, jobs,
+// events), published (first message id), start (run, log), kill (run, snapshot of what
+// was in flight), deny-off, end (mode, wall time, CPU). Checks:
+//  1. every event is dispatched (an execution at the fake carries its CE_ID) or
+//     dead-lettered, in the topic and in the file; none lost, none both (but across a kill);
+//  2. the dead-letter class is right: job-missing's events are all invalid_request and
+//     never dispatched; any other dead letter has the class of the last error the fake
+//     gave that event;
+//  3. an event has a second execution only when the run that made the first was killed
+//     while the event was in flight (pull: delivered and not acked in pstest's snapshot
+//     right after the kill; serve: a push request outstanding at the kill); so never more
+//     than were in flight; never after an ambiguous failure (DEADLINE_EXCEEDED that
+//     created the execution) within the same run; never otherwise within a run (dedup);
+//  4. the denied job's breaker opened while it was denied, no RunJob for it was started
+//     while open (start time = arrival + the deadline left - call_timeout, since the
+//     grpc-timeout header carries the deadline to 10 ms), and it closed after the denial
+//     ended.
+// A check whose feature the binary does not have yet is listed under "pending" with the
+// reason, not passed.
+
+const fs = require('fs');
+
+const notesFile = process.argv[2];
+const readLines = (f) => (fs.existsSync(f) ? fs.readFileSync(f, 'utf8').split('\n').filter((l) => l.trim()) : []);
+const jsonLines = (f) => readLines(f).map((l, i) => {
+  try {
+    return JSON.parse(l);
+  } catch (e) {
+    return { unparsed: l, line: i + 1 };
+  }
+});
+const notes = jsonLines(notesFile);
+const one = (ev) => notes.find((x) => x.ev === ev) || {};
+const setup = one('setup');
+const end = one('end');
+const N = setup.events;
+const violations = [];
+const pending = [];
+const fail = (what) => { if (violations.length < 200) violations.push(what); };
+
+// --- what the binary has (a feature not yet built leaves its check pending)
+const bin = fs.existsSync(setup.binary) ? fs.readFileSync(setup.binary).toString('latin1') : '';
+const runs = notes.filter((x) => x.ev === 'start').map((s) => ({ run: s.run, start: s.start, log: s.log }));
+for (const k of notes.filter((x) => x.ev === 'kill')) {
+  const r = runs.find((x) => x.run === k.run);
+  r.kill = k.t;
+  r.at = k.at === undefined ? k.t : k.at;
+  r.snapshot = k.snapshot;
+}
+const logs = [];
+for (const r of runs) {
+  r.lines = jsonLines(r.log).filter((l) => l.msgid);
+  for (const l of r.lines) logs.push(Object.assign({ run: r.run, ms: Date.parse(l.time) }, l));
+}
+const has = {
+  dlTopic: !logs.some((l) => l.msgid === 'CONFIG-NOT-ENFORCED' && /dead_letter\.topic/.test(l.message)),
+  breaker: bin.includes('BREAKER-'),
+  ambiguous: bin.includes('execution found after an ambiguous failure'),
+  dedup: /DEDUP|DISPATCH-DUPLICATE/.test(bin),
+};
+if (!has.dlTopic) pending.push('dead-letter topic: this binary does not write dead_letter.topic (CONFIG-NOT-ENFORCED); dead letters are counted in the file only');
+if (!has.breaker) pending.push('breaker: this binary has no BREAKER-* log line; the breaker checks (opened, nothing sent while open, closed) are not run');
+if (!has.ambiguous) pending.push('ambiguous failures: this binary does not look up executions after DEADLINE_EXCEEDED/UNAVAILABLE; ambiguous duplicates are counted, not failed');
+if (!has.dedup) pending.push('dedup: this binary has no dedup; duplicates within one run (a redelivery after a lost ack) are counted, not failed');
+
+// --- the events: n -> job (message kind n % kinds)
+const kinds = readLines(setup.messages).map((l) => JSON.parse(l).attributes.job);
+const jobOf = (n) => kinds[n % kinds.length];
+const evN = (id) => (/^soak-(\d+)$/.test(id || '') ? Number(id.slice(5)) : -1);
+
+// --- run of a time: the last run started at or before t, unless it was killed before t
+function runAt(t) {
+  let r = null;
+  for (const x of runs) if (x.start <= t) r = x;
+  if (r && r.kill !== undefined && t > r.kill) return null;
+  return r;
+}
+
+// --- the fake's records
+const CLASS = { UNAVAILABLE: 'network', RESOURCE_EXHAUSTED: 'resource', DEADLINE_EXCEEDED: 'timeout',
+  PERMISSION_DENIED: 'permission', UNAUTHENTICATED: 'permission', NOT_FOUND: 'invalid_request',
+  INVALID_ARGUMENT: 'invalid_request', FAILED_PRECONDITION: 'invalid_request', ABORTED: 'network', INTERNAL: 'network' };
+const recs = jsonLines(setup.records);
+const calls = Array.from({ length: N }, () => []);
+const statusCount = {};
+const faultCount = {};
+const methodCount = {};
+let strayCalls = 0;
+for (const r of recs) {
+  methodCount[r.method] = (methodCount[r.method] || 0) + 1;
+  if (r.method !== 'RunJob') continue;
+  statusCount[r.statusName] = (statusCount[r.statusName] || 0) + 1;
+  if (r.fault) faultCount[r.fault] = (faultCount[r.fault] || 0) + 1;
+  const env = Object.fromEntries((((r.request.overrides || {}).containerOverrides || [{}])[0].env || []).map((e) => [e.name, e.value]));
+  const n = evN(env.CE_ID);
+  if (n < 0 || n >= N) {
+    fail(`RunJob for an unknown event ${env.CE_ID}`);
+    continue;
+  }
+  const job = r.request.name.split('/').pop();
+  if (job !== jobOf(n)) fail(`event ${n} (${jobOf(n)}) was sent to ${job}`);
+  if (!env.JOBRELAY_KEY) fail(`event ${n}: RunJob without JOBRELAY_KEY`);
+  const t = Date.parse(r.time);
+  const c = { t, status: r.statusName, fault: r.fault, execution: r.execution, deadline: r.deadline, msg: env.MSG, key: env.JOBRELAY_KEY, job };
+  if (!runAt(t)) strayCalls++;
+  calls[n].push(c);
+}
+
+// the fake's draws are deterministic (lib/faults.js): recompute each one from the seed, the key and
+// the key's call number, for the calls that were not the denied or missing job's own faults
+const { draw } = require('../peers/runfake/lib/faults');
+const seen = new Map();
+const faultsConf = JSON.parse(fs.readFileSync(setup.faults, 'utf8'));
+for (const r of recs) {
+  if (r.method !== 'RunJob' || r.fault === 'not_found' || r.fault === 'denied') continue;
+  const env = Object.fromEntries((((r.request.overrides || {}).containerOverrides || [{}])[0].env || []).map((e) => [e.name, e.value]));
+  const k = seen.get(env.JOBRELAY_KEY) || 0;
+  seen.set(env.JOBRELAY_KEY, k + 1);
+  const u = draw(`${faultsConf.seed}\0${env.JOBRELAY_KEY}\0${k}`);
+  const e1 = faultsConf.unavailable;
+  const e2 = e1 + faultsConf.resource_exhausted;
+  const e3 = e2 + faultsConf.deadline_exceeded;
+  const want = u < e1 ? 'unavailable' : u < e2 ? 'resource_exhausted' : u < e3 ? 'deadline_exceeded' : undefined;
+  if (want !== r.fault) fail(`the fake's fault for ${env.JOBRELAY_KEY} call ${k} was ${r.fault}, the draw says ${want}`);
+}
+
+// --- dead letters: the topic (pulled) and the file
+const dlTopic = Array.from({ length: N }, () => []);
+const dlFile = Array.from({ length: N }, () => []);
+for (const m of jsonLines(setup.dl_topic)) {
+  const a = m.attributes || {};
+  const n = evN(a['jobrelay-event-id']);
+  if (n < 0 || n >= N) { fail(`dead-letter topic message ${m.id} names no soak event: ${JSON.stringify(a)}`); continue; }
+  for (const k of ['jobrelay-error-class', 'jobrelay-error-code', 'jobrelay-route', 'jobrelay-attempts', 'jobrelay-event-source', 'jobrelay-origin', 'jobrelay-failed-at']) {
+    if (!a[k]) fail(`dead-letter topic message of event ${n} lacks ${k}`);
+  }
+  if (a.job !== jobOf(n)) fail(`dead-letter topic message of event ${n} lost its original attribute job=${jobOf(n)}`);
+  const data = Buffer.from(m.data_base64 || '', 'base64').toString();
+  if (!data.includes(`"soak-${n}"`)) fail(`dead-letter topic message of event ${n}: data is not the original event`);
+  dlTopic[n].push({ cls: a['jobrelay-error-class'], t: Date.parse(m.publishTime) });
+}
+for (const d of jsonLines(setup.dl_file)) {
+  const n = evN(d.event && d.event.id);
+  if (n < 0 || n >= N) { fail(`dead-letter file line names no soak event: ${JSON.stringify(d).slice(0, 200)}`); continue; }
+  dlFile[n].push({ cls: d.error && d.error.class, t: Date.parse(d.failed_at) });
+}
+
+// the lookup must also be wired into this source: no ListExecutions at all after ambiguous faults means it is not
+if (has.ambiguous && !methodCount.ListExecutions && (faultCount.deadline_exceeded || faultCount.unavailable)) {
+  has.ambiguous = false;
+  pending.push(`ambiguous failures: \`jobrelay ${end.mode}\` sent no ListExecutions after ${faultCount.deadline_exceeded || 0} DEADLINE_EXCEEDED and ${faultCount.unavailable || 0} UNAVAILABLE answers (the lookup is not wired into this source); ambiguous duplicates are counted, not failed`);
+}
+
+// --- in flight at each kill
+const kills = runs.filter((r) => r.kill !== undefined);
+const mode = end.mode;
+if (mode === 'pull') {
+  for (const k of kills) {
+    const snap = JSON.parse(fs.readFileSync(k.snapshot, 'utf8'));
+    k.inFlight = new Set(snap.filter((m) => m.deliveries > 0 && m.acks === 0).map((m) => m.id));
+  }
+} else {
+  const attempts = jsonLines(end.client_log);
+  for (const k of kills) {
+    // outstanding when the signal was sent (at), answered without a 2xx after it
+    k.inFlight = new Set(attempts.filter((a) => a.start <= k.at && a.end >= k.at && !(a.status >= 200 && a.status < 300)).map((a) => `p${a.n}`));
+  }
+}
+const inFlightAt = (run, n, msg) => run.inFlight && (run.inFlight.has(msg) || run.inFlight.has(`p${n}`));
+
+// --- 1-3: every event, its class, its duplicates
+const fig = {
+  mode, events: N, dispatched: 0, dead_lettered: {}, dead_lettered_topic: 0, dead_lettered_file: 0, lost: 0,
+  duplicates: { kill: 0, ambiguous: 0, same_run: 0 }, kills: [], runjob: { calls: 0, by_status: statusCount, faults: faultCount },
+  ambiguous_recovered: 0, other_methods: methodCount, breaker: {}, wall_s: end.wall_ms / 1000, jobrelay_cpu_s: end.cpu_s,
+};
+const dupPerKill = new Map();
+for (let n = 0; n < N; n++) {
+  const cs = calls[n].sort((a, b) => a.t - b.t);
+  fig.runjob.calls += cs.length;
+  const execs = cs.filter((c) => c.execution);
+  const dl = has.dlTopic ? dlTopic[n] : dlFile[n];
+  if (execs.length) fig.dispatched++;
+  for (const d of dl) fig.dead_lettered[d.cls] = (fig.dead_lettered[d.cls] || 0) + 1;
+  if (dlTopic[n].length) fig.dead_lettered_topic++;
+  if (dlFile[n].length) fig.dead_lettered_file++;
+  if (!execs.length && !dl.length) {
+    fig.lost++;
+    fail(`event ${n} (${jobOf(n)}) lost: no execution at the fake, no dead letter (${cs.length} RunJob calls: ${cs.map((c) => c.status).join(',')})`);
+    continue;
+  }
+  if (has.dlTopic && dlTopic[n].length !== dlFile[n].length) fail(`event ${n}: ${dlTopic[n].length} dead letters in the topic, ${dlFile[n].length} in the file`);
+  // class
+  const lastErr = [...cs].reverse().find((c) => c.status !== 'OK');
+  for (const d of dl.concat(has.dlTopic ? dlFile[n] : [])) {
+    if (jobOf(n) === setup.missing_job) {
+      if (d.cls !== 'invalid_request') fail(`event ${n} of ${setup.missing_job} dead-lettered as ${d.cls}, not invalid_request`);
+    } else if (!lastErr) {
+      fail(`event ${n} dead-lettered (${d.cls}) without a failed RunJob`);
+    } else if (CLASS[lastErr.status] !== d.cls) {
+      fail(`event ${n} dead-lettered as ${d.cls}; its last RunJob error was ${lastErr.status} (${CLASS[lastErr.status]})`);
+    }
+  }
+  if (jobOf(n) === setup.missing_job && execs.length) fail(`event ${n} of ${setup.missing_job} has an execution`);
+  // duplicates: each outcome after the first (an execution, or a dead letter) needs a cause
+  const outcomes = execs.map((c) => ({ t: c.t, what: c.fault === 'deadline_exceeded' ? 'ambiguous' : 'execution', msg: c.msg }))
+    .concat(dl.map((d) => ({ t: d.t, what: 'dead_letter' }))).sort((a, b) => a.t - b.t);
+  const msg = (cs[0] || {}).msg;
+  for (let i = 1; i < outcomes.length; i++) {
+    const r1 = runAt(outcomes[i - 1].t);
+    const r2 = runAt(outcomes[i].t);
+    if (r1 && r2 && r1 !== r2 && r1.kill !== undefined && inFlightAt(r1, n, msg)) {
+      fig.duplicates.kill++;
+      dupPerKill.set(r1.run, (dupPerKill.get(r1.run) || 0) + 1);
+    } else if (outcomes[i - 1].what === 'ambiguous') {
+      fig.duplicates.ambiguous++;
+      if (has.ambiguous) fail(`event ${n}: a second execution after the ambiguous DEADLINE_EXCEEDED that created one (run ${r1 && r1.run})`);
+    } else {
+      fig.duplicates.same_run++;
+      const why = r1 && r2 && r1 !== r2 ? `across the kill of run ${r1.run}, but not in flight then` : `within run ${r1 && r1.run}`;
+      if (has.dedup || r1 !== r2) fail(`event ${n}: ${outcomes[i - 1].what} then ${outcomes[i].what} ${why}`);
+    }
+  }
+}
+for (const k of kills) {
+  const d = dupPerKill.get(k.run) || 0;
+  fig.kills.push({ run: k.run, in_flight: k.inFlight.size, duplicates: d });
+  if (d > k.inFlight.size) fail(`kill of run ${k.run}: ${d} duplicates but ${k.inFlight.size} in flight`);
+}
+fig.ambiguous_recovered = logs.filter((l) => l.msgid === 'DISPATCH-OK' && /ambiguous/.test(l.message)).length;
+if (strayCalls) fig.runjob.after_kill_before_restart = strayCalls;
+if (mode === 'pull') {
+  const snap = JSON.parse(fs.readFileSync(end.snapshot, 'utf8'));
+  const first = Number(one('published').first.slice(1));
+  const mine = snap.filter((m) => Number(m.id.slice(1)) >= first && Number(m.id.slice(1)) < first + N);
+  fig.pubsub = { deliveries: mine.reduce((s, m) => s + m.deliveries, 0), redelivered: mine.filter((m) => m.deliveries > 1).length };
+  const unacked = mine.filter((m) => m.acks === 0).length;
+  if (unacked) fail(`${unacked} messages never acked`);
+}
+
+// --- 4: the breakers
+function breakerState(l) {
+  const s = String(l.state || l.to || l.msgid.slice('BREAKER-'.length)).toLowerCase().replace(/-/g, '_');
+  return s.startsWith('half') ? 'half_open' : s.startsWith('open') ? 'open' : s.startsWith('clos') ? 'closed' : s;
+}
+const jobName = (l) => String(l.job || '').split('/').pop();
+const trans = logs.filter((l) => /^BREAKER-/.test(l.msgid) && l.job).map((l) => ({ run: l.run, ms: l.ms, job: jobName(l), state: breakerState(l) }));
+for (const t of trans) {
+  fig.breaker[t.job] = fig.breaker[t.job] || {};
+  fig.breaker[t.job][t.state] = (fig.breaker[t.job][t.state] || 0) + 1;
+}
+if (has.breaker) {
+  const denyOff = (notes.find((x) => x.ev === 'deny-off') || {}).t;
+  const dj = trans.filter((t) => t.job === setup.denied_job);
+  if (!dj.some((t) => t.state === 'open' && (denyOff === undefined || t.ms < denyOff))) fail(`the breaker of ${setup.denied_job} never opened while it was denied`);
+  if (denyOff === undefined) fail('PERMISSION_DENIED was never switched off');
+  else if (!dj.some((t) => t.state === 'closed' && t.ms > denyOff)) fail(`the breaker of ${setup.denied_job} did not close after the denial ended`);
+  // nothing started while open: from each open to the next transition of that job in that run
+  const slack = 15; // ms: the grpc-timeout header's 10 ms resolution, plus the ms of the record times
+  let sentWhileOpen = 0;
+  for (const job of Object.keys(fig.breaker)) {
+    const tj = trans.filter((t) => t.job === job);
+    const jobCalls = [];
+    for (let n = 0; n < N; n++) if (jobOf(n) === job) jobCalls.push(...calls[n]);
+    for (let i = 0; i < tj.length; i++) {
+      if (tj[i].state !== 'open') continue;
+      const from = tj[i].ms;
+      const nxt = tj.slice(i + 1).find((t) => t.run === tj[i].run);
+      const r = runs.find((x) => x.run === tj[i].run);
+      const to = nxt ? nxt.ms : r.kill !== undefined ? r.kill : Infinity;
+      for (const c of jobCalls) {
+        if (c.t < from || c.t >= to || c.deadline === null || c.deadline === undefined) continue;
+        const started = c.t + c.deadline - setup.call_timeout_ms;
+        if (started > from + slack) {
+          sentWhileOpen++;
+          fail(`${job}: RunJob for ${c.key} started ${started - from} ms after its breaker opened (open until ${to - from} ms)`);
+        }
+      }
+    }
+  }
+  fig.breaker_sent_while_open = sentWhileOpen;
+}
+
+fig.pending = pending;
+fig.violations = violations.length;
+console.log(JSON.stringify(fig, null, 1));
+if (violations.length) {
+  for (const v of violations.slice(0, 40)) console.error('FAIL: ' + v);
+  if (violations.length > 40) console.error(`... ${violations.length - 40} more`);
+  process.exit(1);
+}

@@ -1,0 +1,170 @@
+# shellcheck shell=bash
+# soak_lib.sh — the fault soak (issue 5), shared by test_soak_pull.sh,
+# test_soak_serve.sh and bench/soak.sh, on top of pull_lib.sh (lib.sh, pstest).
+#
+# The Run API fake injects faults (tests/peers/runfake/lib/faults.js): UNAVAILABLE
+# for 20% of RunJob calls, RESOURCE_EXHAUSTED with RetryInfo for 5%,
+# DEADLINE_EXCEEDED after creating the execution for 5% (seeded, per JOBRELAY_KEY
+# and attempt), PERMISSION_DENIED for job-denied while $WORK/deny.on exists, and
+# NOT_FOUND for job-missing throughout. Events go to five jobs (job-a, job-b,
+# job-c, job-denied: 10%, job-missing: 5%). Dead letters go to a Pub/Sub topic on
+# pstest and to a file. jobrelay is SIGKILLed and restarted at points chosen by
+# progress; $WORK/soak.jsonl notes every start, kill and switch for soak_check.js.
+#
+# Settings (environment): SOAK_EVENTS (events, default 2000), SOAK_KILLS (2),
+# SOAK_SEED (1), SOAK_STREAM_TIMEOUT (pstest cuts streams after, default 3s),
+# SOAK_WAIT (seconds the whole run may take at most, default 600).
+# shellcheck source=tests/integration/pull_lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/pull_lib.sh"
+
+SOAK_EVENTS=${SOAK_EVENTS:-2000}
+SOAK_KILLS=${SOAK_KILLS:-2}
+SOAK_SEED=${SOAK_SEED:-1}
+SOAK_STREAM_TIMEOUT=${SOAK_STREAM_TIMEOUT:-3s}
+SOAK_WAIT=${SOAK_WAIT:-600}
+SOAK_PROJECT=soak-project
+TOPIC=projects/$SOAK_PROJECT/topics/events
+SUB=projects/$SOAK_PROJECT/subscriptions/jobs
+DL_TOPIC=projects/$SOAK_PROJECT/topics/dead
+DL_SUB=projects/$SOAK_PROJECT/subscriptions/dead
+DENIED_JOB=job-denied
+MISSING_JOB=job-missing
+SOAK_CALL_TIMEOUT_MS=5000
+SOAK_NOTES="$WORK/soak.jsonl"
+SOAK_DL="$WORK/dead-topic.jsonl"
+: >"$SOAK_NOTES"
+: >"$SOAK_DL"
+SERVE_PIDS=()
+CLIENT_PID=
+
+soak_cleanup() {
+	local p
+	for p in "${SERVE_PIDS[@]}" $CLIENT_PID; do
+		kill -KILL "$p" 2>/dev/null || true
+	done
+	pull_cleanup
+}
+trap soak_cleanup EXIT
+
+now_ms() { date +%s%3N; }
+
+# note JSON-MEMBERS: appends {"t": now, MEMBERS} to $SOAK_NOTES.
+note() { printf '{"t":%s,%s}\n' "$(now_ms)" "$1" >>"$SOAK_NOTES"; }
+
+# soak_messages FILE: 20 message kinds in pstest's format, a structured CloudEvent each
+# (id soak-<n>): 6 for job-a, 6 job-b, 5 job-c, 2 job-denied, 1 job-missing.
+soak_messages() {
+	local jobs=(job-a job-b job-c job-a job-b job-c job-a job-denied job-b job-c
+		job-a job-b job-missing job-c job-a job-b job-denied job-c job-a job-b) j
+	: >"$1"
+	for j in "${jobs[@]}"; do
+		printf '%s\n' '{"data":"{\"specversion\":\"1.0\",\"id\":\"soak-{{n}}\",\"source\":\"//soak/events\",\"type\":\"com.example.soak\",\"datacontenttype\":\"application/json\",\"data\":{\"n\":{{n}},\"job\":\"'"$j"'\"}}","attributes":{"content-type":"application/cloudevents+json","job":"'"$j"'"}}' >>"$1"
+	done
+}
+
+# soak_faults FILE: the fake's fault settings (lib/faults.js).
+soak_faults() {
+	cat >"$1" <<JSON
+{"seed": $SOAK_SEED, "unavailable": 0.20, "resource_exhausted": 0.05, "retry_delay_ms": 200,
+ "deadline_exceeded": 0.05,
+ "denied": {"job": "$DENIED_JOB", "while_file": "$WORK/deny.on"},
+ "not_found": {"job": "$MISSING_JOB"}}
+JSON
+}
+
+# soak_config FILE: jobrelay's config. Short backoffs so that the run converges in
+# minutes; a breaker that the 25% of random network/timeout faults never trips
+# (failure_rate 0.8 of 20) but a job that fails every call does; 10 probes when
+# half-open, so that the NOT_FOUND job (invalid_request trips the breaker too)
+# still drains its events to the dead-letter sinks at a useful pace.
+soak_config() {
+	local j
+	cat >"$1" <<YAML
+project: $SOAK_PROJECT
+region: europe-west2
+subscription: $SUB
+topic: $TOPIC
+concurrency: 32
+call_timeout: ${SOAK_CALL_TIMEOUT_MS}ms
+flow_control: { max_messages: 200, ack_deadline: 10s }
+shutdown_grace: 5s
+dead_letter: { topic: $DL_TOPIC, file: $WORK/dead.ndjson }
+policies:
+  network: { max_attempts: 12, initial_backoff: 100ms, max_backoff: 1s }
+  timeout: { max_attempts: 12, initial_backoff: 100ms, max_backoff: 1s }
+  resource: { max_attempts: 20, initial_backoff: 200ms, max_backoff: 1s }
+  permission: { max_attempts: 100, initial_backoff: 200ms, max_backoff: 2s }
+  unknown: { max_attempts: 5, initial_backoff: 100ms, max_backoff: 1s }
+circuit_breaker: { window: 20, min_calls: 10, failure_rate: 0.8, open_for: 1s, max_open_for: 4s, half_open_calls: 10 }
+dedup: { ttl: 10m, max_entries: 100000 }
+routes:
+YAML
+	for j in job-a job-b job-c $DENIED_JOB $MISSING_JOB; do
+		cat >>"$1" <<YAML
+  - name: r-$j
+    match: { type: com.example.soak, attributes: { job: $j } }
+    job: $j
+    overrides:
+      env: { N: "{{data.n}}", MSG: "{{message.id?}}" }
+    rate_limit: { per_second: 400, burst: 64 }
+YAML
+	done
+}
+
+# soak_start_peers: the fake (faults on, PERMISSION_DENIED switched on) and pstest
+# (stream cut every $SOAK_STREAM_TIMEOUT) with the events topic and the dead-letter
+# topic, each with a subscription; the message file and the config.
+soak_start_peers() {
+	soak_faults "$WORK/faults.json"
+	touch "$WORK/deny.on"
+	start_fake --faults "$WORK/faults.json" --stats "$WORK/fake.stats.json"
+	start_pstest "$WORK" --topic "$TOPIC" --subscription "$SUB" --stream-timeout "$SOAK_STREAM_TIMEOUT"
+	ps_cmd create-topic "$DL_TOPIC" || fail "create-topic: $PS_REPLY"
+	ps_cmd create-subscription "$DL_SUB" "$DL_TOPIC" 60 || fail "create-subscription: $PS_REPLY"
+	soak_messages "$WORK/msgs.jsonl"
+	soak_config "$WORK/jobrelay.yaml"
+	PULL_CONFIG="$WORK/jobrelay.yaml"
+	note "\"ev\":\"setup\",\"events\":$SOAK_EVENTS,\"seed\":$SOAK_SEED,\"messages\":\"$WORK/msgs.jsonl\",\"denied_job\":\"$DENIED_JOB\",\"missing_job\":\"$MISSING_JOB\",\"call_timeout_ms\":$SOAK_CALL_TIMEOUT_MS,\"records\":\"$WORK/record.jsonl\",\"faults\":\"$WORK/faults.json\",\"dl_topic\":\"$SOAK_DL\",\"dl_file\":\"$WORK/dead.ndjson\",\"binary\":\"$JOBRELAY\""
+}
+
+# soak_pull_dead: moves what the dead-letter subscription holds into $SOAK_DL (acked);
+# sets DL_PULLED (lines in $SOAK_DL).
+soak_pull_dead() {
+	ps_cmd pull "$DL_SUB" "$SOAK_DL" || fail "pull $DL_SUB: $PS_REPLY"
+	# shellcheck disable=SC2034 # read by the tests
+	DL_PULLED=$(wc -l <"$SOAK_DL")
+}
+
+# breaker_opened_count: transitions of $DENIED_JOB's breaker to open in every log so far.
+breaker_opened_count() {
+	cat "$WORK"/pull-*.log "$WORK"/serve-*.log 2>/dev/null |
+		grep '"msgid":"BREAKER-OPEN"' | grep -c -- "$DENIED_JOB\"" || true
+}
+
+# soak_deny_off_when PROGRESS DONE_OTHERS: switches PERMISSION_DENIED off once half the
+# events are done and the denied job's breaker has opened twice (or when every other
+# event is done, so that a breaker that never opens fails the check, not the wait).
+soak_deny_off_when() {
+	[ -e "$WORK/deny.on" ] || return 0
+	if { [ "$1" -ge $((SOAK_EVENTS / 2)) ] && [ "$(breaker_opened_count)" -ge 2 ]; } || [ "$2" = 1 ]; then
+		rm -f "$WORK/deny.on"
+		note '"ev":"deny-off"'
+	fi
+}
+
+# soak_stop_fake: SIGTERM to the fake, which then writes its stats file.
+soak_stop_fake() {
+	kill -TERM "$FAKE_PID"
+	wait "$FAKE_PID" || true
+	FAKE_PID=
+}
+
+# soak_cpu PID: user+system CPU seconds of a live process (from /proc).
+soak_cpu() {
+	awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$1/stat" 2>/dev/null || echo 0
+}
+
+# soak_check: runs the checker on the notes; prints its figures; fails on a violation.
+soak_check() {
+	node "$JR_SOURCE_DIR/tests/integration/soak_check.js" "$SOAK_NOTES" || fail "soak check (work dir $WORK)"
+}
