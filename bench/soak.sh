@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# bench/soak.sh — the long fault soak (issue 5; docs/benchmarks.md, "fault soak").
+#
+#   bench/soak.sh [BUILD_DIR]      BUILD_DIR defaults to build (jobrelay is built in it)
+#
+# Runs tests/integration/test_soak_pull.sh and test_soak_serve.sh with SOAK_EVENTS
+# events (10,000) and SOAK_KILLS SIGKILL-and-restart points (4), and prints each run's
+# figures: events, dispatched, dead-lettered by class, duplicates and their cause, kills
+# and what was in flight, breaker transitions, RunJob calls by answer, wall time and
+# jobrelay's CPU (user+system of every run, from /proc). Every check of the soak still
+# applies: a violation fails the run. Environment: SOAK_EVENTS, SOAK_KILLS, SOAK_SEED (1),
+# SOAK_STREAM_TIMEOUT (3s), SOAK_WAIT (1800 s), MODES ("pull serve"), OUT (folder for the
+# figures JSON, default /tmp/jobrelay-soak).
+set -euo pipefail
+
+SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BUILD=${1:-$SRC/build}
+[ -x "$BUILD/src/jobrelay" ] || { echo "bench/soak.sh: no $BUILD/src/jobrelay (make build)" >&2; exit 2; }
+export JOBRELAY=$BUILD/src/jobrelay JR_SOURCE_DIR=$SRC JR_BUILD_DIR=$BUILD JR_TESTDATA=${JR_TESTDATA:-$SRC/../shared/testdata}
+export SOAK_EVENTS=${SOAK_EVENTS:-10000} SOAK_KILLS=${SOAK_KILLS:-4} SOAK_WAIT=${SOAK_WAIT:-1800}
+OUT=${OUT:-/tmp/jobrelay-soak}
+mkdir -p "$OUT"
+echo "soak: $SOAK_EVENTS events, $SOAK_KILLS kills, seed ${SOAK_SEED:-1}, commit $(git -C "$SRC" rev-parse --short HEAD), load $(cut -d' ' -f1-3 /proc/loadavg)"
+rc=0
+for mode in ${MODES:-pull serve}; do
+	set +e
+	bash "$SRC/tests/integration/test_soak_$mode.sh" >"$OUT/$mode.out" 2>"$OUT/$mode.err"
+	st=$?
+	set -e
+	[ "$st" = 0 ] || { rc=1; echo "soak $mode: FAILED (exit $st); see $OUT/$mode.err"; tail -20 "$OUT/$mode.err"; }
+	# the figures: the checker's JSON object, the first '{' line to its closing '}'
+	sed -n '/^{$/,/^}$/p' "$OUT/$mode.out" >"$OUT/$mode.json"
+	[ -s "$OUT/$mode.json" ] || continue
+	node - "$OUT/$mode.json" <<'JS'
+const f = JSON.parse(require('fs').readFileSync(process.argv[2], 'utf8'));
+const kv = (o) => Object.entries(o || {}).map(([k, v]) => `${k} ${v}`).join(', ') || 'none';
+const line = (k, v) => console.log(`  ${k.padEnd(22)} ${v}`);
+console.log(`soak ${f.mode}:`);
+line('events', f.events);
+line('dispatched', `${f.dispatched} (RunJob calls ${f.runjob.calls}: ${kv(f.runjob.by_status)})`);
+line('dead-lettered', `${kv(f.dead_lettered)} (topic ${f.dead_lettered_topic}, file ${f.dead_lettered_file})`);
+line('lost', f.lost);
+line('duplicates', kv(f.duplicates));
+line('kills', f.kills.map((k) => `run ${k.run}: ${k.in_flight} in flight, ${k.duplicates} dispatched again`).join('; ') || 'none');
+line('ambiguous recovered', `${f.ambiguous_recovered} (ListExecutions calls ${f.other_methods.ListExecutions || 0})`);
+line('breaker transitions', Object.entries(f.breaker).map(([j, s]) => `${j}: ${kv(s)}`).join('; ') || 'none');
+if (f.pubsub) line('pub/sub', `${f.pubsub.deliveries} deliveries, ${f.pubsub.redelivered} messages redelivered`);
+line('wall time', `${f.wall_s.toFixed(1)} s`);
+line('jobrelay CPU', `${f.jobrelay_cpu_s} s (${(f.jobrelay_cpu_s * 1e6 / f.events).toFixed(0)} us an event)`);
+line('violations', f.violations);
+for (const p of f.pending) line('pending', p);
+JS
+done
+exit $rc
