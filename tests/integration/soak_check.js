@@ -88,6 +88,13 @@ const CLASS = { UNAVAILABLE: 'network', RESOURCE_EXHAUSTED: 'resource', DEADLINE
   PERMISSION_DENIED: 'permission', UNAUTHENTICATED: 'permission', NOT_FOUND: 'invalid_request',
   INVALID_ARGUMENT: 'invalid_request', FAILED_PRECONDITION: 'invalid_request', ABORTED: 'network', INTERNAL: 'network' };
 const recs = jsonLines(setup.records);
+// the run a call came from: its connection (peer address:port, one per process) was first
+// seen after that run started; a call's arrival at the fake may lag its sending (a busy
+// fake, a killed process's bytes still in the socket), so its time alone does not say
+const peerRun = new Map();
+for (const r of recs) {
+  if (r.peer && !peerRun.has(r.peer)) peerRun.set(r.peer, runAt(Date.parse(r.time)) || runs.filter((x) => x.start <= Date.parse(r.time)).pop());
+}
 const calls = Array.from({ length: N }, () => []);
 const statusCount = {};
 const faultCount = {};
@@ -108,8 +115,11 @@ for (const r of recs) {
   if (job !== jobOf(n)) fail(`event ${n} (${jobOf(n)}) was sent to ${job}`);
   if (!env.JOBRELAY_KEY) fail(`event ${n}: RunJob without JOBRELAY_KEY`);
   const t = Date.parse(r.time);
-  const c = { t, status: r.statusName, fault: r.fault, execution: r.execution, deadline: r.deadline, msg: env.MSG, key: env.JOBRELAY_KEY, job };
-  if (!runAt(t)) strayCalls++;
+  const run = r.peer ? peerRun.get(r.peer) : runAt(t);
+  // order: by run, then by HTTP/2 stream id (the order the client started its calls in)
+  const c = { t, run, peer: r.peer, stream: r.stream === undefined ? t : r.stream, status: r.statusName, fault: r.fault,
+    execution: r.execution, msg: env.MSG, key: env.JOBRELAY_KEY, job, n };
+  if (!run) strayCalls++;
   calls[n].push(c);
 }
 
@@ -158,6 +168,8 @@ if (has.ambiguous && !methodCount.ListExecutions && (faultCount.deadline_exceede
   pending.push(`ambiguous failures: \`jobrelay ${end.mode}\` sent no ListExecutions after ${faultCount.deadline_exceeded || 0} DEADLINE_EXCEEDED and ${faultCount.unavailable || 0} UNAVAILABLE answers (the lookup is not wired into this source); ambiguous duplicates are counted, not failed`);
 }
 
+const byRunStream = (a, b) => ((a.run && a.run.run) || 0) - ((b.run && b.run.run) || 0) || a.stream - b.stream;
+
 // --- in flight at each kill
 const kills = runs.filter((r) => r.kill !== undefined);
 const mode = end.mode;
@@ -169,8 +181,8 @@ if (mode === 'pull') {
 } else {
   const attempts = jsonLines(end.client_log);
   for (const k of kills) {
-    // outstanding when the signal was sent (at), answered without a 2xx after it
-    k.inFlight = new Set(attempts.filter((a) => a.start <= k.at && a.end >= k.at && !(a.status >= 200 && a.status < 300)).map((a) => `p${a.n}`));
+    // outstanding between the signal (at) and the process's death (kill), answered without a 2xx
+    k.inFlight = new Set(attempts.filter((a) => a.start <= k.kill && a.end >= k.at && !(a.status >= 200 && a.status < 300)).map((a) => `p${a.n}`));
   }
 }
 const inFlightAt = (run, n, msg) => run.inFlight && (run.inFlight.has(msg) || run.inFlight.has(`p${n}`));
@@ -183,7 +195,7 @@ const fig = {
 };
 const dupPerKill = new Map();
 for (let n = 0; n < N; n++) {
-  const cs = calls[n].sort((a, b) => a.t - b.t);
+  const cs = calls[n].sort(byRunStream);
   fig.runjob.calls += cs.length;
   const execs = cs.filter((c) => c.execution);
   const dl = has.dlTopic ? dlTopic[n] : dlFile[n];
@@ -209,13 +221,14 @@ for (let n = 0; n < N; n++) {
     }
   }
   if (jobOf(n) === setup.missing_job && execs.length) fail(`event ${n} of ${setup.missing_job} has an execution`);
-  // duplicates: each outcome after the first (an execution, or a dead letter) needs a cause
-  const outcomes = execs.map((c) => ({ t: c.t, what: c.fault === 'deadline_exceeded' ? 'ambiguous' : 'execution', msg: c.msg }))
-    .concat(dl.map((d) => ({ t: d.t, what: 'dead_letter' }))).sort((a, b) => a.t - b.t);
+  // duplicates: each outcome after the first (an execution, or a dead letter) needs a cause;
+  // a dead letter (the file's failed_at is jobrelay's clock) comes after its run's calls
+  const outcomes = execs.map((c) => ({ run: c.run, stream: c.stream, what: c.fault === 'deadline_exceeded' ? 'ambiguous' : 'execution' }))
+    .concat(dlFile[n].map((d) => ({ run: runAt(d.t), stream: Infinity, what: 'dead_letter' }))).sort(byRunStream);
   const msg = (cs[0] || {}).msg;
   for (let i = 1; i < outcomes.length; i++) {
-    const r1 = runAt(outcomes[i - 1].t);
-    const r2 = runAt(outcomes[i].t);
+    const r1 = outcomes[i - 1].run;
+    const r2 = outcomes[i].run;
     if (r1 && r2 && r1 !== r2 && r1.kill !== undefined && inFlightAt(r1, n, msg)) {
       fig.duplicates.kill++;
       dupPerKill.set(r1.run, (dupPerKill.get(r1.run) || 0) + 1);
@@ -262,29 +275,71 @@ if (has.breaker) {
   if (!dj.some((t) => t.state === 'open' && (denyOff === undefined || t.ms < denyOff))) fail(`the breaker of ${setup.denied_job} never opened while it was denied`);
   if (denyOff === undefined) fail('PERMISSION_DENIED was never switched off');
   else if (!dj.some((t) => t.state === 'closed' && t.ms > denyOff)) fail(`the breaker of ${setup.denied_job} did not close after the denial ended`);
-  // nothing started while open: from each open to the next transition of that job in that run
-  const slack = 15; // ms: the grpc-timeout header's 10 ms resolution, plus the ms of the record times
+  // Nothing started while open. Within one process's connection the HTTP/2 stream ids give the
+  // order in which jobrelay started its calls; its log gives one result line per call
+  // (DISPATCH-RETRY/OK/DROP, DEADLETTER-*), in the same order per event. So a call that follows
+  // a result of its event logged after the breaker opened was started after the open (A), and
+  // a call whose result was logged before the breaker left OPEN was started before that (B).
+  // A call for the job with a stream id above some A and below some B was started while the
+  // breaker was open. (One-sided: a call close to either edge may go unseen; none is blamed
+  // wrongly, unless two deliveries of one event run at once.)
+  const RESULT = new Set(['DISPATCH-RETRY', 'DISPATCH-OK', 'DISPATCH-DROP', 'DEADLETTER-OK', 'DEADLETTER-FAILED']);
+  const results = new Map(); // run -> n -> [ms]
+  for (const l of logs) {
+    if (!RESULT.has(l.msgid) || evN(l.event_id) < 0) continue;
+    if (!results.has(l.run)) results.set(l.run, new Map());
+    const m = results.get(l.run);
+    const n = evN(l.event_id);
+    if (!m.has(n)) m.set(n, []);
+    m.get(n).push(l.ms);
+  }
+  // per run: every call with, when known, the time of the result before it (after) and its own (done)
+  const perRun = new Map();
+  for (let n = 0; n < N; n++) {
+    const byRun = new Map();
+    for (const c of calls[n]) {
+      if (!c.run || typeof c.stream !== 'number' || !c.peer) continue;
+      if (!byRun.has(c.run.run)) byRun.set(c.run.run, []);
+      byRun.get(c.run.run).push(c);
+    }
+    for (const [run, cs] of byRun) {
+      const res = (results.get(run) && results.get(run).get(n)) || [];
+      cs.sort((a, b) => a.stream - b.stream);
+      cs.forEach((c, i) => {
+        c.after = i > 0 ? res[i - 1] : undefined;
+        c.done = res[i];
+      });
+      if (!perRun.has(run)) perRun.set(run, []);
+      perRun.get(run).push(...cs);
+    }
+  }
   let sentWhileOpen = 0;
+  let checkedOpen = 0;
   for (const job of Object.keys(fig.breaker)) {
     const tj = trans.filter((t) => t.job === job);
-    const jobCalls = [];
-    for (let n = 0; n < N; n++) if (jobOf(n) === job) jobCalls.push(...calls[n]);
     for (let i = 0; i < tj.length; i++) {
       if (tj[i].state !== 'open') continue;
       const from = tj[i].ms;
       const nxt = tj.slice(i + 1).find((t) => t.run === tj[i].run);
       const r = runs.find((x) => x.run === tj[i].run);
       const to = nxt ? nxt.ms : r.kill !== undefined ? r.kill : Infinity;
-      for (const c of jobCalls) {
-        if (c.t < from || c.t >= to || c.deadline === null || c.deadline === undefined) continue;
-        const started = c.t + c.deadline - setup.call_timeout_ms;
-        if (started > from + slack) {
-          sentWhileOpen++;
-          fail(`${job}: RunJob for ${c.key} started ${started - from} ms after its breaker opened (open until ${to - from} ms)`);
+      const cs = perRun.get(tj[i].run) || [];
+      for (const peer of new Set(cs.map((c) => c.peer))) {
+        const pc = cs.filter((c) => c.peer === peer);
+        const lo = Math.min(...pc.filter((c) => c.after !== undefined && c.after > from).map((c) => c.stream));
+        const hi = Math.max(...pc.filter((c) => c.done !== undefined && c.done < to).map((c) => c.stream));
+        if (!(lo < hi)) continue;
+        checkedOpen++;
+        for (const c of pc) {
+          if (c.job === job && c.stream > lo && c.stream < hi) {
+            sentWhileOpen++;
+            fail(`${job}: RunJob for event ${c.n} (stream ${c.stream} of ${peer}) was started while its breaker was open (run ${tj[i].run}, ${new Date(from).toISOString()} for ${to - from} ms)`);
+          }
         }
       }
     }
   }
+  fig.breaker_open_periods_checked = checkedOpen;
   fig.breaker_sent_while_open = sentWhileOpen;
 }
 

@@ -1030,6 +1030,7 @@ function makeHandler(serviceName, methodName, methodDesc) {
     if (message && code !== grpc.status.OK) line.message = message;
     if (matched) line.rule = matched.index;
     if (matched && matched.fault) line.fault = matched.fault;
+    Object.assign(line, faultsLib.connOf(call));
     if (delayMs) line.delayMs = delayMs;
     if (tracked) {
       line.inFlight = runJobsInFlight.all;

@@ -173,4 +173,19 @@ function create(args, h) {
   return { pick, stats: () => Object.assign({}, counts), settings: s };
 }
 
-module.exports = { USAGE, FLAGS, create, normalise, draw };
+// connOf(call) -> {peer, stream}: the client's address:port (one per connection, so one per
+// client process) and the call's HTTP/2 stream id, which the client allocates in increasing
+// order as it starts calls: within one connection, the order in which the client *sent*
+// them, whatever the order the fake read them in. Reads grpc-js internals; {} without them.
+function connOf(call) {
+  const out = {};
+  try {
+    out.peer = call.getPeer();
+    let c = call.call;
+    for (let i = 0; c && !c.stream && i < 4; i++) c = c.nextCall;
+    if (c && c.stream && Number.isInteger(c.stream.id)) out.stream = c.stream.id;
+  } catch (e) { /* an older grpc-js: no stream id */ }
+  return out;
+}
+
+module.exports = { USAGE, FLAGS, create, normalise, draw, connOf };
