@@ -7,7 +7,7 @@
 # DEADLINE_EXCEEDED after creating the execution for 5% (seeded, per JOBRELAY_KEY
 # and attempt), PERMISSION_DENIED for job-denied while $WORK/deny.on exists, and
 # NOT_FOUND for job-missing throughout. Events go to five jobs (job-a, job-b,
-# job-c, job-denied: 10%, job-missing: 5%). Dead letters go to a Pub/Sub topic on
+# job-c, job-denied: 10%, job-missing: 2.5%). Dead letters go to a Pub/Sub topic on
 # pstest and to a file. jobrelay is SIGKILLed and restarted at points chosen by
 # progress; $WORK/soak.jsonl notes every start, kill and switch for soak_check.js.
 #
@@ -51,13 +51,21 @@ now_ms() { date +%s%3N; }
 # note JSON-MEMBERS: appends {"t": now, MEMBERS} to $SOAK_NOTES.
 note() { printf '{"t":%s,%s}\n' "$(now_ms)" "$1" >>"$SOAK_NOTES"; }
 
-# soak_messages FILE: 20 message kinds in pstest's format, a structured CloudEvent each
-# (id soak-<n>): 6 for job-a, 6 job-b, 5 job-c, 2 job-denied, 1 job-missing.
+# soak_messages FILE: 40 message kinds in pstest's format, a structured CloudEvent each
+# (id soak-<n>, message n is kind n % 40): 4 for job-denied (10%), 1 for job-missing
+# (2.5%), the other 35 for job-a, job-b and job-c in turn.
 soak_messages() {
-	local jobs=(job-a job-b job-c job-a job-b job-c job-a job-denied job-b job-c
-		job-a job-b job-missing job-c job-a job-b job-denied job-c job-a job-b) j
+	local k j abc=(job-a job-b job-c) i=0
 	: >"$1"
-	for j in "${jobs[@]}"; do
+	for ((k = 0; k < 40; k++)); do
+		if [ $((k % 10)) = 7 ]; then
+			j=$DENIED_JOB
+		elif [ "$k" = 12 ]; then
+			j=$MISSING_JOB
+		else
+			j=${abc[i % 3]}
+			i=$((i + 1))
+		fi
 		printf '%s\n' '{"data":"{\"specversion\":\"1.0\",\"id\":\"soak-{{n}}\",\"source\":\"//soak/events\",\"type\":\"com.example.soak\",\"datacontenttype\":\"application/json\",\"data\":{\"n\":{{n}},\"job\":\"'"$j"'\"}}","attributes":{"content-type":"application/cloudevents+json","job":"'"$j"'"}}' >>"$1"
 	done
 }
@@ -74,9 +82,10 @@ JSON
 
 # soak_config FILE: jobrelay's config. Short backoffs so that the run converges in
 # minutes; a breaker that the 25% of random network/timeout faults never trips
-# (failure_rate 0.8 of 20) but a job that fails every call does; 10 probes when
-# half-open, so that the NOT_FOUND job (invalid_request trips the breaker too)
-# still drains its events to the dead-letter sinks at a useful pace.
+# (failure_rate 0.8 of 20) but a job that fails every call does; short open times
+# (500 ms, at most 2 s) and 10 probes when half-open, because job-missing's NOT_FOUND
+# (invalid_request) trips its breaker too, and its held events then reach the
+# dead-letter sinks only as probes.
 soak_config() {
 	local j
 	cat >"$1" <<YAML
@@ -95,7 +104,7 @@ policies:
   resource: { max_attempts: 20, initial_backoff: 200ms, max_backoff: 1s }
   permission: { max_attempts: 100, initial_backoff: 200ms, max_backoff: 2s }
   unknown: { max_attempts: 5, initial_backoff: 100ms, max_backoff: 1s }
-circuit_breaker: { window: 20, min_calls: 10, failure_rate: 0.8, open_for: 1s, max_open_for: 4s, half_open_calls: 10 }
+circuit_breaker: { window: 20, min_calls: 10, failure_rate: 0.8, open_for: 500ms, max_open_for: 2s, half_open_calls: 10 }
 dedup: { ttl: 10m, max_entries: 100000 }
 routes:
 YAML
@@ -130,7 +139,7 @@ soak_start_peers() {
 # soak_pull_dead: moves what the dead-letter subscription holds into $SOAK_DL (acked);
 # sets DL_PULLED (lines in $SOAK_DL).
 soak_pull_dead() {
-	ps_cmd pull "$DL_SUB" "$SOAK_DL" || fail "pull $DL_SUB: $PS_REPLY"
+	ps_cmd drain "$DL_SUB" "$SOAK_DL" || fail "drain $DL_SUB: $PS_REPLY"
 	# shellcheck disable=SC2034 # read by the tests
 	DL_PULLED=$(wc -l <"$SOAK_DL")
 }
@@ -141,15 +150,40 @@ breaker_opened_count() {
 		grep '"msgid":"BREAKER-OPEN"' | grep -c -- "$DENIED_JOB\"" || true
 }
 
-# soak_deny_off_when PROGRESS DONE_OTHERS: switches PERMISSION_DENIED off once half the
-# events are done and the denied job's breaker has opened twice (or when every other
-# event is done, so that a breaker that never opens fails the check, not the wait).
+# denied_state LOG: OPEN, HALF-OPEN or CLOSED, as the last BREAKER-* line of the denied
+# job in LOG says; empty without one.
+denied_state() {
+	grep '"msgid":"BREAKER-' "$1" | grep -- "$DENIED_JOB\"" | tail -n 1 | sed -n 's/.*"msgid":"BREAKER-\([A-Z-]*\)".*/\1/p'
+}
+
+# soak_deny_off_when PROGRESS DONE_OTHERS LOG: switches PERMISSION_DENIED off once half
+# the events are done, the denied job's breaker has opened twice, and it is open now in
+# the running jobrelay (LOG), so that it must close in this run; or when every other
+# event is done, so that a breaker that never opens fails the check, not the wait.
+DENY_OFF_OPEN=0
 soak_deny_off_when() {
 	[ -e "$WORK/deny.on" ] || return 0
-	if { [ "$1" -ge $((SOAK_EVENTS / 2)) ] && [ "$(breaker_opened_count)" -ge 2 ]; } || [ "$2" = 1 ]; then
-		rm -f "$WORK/deny.on"
-		note '"ev":"deny-off"'
+	if [ "$1" -ge $((SOAK_EVENTS / 2)) ] && [ "$(breaker_opened_count)" -ge 2 ] && [ "$(denied_state "$3")" = OPEN ]; then
+		DENY_OFF_OPEN=1
+	elif [ "$2" != 1 ]; then
+		return 0
 	fi
+	rm -f "$WORK/deny.on"
+	note '"ev":"deny-off"'
+}
+
+# soak_may_kill LOG: not while the denial has ended with the breaker open and it has not
+# closed yet in the running jobrelay (LOG): a kill then would take the close away.
+soak_may_kill() {
+	[ "$DENY_OFF_OPEN" = 1 ] && [ ! -e "$WORK/deny.on" ] || return 0
+	[ "$(denied_state "$1")" = CLOSED ]
+}
+
+# soak_denied_events: how many of the SOAK_EVENTS events go to the denied job.
+soak_denied_events() {
+	node -e 'const k = require("fs").readFileSync(process.argv[1], "utf8").trim().split("\n").map((l) => JSON.parse(l).attributes.job);
+let c = 0; for (let n = 0; n < Number(process.argv[2]); n++) if (k[n % k.length] === process.argv[3]) c++; console.log(c);' \
+		"$WORK/msgs.jsonl" "$SOAK_EVENTS" "$DENIED_JOB"
 }
 
 # soak_stop_fake: SIGTERM to the fake, which then writes its stats file.

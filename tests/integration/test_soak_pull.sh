@@ -14,9 +14,7 @@ soak_start_peers
 ps_cmd publish "$TOPIC" "$WORK/msgs.jsonl" "$SOAK_EVENTS" || fail "publish: $PS_REPLY"
 first=$(ps_field first)
 note "\"ev\":\"published\",\"first\":\"$first\",\"last\":\"$(ps_field last)\""
-# events of the denied job: kinds 7 and 16 of 20
-denied=0
-for ((n = 0; n < SOAK_EVENTS; n++)); do case $((n % 20)) in 7 | 16) denied=$((denied + 1)) ;; esac; done
+denied=$(soak_denied_events)
 
 start_t=$(now_ms)
 soak_start_pull() {
@@ -39,8 +37,9 @@ while :; do
 	[ "$SECONDS" -lt "$end" ] || fail "after ${SOAK_WAIT}s only $done_n of $SOAK_EVENTS events acked ($PS_REPLY); work dir $WORK"
 	others=0
 	[ "$done_n" -lt $((SOAK_EVENTS - denied)) ] || others=1
-	soak_deny_off_when "$done_n" "$others"
-	if [ "$kills" -lt "$SOAK_KILLS" ] && [ "$done_n" -ge $(((kills + 1) * SOAK_EVENTS / (SOAK_KILLS + 1))) ]; then
+	soak_deny_off_when "$done_n" "$others" "$PULL_LOG"
+	if [ "$kills" -lt "$SOAK_KILLS" ] && [ "$done_n" -ge $(((kills + 1) * SOAK_EVENTS / (SOAK_KILLS + 1))) ] &&
+		soak_may_kill "$PULL_LOG"; then
 		cpu=$(awk -v a="$cpu" -v b="$(soak_cpu "$PULL_PID")" 'BEGIN { print a + b }')
 		stop_pull KILL
 		kills=$((kills + 1))

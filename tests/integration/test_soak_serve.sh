@@ -49,8 +49,7 @@ acked() { sed -n 's/.*"acked":\([0-9]*\).*/\1/p' "$WORK/progress.json" 2>/dev/nu
 
 soak_start_peers
 soak_start_serve
-denied=0
-for ((n = 0; n < SOAK_EVENTS; n++)); do case $((n % 20)) in 7 | 16) denied=$((denied + 1)) ;; esac; done
+denied=$(soak_denied_events)
 echo '{"acked":0}' >"$WORK/progress.json"
 start_t=$(now_ms)
 node "$JR_SOURCE_DIR/tests/integration/push_redeliver.js" --url "http://127.0.0.1:$SERVE_PORT/" \
@@ -66,8 +65,9 @@ while kill -0 "$CLIENT_PID" 2>/dev/null; do
 	[ "$SECONDS" -lt "$end" ] || fail "after ${SOAK_WAIT}s only $done_n of $SOAK_EVENTS events acknowledged; work dir $WORK"
 	others=0
 	[ "$done_n" -lt $((SOAK_EVENTS - denied)) ] || others=1
-	soak_deny_off_when "$done_n" "$others"
-	if [ "$kills" -lt "$SOAK_KILLS" ] && [ "$done_n" -ge $(((kills + 1) * SOAK_EVENTS / (SOAK_KILLS + 1))) ]; then
+	soak_deny_off_when "$done_n" "$others" "$SERVE_LOG"
+	if [ "$kills" -lt "$SOAK_KILLS" ] && [ "$done_n" -ge $(((kills + 1) * SOAK_EVENTS / (SOAK_KILLS + 1))) ] &&
+		soak_may_kill "$SERVE_LOG"; then
 		cpu=$(awk -v a="$cpu" -v b="$(soak_cpu "$SERVE_PID")" 'BEGIN { print a + b }')
 		at=$(now_ms)
 		kill -KILL "$SERVE_PID"
