@@ -10,13 +10,14 @@
 # jobrelay's CPU (user+system of every run, from /proc). Every check of the soak still
 # applies: a violation fails the run. Environment: SOAK_EVENTS, SOAK_KILLS, SOAK_SEED (1),
 # SOAK_STREAM_TIMEOUT (3s), SOAK_WAIT (1800 s), MODES ("pull serve"), OUT (folder for the
-# figures JSON, default /tmp/jobrelay-soak).
+# figures JSON, default /tmp/jobrelay-soak), JOBRELAY (the binary; default BUILD_DIR's).
 set -euo pipefail
 
 SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD=${1:-$SRC/build}
-[ -x "$BUILD/src/jobrelay" ] || { echo "bench/soak.sh: no $BUILD/src/jobrelay (make build)" >&2; exit 2; }
-export JOBRELAY=$BUILD/src/jobrelay JR_SOURCE_DIR=$SRC JR_BUILD_DIR=$BUILD JR_TESTDATA=${JR_TESTDATA:-$SRC/../shared/testdata}
+export JOBRELAY=${JOBRELAY:-$BUILD/src/jobrelay}
+[ -x "$JOBRELAY" ] || { echo "bench/soak.sh: no $JOBRELAY (make build)" >&2; exit 2; }
+export JR_SOURCE_DIR=$SRC JR_BUILD_DIR=$BUILD JR_TESTDATA=${JR_TESTDATA:-$SRC/../shared/testdata}
 export SOAK_EVENTS=${SOAK_EVENTS:-10000} SOAK_KILLS=${SOAK_KILLS:-4} SOAK_WAIT=${SOAK_WAIT:-1800}
 OUT=${OUT:-/tmp/jobrelay-soak}
 mkdir -p "$OUT"
