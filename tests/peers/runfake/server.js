@@ -413,11 +413,18 @@ function durObjFromMs(ms) {
   return { seconds: Math.floor(ms / 1000), nanos: Math.round((ms % 1000) * 1e6) };
 }
 
+// Random bytes are drawn 4 KiB at a time: crypto.randomBytes(5) on every RunJob
+// cost about 15 us of the fake's CPU per call (docs/benchmarks.md, pull).
+let randPool = Buffer.alloc(0);
+let randPos = 0;
 function randomSuffix() {
   const alphabet = 'abcdefghijklmnopqrstuvwxyz0123456789';
-  const b = crypto.randomBytes(5);
+  if (randPos + 5 > randPool.length) {
+    randPool = crypto.randomBytes(4096);
+    randPos = 0;
+  }
   let s = '';
-  for (const x of b) s += alphabet[x % alphabet.length];
+  for (let i = 0; i < 5; i++) s += alphabet[randPool[randPos++] % alphabet.length];
   return s;
 }
 
@@ -929,7 +936,8 @@ function makeHandler(serviceName, methodName, methodDesc) {
     if (reqType) {
       try {
         req = reqType.decode(raw);
-        reqJson = messageJson(reqType, req, { defaults: !!args['record-defaults'] });
+        // the JSON form is only for the record; without --record it is not made
+        if (recordFd !== null) reqJson = messageJson(reqType, req, { defaults: !!args['record-defaults'] });
         unknown = findUnknownFields(reqType, raw);
       } catch (e) {
         decodeError = e.message;
@@ -1075,7 +1083,8 @@ function makeHandler(serviceName, methodName, methodDesc) {
 // ---------------------------------------------------------------------------
 // Server
 
-const server = new grpc.Server({ 'grpc.max_receive_message_length': 16 * 1024 * 1024 });
+// channelz off: its per-call bookkeeping is nothing the tests read, and it costs CPU per call
+const server = new grpc.Server({ 'grpc.max_receive_message_length': 16 * 1024 * 1024, 'grpc.enable_channelz': 0 });
 const rawDeserialize = (buf) => ({ [RAW]: Buffer.from(buf) });
 
 const SERVICES = ['google.cloud.run.v2.Jobs', 'google.cloud.run.v2.Executions', 'google.longrunning.Operations'];
