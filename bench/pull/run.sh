@@ -61,7 +61,7 @@ fi
 
 GOBIN_DIR=$BUILD/pull
 mkdir -p "$GOBIN_DIR"
-for prog in emu acksub; do
+for prog in emu acksub fastrun; do
 	say "building $prog"
 	(cd "$HERE/$prog" && GO111MODULE=off GOPATH=/usr/share/gocode GOCACHE="$GOBIN_DIR/gocache" GOFLAGS="" \
 		go build -o "$GOBIN_DIR/$prog" .)
