@@ -133,6 +133,7 @@ soak_start_peers() {
 	soak_messages "$WORK/msgs.jsonl"
 	soak_config "$WORK/jobrelay.yaml"
 	PULL_CONFIG="$WORK/jobrelay.yaml"
+	SOAK_DENIED=$(soak_denied_events)
 	note "\"ev\":\"setup\",\"events\":$SOAK_EVENTS,\"seed\":$SOAK_SEED,\"messages\":\"$WORK/msgs.jsonl\",\"denied_job\":\"$DENIED_JOB\",\"missing_job\":\"$MISSING_JOB\",\"call_timeout_ms\":$SOAK_CALL_TIMEOUT_MS,\"records\":\"$WORK/record.jsonl\",\"faults\":\"$WORK/faults.json\",\"dl_topic\":\"$SOAK_DL\",\"dl_file\":\"$WORK/dead.ndjson\",\"binary\":\"$JOBRELAY\""
 }
 
@@ -173,10 +174,35 @@ soak_deny_off_when() {
 }
 
 # soak_may_kill LOG: not while the denial has ended with the breaker open and it has not
-# closed yet in the running jobrelay (LOG): a kill then would take the close away.
+# closed since in the running jobrelay (LOG): a kill then would take the close away.
+DENY_CLOSED=0
 soak_may_kill() {
-	[ "$DENY_OFF_OPEN" = 1 ] && [ ! -e "$WORK/deny.on" ] || return 0
-	[ "$(denied_state "$1")" = CLOSED ]
+	[ "$DENY_OFF_OPEN" = 1 ] && [ ! -e "$WORK/deny.on" ] && [ "$DENY_CLOSED" = 0 ] || return 0
+	[ "$(denied_state "$1")" = CLOSED ] || return 1
+	DENY_CLOSED=1
+}
+
+# soak_kill_due DONE LOG PID: one step of a test's wait, with DONE events done and the
+# running jobrelay's LOG and PID: switches the denial off when it is time
+# (soak_deny_off_when) and answers 0 when a kill is due (the next 1/(SOAK_KILLS+1) of the
+# events is done and soak_may_kill allows it); then adds PID's CPU to SOAK_CPU and counts
+# the kill in SOAK_KILLS_DONE. SOAK_DENIED: the denied job's events (soak_start_peers).
+SOAK_KILLS_DONE=0
+SOAK_CPU=0
+soak_kill_due() {
+	local others=0
+	[ "$1" -lt $((SOAK_EVENTS - SOAK_DENIED)) ] || others=1
+	soak_deny_off_when "$1" "$others" "$2"
+	[ "$SOAK_KILLS_DONE" -lt "$SOAK_KILLS" ] || return 1
+	[ "$1" -ge $(((SOAK_KILLS_DONE + 1) * SOAK_EVENTS / (SOAK_KILLS + 1))) ] || return 1
+	soak_may_kill "$2" || return 1
+	soak_add_cpu "$3"
+	SOAK_KILLS_DONE=$((SOAK_KILLS_DONE + 1))
+}
+
+# soak_add_cpu PID: adds PID's CPU seconds so far to SOAK_CPU.
+soak_add_cpu() {
+	SOAK_CPU=$(awk -v a="$SOAK_CPU" -v b="$(soak_cpu "$1")" 'BEGIN { print a + b }')
 }
 
 # soak_denied_events: how many of the SOAK_EVENTS events go to the denied job.

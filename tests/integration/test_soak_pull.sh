@@ -14,7 +14,6 @@ soak_start_peers
 ps_cmd publish "$TOPIC" "$WORK/msgs.jsonl" "$SOAK_EVENTS" || fail "publish: $PS_REPLY"
 first=$(ps_field first)
 note "\"ev\":\"published\",\"first\":\"$first\",\"last\":\"$(ps_field last)\""
-denied=$(soak_denied_events)
 
 start_t=$(now_ms)
 soak_start_pull() {
@@ -26,7 +25,7 @@ soak_start_pull() {
 }
 soak_start_pull
 
-kills=0 cpu=0 done_n=0
+done_n=0
 end=$((SECONDS + SOAK_WAIT))
 while :; do
 	soak_pull_dead
@@ -35,27 +34,22 @@ while :; do
 	done_n=$(($(ps_field acked) - DL_PULLED))
 	[ "$done_n" -lt "$SOAK_EVENTS" ] || break
 	[ "$SECONDS" -lt "$end" ] || fail "after ${SOAK_WAIT}s only $done_n of $SOAK_EVENTS events acked ($PS_REPLY); work dir $WORK"
-	others=0
-	[ "$done_n" -lt $((SOAK_EVENTS - denied)) ] || others=1
-	soak_deny_off_when "$done_n" "$others" "$PULL_LOG"
-	if [ "$kills" -lt "$SOAK_KILLS" ] && [ "$done_n" -ge $(((kills + 1) * SOAK_EVENTS / (SOAK_KILLS + 1))) ] &&
-		soak_may_kill "$PULL_LOG"; then
-		cpu=$(awk -v a="$cpu" -v b="$(soak_cpu "$PULL_PID")" 'BEGIN { print a + b }')
+	if soak_kill_due "$done_n" "$PULL_LOG" "$PULL_PID"; then
 		stop_pull KILL
-		kills=$((kills + 1))
-		ps_cmd messages "$WORK/kill-$kills.json" || fail "messages: $PS_REPLY"
-		note "\"ev\":\"kill\",\"run\":$PULL_N,\"snapshot\":\"$WORK/kill-$kills.json\""
+		ps_cmd messages "$WORK/kill-$SOAK_KILLS_DONE.json" || fail "messages: $PS_REPLY"
+		note "\"ev\":\"kill\",\"run\":$PULL_N,\"snapshot\":\"$WORK/kill-$SOAK_KILLS_DONE.json\""
 		soak_start_pull
 	fi
 	sleep 0.2 # poll interval of a bounded wait on pstest's counters
 done
 wall=$(($(now_ms) - start_t))
-cpu=$(awk -v a="$cpu" -v b="$(soak_cpu "$PULL_PID")" 'BEGIN { print a + b }')
+assert_eq "$SOAK_KILLS_DONE" "$SOAK_KILLS" "kills made"
+soak_add_cpu "$PULL_PID"
 stop_pull TERM
 assert_eq "$PULL_RC" 0 "exit code after SIGTERM"
 soak_pull_dead
 ps_cmd messages "$WORK/final.json" || fail "messages: $PS_REPLY"
 soak_stop_fake
-note "\"ev\":\"end\",\"mode\":\"pull\",\"wall_ms\":$wall,\"cpu_s\":$cpu,\"snapshot\":\"$WORK/final.json\",\"fake_stats\":\"$WORK/fake.stats.json\""
+note "\"ev\":\"end\",\"mode\":\"pull\",\"wall_ms\":$wall,\"cpu_s\":$SOAK_CPU,\"snapshot\":\"$WORK/final.json\",\"fake_stats\":\"$WORK/fake.stats.json\""
 soak_check
 echo "test_soak_pull: ok"

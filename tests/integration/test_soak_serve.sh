@@ -49,7 +49,6 @@ acked() { sed -n 's/.*"acked":\([0-9]*\).*/\1/p' "$WORK/progress.json" 2>/dev/nu
 
 soak_start_peers
 soak_start_serve
-denied=$(soak_denied_events)
 echo '{"acked":0}' >"$WORK/progress.json"
 start_t=$(now_ms)
 node "$JR_SOURCE_DIR/tests/integration/push_redeliver.js" --url "http://127.0.0.1:$SERVE_PORT/" \
@@ -58,22 +57,15 @@ node "$JR_SOURCE_DIR/tests/integration/push_redeliver.js" --url "http://127.0.0.
 	2>"$WORK/client.err" &
 CLIENT_PID=$!
 
-kills=0 cpu=0
 end=$((SECONDS + SOAK_WAIT))
 while kill -0 "$CLIENT_PID" 2>/dev/null; do
 	done_n=$(acked)
 	[ "$SECONDS" -lt "$end" ] || fail "after ${SOAK_WAIT}s only $done_n of $SOAK_EVENTS events acknowledged; work dir $WORK"
-	others=0
-	[ "$done_n" -lt $((SOAK_EVENTS - denied)) ] || others=1
-	soak_deny_off_when "$done_n" "$others" "$SERVE_LOG"
-	if [ "$kills" -lt "$SOAK_KILLS" ] && [ "$done_n" -ge $(((kills + 1) * SOAK_EVENTS / (SOAK_KILLS + 1))) ] &&
-		soak_may_kill "$SERVE_LOG"; then
-		cpu=$(awk -v a="$cpu" -v b="$(soak_cpu "$SERVE_PID")" 'BEGIN { print a + b }')
+	if soak_kill_due "$done_n" "$SERVE_LOG" "$SERVE_PID"; then
 		at=$(now_ms)
 		kill -KILL "$SERVE_PID"
 		wait "$SERVE_PID" 2>/dev/null || true
 		wait "$SERVE_CAT" || true
-		kills=$((kills + 1))
 		note "\"ev\":\"kill\",\"run\":$SERVE_N,\"at\":$at"
 		soak_start_serve
 	fi
@@ -82,13 +74,14 @@ done
 wait "$CLIENT_PID" || fail "the push client failed: $(cat "$WORK/client.err")"
 CLIENT_PID=
 wall=$(($(now_ms) - start_t))
+assert_eq "$SOAK_KILLS_DONE" "$SOAK_KILLS" "kills made"
 assert_eq "$(acked)" "$SOAK_EVENTS" "events acknowledged"
-cpu=$(awk -v a="$cpu" -v b="$(soak_cpu "$SERVE_PID")" 'BEGIN { print a + b }')
+soak_add_cpu "$SERVE_PID"
 kill -TERM "$SERVE_PID"
 wait "$SERVE_PID" || fail "jobrelay serve exited $? after SIGTERM"
 wait "$SERVE_CAT" || true
 soak_pull_dead
 soak_stop_fake
-note "\"ev\":\"end\",\"mode\":\"serve\",\"wall_ms\":$wall,\"cpu_s\":$cpu,\"client_log\":\"$WORK/client.jsonl\",\"fake_stats\":\"$WORK/fake.stats.json\""
+note "\"ev\":\"end\",\"mode\":\"serve\",\"wall_ms\":$wall,\"cpu_s\":$SOAK_CPU,\"client_log\":\"$WORK/client.jsonl\",\"fake_stats\":\"$WORK/fake.stats.json\""
 soak_check
 echo "test_soak_serve: ok"
