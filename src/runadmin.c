@@ -54,14 +54,9 @@ struct admin_call {
 	jr_runadmin *a;
 	admin_call *prev, *next;
 	int method;
-	grpc_call *call;
+	grpcx_unary u;
 	jr_admin_cb cb;
 	void *arg;
-	grpc_metadata send_md[2];
-	grpc_metadata_array recv_md, trailing_md;
-	grpc_byte_buffer *send_buf, *recv_buf;
-	grpc_status_code status;
-	grpc_slice details;
 	char params[]; /* x-goog-request-params value */
 };
 
@@ -87,7 +82,7 @@ void runadmin_free(jr_runadmin *a)
 		return;
 	a->closing = 1;
 	for (admin_call *k = a->calls; k; k = k->next)
-		grpc_call_cancel(k->call, NULL);
+		grpc_call_cancel(k->u.call, NULL);
 	while (a->in_flight > 0)
 		loop_run_once(a->loop, -1);
 	free(a);
@@ -347,17 +342,17 @@ static void call_done(void *arg, int ok)
 	char msgbuf[ADMIN_MAX_MESSAGE + 1];
 	jr_arena ar;
 	arena_init(&ar);
-	jr_adminres res = {.code = (int)k->status, .message = "", .next_page_token = ""};
+	jr_adminres res = {.code = (int)k->u.status, .message = "", .next_page_token = ""};
 	if (res.code != GRPC_STATUS_OK) {
-		grpcx_copy_text(msgbuf, ADMIN_MAX_MESSAGE, GRPC_SLICE_START_PTR(k->details),
-				GRPC_SLICE_LENGTH(k->details));
+		grpcx_copy_text(msgbuf, ADMIN_MAX_MESSAGE, GRPC_SLICE_START_PTR(k->u.details),
+				GRPC_SLICE_LENGTH(k->u.details));
 		res.message = msgbuf;
 	} else if (!ok) {
 		res.code = GRPC_STATUS_UNKNOWN;
 		res.message = "call batch failed";
 	} else {
 		grpc_slice msg;
-		if (!k->recv_buf || grpcx_message_slice(k->recv_buf, RUNADMIN_MAX_RECV, &msg) < 0) {
+		if (!k->u.recv_buf || grpcx_message_slice(k->u.recv_buf, RUNADMIN_MAX_RECV, &msg) < 0) {
 			res.code = GRPC_STATUS_RESOURCE_EXHAUSTED;
 			res.message = "answer missing or over 4 MiB";
 		} else {
@@ -371,13 +366,7 @@ static void call_done(void *arg, int ok)
 	k->cb(k->arg, &res);
 
 	arena_free(&ar);
-	grpc_slice_unref(k->details);
-	grpc_metadata_array_destroy(&k->recv_md);
-	grpc_metadata_array_destroy(&k->trailing_md);
-	grpc_byte_buffer_destroy(k->send_buf);
-	if (k->recv_buf)
-		grpc_byte_buffer_destroy(k->recv_buf);
-	grpc_call_unref(k->call);
+	grpcx_unary_end(&k->u);
 	free(k);
 }
 
@@ -411,37 +400,13 @@ static int start(jr_runadmin *a, int m, const ProtobufCMessage *msg, const char 
 	k->method = m;
 	k->cb = cb;
 	k->arg = arg;
-	k->send_md[0].key = grpc_slice_from_static_string("x-goog-request-params");
-	k->send_md[0].value = grpc_slice_from_static_buffer(k->params, plen);
-	k->send_md[1].key = grpc_slice_from_static_string("x-goog-api-client");
-	k->send_md[1].value = grpc_slice_from_static_string(grpcx_api_client());
-	grpc_metadata_array_init(&k->recv_md);
-	grpc_metadata_array_init(&k->trailing_md);
-	gpr_timespec deadline = timeout_ms > 0
-		? gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_millis(timeout_ms, GPR_TIMESPAN))
-		: gpr_inf_future(GPR_CLOCK_MONOTONIC);
-	k->call = grpc_channel_create_registered_call(runapi_channel(a->api), NULL,
-						      GRPC_PROPAGATE_DEFAULTS, loop_cq(a->loop),
-						      a->method[m], deadline, NULL);
-	if (!k->call) {
-		free(k);
-		return -1;
-	}
 	size_t n = protobuf_c_message_get_packed_size(msg);
-	grpc_slice s = grpc_slice_malloc(n);
-	protobuf_c_message_pack(msg, GRPC_SLICE_START_PTR(s));
-	k->send_buf = grpc_raw_byte_buffer_create(&s, 1);
-	grpc_slice_unref(s);
-
-	grpc_op ops[6];
-	grpcx_unary_io io = {k->send_md, 2, k->send_buf, &k->recv_md, &k->trailing_md,
-			     &k->recv_buf, &k->status, &k->details};
-	size_t nops = grpcx_unary_ops(ops, &io);
-	if (grpc_call_start_batch(k->call, ops, nops, &k->tag, NULL) != GRPC_CALL_OK) {
-		grpc_call_unref(k->call);
-		grpc_byte_buffer_destroy(k->send_buf);
-		grpc_metadata_array_destroy(&k->recv_md);
-		grpc_metadata_array_destroy(&k->trailing_md);
+	grpc_slice sl = grpc_slice_malloc(n);
+	protobuf_c_message_pack(msg, GRPC_SLICE_START_PTR(sl));
+	grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&sl, 1);
+	grpc_slice_unref(sl);
+	if (grpcx_unary_start(&k->u, runapi_channel(a->api), a->method[m], loop_cq(a->loop),
+			      timeout_ms, k->params, plen, bb, &k->tag) < 0) {
 		free(k);
 		return -1;
 	}
