@@ -25,10 +25,10 @@
 #include "metrics.h"
 #include "ratelimit.h"
 #include "route.h"
+#include "smap.h"
 #include "runflow.h"
 
 #define BREAKERS_MAX 1024 /* jobs with a breaker; the least recently used idle one goes past it */
-#define BREAKER_BUCKETS 1024
 
 typedef struct delivery delivery;
 typedef struct job_breaker job_breaker;
@@ -69,8 +69,8 @@ struct delivery {
 
 /* The circuit breaker of one job, in a hash chain and the LRU list. */
 struct job_breaker {
-	job_breaker *hnext, *older, *newer;
-	uint64_t h;
+	smap_ent h;           /* key: name */
+	job_breaker *older, *newer;
 	int refs;             /* calls whose result it waits for: not evicted while > 0 */
 	jr_errclass last_cls; /* the last breaker-tripping failure */
 	jr_breaker b;
@@ -144,7 +144,7 @@ struct jr_dispatcher {
 	route_rate *rr;       /* n_routes */
 	int rate_waiting;     /* tasks in the route queues */
 	jr_dedup *dedup;
-	job_breaker *brk_bucket[BREAKER_BUCKETS];
+	smap brk;             /* job_breaker by job name */
 	job_breaker *brk_old, *brk_new;
 	int n_brk;
 	int stopped;          /* dispatcher_stop: nothing more is sent */
@@ -215,6 +215,7 @@ void dispatcher_free(jr_dispatcher *d)
 		breaker_free(&b->b);
 		free(b);
 	}
+	smap_free(&d->brk);
 	buf_free(&d->line);
 	free(d);
 }
@@ -442,14 +443,6 @@ void dispatcher_dead_letter_raw(jr_dispatcher *d, const char *raw, size_t raw_le
 
 /* ---- circuit breakers: one per job name, created when first called ---- */
 
-static uint64_t hash_name(const char *s)
-{
-	uint64_t h = 0xcbf29ce484222325ULL;
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 0x100000001b3ULL;
-	return h;
-}
-
 static void brk_unlink(jr_dispatcher *d, job_breaker *b)
 {
 	if (b->older)
@@ -481,10 +474,7 @@ static void brk_evict(jr_dispatcher *d)
 		b = b->newer;
 	if (!b)
 		return;
-	job_breaker **l = &d->brk_bucket[b->h % BREAKER_BUCKETS];
-	while (*l != b)
-		l = &(*l)->hnext;
-	*l = b->hnext;
+	smap_del(&d->brk, &b->h);
 	brk_unlink(d, b);
 	breaker_free(&b->b);
 	free(b);
@@ -493,25 +483,22 @@ static void brk_evict(jr_dispatcher *d)
 
 static job_breaker *breaker_of(jr_dispatcher *d, const char *job)
 {
-	uint64_t h = hash_name(job);
-	job_breaker **l = &d->brk_bucket[h % BREAKER_BUCKETS];
-	for (job_breaker *b = *l; b; b = b->hnext) {
-		if (b->h == h && strcmp(b->name, job) == 0) {
-			brk_unlink(d, b);
-			brk_push(d, b);
-			return b;
-		}
+	uint64_t h = smap_hash(job);
+	job_breaker *b = (job_breaker *)smap_find(&d->brk, job, h);
+	if (b) {
+		brk_unlink(d, b);
+		brk_push(d, b);
+		return b;
 	}
 	if (d->n_brk >= BREAKERS_MAX)
 		brk_evict(d);
 	size_t n = strlen(job);
-	job_breaker *b = jr_calloc(1, sizeof *b + n + 1);
+	b = jr_calloc(1, sizeof *b + n + 1);
 	memcpy(b->name, job, n + 1);
-	b->h = h;
+	b->h.h = h;
+	b->h.key = b->name;
 	breaker_init(&b->b, &d->cfg->breaker);
-	l = &d->brk_bucket[h % BREAKER_BUCKETS];
-	b->hnext = *l;
-	*l = b;
+	smap_add(&d->brk, &b->h);
 	brk_push(d, b);
 	d->n_brk++;
 	return b;

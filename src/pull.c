@@ -73,6 +73,7 @@
 #include "pubsub.h"
 #include "runapi.h"
 #include "signals.h"
+#include "smap.h"
 
 #define STARTUP_WAIT_MS 10000    /* Pub/Sub and the Run API must be ready within it */
 #define ATT_MAX 100000           /* messages whose attempts are remembered */
@@ -92,18 +93,6 @@ static const char *const pull_state_names[] = {
 };
 
 enum { PM_WAITING, PM_READY, PM_DISPATCHED, PM_RELEASED };
-
-/* A chained hash table of string keys; entries embed smap_ent first. */
-typedef struct smap_ent {
-	struct smap_ent *hnext;
-	uint64_t h;
-	const char *key;
-} smap_ent;
-
-typedef struct smap {
-	smap_ent **b;
-	size_t nb, n;
-} smap;
 
 struct pull;
 
@@ -197,59 +186,6 @@ static void metrics_init(void)
 				       "Pub/Sub messages with the dispatcher now.", NULL, 0);
 }
 
-/* ---- string map ---- */
-
-static uint64_t hash_str(const char *s)
-{
-	uint64_t h = 1469598103934665603ULL;
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-	return h;
-}
-
-static smap_ent *smap_find(const smap *mp, const char *key, uint64_t h)
-{
-	if (!mp->nb)
-		return NULL;
-	for (smap_ent *e = mp->b[h & (mp->nb - 1)]; e; e = e->hnext)
-		if (e->h == h && !strcmp(e->key, key))
-			return e;
-	return NULL;
-}
-
-static void smap_add(smap *mp, smap_ent *e)
-{
-	if (mp->n >= mp->nb) {
-		size_t nb = mp->nb ? mp->nb * 2 : 64;
-		smap_ent **b = jr_calloc(nb, sizeof *b);
-		for (size_t i = 0; i < mp->nb; i++) {
-			for (smap_ent *x = mp->b[i], *next; x; x = next) {
-				next = x->hnext;
-				x->hnext = b[x->h & (nb - 1)];
-				b[x->h & (nb - 1)] = x;
-			}
-		}
-		free(mp->b);
-		mp->b = b;
-		mp->nb = nb;
-	}
-	smap_ent **slot = &mp->b[e->h & (mp->nb - 1)];
-	e->hnext = *slot;
-	*slot = e;
-	mp->n++;
-}
-
-static void smap_del(smap *mp, smap_ent *e)
-{
-	for (smap_ent **pp = &mp->b[e->h & (mp->nb - 1)]; *pp; pp = &(*pp)->hnext) {
-		if (*pp == e) {
-			*pp = e->hnext;
-			mp->n--;
-			return;
-		}
-	}
-}
-
 /* ---- state ---- */
 
 /* pull_set_state: every change of the driver's state: one log line (PULL-STATE). */
@@ -280,7 +216,7 @@ static void gauges(const pull *p)
 
 static att *att_find(pull *p, const char *id)
 {
-	return (att *)smap_find(&p->atts, id, hash_str(id));
+	return (att *)smap_find(&p->atts, id, smap_hash(id));
 }
 
 static void att_unlink(pull *p, att *a)
@@ -321,7 +257,7 @@ static void att_remember(pull *p, const pmsg *pm, int holds, const unsigned char
 		a = jr_calloc(1, sizeof *a + n + 1);
 		memcpy(a->id, id, n + 1);
 		a->h.key = a->id;
-		a->h.h = hash_str(a->id);
+		a->h.h = smap_hash(a->id);
 		smap_add(&p->atts, &a->h);
 	}
 	a->attempts = pm->attempt + pm->holds;
@@ -787,7 +723,7 @@ static void enqueue(pull *p, pmsg *pm)
 	hold(p, pm);
 	const char *key = pm->msg.ordering_key;
 	if (key) {
-		uint64_t h = hash_str(key);
+		uint64_t h = smap_hash(key);
 		keyq *kq = (keyq *)smap_find(&p->keys, key, h);
 		if (!kq) {
 			size_t n = strlen(key);
@@ -1111,10 +1047,10 @@ static void teardown(pull *p)
 			next = e->hnext;
 			free(e);
 		}
-	free(p->keys.b);
+	smap_free(&p->keys);
 	while (p->att_old)
 		att_forget(p, p->att_old);
-	free(p->atts.b);
+	smap_free(&p->atts);
 	if (p->loop) {
 		loop_timer_cancel(p->loop, p->lease_timer);
 		loop_timer_cancel(p->loop, p->grace_timer);
