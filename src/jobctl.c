@@ -540,7 +540,7 @@ static char *one_exec(ctl *c, const char *arg)
 	}
 	char *name = jobctl_exec_name(arg, p, r);
 	if (!name)
-		fprintf(stderr, "jobrelay %s: '%s' is not projects/P/locations/L/jobs/J/executions/E, nor an execution id (JOB-xxxxx) with a project and region\n",
+		fprintf(stderr, "jobrelay %s: '%s' is not projects/P/locations/L/jobs/J/executions/E, nor an execution id (JOB-ab12c) with a project and region\n",
 			c->cmd, arg);
 	return name;
 }

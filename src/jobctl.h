@@ -24,7 +24,7 @@ int jobctl_exec_json(jr_buf *out, const jr_execution *e);
 void jobctl_time(int64_t ms, char out[32]);
 /*
  * jobctl_exec_name: the full name of an execution given as a full name or
- * as its id (JOB-xxxxx, the job being the id without its last "-..."),
+ * as its id (JOB-ab12c, the job being the id without its last "-..."),
  * with project and region. New string, or NULL when it cannot be made.
  */
 char *jobctl_exec_name(const char *arg, const char *project, const char *region);

@@ -259,6 +259,15 @@ static void pb_free(void *data, void *p)
 	(void)p;
 }
 
+/* one_exec: x as res's only execution. */
+static void one_exec(const Google__Cloud__Run__V2__Execution *x, jr_arena *ar, jr_adminres *res)
+{
+	jr_execution *e = arena_alloc(ar, sizeof *e);
+	read_exec(x, ar, e);
+	res->execs = e;
+	res->n_execs = 1;
+}
+
 /* decode: the answer of method m into res (in arena ar); -1 when it does not parse. */
 static int decode(int m, const grpc_slice *msg, jr_arena *ar, jr_adminres *res)
 {
@@ -297,10 +306,7 @@ static int decode(int m, const grpc_slice *msg, jr_arena *ar, jr_adminres *res)
 			google__cloud__run__v2__execution__unpack(&al, len, p);
 		if (!x)
 			return -1;
-		jr_execution *e = arena_alloc(ar, sizeof *e);
-		read_exec(x, ar, e);
-		res->execs = e;
-		res->n_execs = 1;
+		one_exec(x, ar, res);
 		return 0;
 	}
 	default: { /* M_CANCEL_EXEC: an Operation whose metadata is the Execution */
@@ -315,10 +321,7 @@ static int decode(int m, const grpc_slice *msg, jr_arena *ar, jr_adminres *res)
 				&al, md->value.len, md->value.data);
 			if (!x)
 				return -1;
-			jr_execution *e = arena_alloc(ar, sizeof *e);
-			read_exec(x, ar, e);
-			res->execs = e;
-			res->n_execs = 1;
+			one_exec(x, ar, res);
 		}
 		return 0;
 	}
