@@ -83,9 +83,13 @@ JSON
 # soak_config FILE: jobrelay's config. Short backoffs so that the run converges in
 # minutes; a breaker that the 25% of random network/timeout faults never trips
 # (failure_rate 0.8 of 20) but a job that fails every call does; short open times
-# (500 ms, at most 2 s) and 10 probes when half-open, because job-missing's NOT_FOUND
+# (500 ms, at most 2 s) and 3 probes when half-open: job-missing's NOT_FOUND
 # (invalid_request) trips its breaker too, and its held events then reach the
-# dead-letter sinks only as probes.
+# dead-letter sinks only as probes, so one probe a period would make the run slow;
+# but every probe must succeed to close a breaker, and 20% of calls fail at random
+# (UNAVAILABLE, a tripping class), so with 10 probes a period (0.8^10: 11%) the
+# denied job's breaker often did not close before its held events had all gone
+# through as probes. With 3 (0.8^3: 51% a period) it closes within a few periods.
 soak_config() {
 	local j
 	cat >"$1" <<YAML
@@ -104,7 +108,7 @@ policies:
   resource: { max_attempts: 20, initial_backoff: 200ms, max_backoff: 1s }
   permission: { max_attempts: 100, initial_backoff: 200ms, max_backoff: 2s }
   unknown: { max_attempts: 5, initial_backoff: 100ms, max_backoff: 1s }
-circuit_breaker: { window: 20, min_calls: 10, failure_rate: 0.8, open_for: 500ms, max_open_for: 2s, half_open_calls: 10 }
+circuit_breaker: { window: 20, min_calls: 10, failure_rate: 0.8, open_for: 500ms, max_open_for: 2s, half_open_calls: 3 }
 dedup: { ttl: 10m, max_entries: 100000 }
 routes:
 YAML
