@@ -7,6 +7,8 @@
 // argument, server.js, is ignored; --port, --stats and --exit-on-stdin-close
 // are honoured; --record and --delay-ms are refused, so use it with
 // `--phases tp` only) and writes the fake's stats fields that bench.py reads.
+// --latency-us N holds every answer N microseconds (calls wait side by side),
+// to see what a peer's latency alone does to the client's cost per call.
 //
 //	bench/pull/run.sh --subjects jobrelay --phases tp --node BUILD/pull/fastrun
 //
@@ -23,6 +25,7 @@ import (
 	"strconv"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"google.golang.org/grpc"
 )
@@ -57,7 +60,7 @@ func cpuMicros() int64 {
 }
 
 func main() {
-	port, stats, stdinClose := 0, "", false
+	port, stats, stdinClose, latUs := 0, "", false, 0
 	for i := 1; i < len(os.Args); i++ {
 		switch a := os.Args[i]; a {
 		case "--port":
@@ -66,6 +69,9 @@ func main() {
 		case "--stats":
 			i++
 			stats = os.Args[i]
+		case "--latency-us":
+			i++
+			latUs, _ = strconv.Atoi(os.Args[i])
 		case "--exit-on-stdin-close":
 			stdinClose = true
 		case "--record", "--delay-ms", "--config":
@@ -85,6 +91,9 @@ func main() {
 			return err
 		}
 		atomic.AddInt64(&calls, 1)
+		if latUs > 0 {
+			time.Sleep(time.Duration(latUs) * time.Microsecond)
+		}
 		return stream.SendMsg(&answer)
 	}
 	ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
