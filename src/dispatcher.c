@@ -21,6 +21,7 @@
 #include "breaker.h"
 #include "deadletter.h"
 #include "dedup.h"
+#include "list.h"
 #include "log.h"
 #include "metrics.h"
 #include "ratelimit.h"
@@ -70,7 +71,7 @@ struct delivery {
 /* The circuit breaker of one job, in a hash chain and the LRU list. */
 struct job_breaker {
 	smap_ent h;           /* key: name */
-	job_breaker *older, *newer;
+	jr_link age; /* in d->brk_age, least recently used first */
 	int refs;             /* calls whose result it waits for: not evicted while > 0 */
 	jr_errclass last_cls; /* the last breaker-tripping failure */
 	jr_breaker b;
@@ -145,8 +146,7 @@ struct jr_dispatcher {
 	int rate_waiting;     /* tasks in the route queues */
 	jr_dedup *dedup;
 	smap brk;             /* job_breaker by job name */
-	job_breaker *brk_old, *brk_new;
-	int n_brk;
+	jr_link brk_age;
 	int stopped;          /* dispatcher_stop: nothing more is sent */
 	long unrouted, unrouted_dl, unrouted_failed;
 	uint64_t rng;
@@ -176,6 +176,7 @@ jr_dispatcher *dispatcher_new(const jr_config *cfg, jr_loop *l, jr_runner runner
 			      FILE *out, const jr_dispatch_opts *o)
 {
 	jr_dispatcher *d = jr_calloc(1, sizeof *d);
+	list_init(&d->brk_age);
 	d->cfg = cfg;
 	d->loop = l;
 	d->runner = runner;
@@ -209,9 +210,9 @@ void dispatcher_free(jr_dispatcher *d)
 			loop_timer_cancel(d->loop, d->rr[i].timer);
 	free(d->rr);
 	dedup_free(d->dedup);
-	while (d->brk_old) {
-		job_breaker *b = d->brk_old;
-		d->brk_old = b->newer;
+	for (jr_link *l = d->brk_age.next, *next; l != &d->brk_age; l = next) {
+		next = l->next;
+		job_breaker *b = list_item(l, job_breaker, age);
 		breaker_free(&b->b);
 		free(b);
 	}
@@ -443,42 +444,19 @@ void dispatcher_dead_letter_raw(jr_dispatcher *d, const char *raw, size_t raw_le
 
 /* ---- circuit breakers: one per job name, created when first called ---- */
 
-static void brk_unlink(jr_dispatcher *d, job_breaker *b)
-{
-	if (b->older)
-		b->older->newer = b->newer;
-	else
-		d->brk_old = b->newer;
-	if (b->newer)
-		b->newer->older = b->older;
-	else
-		d->brk_new = b->older;
-}
-
-static void brk_push(jr_dispatcher *d, job_breaker *b)
-{
-	b->older = d->brk_new;
-	b->newer = NULL;
-	if (d->brk_new)
-		d->brk_new->newer = b;
-	else
-		d->brk_old = b;
-	d->brk_new = b;
-}
-
 /* brk_evict: past BREAKERS_MAX the least recently used breaker no call waits on goes. */
 static void brk_evict(jr_dispatcher *d)
 {
-	job_breaker *b = d->brk_old;
-	while (b && b->refs > 0)
-		b = b->newer;
-	if (!b)
+	jr_link *l = d->brk_age.next;
+	while (l != &d->brk_age && list_item(l, job_breaker, age)->refs > 0)
+		l = l->next;
+	if (l == &d->brk_age)
 		return;
+	job_breaker *b = list_item(l, job_breaker, age);
 	smap_del(&d->brk, &b->h);
-	brk_unlink(d, b);
+	list_remove(&b->age);
 	breaker_free(&b->b);
 	free(b);
-	d->n_brk--;
 }
 
 static job_breaker *breaker_of(jr_dispatcher *d, const char *job)
@@ -486,11 +464,11 @@ static job_breaker *breaker_of(jr_dispatcher *d, const char *job)
 	uint64_t h = smap_hash(job);
 	job_breaker *b = (job_breaker *)smap_find(&d->brk, job, h);
 	if (b) {
-		brk_unlink(d, b);
-		brk_push(d, b);
+		list_remove(&b->age);
+		list_append(&d->brk_age, &b->age);
 		return b;
 	}
-	if (d->n_brk >= BREAKERS_MAX)
+	if (d->brk.n >= BREAKERS_MAX)
 		brk_evict(d);
 	size_t n = strlen(job);
 	b = jr_calloc(1, sizeof *b + n + 1);
@@ -499,8 +477,7 @@ static job_breaker *breaker_of(jr_dispatcher *d, const char *job)
 	b->h.key = b->name;
 	breaker_init(&b->b, &d->cfg->breaker);
 	smap_add(&d->brk, &b->h);
-	brk_push(d, b);
-	d->n_brk++;
+	list_append(&d->brk_age, &b->age);
 	return b;
 }
 

@@ -25,6 +25,7 @@
 #include "errclass.h"
 #include "google/pubsub/v1/pubsub.pb-c.h"
 #include "grpcx.h"
+#include "list.h"
 #include "log.h"
 
 #define PUBLISH_METHOD "/google.pubsub.v1.Publisher/Publish"
@@ -197,7 +198,7 @@ typedef struct dltopic dltopic;
 typedef struct pub {
 	jr_tag tag;
 	dltopic *t;
-	struct pub *prev, *next; /* in flight (doubly linked), or queued (next only) */
+	jr_link link; /* in flight, or queued */
 	jr_sink_cb cb;
 	void *arg;
 	grpc_byte_buffer *bb; /* queued: the packed request */
@@ -216,8 +217,7 @@ struct dltopic {
 	char target[300];
 	int64_t timeout_ms;
 	int in_flight, closing;
-	pub *calls;
-	pub *qhead, *qtail;
+	jr_link calls, queue; /* in flight; waiting for room */
 	jr_buf data;
 	jr_arena arena;
 };
@@ -267,11 +267,7 @@ static int start(dltopic *t, pub *p)
 	if (grpcx_unary_start(&p->u, t->ch, t->publish, loop_cq(t->loop), t->timeout_ms, t->params,
 			      t->plen, bb, &p->tag) < 0)
 		return -1;
-	p->prev = NULL;
-	p->next = t->calls;
-	if (t->calls)
-		t->calls->prev = p;
-	t->calls = p;
+	list_append(&t->calls, &p->link);
 	t->in_flight++;
 	return 0;
 }
@@ -279,11 +275,9 @@ static int start(dltopic *t, pub *p)
 /* start_queued: starts waiting publishes while there is room; one that cannot start fails. */
 static void start_queued(dltopic *t)
 {
-	while (t->qhead && t->in_flight < DLTOPIC_MAX_IN_FLIGHT) {
-		pub *p = t->qhead;
-		t->qhead = p->next;
-		if (!t->qhead)
-			t->qtail = NULL;
+	while (!list_empty(&t->queue) && t->in_flight < DLTOPIC_MAX_IN_FLIGHT) {
+		pub *p = list_item(list_first(&t->queue), pub, link);
+		list_remove(&p->link);
 		if (t->closing || start(t, p) < 0) {
 			if (p->bb)
 				grpc_byte_buffer_destroy(p->bb);
@@ -317,12 +311,7 @@ static void publish_done(void *arg, int ok)
 {
 	pub *p = arg;
 	dltopic *t = p->t;
-	if (p->prev)
-		p->prev->next = p->next;
-	else
-		t->calls = p->next;
-	if (p->next)
-		p->next->prev = p->prev;
+	list_remove(&p->link);
 	t->in_flight--;
 	char err[DLTOPIC_ERR_TEXT + 1400], id[128];
 	int good = 0;
@@ -389,7 +378,7 @@ static int topic_write(jr_sink *s, const jr_dlrecord *r, jr_sink_cb cb, void *ar
 	p->cb = cb;
 	p->arg = arg;
 	p->bb = bb;
-	if (t->in_flight < DLTOPIC_MAX_IN_FLIGHT && !t->qhead) {
+	if (t->in_flight < DLTOPIC_MAX_IN_FLIGHT && list_empty(&t->queue)) {
 		if (start(t, p) < 0) {
 			free(p);
 			snprintf(err, errlen, "publish to %s: call could not start", t->topic);
@@ -397,11 +386,7 @@ static int topic_write(jr_sink *s, const jr_dlrecord *r, jr_sink_cb cb, void *ar
 		}
 		return 1;
 	}
-	if (t->qtail)
-		t->qtail->next = p;
-	else
-		t->qhead = p;
-	t->qtail = p;
+	list_append(&t->queue, &p->link);
 	return 1;
 }
 
@@ -410,8 +395,8 @@ static void topic_close(jr_sink *s)
 	dltopic *t = (dltopic *)s;
 	t->closing = 1;
 	start_queued(t); /* fails every queued publish */
-	for (pub *p = t->calls; p; p = p->next)
-		grpc_call_cancel(p->u.call, NULL);
+	for (jr_link *l = t->calls.next; l != &t->calls; l = l->next)
+		grpc_call_cancel(list_item(l, pub, link)->u.call, NULL);
 	while (t->in_flight > 0)
 		loop_run_once(t->loop, -1);
 	grpc_channel_destroy(t->ch);
@@ -435,6 +420,8 @@ jr_sink *dltopic_open(jr_loop *l, const char *topic, int64_t timeout_ms, char *e
 	if (!ch)
 		return NULL;
 	dltopic *t = jr_calloc(1, sizeof *t);
+	list_init(&t->calls);
+	list_init(&t->queue);
 	t->base.name = "topic";
 	t->base.write = topic_write;
 	t->base.close = topic_close;

@@ -58,6 +58,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "list.h"
 #include "log.h"
 #include "mem.h"
 #include "metrics.h"
@@ -115,7 +116,7 @@ struct conn_rec {
 	int64_t since_ms;   /* h->mu */
 	int cut;            /* h->mu: the watchdog shut it down */
 	int over_limit;
-	conn_rec *prev, *next;
+	jr_link link;       /* h->mu: in h->conns */
 	jr_http_req req;
 };
 
@@ -126,7 +127,7 @@ struct jr_httpd {
 	int port;
 	pthread_mutex_t mu;   /* the connection list and each record's phase */
 	pthread_cond_t sent;  /* signalled when `unsent` drops */
-	conn_rec *conns;
+	jr_link conns;
 	int n_conns;
 	atomic_int pending;   /* handed to the loop, not yet answered */
 	int unsent;           /* mu: handed, not yet completed by MHD */
@@ -496,10 +497,7 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
 		buf_init(&c->req.body, h->o.max_body);
 		c->since_ms = now_ms();
 		pthread_mutex_lock(&h->mu);
-		c->next = h->conns;
-		if (h->conns)
-			h->conns->prev = c;
-		h->conns = c;
+		list_append(&h->conns, &c->link);
 		c->over_limit = ++h->n_conns > h->o.max_connections;
 		pthread_mutex_unlock(&h->mu);
 		*socket_context = c;
@@ -509,12 +507,7 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
 	if (!c)
 		return;
 	pthread_mutex_lock(&h->mu);
-	if (c->prev)
-		c->prev->next = c->next;
-	else
-		h->conns = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
+	list_remove(&c->link);
 	h->n_conns--;
 	pthread_mutex_unlock(&h->mu);
 	buf_free(&c->req.body);
@@ -554,7 +547,8 @@ static void watchdog(void *arg)
 	int64_t now = now_ms();
 	int timed_out = 0, idle = 0;
 	pthread_mutex_lock(&h->mu);
-	for (conn_rec *c = h->conns; c; c = c->next) {
+	for (jr_link *l = h->conns.next; l != &h->conns; l = l->next) {
+		conn_rec *c = list_item(l, conn_rec, link);
 		if (c->cut || c->fd < 0 || c->phase == PH_HANDED)
 			continue;
 		int reading = c->phase == PH_READING || c->phase == PH_FRESH;
@@ -610,6 +604,7 @@ jr_httpd *httpd_start(jr_loop *l, const jr_httpd_opts *o, char *err, size_t errl
 				"Connections closed by the server's request deadline, by reason.",
 				NULL, 0);
 	jr_httpd *h = jr_calloc(1, sizeof *h);
+	list_init(&h->conns);
 	h->loop = l;
 	h->o = *o;
 	h->o.bind = NULL;

@@ -67,6 +67,7 @@
 #include "dispatcher.h"
 #include "httpd.h"
 #include "json.h"
+#include "list.h"
 #include "log.h"
 #include "loop.h"
 #include "metrics.h"
@@ -107,7 +108,7 @@ typedef struct keyq {
 /* Attempts and routes still owed for a message id that was not acked. */
 typedef struct att {
 	smap_ent h;
-	struct att *prev, *next; /* oldest first */
+	jr_link age;             /* in p->atts_age, oldest first */
 	int attempts;            /* deliveries seen (holds included) */
 	int holds;               /* of those, held by an open breaker: not attempts */
 	unsigned char *only;     /* n_routes bytes, or NULL: every route */
@@ -126,10 +127,9 @@ typedef struct pmsg {
 	int holds;                  /* earlier deliveries held by an open breaker */
 	unsigned char *only;
 	int st;
-	int leased;
 	int64_t received_ms, lease_due_ms;
-	struct pmsg *lprev, *lnext; /* lease list */
-	struct pmsg *hprev, *hnext; /* every message held */
+	jr_link lease;              /* in p->leases while its lease is kept */
+	jr_link held;               /* in p->held_list */
 	struct pmsg *qnext;         /* ready queue or key queue */
 } pmsg;
 
@@ -152,15 +152,15 @@ typedef struct pull {
 	pmsg *ready_head, *ready_tail;
 	size_t queued, dispatched;
 	int64_t queued_bytes, dispatched_bytes;
-	pmsg *held_head;
+	jr_link held_list;
 	size_t held;
 	/* leases */
-	pmsg *lease_head, *lease_tail;
+	jr_link leases; /* by lease_due_ms */
 	jr_timer_id lease_timer, grace_timer, flush_timer;
 	jr_runner inner;        /* the Run API runner, wrapped so a follow re-runs pump */
 	jr_timer_id pump_timer; /* pump again: a delivery now only waits for its execution */
 	smap keys, atts;
-	att *att_old, *att_new;
+	jr_link atts_age;
 	uint64_t rng;
 	jr_buf raw;
 	/* counters */
@@ -219,21 +219,9 @@ static att *att_find(pull *p, const char *id)
 	return (att *)smap_find(&p->atts, id, smap_hash(id));
 }
 
-static void att_unlink(pull *p, att *a)
-{
-	if (a->prev)
-		a->prev->next = a->next;
-	else
-		p->att_old = a->next;
-	if (a->next)
-		a->next->prev = a->prev;
-	else
-		p->att_new = a->prev;
-}
-
 static void att_forget(pull *p, att *a)
 {
-	att_unlink(p, a);
+	list_remove(&a->age);
 	smap_del(&p->atts, &a->h);
 	free(a->only);
 	free(a);
@@ -249,10 +237,10 @@ static void att_remember(pull *p, const pmsg *pm, int holds, const unsigned char
 	const char *id = pm->msg.id;
 	att *a = att_find(p, id);
 	if (a) {
-		att_unlink(p, a);
+		list_remove(&a->age);
 	} else {
 		if (p->atts.n >= ATT_MAX)
-			att_forget(p, p->att_old);
+			att_forget(p, list_item(list_first(&p->atts_age), att, age));
 		size_t n = strlen(id);
 		a = jr_calloc(1, sizeof *a + n + 1);
 		memcpy(a->id, id, n + 1);
@@ -271,13 +259,7 @@ static void att_remember(pull *p, const pmsg *pm, int holds, const unsigned char
 		free(a->only);
 		a->only = NULL;
 	}
-	a->prev = p->att_new;
-	a->next = NULL;
-	if (p->att_new)
-		p->att_new->next = a;
-	else
-		p->att_old = a;
-	p->att_new = a;
+	list_append(&p->atts_age, &a->age);
 }
 
 /* ---- leases ---- */
@@ -286,38 +268,23 @@ static void lease_tick(void *arg);
 
 static void lease_arm(pull *p)
 {
-	if (p->lease_timer || !p->lease_head)
+	jr_link *first = list_first(&p->leases);
+	if (p->lease_timer || !first)
 		return;
-	p->lease_timer = loop_timer_add(p->loop, p->lease_head->lease_due_ms - loop_now_ms(),
+	p->lease_timer = loop_timer_add(p->loop,
+					list_item(first, pmsg, lease)->lease_due_ms - loop_now_ms(),
 					lease_tick, p);
 }
 
 static void lease_append(pull *p, pmsg *pm)
 {
-	pm->lprev = p->lease_tail;
-	pm->lnext = NULL;
-	if (p->lease_tail)
-		p->lease_tail->lnext = pm;
-	else
-		p->lease_head = pm;
-	p->lease_tail = pm;
-	pm->leased = 1;
+	list_append(&p->leases, &pm->lease);
 }
 
 static void lease_remove(pull *p, pmsg *pm)
 {
-	if (!pm->leased)
-		return;
-	if (pm->lprev)
-		pm->lprev->lnext = pm->lnext;
-	else
-		p->lease_head = pm->lnext;
-	if (pm->lnext)
-		pm->lnext->lprev = pm->lprev;
-	else
-		p->lease_tail = pm->lprev;
-	pm->leased = 0;
-	if (!p->lease_head && p->lease_timer) {
+	list_remove(&pm->lease); /* harmless when it has none */
+	if (list_empty(&p->leases) && p->lease_timer) {
 		loop_timer_cancel(p->loop, p->lease_timer);
 		p->lease_timer = 0;
 	}
@@ -329,9 +296,9 @@ static void lease_tick(void *arg)
 	pull *p = arg;
 	p->lease_timer = 0;
 	int64_t now = loop_now_ms(), horizon = now + p->lease_ms / 4;
-	pmsg *last = p->lease_tail;
-	while (p->lease_head && p->lease_head->lease_due_ms <= horizon) {
-		pmsg *pm = p->lease_head;
+	jr_link *last = list_last(&p->leases), *l;
+	while ((l = list_first(&p->leases)) && list_item(l, pmsg, lease)->lease_due_ms <= horizon) {
+		pmsg *pm = list_item(l, pmsg, lease);
 		lease_remove(p, pm);
 		if (now - pm->received_ms >= p->max_ext_ms) {
 			log_kv(JR_LOG_WARNING, "PULL-LEASE-MAX",
@@ -344,7 +311,7 @@ static void lease_tick(void *arg)
 			pm->lease_due_ms = now + p->lease_ms;
 			lease_append(p, pm);
 		}
-		if (pm == last)
+		if (l == last)
 			break;
 	}
 	lease_arm(p);
@@ -379,6 +346,7 @@ static pmsg *pmsg_new(pull *p, const jr_pubsub_msg *m, const att *a)
 		n += strlen(m->attrs[i].key) + strlen(m->attrs[i].value) + 2;
 	pmsg *pm = jr_malloc(n);
 	memset(pm, 0, sizeof *pm);
+	list_init(&pm->lease);
 	jr_kv *kv = (jr_kv *)(pm + 1);
 	char *at = (char *)(kv + m->n_attrs);
 	pm->p = p;
@@ -410,11 +378,7 @@ static pmsg *pmsg_new(pull *p, const jr_pubsub_msg *m, const att *a)
 
 static void hold(pull *p, pmsg *pm)
 {
-	pm->hprev = NULL;
-	pm->hnext = p->held_head;
-	if (p->held_head)
-		p->held_head->hprev = pm;
-	p->held_head = pm;
+	list_append(&p->held_list, &pm->held);
 	p->held++;
 	pm->received_ms = loop_now_ms();
 	pm->lease_due_ms = pm->received_ms + p->lease_ms;
@@ -425,12 +389,7 @@ static void hold(pull *p, pmsg *pm)
 static void unhold(pull *p, pmsg *pm)
 {
 	lease_remove(p, pm);
-	if (pm->hprev)
-		pm->hprev->hnext = pm->hnext;
-	else
-		p->held_head = pm->hnext;
-	if (pm->hnext)
-		pm->hnext->hprev = pm->hprev;
+	list_remove(&pm->held);
 	p->held--;
 }
 
@@ -822,8 +781,9 @@ static void grace_over(void *arg)
 	snprintf(n, sizeof n, "%zu", p->dispatched);
 	log_kv(p->dispatched ? JR_LOG_WARNING : JR_LOG_INFO, "PULL-GRACE-OVER",
 	       "shutdown_grace over: messages still in flight are nacked", "messages", n, NULL);
-	for (pmsg *pm = p->held_head, *next; pm; pm = next) {
-		next = pm->hnext;
+	for (jr_link *l = p->held_list.next, *next; l != &p->held_list; l = next) {
+		next = l->next;
+		pmsg *pm = list_item(l, pmsg, held);
 		if (pm->st != PM_DISPATCHED)
 			continue;
 		pubsub_modack(p->ps, pm->ack_id, 0);
@@ -1038,9 +998,9 @@ static void teardown(pull *p)
 		loop_run_once(p->loop, 100);
 	dispatcher_free(p->d);
 	pubsub_free(p->ps);
-	for (pmsg *pm = p->held_head, *next; pm; pm = next) {
-		next = pm->hnext;
-		pmsg_free(pm);
+	for (jr_link *l = p->held_list.next, *next; l != &p->held_list; l = next) {
+		next = l->next;
+		pmsg_free(list_item(l, pmsg, held));
 	}
 	for (size_t i = 0; i < p->keys.nb; i++)
 		for (smap_ent *e = p->keys.b[i], *next; e; e = next) {
@@ -1048,8 +1008,9 @@ static void teardown(pull *p)
 			free(e);
 		}
 	smap_free(&p->keys);
-	while (p->att_old)
-		att_forget(p, p->att_old);
+	jr_link *l;
+	while ((l = list_first(&p->atts_age)))
+		att_forget(p, list_item(l, att, age));
 	smap_free(&p->atts);
 	if (p->loop) {
 		loop_timer_cancel(p->loop, p->lease_timer);
@@ -1084,6 +1045,9 @@ static void summary(const pull *p)
 int pull_run(const jr_config *cfg, const jr_pull_opts *o)
 {
 	pull p = {.cfg = cfg, .o = o, .state = PULL_STARTING};
+	list_init(&p.held_list);
+	list_init(&p.leases);
+	list_init(&p.atts_age);
 	p.ack_deadline_s = (int)(cfg->flow_ack_deadline_ms / 1000);
 	if (p.ack_deadline_s < 10)
 		p.ack_deadline_s = 10;

@@ -24,6 +24,7 @@
 #include "google/cloud/run/v2/job.pb-c.h"
 #include "google/longrunning/operations.pb-c.h"
 #include "grpcx.h"
+#include "list.h"
 #include "mem.h"
 
 #define ADMIN_MAX_MESSAGE 1024
@@ -44,7 +45,7 @@ struct jr_runadmin {
 	jr_runapi *api;
 	jr_loop *loop;
 	void *method[M_COUNT];
-	admin_call *calls;
+	jr_link calls; /* in flight */
 	int in_flight;
 	int closing;
 };
@@ -52,7 +53,7 @@ struct jr_runadmin {
 struct admin_call {
 	jr_tag tag;
 	jr_runadmin *a;
-	admin_call *prev, *next;
+	jr_link link;
 	int method;
 	grpcx_unary u;
 	jr_admin_cb cb;
@@ -63,6 +64,7 @@ struct admin_call {
 jr_runadmin *runadmin_new(jr_runapi *api)
 {
 	jr_runadmin *a = jr_calloc(1, sizeof *a);
+	list_init(&a->calls);
 	a->api = api;
 	a->loop = runapi_loop(api);
 	for (int i = 0; i < M_COUNT; i++)
@@ -81,8 +83,8 @@ void runadmin_free(jr_runadmin *a)
 	if (!a)
 		return;
 	a->closing = 1;
-	for (admin_call *k = a->calls; k; k = k->next)
-		grpc_call_cancel(k->u.call, NULL);
+	for (jr_link *l = a->calls.next; l != &a->calls; l = l->next)
+		grpc_call_cancel(list_item(l, admin_call, link)->u.call, NULL);
 	while (a->in_flight > 0)
 		loop_run_once(a->loop, -1);
 	free(a);
@@ -334,12 +336,7 @@ static void call_done(void *arg, int ok)
 {
 	admin_call *k = arg;
 	jr_runadmin *a = k->a;
-	if (k->prev)
-		k->prev->next = k->next;
-	else
-		a->calls = k->next;
-	if (k->next)
-		k->next->prev = k->prev;
+	list_remove(&k->link);
 	a->in_flight--;
 
 	char msgbuf[ADMIN_MAX_MESSAGE + 1];
@@ -413,10 +410,7 @@ static int start(jr_runadmin *a, int m, const ProtobufCMessage *msg, const char 
 		free(k);
 		return -1;
 	}
-	k->next = a->calls;
-	if (a->calls)
-		a->calls->prev = k;
-	a->calls = k;
+	list_append(&a->calls, &k->link);
 	a->in_flight++;
 	return 0;
 }

@@ -35,6 +35,7 @@
 #include "google/rpc/error_details.pb-c.h"
 #include "google/rpc/status.pb-c.h"
 #include "grpcx.h"
+#include "list.h"
 #include "mem.h"
 
 #define RUN_DEFAULT_ENDPOINT "run.googleapis.com:443"
@@ -50,7 +51,7 @@ struct jr_runapi {
 	jr_loop *loop;
 	grpc_channel *ch;
 	void *method; /* registered call handle */
-	struct run_call *calls;
+	jr_link calls; /* in flight */
 	int in_flight;
 	int closing;
 	void *companion; /* runapi_attach */
@@ -61,7 +62,7 @@ struct jr_runapi {
 typedef struct run_call {
 	jr_tag tag;
 	jr_runapi *c;
-	struct run_call *prev, *next;
+	jr_link link;
 	grpc_call *call;
 	jr_run_cb cb;
 	void *arg;
@@ -95,6 +96,7 @@ jr_runapi *runapi_new(jr_loop *l, const char *endpoint, char *err, size_t errlen
 	if (!ch)
 		return NULL;
 	jr_runapi *c = jr_calloc(1, sizeof *c);
+	list_init(&c->calls);
 	c->loop = l;
 	c->ch = ch;
 	c->method = grpc_channel_register_call(ch, RUN_METHOD, NULL, NULL);
@@ -352,14 +354,9 @@ int runapi_encode(const jr_runreq *req, jr_buf *out)
 
 static void call_done(void *arg, int ok);
 
-static void list_remove(jr_runapi *c, run_call *k)
+static void call_unlist(jr_runapi *c, run_call *k)
 {
-	if (k->prev)
-		k->prev->next = k->next;
-	else
-		c->calls = k->next;
-	if (k->next)
-		k->next->prev = k->prev;
+	list_remove(&k->link);
 	c->in_flight--;
 }
 
@@ -406,10 +403,7 @@ int runapi_run(jr_runapi *c, const jr_runreq *req, int64_t timeout_ms, jr_run_cb
 		free(k);
 		return -1;
 	}
-	k->next = c->calls;
-	if (c->calls)
-		c->calls->prev = k;
-	c->calls = k;
+	list_append(&c->calls, &k->link);
 	c->in_flight++;
 	return 0;
 }
@@ -593,7 +587,7 @@ static int64_t read_retry_info(const grpc_metadata_array *md, ProtobufCAllocator
 static void call_done(void *arg, int ok)
 {
 	run_call *k = arg;
-	list_remove(k->c, k);
+	call_unlist(k->c, k);
 
 	char msgbuf[RUN_MAX_MESSAGE + 1];
 	jr_arena arena;
@@ -641,8 +635,8 @@ void runapi_free(jr_runapi *c)
 	c->closing = 1;
 	if (c->companion_close)
 		c->companion_close(c->companion);
-	for (run_call *k = c->calls; k; k = k->next)
-		grpc_call_cancel(k->call, NULL);
+	for (jr_link *l = c->calls.next; l != &c->calls; l = l->next)
+		grpc_call_cancel(list_item(l, run_call, link)->call, NULL);
 	while (c->in_flight > 0)
 		loop_run_once(c->loop, -1);
 	grpc_channel_destroy(c->ch);

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "list.h"
 #include "log.h"
 #include "mem.h"
 #include "metrics.h"
@@ -30,14 +31,14 @@ typedef struct watch watch;
 typedef struct flow {
 	jr_runapi *api;
 	jr_runadmin *admin;
-	watch *list;
+	jr_link watches;
 	int n;
 	int closing;
 } flow;
 
 struct watch {
 	flow *f;
-	watch *prev, *next;
+	jr_link link;
 	char *name;
 	int64_t end_ms;      /* monotonic; 0: no limit */
 	int64_t interval_ms;
@@ -54,8 +55,9 @@ static void flow_close(void *obj)
 {
 	flow *f = obj;
 	f->closing = 1;
-	for (watch *w = f->list, *next; w; w = next) {
-		next = w->next;
+	for (jr_link *l = f->watches.next, *next; l != &f->watches; l = next) {
+		next = l->next;
+		watch *w = list_item(l, watch, link);
 		if (w->in_call)
 			continue; /* ended by runadmin_free, which cancels its call */
 		loop_timer_cancel(runapi_loop(f->api), w->timer);
@@ -79,6 +81,7 @@ static flow *flow_of(jr_runapi *api)
 					    "Lookups of an execution after an ambiguous RunJob failure, by result.",
 					    NULL, 0);
 		f = jr_calloc(1, sizeof *f);
+		list_init(&f->watches);
 		f->api = api;
 		f->admin = runadmin_new(api);
 		runapi_attach(api, f, flow_close);
@@ -102,12 +105,7 @@ int runflow_watching(jr_runapi *api)
 static void watch_end(watch *w, int code, const char *message, const jr_execution *e)
 {
 	flow *f = w->f;
-	if (w->prev)
-		w->prev->next = w->next;
-	else
-		f->list = w->next;
-	if (w->next)
-		w->next->prev = w->prev;
+	list_remove(&w->link);
 	f->n--;
 	metric_set(m_followed, NULL, f->n);
 	w->cb(w->arg, code, message, e);
@@ -185,10 +183,7 @@ static int watch_start(jr_runapi *api, const char *name, int64_t first_ms, int64
 	w->interval_ms = RUNFLOW_POLL_FIRST_MS;
 	w->cb = cb;
 	w->arg = arg;
-	w->next = f->list;
-	if (f->list)
-		f->list->prev = w;
-	f->list = w;
+	list_append(&f->watches, &w->link);
 	f->n++;
 	metric_set(m_followed, NULL, f->n);
 	w->timer = loop_timer_add(runapi_loop(api), first_ms, poll_now, w);

@@ -40,6 +40,7 @@
 #include "dedup.h"
 #include "dispatcher.h"
 #include "httpd.h"
+#include "list.h"
 #include "log.h"
 #include "loop.h"
 #include "metrics.h"
@@ -74,7 +75,7 @@ struct sreq {
 	verdict worst;
 	int64_t delay_ms;
 	char trace[TRACE_MAX];
-	sreq *prev, *next;  /* the open list, or the free list (next only) */
+	jr_link link;       /* in the open list, or the free list */
 };
 
 struct serve {
@@ -89,9 +90,9 @@ struct serve {
 	int ready;          /* read by /readyz on MHD's thread: set once, cleared on drain */
 	int draining, stopping, grace_over;
 	jr_timer_id grace;
-	sreq *open_head;    /* requests not yet finished */
+	jr_link open;       /* requests not yet finished */
 	int n_open;
-	sreq *free_list;
+	jr_link free_list;
 	jr_metric *received, *requests;
 	jr_runner inner;          /* the Run API client, or the --dry-run runner */
 	const char *submit_trace; /* the trace of the request being submitted, during submit */
@@ -223,18 +224,18 @@ static void dry_free(dry_runner *dr)
 
 static sreq *sreq_get(serve *s, jr_http_req *http)
 {
-	sreq *q = s->free_list;
-	if (q)
-		s->free_list = q->next;
-	else
+	jr_link *l = list_last(&s->free_list);
+	sreq *q;
+	if (l) {
+		list_remove(l);
+		q = list_item(l, sreq, link);
+	} else {
 		q = jr_calloc(1, sizeof *q);
+	}
 	jr_event **evs = q->evs;
 	size_t cap = q->cap_evs;
 	*q = (sreq){.s = s, .http = http, .evs = evs, .cap_evs = cap};
-	q->next = s->open_head;
-	if (s->open_head)
-		s->open_head->prev = q;
-	s->open_head = q;
+	list_append(&s->open, &q->link);
 	s->n_open++;
 	return q;
 }
@@ -242,15 +243,9 @@ static sreq *sreq_get(serve *s, jr_http_req *http)
 static void sreq_put(sreq *q)
 {
 	serve *s = q->s;
-	if (q->prev)
-		q->prev->next = q->next;
-	else
-		s->open_head = q->next;
-	if (q->next)
-		q->next->prev = q->prev;
+	list_remove(&q->link);
 	s->n_open--;
-	q->next = s->free_list;
-	s->free_list = q;
+	list_append(&s->free_list, &q->link);
 }
 
 static void answer(sreq *q, int status, const char *text)
@@ -460,11 +455,13 @@ static void grace_over(void *arg)
 	s->grace = 0;
 	s->grace_over = 1;
 	int n = 0;
-	for (sreq *q = s->open_head; q; q = q->next)
+	for (jr_link *l = s->open.next; l != &s->open; l = l->next) {
+		sreq *q = list_item(l, sreq, link);
 		if (q->http) {
 			answer(q, 503, "shutting down: not finished within shutdown_grace");
 			n++;
 		}
+	}
 	char c[16];
 	snprintf(c, sizeof c, "%d", n);
 	log_kv(n ? JR_LOG_WARNING : JR_LOG_INFO, "SERVE-GRACE-OVER",
@@ -503,8 +500,8 @@ static int drained(const serve *s)
 {
 	if (s->grace_over)
 		return 1;
-	for (const sreq *q = s->open_head; q; q = q->next)
-		if (q->http)
+	for (const jr_link *l = s->open.next; l != &s->open; l = l->next)
+		if (list_item(l, sreq, link)->http)
 			return 0;
 	return httpd_pending(s->http) == 0;
 }
@@ -639,9 +636,10 @@ static void free_requests(serve *s)
 		s->call_free = c->next;
 		free(c);
 	}
-	while (s->free_list) {
-		sreq *q = s->free_list;
-		s->free_list = q->next;
+	jr_link *l;
+	while ((l = list_first(&s->free_list))) {
+		sreq *q = list_item(l, sreq, link);
+		list_remove(l);
 		free(q->evs);
 		free(q);
 	}
@@ -650,6 +648,8 @@ static void free_requests(serve *s)
 int serve_run(const jr_config *cfg, const jr_serve_opts *o)
 {
 	serve s = {.cfg = cfg, .o = o};
+	list_init(&s.open);
+	list_init(&s.free_list);
 	s.received = metric_register("jobrelay_events_received_total", JR_METRIC_COUNTER,
 				     "Events received, by source.", NULL, 0);
 	s.requests = metric_register("jobrelay_http_requests_total", JR_METRIC_COUNTER,
