@@ -949,7 +949,9 @@ static void task_submit(jr_dispatcher *d, task *t)
 		task_unsent(t);
 		return;
 	}
-	if (d->in_flight < d->cfg->concurrency && !d->ready_head && !d->rate_waiting) {
+	/* a route waiting for a token holds back only itself: rate_take queues t behind its
+	 * own route's waiting tasks */
+	if (d->in_flight < d->cfg->concurrency && !d->ready_head) {
 		if (rate_take(d, t))
 			task_send(t);
 		return;

@@ -11,7 +11,8 @@
 #    deliveryAttempt is counted less its holds;
 #  - dedup: the same source+id twice gives one RunJob (replay and serve);
 #  - a rate-limited route never has more than burst + rate*t calls recorded
-#    in any span t (the times jobrelay started the calls, from the records).
+#    in any span t (the times jobrelay started the calls, from the records),
+#    and a route waiting for a token does not hold back another route's event;
 #  - AIMD: RESOURCE_EXHAUSTED with RetryInfo on a route without rate_limit
 #    halves its observed rate (RATELIMIT-DECREASE) and no call follows within
 #    the RetryInfo delay, nor before the halved rate's next token.
@@ -51,6 +52,10 @@ routes:
     match: { type: test.limited }
     job: limited
     rate_limit: { per_second: 5, burst: 3 }
+  - name: slow
+    match: { type: test.slow }
+    job: slow
+    rate_limit: { per_second: 0.5, burst: 1 }
 YAML
 export JOBRELAY_CONFIG="$WORK/jobrelay.yaml"
 ev() { printf '{"specversion":"1.0","id":"%s","source":"test","type":"%s"}\n' "$1" "$2"; }
@@ -204,6 +209,25 @@ stop_serve TERM
 grep '"msgid":"DISPATCH-RETRY"' "$SERVE_LOG" | grep '"event_id":"h1"' | grep -q '"attempt":"1"' ||
 	{ grep '"event_id":"h1"' "$SERVE_LOG" >&2; fail "the probe of h1 was not attempt 1 (holds counted)"; }
 printf '{"rules": []}\n' >"$WORK/fake.json"
+
+echo "== serve: a route waiting for a token does not hold back the others"
+# slow allows one call, then one every 2 s: rl-r2 waits for its token while rl-o1 (another
+# route, a call slot free) must go at once, not behind rl-r2 when rl-r2's token comes
+start_serve
+client '
+const h = (id, type) => ({ "ce-specversion": "1.0", "ce-id": id, "ce-source": "//test", "ce-type": type });
+expect((await post("/", h("rl-r1", "test.slow"), "")).status === 204, "r1 dispatched");
+const second = post("/", h("rl-r2", "test.slow"), "");
+const waits = async () => /jobrelay_rate_limit_waits_total\{route="slow"\} 1/.test((await raw("GET /metrics HTTP/1.0\r\n\r\n")).text);
+let k = 0;
+while (!(await waits()) && k++ < 500) await new Promise((res) => setTimeout(res, 10)); // poll: r2 reaches the dispatcher
+expect(k < 500, "r2 never waited for a token");
+expect((await post("/", h("rl-o1", "test.ok"), "")).status === 204, "o1 dispatched");
+expect((await second).status === 204, "r2 dispatched");
+const ids = records().map((r) => env(r).CE_ID).filter((id) => id === "rl-o1" || id === "rl-r2");
+expect(ids.join() === "rl-o1,rl-r2", "o1 waited for the slow route: RunJob order " + ids.join());
+'
+stop_serve TERM
 
 echo "== rate limit: never more than burst + rate*t calls in any span t"
 : >"$WORK/record.jsonl"
