@@ -5,10 +5,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "json.h"
+#include "log.h"
 
 static void add_str_member(jr_buf *out, const char *key, const char *v)
 {
@@ -20,21 +20,13 @@ static void add_str_member(jr_buf *out, const char *key, const char *v)
 		buf_adds(out, "null");
 }
 
-void deadletter_time(char *out, int64_t ms)
-{
-	time_t s = (time_t)(ms / 1000);
-	struct tm tm;
-	char t[24];
-	gmtime_r(&s, &tm);
-	strftime(t, sizeof t, "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(out, 32, "%s.%03dZ", t, (int)(ms % 1000));
-}
-
 static void add_rfc3339_ms(jr_buf *out, int64_t ms)
 {
 	char t[32];
-	deadletter_time(t, ms);
-	buf_printf(out, "\"%s\"", t);
+	log_time_text(ms, t);
+	buf_addc(out, '"');
+	buf_adds(out, t);
+	buf_addc(out, '"');
 }
 
 /* utf8_cut: the longest prefix of s no longer than max that does not split a UTF-8 sequence. */

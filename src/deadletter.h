@@ -13,8 +13,6 @@
 /* DEADLETTER_MESSAGE_MAX: error messages are cut to this many bytes. */
 #define DEADLETTER_MESSAGE_MAX 1024
 
-/* deadletter_time: ms (Unix, UTC) as RFC 3339 with milliseconds, "2026-11-26T10:00:00.123Z", into out (>= 32 bytes). */
-void deadletter_time(char *out, int64_t ms);
 
 /*
  * deadletter_write_json: appends r as one JSON object (no newline):

@@ -126,7 +126,7 @@ void dltopic_attributes(const jr_dlrecord *r, jr_arena *a, dltopic_attrs *out)
 	out->dropped = 0;
 	char num[24], at[32];
 	snprintf(num, sizeof num, "%d", r->attempts);
-	deadletter_time(at, r->failed_at_ms);
+	log_time_text(r->failed_at_ms, at);
 	put(out, a, DLTOPIC_PREFIX "error-class", errclass_name(r->cls));
 	put(out, a, DLTOPIC_PREFIX "error-code", r->code);
 	put(out, a, DLTOPIC_PREFIX "error-message", r->message);

@@ -60,14 +60,10 @@ typedef struct ctl {
 
 void jobctl_time(int64_t ms, char out[32])
 {
-	out[0] = 0;
-	if (ms <= 0)
-		return;
-	time_t s = (time_t)(ms / 1000);
-	struct tm tm;
-	gmtime_r(&s, &tm);
-	size_t n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(out + n, 32 - n, ".%03dZ", (int)(ms % 1000));
+	if (ms > 0)
+		log_time_text(ms, out);
+	else
+		out[0] = 0;
 }
 
 static int jstr(jr_buf *b, const char *s)

@@ -196,6 +196,15 @@ void log_label(const char *key, const char *value)
 	logger.n_labels++;
 }
 
+void log_time_text(int64_t unix_ms, char out[32])
+{
+	time_t s = (time_t)(unix_ms / 1000);
+	struct tm tm;
+	gmtime_r(&s, &tm);
+	size_t n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(out + n, 32 - n, ".%03dZ", (int)(unix_ms % 1000));
+}
+
 /* add_time: "2026-11-26T07:40:01.123Z" (text) or "\"...01.123456Z\"" (JSON). */
 static void add_time(jr_buf *b, int text)
 {

@@ -11,6 +11,8 @@
 #ifndef JR_LOG_H
 #define JR_LOG_H
 
+#include <stdint.h>
+
 typedef enum jr_log_level {
 	JR_LOG_DEBUG,
 	JR_LOG_INFO,
@@ -48,6 +50,9 @@ void log_set_trace(const char *trace);
  * "route", r, "job", j, NULL). A NULL value skips its pair.
  */
 void log_kv(jr_log_level lv, const char *msgid, const char *message, ...);
+
+/* log_time_text: Unix ms as RFC 3339 UTC with milliseconds, "2026-11-26T10:00:00.123Z", into out. */
+void log_time_text(int64_t unix_ms, char out[32]);
 
 /*
  * log_batch_begin / log_batch_end: between them, the calling thread's DEBUG
