@@ -330,7 +330,6 @@ int route_render(const jr_config *c, const jr_route *r, jr_event *ev, jr_runreq 
 		goto out;
 	req->key = arena_alloc(&req->arena, 17);
 	route_key(ev->source, ev->id, r->name, req->key);
-	req->on_completion = r->ack == JR_ACK_ON_COMPLETION;
 	add_auto_env(req, r, ev);
 	req->container = r->container ? arena_strdup(&req->arena, r->container) : NULL;
 	req->has_args = r->has_args;

@@ -31,7 +31,6 @@ typedef struct jr_runreq {
 	int task_count;        /* 0: not set */
 	int64_t timeout_ms;    /* 0: not set */
 	char *key;             /* the dedup key, also in env as JOBRELAY_KEY */
-	int on_completion;     /* the route asks ack: on_completion (the runner follows the execution) */
 	jr_arena arena;        /* owns every string above */
 } jr_runreq;
 

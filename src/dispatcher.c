@@ -763,6 +763,14 @@ static task *rate_pop(jr_dispatcher *d)
 	return NULL;
 }
 
+/* task_failed_res: t failed as res says: its class when the runner gave one, else from the gRPC code. */
+static void task_failed_res(task *t, const jr_runresult *res)
+{
+	task_failed(t, res->has_class ? res->cls : errclass_from_grpc(res->code),
+		    res->has_class && res->code_name ? res->code_name : grpc_code_name(res->code),
+		    res->message, res->retry_delay_ms);
+}
+
 /* on_find_done: runner.find answered; a found execution means dispatched. */
 static void on_find_done(void *arg, const jr_runresult *res)
 {
@@ -784,10 +792,7 @@ static void on_follow_done(void *arg, const jr_runresult *res)
 	if (res->code == 0 && !res->has_class)
 		task_dispatched(t, res);
 	else
-		task_failed(t, res->has_class ? res->cls : errclass_from_grpc(res->code),
-			    res->has_class && res->code_name ? res->code_name
-							     : grpc_code_name(res->code),
-			    res->message, res->retry_delay_ms);
+		task_failed_res(t, res);
 }
 
 static int ambiguous(int code)
@@ -807,7 +812,7 @@ static void on_run_done(void *arg, const jr_runresult *res)
 	metric_observe(m.latency, l, (double)res->latency_ms / 1000.0);
 	if (res->code == JR_GRPC_RESOURCE_EXHAUSTED && !res->has_class)
 		rate_decrease(d, t->ri, res->retry_delay_ms);
-	if (res->code == 0 && t->req.on_completion && d->runner.follow) {
+	if (res->code == 0 && r->ack == JR_ACK_ON_COMPLETION && d->runner.follow) {
 		log_kv(JR_LOG_INFO, "DISPATCH-STARTED", "execution started; following it", "route",
 		       r->name, "event_id", t->dv->ev->id, "job", t->req.name, "execution",
 		       res->execution, "log_uri", res->log_uri, NULL);
@@ -828,10 +833,7 @@ static void on_run_done(void *arg, const jr_runresult *res)
 			task_failed(t, errclass_from_grpc(res->code), grpc_code_name(res->code),
 				    t->fail_msg, t->fail_hint_ms);
 	} else {
-		task_failed(t, res->has_class ? res->cls : errclass_from_grpc(res->code),
-			    res->has_class && res->code_name ? res->code_name
-							     : grpc_code_name(res->code),
-			    res->message, res->retry_delay_ms);
+		task_failed_res(t, res);
 	}
 	drain_ready(d);
 }

@@ -287,6 +287,31 @@ int grpcx_message_slice(grpc_byte_buffer *bb, size_t max, grpc_slice *out)
 	return 0;
 }
 
+int grpcx_type_url_is(const char *u, size_t n, const char *type)
+{
+	const char *s = u + n;
+	while (s > u && s[-1] != '/')
+		s--;
+	size_t tn = strlen(type);
+	return (size_t)(u + n - s) == tn && !memcmp(s, type, tn);
+}
+
+static void *arena_pb_alloc(void *data, size_t n)
+{
+	return arena_alloc(data, n);
+}
+
+static void arena_pb_free(void *data, void *p)
+{
+	(void)data; /* arena memory goes all at once */
+	(void)p;
+}
+
+ProtobufCAllocator grpcx_arena_pb(jr_arena *a)
+{
+	return (ProtobufCAllocator){arena_pb_alloc, arena_pb_free, a};
+}
+
 void grpcx_copy_text(char *out, size_t max, const void *s, size_t n)
 {
 	if (n > max) {

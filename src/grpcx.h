@@ -13,8 +13,10 @@
 #include <grpc/byte_buffer.h>
 #include <grpc/grpc.h>
 #include <grpc/slice.h>
+#include <protobuf-c/protobuf-c.h>
 
 #include "loop.h"
+#include "mem.h"
 
 /* grpcx_env_true: the environment variable is 1, true or yes. */
 int grpcx_env_true(const char *name);
@@ -145,5 +147,11 @@ typedef struct grpcx_pb_field {
  * read by hand (Operation, StreamingPullResponse): unknown fields skip over.
  */
 int grpcx_pb_next(const uint8_t **p, const uint8_t *end, grpcx_pb_field *f);
+
+/* grpcx_type_url_is: the Any type URL u[0..n) names type (the part after the last '/'). */
+int grpcx_type_url_is(const char *u, size_t n, const char *type);
+
+/* grpcx_arena_pb: a protobuf-c allocator taking from arena a (freed with the arena, not by unpack's free). */
+ProtobufCAllocator grpcx_arena_pb(jr_arena *a);
 
 #endif

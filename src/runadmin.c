@@ -73,11 +73,6 @@ jr_runadmin *runadmin_new(jr_runapi *api)
 	return a;
 }
 
-int runadmin_in_flight(const jr_runadmin *a)
-{
-	return a->in_flight;
-}
-
 void runadmin_free(jr_runadmin *a)
 {
 	if (!a)
@@ -250,17 +245,6 @@ static void read_job(const Google__Cloud__Run__V2__Job *x, jr_arena *ar, jr_job 
 	}
 }
 
-static void *pb_alloc(void *data, size_t n)
-{
-	return arena_alloc(data, n);
-}
-
-static void pb_free(void *data, void *p)
-{
-	(void)data;
-	(void)p;
-}
-
 /* one_exec: x as res's only execution. */
 static void one_exec(const Google__Cloud__Run__V2__Execution *x, jr_arena *ar, jr_adminres *res)
 {
@@ -273,7 +257,7 @@ static void one_exec(const Google__Cloud__Run__V2__Execution *x, jr_arena *ar, j
 /* decode: the answer of method m into res (in arena ar); -1 when it does not parse. */
 static int decode(int m, const grpc_slice *msg, jr_arena *ar, jr_adminres *res)
 {
-	ProtobufCAllocator al = {pb_alloc, pb_free, ar};
+	ProtobufCAllocator al = grpcx_arena_pb(ar);
 	size_t len = GRPC_SLICE_LENGTH(*msg);
 	const uint8_t *p = GRPC_SLICE_START_PTR(*msg);
 	switch (m) {
@@ -317,8 +301,8 @@ static int decode(int m, const grpc_slice *msg, jr_arena *ar, jr_adminres *res)
 		if (!op)
 			return -1;
 		const Google__Protobuf__Any *md = op->metadata;
-		const char *tn = md && md->type_url ? strrchr(md->type_url, '/') : NULL;
-		if (tn && !strcmp(tn + 1, "google.cloud.run.v2.Execution")) {
+		if (md && md->type_url &&
+		    grpcx_type_url_is(md->type_url, strlen(md->type_url), "google.cloud.run.v2.Execution")) {
 			Google__Cloud__Run__V2__Execution *x = google__cloud__run__v2__execution__unpack(
 				&al, md->value.len, md->value.data);
 			if (!x)

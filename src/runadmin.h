@@ -76,8 +76,6 @@ typedef struct jr_runadmin jr_runadmin;
 jr_runadmin *runadmin_new(jr_runapi *api);
 /* runadmin_free: cancels calls in flight, runs the loop until each callback ran (CANCELLED), frees. */
 void runadmin_free(jr_runadmin *a);
-/* runadmin_in_flight: calls started whose callback has not yet run. */
-int runadmin_in_flight(const jr_runadmin *a);
 
 /*
  * The calls. timeout_ms <= 0: no deadline. page_token NULL or "" for the

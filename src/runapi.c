@@ -410,31 +410,10 @@ int runapi_run(jr_runapi *c, const jr_runreq *req, int64_t timeout_ms, jr_run_cb
 
 /* ---- response ---- */
 
-static void *arena_pb_alloc(void *data, size_t n)
-{
-	return arena_alloc(data, n);
-}
-
-static void arena_pb_free(void *data, void *p)
-{
-	(void)data; /* arena memory goes all at once, after the callback */
-	(void)p;
-}
-
-/* type_url_is: a type URL u[0..n) names type (the part after the last '/'). */
-static int type_url_is(const char *u, size_t n, const char *type)
-{
-	const char *s = u + n;
-	while (s > u && s[-1] != '/')
-		s--;
-	size_t tn = strlen(type);
-	return (size_t)(u + n - s) == tn && !memcmp(s, type, tn);
-}
-
 /* type_is: the unpacked Any's type URL names type. */
 static int type_is(const Google__Protobuf__Any *any, const char *type)
 {
-	return any && any->type_url && type_url_is(any->type_url, strlen(any->type_url), type);
+	return any && any->type_url && grpcx_type_url_is(any->type_url, strlen(any->type_url), type);
 }
 
 static void copy_text(char *out, const void *s, size_t n)
@@ -480,7 +459,7 @@ static int any_is(const grpcx_pb_field *any, const char *type, grpcx_pb_field *v
 		else if (f.wt == 2 && f.num == 2)
 			*val = f;
 	}
-	return rc == 0 && url.data && type_url_is((const char *)url.data, url.len, type);
+	return rc == 0 && url.data && grpcx_type_url_is((const char *)url.data, url.len, type);
 }
 
 /*
@@ -592,7 +571,7 @@ static void call_done(void *arg, int ok)
 	char msgbuf[RUN_MAX_MESSAGE + 1];
 	jr_arena arena;
 	arena_init(&arena);
-	ProtobufCAllocator al = { arena_pb_alloc, arena_pb_free, &arena };
+	ProtobufCAllocator al = grpcx_arena_pb(&arena);
 	jr_runresult res = { .code = (int)k->status, .message = "", .retry_delay_ms = -1 };
 	if (res.code != GRPC_STATUS_OK) {
 		copy_text(msgbuf, GRPC_SLICE_START_PTR(k->details), GRPC_SLICE_LENGTH(k->details));

@@ -94,12 +94,6 @@ jr_runadmin *runflow_admin(jr_runapi *api)
 	return flow_of(api)->admin;
 }
 
-int runflow_watching(jr_runapi *api)
-{
-	flow *f = runapi_attached(api);
-	return f ? f->n : 0;
-}
-
 /* ---- watches ---- */
 
 static void watch_end(watch *w, int code, const char *message, const jr_execution *e)

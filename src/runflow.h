@@ -57,7 +57,5 @@ int runflow_watch(jr_runapi *api, const char *name, int64_t max_ms, jr_watch_cb 
 /* runflow_admin: the runadmin client beside api (made on first use). */
 jr_runadmin *runflow_admin(jr_runapi *api);
 
-/* runflow_watching: watches open (for tests and metrics). */
-int runflow_watching(jr_runapi *api);
 
 #endif
