@@ -49,7 +49,6 @@ if (f.pubsub) line('pub/sub', `${f.pubsub.deliveries} deliveries, ${f.pubsub.red
 line('wall time', `${f.wall_s.toFixed(1)} s`);
 line('jobrelay CPU', `${f.jobrelay_cpu_s} s (${(f.jobrelay_cpu_s * 1e6 / f.events).toFixed(0)} us an event)`);
 line('violations', f.violations);
-for (const p of f.pending) line('pending', p);
 JS
 done
 exit $rc
