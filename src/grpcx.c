@@ -155,6 +155,29 @@ grpc_channel *grpcx_pubsub_channel(const char *endpoint, int max_receive, char *
 	return ch;
 }
 
+/*
+ * unary_ops: u's six ops as one batch: send the initial metadata, the message
+ * and close; receive the initial metadata, the message and the status.
+ */
+static void unary_ops(grpc_op ops[6], grpcx_unary *u)
+{
+	memset(ops, 0, 6 * sizeof *ops);
+	ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+	ops[0].data.send_initial_metadata.count = 2;
+	ops[0].data.send_initial_metadata.metadata = u->md;
+	ops[1].op = GRPC_OP_SEND_MESSAGE;
+	ops[1].data.send_message.send_message = u->send_buf;
+	ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+	ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
+	ops[3].data.recv_initial_metadata.recv_initial_metadata = &u->recv_md;
+	ops[4].op = GRPC_OP_RECV_MESSAGE;
+	ops[4].data.recv_message.recv_message = &u->recv_buf;
+	ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+	ops[5].data.recv_status_on_client.trailing_metadata = &u->trailing_md;
+	ops[5].data.recv_status_on_client.status = &u->status;
+	ops[5].data.recv_status_on_client.status_details = &u->details;
+}
+
 int grpcx_unary_start(grpcx_unary *u, grpc_channel *ch, void *method, grpc_completion_queue *cq,
 		      int64_t timeout_ms, const char *params, size_t plen, grpc_byte_buffer *bb,
 		      void *tag)
@@ -176,11 +199,9 @@ int grpcx_unary_start(grpcx_unary *u, grpc_channel *ch, void *method, grpc_compl
 	}
 	grpc_metadata_array_init(&u->recv_md);
 	grpc_metadata_array_init(&u->trailing_md);
-	grpcx_unary_io io = {u->md, 2, u->send_buf, &u->recv_md, &u->trailing_md, &u->recv_buf,
-			     &u->status, &u->details};
 	grpc_op ops[6];
-	size_t n = grpcx_unary_ops(ops, &io);
-	if (grpc_call_start_batch(u->call, ops, n, tag, NULL) != GRPC_CALL_OK) {
+	unary_ops(ops, u);
+	if (grpc_call_start_batch(u->call, ops, 6, tag, NULL) != GRPC_CALL_OK) {
 		grpc_call_unref(u->call);
 		grpc_byte_buffer_destroy(u->send_buf);
 		grpc_metadata_array_destroy(&u->recv_md);
@@ -321,26 +342,6 @@ void grpcx_copy_text(char *out, size_t max, const void *s, size_t n)
 	}
 	memcpy(out, s, n);
 	out[n] = '\0';
-}
-
-size_t grpcx_unary_ops(grpc_op ops[6], const grpcx_unary_io *io)
-{
-	memset(ops, 0, 6 * sizeof *ops);
-	ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
-	ops[0].data.send_initial_metadata.count = io->n_send_md;
-	ops[0].data.send_initial_metadata.metadata = io->send_md;
-	ops[1].op = GRPC_OP_SEND_MESSAGE;
-	ops[1].data.send_message.send_message = io->send_buf;
-	ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
-	ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
-	ops[3].data.recv_initial_metadata.recv_initial_metadata = io->recv_md;
-	ops[4].op = GRPC_OP_RECV_MESSAGE;
-	ops[4].data.recv_message.recv_message = io->recv_buf;
-	ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
-	ops[5].data.recv_status_on_client.trailing_metadata = io->trailing_md;
-	ops[5].data.recv_status_on_client.status = io->status;
-	ops[5].data.recv_status_on_client.status_details = io->details;
-	return 6;
 }
 
 /* varint: reads a base-128 varint at *p (< end); 0, or -1 when truncated or over 64 bits. */

@@ -60,10 +60,9 @@ grpc_channel *grpcx_pubsub_channel(const char *endpoint, int max_receive, char *
 				   size_t tcap, char *err, size_t errlen);
 
 /*
- * grpcx_unary: one whole unary call on a completion queue, its six ops
- * (grpcx_unary_ops) in one batch, so the call costs a single completion;
- * for clients that need nothing more (the dead-letter topic's Publish and
- * GetTopic).
+ * grpcx_unary: one whole unary call on a completion queue, its six ops in
+ * one batch, so the call costs a single completion: RunJob, the other Run
+ * API calls, and the dead-letter topic's Publish and GetTopic.
  */
 typedef struct grpcx_unary {
 	grpc_call *call;
@@ -109,24 +108,6 @@ size_t grpcx_urlencode(const char *s, size_t n, char *out);
  * 0 (unref *out after), or -1.
  */
 int grpcx_message_slice(grpc_byte_buffer *bb, size_t max, grpc_slice *out);
-
-/* The buffers of one unary call: what its single batch sends and receives. */
-typedef struct grpcx_unary_io {
-	grpc_metadata *send_md;
-	size_t n_send_md;
-	grpc_byte_buffer *send_buf;
-	grpc_metadata_array *recv_md, *trailing_md;
-	grpc_byte_buffer **recv_buf;
-	grpc_status_code *status;
-	grpc_slice *details;
-} grpcx_unary_io;
-
-/*
- * grpcx_unary_ops: fills ops[0..5] for a unary call as one batch: send the
- * initial metadata, the message and close; receive the initial metadata,
- * the message and the status. Returns 6, the count for grpc_call_start_batch.
- */
-size_t grpcx_unary_ops(grpc_op ops[6], const grpcx_unary_io *io);
 
 /* grpcx_copy_text: at most max bytes of s[0..n) into out (max+1 bytes), cut on a UTF-8 boundary. */
 void grpcx_copy_text(char *out, size_t max, const void *s, size_t n);

@@ -63,17 +63,10 @@ typedef struct run_call {
 	jr_tag tag;
 	jr_runapi *c;
 	jr_link link;
-	grpc_call *call;
 	jr_run_cb cb;
 	void *arg;
 	int64_t start_ms;
-	grpc_metadata send_md[2];
-	grpc_metadata_array recv_md;
-	grpc_metadata_array trailing_md;
-	grpc_byte_buffer *send_buf;
-	grpc_byte_buffer *recv_buf;
-	grpc_status_code status;
-	grpc_slice details;
+	grpcx_unary u;
 	char params[]; /* x-goog-request-params value */
 } run_call;
 
@@ -373,33 +366,10 @@ int runapi_run(jr_runapi *c, const jr_runreq *req, int64_t timeout_ms, jr_run_cb
 	k->arg = arg;
 	k->start_ms = loop_now_ms();
 	size_t plen = routing_value(req->name, k->params);
-	k->send_md[0].key = grpc_slice_from_static_string("x-goog-request-params");
-	k->send_md[0].value = grpc_slice_from_static_buffer(k->params, plen);
-	k->send_md[1].key = grpc_slice_from_static_string("x-goog-api-client");
-	k->send_md[1].value = grpc_slice_from_static_string(grpcx_api_client());
-	grpc_metadata_array_init(&k->recv_md);
-	grpc_metadata_array_init(&k->trailing_md);
-
-	gpr_timespec deadline = timeout_ms > 0
-		? gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_millis(timeout_ms, GPR_TIMESPAN))
-		: gpr_inf_future(GPR_CLOCK_MONOTONIC);
-	k->call = grpc_channel_create_registered_call(c->ch, NULL, GRPC_PROPAGATE_DEFAULTS,
-						      loop_cq(c->loop), c->method, deadline, NULL);
-	if (!k->call) {
-		free(k);
-		return -1;
-	}
-	pack_req(req, NULL, &k->send_buf);
-
-	grpc_op ops[6];
-	grpcx_unary_io io = {k->send_md, 2, k->send_buf, &k->recv_md, &k->trailing_md,
-			     &k->recv_buf, &k->status, &k->details};
-	size_t nops = grpcx_unary_ops(ops, &io);
-	if (grpc_call_start_batch(k->call, ops, nops, &k->tag, NULL) != GRPC_CALL_OK) {
-		grpc_call_unref(k->call);
-		grpc_byte_buffer_destroy(k->send_buf);
-		grpc_metadata_array_destroy(&k->recv_md);
-		grpc_metadata_array_destroy(&k->trailing_md);
+	grpc_byte_buffer *bb;
+	pack_req(req, NULL, &bb);
+	if (grpcx_unary_start(&k->u, c->ch, c->method, loop_cq(c->loop), timeout_ms, k->params, plen,
+			      bb, &k->tag) < 0) {
 		free(k);
 		return -1;
 	}
@@ -572,9 +542,9 @@ static void call_done(void *arg, int ok)
 	jr_arena arena;
 	arena_init(&arena);
 	ProtobufCAllocator al = grpcx_arena_pb(&arena);
-	jr_runresult res = { .code = (int)k->status, .message = "", .retry_delay_ms = -1 };
+	jr_runresult res = { .code = (int)k->u.status, .message = "", .retry_delay_ms = -1 };
 	if (res.code != GRPC_STATUS_OK) {
-		copy_text(msgbuf, GRPC_SLICE_START_PTR(k->details), GRPC_SLICE_LENGTH(k->details));
+		copy_text(msgbuf, GRPC_SLICE_START_PTR(k->u.details), GRPC_SLICE_LENGTH(k->u.details));
 		res.message = msgbuf;
 	}
 	if (!ok && res.code == GRPC_STATUS_OK) {
@@ -582,7 +552,7 @@ static void call_done(void *arg, int ok)
 		res.message = "RunJob: call batch failed";
 	} else if (res.code == GRPC_STATUS_OK) {
 		grpc_slice msg;
-		if (!k->recv_buf || grpcx_message_slice(k->recv_buf, RUN_MAX_RECV, &msg) < 0) {
+		if (!k->u.recv_buf || grpcx_message_slice(k->u.recv_buf, RUN_MAX_RECV, &msg) < 0) {
 			res.code = GRPC_STATUS_INTERNAL;
 			res.message = "RunJob: OK status without a readable response";
 		} else {
@@ -591,19 +561,13 @@ static void call_done(void *arg, int ok)
 			grpc_slice_unref(msg);
 		}
 	} else {
-		res.retry_delay_ms = read_retry_info(&k->trailing_md, &al);
+		res.retry_delay_ms = read_retry_info(&k->u.trailing_md, &al);
 	}
 	res.latency_ms = loop_now_ms() - k->start_ms;
 	k->cb(k->arg, &res);
 
 	arena_free(&arena);
-	grpc_slice_unref(k->details);
-	grpc_metadata_array_destroy(&k->recv_md);
-	grpc_metadata_array_destroy(&k->trailing_md);
-	grpc_byte_buffer_destroy(k->send_buf);
-	if (k->recv_buf)
-		grpc_byte_buffer_destroy(k->recv_buf);
-	grpc_call_unref(k->call);
+	grpcx_unary_end(&k->u);
 	free(k);
 }
 
@@ -615,7 +579,7 @@ void runapi_free(jr_runapi *c)
 	if (c->companion_close)
 		c->companion_close(c->companion);
 	for (jr_link *l = c->calls.next; l != &c->calls; l = l->next)
-		grpc_call_cancel(list_item(l, run_call, link)->call, NULL);
+		grpc_call_cancel(list_item(l, run_call, link)->u.call, NULL);
 	while (c->in_flight > 0)
 		loop_run_once(c->loop, -1);
 	grpc_channel_destroy(c->ch);
