@@ -297,8 +297,7 @@ static int parse_double(const char *s, double *v)
 	return (*end || errno || !isfinite(*v)) ? -1 : 0;
 }
 
-/* fmt_dur: "10m", "30s", "1500ms": the largest unit that divides ms. */
-static const char *fmt_dur(int64_t ms, char *out, size_t n)
+const char *format_duration_ms(int64_t ms, char *out, size_t n)
 {
 	if (ms && ms % 3600000 == 0)
 		snprintf(out, n, "%lldh", (long long)(ms / 3600000));
@@ -387,10 +386,10 @@ static int range_ok(loader *l, yaml_node_t *v, const char *path, const field *f,
 		char lo[32], hi[32];
 		if (x < f->min)
 			key_err(l, v, path, "must be at least %s, got '%s'",
-				fmt_dur(f->min, lo, sizeof lo), text);
+				format_duration_ms(f->min, lo, sizeof lo), text);
 		else
 			key_err(l, v, path, "must be at most %s, got '%s'",
-				fmt_dur(f->max, hi, sizeof hi), text);
+				format_duration_ms(f->max, hi, sizeof hi), text);
 	} else {
 		key_err(l, v, path, "must be from %lld to %lld, got '%s'", (long long)f->min,
 			(long long)f->max, text);
@@ -608,7 +607,7 @@ static void policy_after(loader *l, const field *f, yaml_node_t *v, void *base, 
 	if (p->initial_ms > p->max_ms) {
 		char a[32], b[32];
 		key_err(l, v, path, "initial_backoff %s is greater than max_backoff %s",
-			fmt_dur(p->initial_ms, a, sizeof a), fmt_dur(p->max_ms, b, sizeof b));
+			format_duration_ms(p->initial_ms, a, sizeof a), format_duration_ms(p->max_ms, b, sizeof b));
 	}
 }
 

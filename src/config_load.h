@@ -19,6 +19,8 @@ int config_load_string(jr_config *c, const char *name, const char *text, size_t 
 
 /* parse_duration_ms: "500ms", "10s", "5m", "1h" (also a bare number of seconds). -1 when invalid. */
 int64_t parse_duration_ms(const char *s);
+/* format_duration_ms: ms as the config writes it ("10m", "30s", "1500ms": the largest unit that divides it) into out. */
+const char *format_duration_ms(int64_t ms, char *out, size_t n);
 /* parse_size: "64KiB", "10MiB", "1GiB", "512" bytes. -1 when invalid. */
 int64_t parse_size(const char *s);
 

@@ -123,22 +123,6 @@ static void print_route(const jr_config *c, const jr_route *r)
 	printf("  ack: %s\n", r->ack == JR_ACK_ON_COMPLETION ? "on_completion" : "on_dispatch");
 }
 
-/* fmt_ms: a duration as the config writes it (1h, 5m, 30s, 500ms) into out. */
-static const char *fmt_ms(char *out, size_t n, int64_t ms)
-{
-	static const struct {
-		int64_t unit;
-		const char *name;
-	} units[] = {{3600000, "h"}, {60000, "m"}, {1000, "s"}};
-	for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
-		if (ms >= units[i].unit && ms % units[i].unit == 0) {
-			snprintf(out, n, "%lld%s", (long long)(ms / units[i].unit), units[i].name);
-			return out;
-		}
-	snprintf(out, n, "%lldms", (long long)ms);
-	return out;
-}
-
 /*
  * print_policies: the effective failure policy of route r (product.md §5):
  * each class's action (retry with attempts and backoff), whether it trips
@@ -153,7 +137,8 @@ static void print_policies(const jr_route *r)
 		printf("    %-16s %s", errclass_name((jr_errclass)k), action_name(p->action));
 		if (p->action == JR_ACT_RETRY)
 			printf(", max_attempts %d, backoff %s -> %s (full jitter)", p->max_attempts,
-			       fmt_ms(a, sizeof a, p->initial_ms), fmt_ms(b, sizeof b, p->max_ms));
+			       format_duration_ms(p->initial_ms, a, sizeof a),
+			       format_duration_ms(p->max_ms, b, sizeof b));
 		printf("%s\n", errclass_trips_breaker((jr_errclass)k) ? "; trips breaker" : "");
 	}
 	if (r->rate_per_second > 0)
@@ -170,11 +155,12 @@ static void print_global_policies(const jr_config *c)
 	char a[24], b[24];
 	printf("circuit_breaker (one per job): window %d, min_calls %d, failure_rate %g, "
 	       "open_for %s, max_open_for %s, half_open_calls %d\n",
-	       k->window, k->min_calls, k->failure_rate, fmt_ms(a, sizeof a, k->open_for_ms),
-	       fmt_ms(b, sizeof b, k->max_open_for_ms), k->half_open_calls);
+	       k->window, k->min_calls, k->failure_rate,
+	       format_duration_ms(k->open_for_ms, a, sizeof a),
+	       format_duration_ms(k->max_open_for_ms, b, sizeof b), k->half_open_calls);
 	if (c->dedup_ttl_ms > 0)
 		printf("dedup (per instance): ttl %s, max_entries %lld\n",
-		       fmt_ms(a, sizeof a, c->dedup_ttl_ms), (long long)c->dedup_max_entries);
+		       format_duration_ms(c->dedup_ttl_ms, a, sizeof a), (long long)c->dedup_max_entries);
 	else
 		printf("dedup: off (ttl 0)\n");
 }
