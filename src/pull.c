@@ -641,8 +641,6 @@ static void on_outcome(void *arg, jr_event *ev, const jr_outcome *o)
 		return;
 	}
 	int secs = -1;
-	char att_s[16], delay[16];
-	snprintf(att_s, sizeof att_s, "%d", pm->attempt);
 	if (o->kind == JR_OUTCOME_DONE) {
 		pubsub_ack(p->ps, pm->ack_id);
 		p->acked++;
@@ -659,6 +657,8 @@ static void on_outcome(void *arg, jr_event *ev, const jr_outcome *o)
 		/* a hold (breaker open) is remembered so the redelivery does not count it */
 		att_remember(p, pm, pm->holds + (o->kind == JR_OUTCOME_RETRY && o->hold),
 			     o->kind == JR_OUTCOME_RETRY ? o->retry : NULL);
+		char att_s[16], delay[16];
+		snprintf(att_s, sizeof att_s, "%d", pm->attempt);
 		snprintf(delay, sizeof delay, "%ds", secs);
 		log_kv(o->kind == JR_OUTCOME_RETRY ? JR_LOG_INFO : JR_LOG_WARNING, "PULL-REDELIVER",
 		       o->kind != JR_OUTCOME_RETRY ? "dead letter not written; message left in Pub/Sub"
