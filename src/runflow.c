@@ -268,6 +268,7 @@ static void on_page(void *arg, const jr_adminres *res)
 		find_end(fd, &r);
 		return;
 	}
+	int older = 0; /* reached executions made before the attempt: no page after helps */
 	for (size_t i = 0; i < res->n_execs; i++) {
 		const jr_execution *e = &res->execs[i];
 		const char *k = runadmin_env_get(e, "JOBRELAY_KEY");
@@ -278,13 +279,13 @@ static void on_page(void *arg, const jr_adminres *res)
 			find_end(fd, &r);
 			return;
 		}
-		if (e->create_ms && e->create_ms < fd->since_ms - RUNFLOW_FIND_SKEW_MS)
-			break; /* newest first: the rest are older still */
+		if (e->create_ms && e->create_ms < fd->since_ms - RUNFLOW_FIND_SKEW_MS) {
+			older = 1; /* newest first: the rest are older still */
+			break;
+		}
 	}
 	int more = *res->next_page_token && ++fd->pages < RUNFLOW_FIND_PAGES && !fd->f->closing;
-	if (more && res->n_execs &&
-	    !(res->execs[res->n_execs - 1].create_ms &&
-	      res->execs[res->n_execs - 1].create_ms < fd->since_ms - RUNFLOW_FIND_SKEW_MS) &&
+	if (more && res->n_execs && !older &&
 	    runadmin_list_executions(fd->f->admin, fd->job, 100, res->next_page_token,
 				     RUNFLOW_CALL_MS, on_page, fd) == 0)
 		return;
