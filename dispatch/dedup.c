@@ -201,3 +201,10 @@ unsigned dedup_value(jr_dedup *d, uint64_t key, int64_t now_ms)
 	uint32_t *l = find_link(d, key);
 	return l && *l != NIL ? d->e[*l].count : 0;
 }
+
+void dedup_forget(jr_dedup *d, uint64_t key)
+{
+	uint32_t *l = find_link(d, key);
+	if (l && *l != NIL)
+		remove_entry(d, *l);
+}

@@ -10,8 +10,9 @@
  * end as the table is used. Entries are 32 bytes; the arrays grow with use,
  * up to max_entries.
  *
- * Each key also carries a small counter (dedup_bump / dedup_value): `serve`
- * uses a second table of this kind to count the holds of each event.
+ * Each key also carries a small counter (dedup_bump / dedup_value): the
+ * dispatcher keeps a second table of this kind to count the holds of each
+ * event (deliveries that cost no attempt).
  *
  * Per process: instances do not share it, and a restart forgets it.
  * Pure: the caller passes the time (monotonic ms).
@@ -36,6 +37,8 @@ void dedup_add(jr_dedup *d, uint64_t key, int64_t now_ms);
 unsigned dedup_bump(jr_dedup *d, uint64_t key, int64_t now_ms);
 /* dedup_value: key's counter, 0 when the key is not there (or older than ttl). */
 unsigned dedup_value(jr_dedup *d, uint64_t key, int64_t now_ms);
+/* dedup_forget: key is no longer kept (nothing happens when it is not there). */
+void dedup_forget(jr_dedup *d, uint64_t key);
 /* dedup_count: keys held now (expired ones may still count until the next call). */
 size_t dedup_count(const jr_dedup *d);
 /* dedup_evicted: keys forgotten before their ttl because the table was full. */

@@ -30,6 +30,8 @@
 #include "runflow.h"
 
 #define BREAKERS_MAX 1024 /* jobs with a breaker; the least recently used idle one goes past it */
+#define HOLDS_TTL_MS 3600000 /* how long the holds of an event are remembered */
+#define HOLDS_MAX 100000      /* events whose holds are remembered; the oldest go first */
 
 typedef struct delivery delivery;
 typedef struct job_breaker job_breaker;
@@ -59,6 +61,7 @@ typedef struct task {
 struct delivery {
 	jr_dispatcher *d;
 	jr_event *ev;
+	uint64_t ev_key;      /* route_key_hash(source, id, NULL): its holds' key */
 	int attempt;
 	jr_outcome_cb cb;
 	void *arg;
@@ -145,6 +148,7 @@ struct jr_dispatcher {
 	route_rate *rr;       /* n_routes */
 	int rate_waiting;     /* tasks in the route queues */
 	jr_dedup *dedup;
+	jr_dedup *holds;      /* held deliveries per event (source, id): not attempts */
 	smap brk;             /* job_breaker by job name */
 	jr_link brk_age;
 	int stopped;          /* dispatcher_stop: nothing more is sent */
@@ -194,6 +198,7 @@ jr_dispatcher *dispatcher_new(const jr_config *cfg, jr_loop *l, jr_runner runner
 			       cfg->routes[i].rate_burst, loop_now_ms());
 	}
 	d->dedup = dedup_new(cfg->dedup_ttl_ms, (size_t)cfg->dedup_max_entries);
+	d->holds = dedup_new(HOLDS_TTL_MS, HOLDS_MAX);
 	d->rng = (uint64_t)wall_ms() ^ ((uint64_t)getpid() << 32) ^ 0x9E3779B97F4A7C15ULL;
 	buf_init(&d->line, 0);
 	metrics_init();
@@ -210,6 +215,7 @@ void dispatcher_free(jr_dispatcher *d)
 			loop_timer_cancel(d->loop, d->rr[i].timer);
 	free(d->rr);
 	dedup_free(d->dedup);
+	dedup_free(d->holds);
 	for (jr_link *l = d->brk_age.next, *next; l != &d->brk_age; l = next) {
 		next = l->next;
 		job_breaker *b = list_item(l, job_breaker, age);
@@ -531,6 +537,11 @@ static void finish_cb(void *arg)
 	else
 		o->kind = JR_OUTCOME_DONE;
 	o->hold = o->kind == JR_OUTCOME_RETRY && !dv->retried;
+	o->attempt = dv->attempt;
+	if (o->hold)
+		dedup_bump(d->holds, dv->ev_key, loop_now_ms());
+	else if (o->kind == JR_OUTCOME_DONE)
+		dedup_forget(d->holds, dv->ev_key);
 	d->open--;
 	dv->cb(dv->arg, dv->ev, o);
 	free(dv->retry);
@@ -1003,6 +1014,9 @@ void dispatcher_submit(jr_dispatcher *d, jr_event *ev, int attempt, const unsign
 	delivery *dv = jr_calloc(1, sizeof *dv);
 	dv->d = d;
 	dv->ev = ev;
+	dv->ev_key = route_key_hash(ev->source, ev->id, NULL);
+	/* a source's count (Pub/Sub's delivery_attempt) includes the deliveries held */
+	attempt -= (int)dedup_value(d->holds, dv->ev_key, loop_now_ms());
 	dv->attempt = attempt > 0 ? attempt : 1;
 	dv->cb = cb;
 	dv->arg = arg;

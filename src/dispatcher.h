@@ -70,11 +70,13 @@ typedef struct jr_outcome {
 	/*
 	 * RETRY with hold = 1: every route to try again was held because its
 	 * job's circuit breaker is open (product.md §5): no RunJob was sent for
-	 * them, and the delivery costs no attempt (the source submits it again
-	 * with the same attempt number). delay_ms is then the breaker's
-	 * remaining open time (or how long a half-open probe may take).
+	 * them, and the delivery costs no attempt (the dispatcher counts it, and
+	 * subtracts the held deliveries of an event from the attempt its next
+	 * submit gives). delay_ms is then the breaker's remaining open time (or
+	 * how long a half-open probe may take).
 	 */
 	int hold;
+	int attempt;             /* the delivery's attempt: the submitted one less earlier holds */
 	int64_t delay_ms;        /* RETRY: the longest delay the failed or held routes ask for */
 	jr_errclass cls;         /* RETRY/FAILED: the class behind it (RESOURCE: answer 429) */
 	const unsigned char *retry; /* RETRY: retry[i] = 1 for each route i to try again (n_routes) */
@@ -108,7 +110,9 @@ void dispatcher_free(jr_dispatcher *d);
 
 /*
  * dispatcher_submit: starts delivery `attempt` (1 for the first; Pub/Sub's
- * delivery_attempt when known) of ev through the routes that match, or only
+ * delivery_attempt when known: deliveries so far, holds included — the
+ * dispatcher subtracts the deliveries of ev, by source and id, that it held
+ * within the last hour) of ev through the routes that match, or only
  * those with only[i] != 0 when only is given (n_routes bytes, copied). cb runs
  * exactly once, from the loop, never from inside this call. ev must stay
  * valid until then.

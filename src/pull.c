@@ -43,10 +43,9 @@
  * dropped on the ack, the oldest evicted past ATT_MAX), which also keeps the
  * routes still owed so a redelivery runs only those. A RETRY with hold set
  * (the job's breaker is open) is a modack for the remaining open time that
- * costs no attempt: the map counts the holds of each message id and they
- * are subtracted from the deliveries seen (delivery_attempt counts them).
- * The count is per process: after a restart, or past ATT_MAX, earlier holds
- * count as attempts again.
+ * costs no attempt: the deliveries seen go to the dispatcher, which
+ * subtracts the ones it held (per process: after a restart earlier holds
+ * count as attempts again).
  *
  * SIGTERM/SIGINT: no message is dispatched any more; waiting ones and any
  * that still arrive are nacked at once (back to Pub/Sub for another worker);
@@ -110,7 +109,6 @@ typedef struct att {
 	smap_ent h;
 	jr_link age;             /* in p->atts_age, oldest first */
 	int attempts;            /* deliveries seen (holds included) */
-	int holds;               /* of those, held by an open breaker: not attempts */
 	unsigned char *only;     /* n_routes bytes, or NULL: every route */
 	char id[];
 } att;
@@ -123,8 +121,7 @@ typedef struct pmsg {
 	const char *ack_id;
 	keyq *kq;
 	size_t size;
-	int attempt;                /* the delivery's attempt: deliveries seen minus holds */
-	int holds;                  /* earlier deliveries held by an open breaker */
+	int seen;                   /* deliveries of the message, this one included */
 	unsigned char *only;
 	int st;
 	int64_t received_ms, lease_due_ms;
@@ -228,11 +225,10 @@ static void att_forget(pull *p, att *a)
 }
 
 /*
- * att_remember: message pm was delivered (pm->attempt + pm->holds times, of
- * which holds were held by an open breaker); retry (may be NULL) marks the
+ * att_remember: message pm was delivered pm->seen times; retry (may be NULL) marks the
  * routes still owed.
  */
-static void att_remember(pull *p, const pmsg *pm, int holds, const unsigned char *retry)
+static void att_remember(pull *p, const pmsg *pm, const unsigned char *retry)
 {
 	const char *id = pm->msg.id;
 	att *a = att_find(p, id);
@@ -248,8 +244,7 @@ static void att_remember(pull *p, const pmsg *pm, int holds, const unsigned char
 		a->h.h = smap_hash(a->id);
 		smap_add(&p->atts, &a->h);
 	}
-	a->attempts = pm->attempt + pm->holds;
-	a->holds = holds;
+	a->attempts = pm->seen;
 	size_t nr = p->cfg->n_routes;
 	if (retry && nr) {
 		if (!a->only)
@@ -539,9 +534,9 @@ static void invalid(pull *p, pmsg *pm, const char *err)
 		p->acked++;
 		forget_attempts(p, jm->id);
 	} else {
-		secs = failed_backoff_s(p, pm->attempt);
+		secs = failed_backoff_s(p, pm->seen); /* not decodable: no event, so no holds */
 		pubsub_modack(p->ps, pm->ack_id, secs);
-		att_remember(p, pm, pm->holds, NULL);
+		att_remember(p, pm, NULL);
 	}
 	release(p, pm, secs);
 	pmsg_free(pm);
@@ -562,7 +557,7 @@ static void dispatch(pull *p, pmsg *pm)
 	p->dispatched++;
 	p->dispatched_bytes += (int64_t)pm->size;
 	pm->st = PM_DISPATCHED;
-	dispatcher_submit(p->d, ev, pm->attempt, pm->only, on_outcome, pm);
+	dispatcher_submit(p->d, ev, pm->seen, pm->only, on_outcome, pm);
 }
 
 /*
@@ -650,15 +645,13 @@ static void on_outcome(void *arg, jr_event *ev, const jr_outcome *o)
 			secs = secs_of(o->delay_ms);
 			p->retried++;
 		} else {
-			secs = failed_backoff_s(p, pm->attempt);
+			secs = failed_backoff_s(p, o->attempt);
 			p->failed++;
 		}
 		pubsub_modack(p->ps, pm->ack_id, secs);
-		/* a hold (breaker open) is remembered so the redelivery does not count it */
-		att_remember(p, pm, pm->holds + (o->kind == JR_OUTCOME_RETRY && o->hold),
-			     o->kind == JR_OUTCOME_RETRY ? o->retry : NULL);
+		att_remember(p, pm, o->kind == JR_OUTCOME_RETRY ? o->retry : NULL);
 		char att_s[16], delay[16];
-		snprintf(att_s, sizeof att_s, "%d", pm->attempt);
+		snprintf(att_s, sizeof att_s, "%d", o->attempt);
 		snprintf(delay, sizeof delay, "%ds", secs);
 		log_kv(o->kind == JR_OUTCOME_RETRY ? JR_LOG_INFO : JR_LOG_WARNING, "PULL-REDELIVER",
 		       o->kind != JR_OUTCOME_RETRY ? "dead letter not written; message left in Pub/Sub"
@@ -720,15 +713,14 @@ static void on_message(void *arg, const jr_pubsub_msg *m)
 	}
 	const att *a = att_find(p, m->message_id);
 	pmsg *pm = pmsg_new(p, m, a);
-	/* Pub/Sub's delivery_attempt grows with every redelivery, holds too: they are subtracted */
-	int seen = m->delivery_attempt > 0 ? m->delivery_attempt : a ? a->attempts + 1 : 1;
-	pm->holds = a ? a->holds : 0;
-	pm->attempt = seen - pm->holds > 0 ? seen - pm->holds : 1;
+	/* Pub/Sub's delivery_attempt grows with every redelivery, holds too: the dispatcher
+	 * subtracts those */
+	pm->seen = m->delivery_attempt > 0 ? m->delivery_attempt : a ? a->attempts + 1 : 1;
 	if (log_enabled(JR_LOG_DEBUG)) {
 		char att_s[16];
-		snprintf(att_s, sizeof att_s, "%d", pm->attempt);
+		snprintf(att_s, sizeof att_s, "%d", pm->seen);
 		log_kv(JR_LOG_DEBUG, "PULL-RECEIVED", "message received", "message_id", pm->msg.id,
-		       "ordering_key", pm->msg.ordering_key, "attempt", att_s, NULL);
+		       "ordering_key", pm->msg.ordering_key, "delivery", att_s, NULL);
 	}
 	pubsub_modack(p->ps, pm->ack_id, p->ack_deadline_s); /* the receipt modack */
 	enqueue(p, pm);

@@ -63,8 +63,7 @@ static void on_outcome(void *arg, jr_event *ev, const jr_outcome *o)
 		if (!p->only)
 			p->only = jr_malloc(rp->cfg->n_routes ? rp->cfg->n_routes : 1);
 		memcpy(p->only, o->retry, rp->cfg->n_routes);
-		if (!o->hold) /* a hold (breaker open) costs no attempt: wait for the breaker */
-			p->attempt++;
+		p->attempt++; /* a delivery; the dispatcher does not count the ones it held */
 		rp->waiting++;
 		loop_timer_add(rp->loop, o->delay_ms, resubmit, p);
 		return;

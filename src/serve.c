@@ -37,7 +37,6 @@
 #include "auth.h"
 #include "sinks.h"
 #include "decode.h"
-#include "dedup.h"
 #include "dispatcher.h"
 #include "httpd.h"
 #include "list.h"
@@ -51,8 +50,6 @@
 #define DEFAULT_PORT 8080
 #define RAW_MAX (64u << 10) /* bytes of an undecodable body kept in its dead letter */
 #define TRACE_MAX 160
-#define HOLDS_TTL_MS 3600000  /* how long the holds of an event are remembered */
-#define HOLDS_MAX 100000      /* events whose holds are remembered; the oldest go first */
 
 typedef struct serve serve;
 typedef struct sreq sreq;
@@ -97,7 +94,6 @@ struct serve {
 	jr_runner inner;          /* the Run API client, or the --dry-run runner */
 	const char *submit_trace; /* the trace of the request being submitted, during submit */
 	struct traced_call *call_free;
-	jr_dedup *holds;          /* holds per event (source, id): not counted as attempts */
 };
 
 /* ---- trace correlation for the lines logged when a RunJob call ends ---- */
@@ -303,8 +299,6 @@ static void on_outcome(void *arg, jr_event *ev, const jr_outcome *o)
 {
 	sreq *q = arg;
 	log_set_trace(q->trace);
-	if (o->kind == JR_OUTCOME_RETRY && o->hold)
-		dedup_bump(q->s->holds, route_key_hash(ev->source, ev->id, NULL), loop_now_ms());
 	if (o->kind == JR_OUTCOME_RETRY)
 		worsen(q, o->cls == JR_ERR_RESOURCE && !o->hold ? V_RESOURCE : V_RETRY, o->delay_ms);
 	else if (o->kind == JR_OUTCOME_FAILED)
@@ -425,14 +419,9 @@ static void on_post(void *arg, jr_http_req *http)
 	s->submit_trace = q->trace;
 	for (size_t i = 0; i < q->n_evs; i++) {
 		jr_event *ev = q->evs[i];
+		/* Pub/Sub counts the deliveries that were held: the dispatcher subtracts them */
 		int attempt = ev->message && ev->message->delivery_attempt > 0
 				      ? ev->message->delivery_attempt : 1;
-		/* Pub/Sub counts the deliveries that were held: they cost no attempt */
-		if (attempt > 1)
-			attempt -= (int)dedup_value(s->holds, route_key_hash(ev->source, ev->id, NULL),
-						    loop_now_ms());
-		if (attempt < 1)
-			attempt = 1;
 		dispatcher_submit(s->d, ev, attempt, NULL, on_outcome, q);
 	}
 	s->submit_trace = NULL;
@@ -578,7 +567,6 @@ static int open_peers(serve *s, dry_runner *dr)
 	if (s->inner.find)
 		r.find = inner_find;
 	s->d = dispatcher_new(s->cfg, s->loop, r, s->sink, NULL, NULL);
-	s->holds = dedup_new(HOLDS_TTL_MS, HOLDS_MAX);
 	return 0;
 }
 
@@ -676,7 +664,6 @@ int serve_run(const jr_config *cfg, const jr_serve_opts *o)
 	while (s.d && dispatcher_open(s.d) > 0)
 		loop_run_once(s.loop, 100);
 	dispatcher_free(s.d);
-	dedup_free(s.holds);
 	if (s.api)
 		runapi_free(s.api);
 	auth_free(s.auth);

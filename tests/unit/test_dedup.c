@@ -92,6 +92,18 @@ static void test_counter(void)
 	dedup_bump(d, 3, 1500);
 	CU_ASSERT_EQUAL(dedup_value(d, 1, 1500), 0);
 	CU_ASSERT_EQUAL(dedup_bump(d, 3, 1500), 2);
+	/* a forgotten key starts again; the others stay; forgetting a missing key does nothing */
+	dedup_forget(d, 3);
+	CU_ASSERT_FALSE(dedup_seen(d, 3, 1500));
+	CU_ASSERT_EQUAL(dedup_count(d), 1);
+	CU_ASSERT_EQUAL(dedup_value(d, 2, 1500), 1);
+	dedup_forget(d, 3);
+	dedup_forget(d, 77);
+	CU_ASSERT_EQUAL(dedup_count(d), 1);
+	CU_ASSERT_EQUAL(dedup_bump(d, 3, 1600), 1);
+	CU_ASSERT_EQUAL(dedup_bump(d, 4, 1600), 1); /* the free slot is reused: 2 is evicted */
+	CU_ASSERT_EQUAL(dedup_value(d, 2, 1600), 0);
+	CU_ASSERT_EQUAL(dedup_count(d), 2);
 	jr_dedup *off = dedup_new(0, 2);
 	CU_ASSERT_EQUAL(dedup_bump(off, 1, 0), 0);
 	dedup_free(off);
