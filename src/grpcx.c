@@ -38,6 +38,10 @@ int grpcx_split_endpoint(const char *what, const char *ep, char *host, size_t ho
 			 size_t errlen)
 {
 	const char *h = ep, *hend, *colon;
+	if (strlen(ep) > GRPCX_MAX_ENDPOINT) {
+		snprintf(err, errlen, "%s too long (%zu bytes)", what, strlen(ep));
+		return -1;
+	}
 	if (ep[0] == '[') {
 		h = ep + 1;
 		hend = strchr(h, ']');
@@ -142,10 +146,6 @@ grpc_channel *grpcx_pubsub_channel(const char *endpoint, int max_receive, char *
 		insecure = 0;
 	}
 	char host[256];
-	if (strlen(endpoint) > 260) {
-		snprintf(err, errlen, "pubsub endpoint too long (%zu bytes)", strlen(endpoint));
-		return NULL;
-	}
 	if (grpcx_split_endpoint("pubsub endpoint", endpoint, host, sizeof host, err, errlen) < 0)
 		return NULL;
 	grpcx_channel_opts co = { "pubsub endpoint", endpoint, insecure, max_receive };

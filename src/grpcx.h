@@ -22,10 +22,11 @@
 int grpcx_env_true(const char *name);
 /* grpcx_is_loopback: host (without brackets) is localhost, 127.0.0.0/8 or ::1 (also v4-mapped). */
 int grpcx_is_loopback(const char *host);
+#define GRPCX_MAX_ENDPOINT 260 /* bytes of a host:port endpoint */
 /*
- * grpcx_split_endpoint: "host:port" or "[v6]:port" into host (no brackets,
- * NUL-terminated, at most hostcap-1 bytes). 0, or -1 with err naming `what`
- * ("run endpoint") and ep.
+ * grpcx_split_endpoint: "host:port" or "[v6]:port" (at most GRPCX_MAX_ENDPOINT
+ * bytes) into host (no brackets, NUL-terminated, at most hostcap-1 bytes). 0,
+ * or -1 with err naming `what` ("run endpoint") and ep.
  */
 int grpcx_split_endpoint(const char *what, const char *ep, char *host, size_t hostcap, char *err,
 			 size_t errlen);

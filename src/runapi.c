@@ -77,10 +77,6 @@ jr_runapi *runapi_new(jr_loop *l, const char *endpoint, char *err, size_t errlen
 	if (!endpoint || !*endpoint)
 		endpoint = RUN_DEFAULT_ENDPOINT;
 	char host[256];
-	if (strlen(endpoint) > 260) {
-		snprintf(err, errlen, "run endpoint too long (%zu bytes)", strlen(endpoint));
-		return NULL;
-	}
 	if (grpcx_split_endpoint("run endpoint", endpoint, host, sizeof host, err, errlen) < 0)
 		return NULL;
 	int insecure = grpcx_is_loopback(host) || grpcx_env_true("JOBRELAY_RUN_INSECURE");
