@@ -828,11 +828,14 @@ static void on_run_done(void *arg, const jr_runresult *res)
 		       r->name, "event_id", t->dv->ev->id, "job", t->req.name, "execution",
 		       res->execution, "log_uri", res->log_uri, NULL);
 		t->phase = TASK_FOLLOW;
-		if (d->runner.follow(d->runner.ctx, &t->req, res, on_follow_done, t) == 0)
+		if (d->runner.follow(d->runner.ctx, &t->req, res, on_follow_done, t) == 0) {
 			d->following++;
-		else
+			if (d->o.on_follow)
+				d->o.on_follow(d->o.on_follow_arg);
+		} else {
 			task_failed(t, JR_ERR_NETWORK, "UNAVAILABLE",
 				    "could not follow the execution", -1);
+		}
 	} else if (res->code == 0) {
 		task_dispatched(t, res);
 	} else if (ambiguous(res->code) && !res->has_class && d->runner.find) {

@@ -93,6 +93,9 @@ typedef struct jr_dispatch_opts {
 	int no_retry;            /* every retry decision becomes a dead letter */
 	const char *only_route;  /* consider only this route, or NULL */
 	int64_t call_timeout_ms; /* 0: cfg->call_timeout_ms */
+	/* on_follow (may be NULL): a task began waiting for its execution (ack: on_completion) */
+	void (*on_follow)(void *arg);
+	void *on_follow_arg;
 } jr_dispatch_opts;
 
 typedef struct jr_dispatcher jr_dispatcher;

@@ -154,7 +154,6 @@ typedef struct pull {
 	/* leases */
 	jr_link leases; /* by lease_due_ms */
 	jr_timer_id lease_timer, grace_timer, flush_timer;
-	jr_runner inner;        /* the Run API runner, wrapped so a follow re-runs pump */
 	jr_timer_id pump_timer; /* pump again: a delivery now only waits for its execution */
 	smap keys, atts;
 	jr_link atts_age;
@@ -586,9 +585,9 @@ static void pump(pull *p)
 static void finish_if_drained(pull *p);
 
 /*
- * The runner pull gives the dispatcher: the Run API's, with a pump soon after
- * a follow starts (ack: on_completion), since a delivery that only waits for
- * its execution no longer counts against `concurrency` in pump.
+ * A delivery that only waits for its execution (ack: on_completion) no longer
+ * counts against `concurrency` in pump: when one starts, pump again soon (from
+ * the loop, not inside the dispatcher's callback).
  */
 static void pump_soon(void *arg)
 {
@@ -597,27 +596,11 @@ static void pump_soon(void *arg)
 	pump(p);
 }
 
-static int pull_run_call(void *ctx, const jr_runreq *req, int64_t timeout_ms, jr_run_cb cb,
-			 void *arg)
+static void on_follow(void *arg)
 {
-	pull *p = ctx;
-	return p->inner.run(p->inner.ctx, req, timeout_ms, cb, arg);
-}
-
-static int pull_follow(void *ctx, const jr_runreq *req, const jr_runresult *started,
-		       jr_run_cb cb, void *arg)
-{
-	pull *p = ctx;
-	int rc = p->inner.follow(p->inner.ctx, req, started, cb, arg);
-	if (rc == 0 && !p->pump_timer)
+	pull *p = arg;
+	if (!p->pump_timer)
 		p->pump_timer = loop_timer_add(p->loop, 0, pump_soon, p);
-	return rc;
-}
-
-static int pull_find(void *ctx, const jr_runreq *req, int64_t since_ms, jr_run_cb cb, void *arg)
-{
-	pull *p = ctx;
-	return p->inner.find(p->inner.ctx, req, since_ms, cb, arg);
 }
 
 static void on_outcome(void *arg, jr_event *ev, const jr_outcome *o)
@@ -967,13 +950,8 @@ static int start(pull *p)
 	log_kv(JR_LOG_INFO, "PULL-READY", "Pub/Sub and the Run API are reachable", "subscription",
 	       cfg->subscription, "pubsub", pubsub_target(p->ps), "run_api", runapi_target(p->api),
 	       NULL);
-	p->inner = dispatcher_runapi(p->api);
-	jr_runner r = {.run = pull_run_call, .ctx = p};
-	if (p->inner.follow)
-		r.follow = pull_follow;
-	if (p->inner.find)
-		r.find = pull_find;
-	p->d = dispatcher_new(cfg, p->loop, r, p->sink, NULL, NULL);
+	jr_dispatch_opts dop = {.on_follow = on_follow, .on_follow_arg = p};
+	p->d = dispatcher_new(cfg, p->loop, dispatcher_runapi(p->api), p->sink, NULL, &dop);
 	pull_set_state(p, PULL_RUNNING, "started");
 	pubsub_start(p->ps);
 	return 0;
