@@ -23,7 +23,7 @@ static const struct {
 #undef JR_X
 };
 
-static const char *const action_names[] = {"retry", "dead_letter", "drop"};
+static const char *const action_names[] = {"retry", "dead_letter", "drop", "hold"};
 
 const char *errclass_name(jr_errclass c)
 {
@@ -64,7 +64,7 @@ const char *action_name(jr_action a)
 
 int action_parse(const char *name)
 {
-	for (unsigned i = 0; i < sizeof action_names / sizeof action_names[0]; i++)
+	for (unsigned i = 0; i < JR_ACT_HOLD; i++)
 		if (strcmp(action_names[i], name) == 0)
 			return (int)i;
 	return -1;

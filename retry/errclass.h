@@ -11,7 +11,13 @@
 
 #include <stdint.h>
 
-/* X(ENUM, "name", default action, max_attempts, initial_ms, max_ms, trips_breaker) */
+/*
+ * X(ENUM, "name", default action, max_attempts, initial_ms, max_ms, trips_breaker)
+ * credentials: jobrelay could not get an access token, so the call never
+ * reached the API; such events are held (JR_ACT_HOLD: no attempt counted,
+ * never dead-lettered) until tokens can be had. Its backoff is the token
+ * source's retry (src/gcreds.h); it has no configurable policy.
+ */
 #define JR_ERRCLASS_MAP(X)                                                          \
 	X(INVALID_EVENT, "invalid_event", JR_ACT_DEAD_LETTER, 1, 0, 0, 0)             \
 	X(INVALID_REQUEST, "invalid_request", JR_ACT_DEAD_LETTER, 1, 0, 0, 1)         \
@@ -20,7 +26,8 @@
 	X(TIMEOUT, "timeout", JR_ACT_RETRY, 5, 2000, 300000, 1)                       \
 	X(NETWORK, "network", JR_ACT_RETRY, 8, 1000, 300000, 1)                       \
 	X(APPLICATION, "application", JR_ACT_DEAD_LETTER, 1, 0, 0, 0)                 \
-	X(UNKNOWN, "unknown", JR_ACT_RETRY, 3, 1000, 60000, 1)
+	X(UNKNOWN, "unknown", JR_ACT_RETRY, 3, 1000, 60000, 1)                        \
+	X(CREDENTIALS, "credentials", JR_ACT_HOLD, 0, 500, 10000, 0)
 
 /* X(code, ENUM, "NAME", class) — every gRPC status code, in numeric order.
  * OK maps to UNKNOWN only to keep the table total; callers never classify OK.
@@ -49,6 +56,7 @@ typedef enum jr_action {
 	JR_ACT_RETRY,
 	JR_ACT_DEAD_LETTER,
 	JR_ACT_DROP,
+	JR_ACT_HOLD, /* not configurable: the credentials class only */
 } jr_action;
 
 typedef enum jr_errclass {
@@ -75,7 +83,7 @@ jr_errclass errclass_from_grpc(int code);
 int errclass_trips_breaker(jr_errclass c);
 /* grpc_code_name: "UNAVAILABLE" etc.; "CODE_<n>" is not produced: unknown codes give "UNKNOWN". */
 const char *grpc_code_name(int code);
-/* action_name / action_parse: "retry", "dead_letter", "drop"; parse gives -1 when unknown. */
+/* action_name / action_parse: "retry", "dead_letter", "drop" ("hold" is named, not parsed); parse gives -1 when unknown. */
 const char *action_name(jr_action a);
 int action_parse(const char *name);
 

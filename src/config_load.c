@@ -625,11 +625,16 @@ static void read_policy_class(loader *l, const field *f, const char *key, yaml_n
 	int cls = errclass_parse(key);
 	if (cls < 0) {
 		char known[256] = "";
-		for (int i = 0; i < JR_ERR__COUNT; i++) {
+		for (int i = 0; i < JR_ERR_CREDENTIALS; i++) { /* credentials has no policy */
 			strcat(known, i ? ", " : "");
 			strcat(known, errclass_name((jr_errclass)i));
 		}
 		key_err(l, k, path, "unknown error class '%s' (one of %s)", key, known);
+		return;
+	}
+	if (cls == JR_ERR_CREDENTIALS) {
+		key_err(l, k, path, "class 'credentials' has no policy: such events are always held "
+				    "until an access token can be had");
 		return;
 	}
 	static const field one = FMAP("", policy_fields, policy_after);

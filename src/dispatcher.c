@@ -32,6 +32,7 @@
 #define BREAKERS_MAX 1024 /* jobs with a breaker; the least recently used idle one goes past it */
 #define HOLDS_TTL_MS 3600000 /* how long the holds of an event are remembered */
 #define HOLDS_MAX 100000      /* events whose holds are remembered; the oldest go first */
+#define CREDS_HOLD_MIN_MS 1000 /* an event held for want of a token waits at least this long */
 
 typedef struct delivery delivery;
 typedef struct job_breaker job_breaker;
@@ -625,21 +626,24 @@ static void task_failed(task *t, jr_errclass cls, const char *code, const char *
 static void drain_ready(jr_dispatcher *d);
 
 /*
- * task_hold: t's job has its breaker open: no RunJob; the route is tried
- * again after wait_ms at no cost of an attempt (with --no-retry it is
- * dead-lettered, as a retry would be).
+ * task_hold: t is not sent now and costs no attempt: its job's breaker is
+ * open (cls: the class that opened it), or no access token could be had
+ * (credentials). The route is tried again after wait_ms; with --no-retry it
+ * is dead-lettered, as a retry would be.
  */
-static void task_hold(task *t, const job_breaker *b, int64_t wait_ms)
+static void task_hold(task *t, const char *job, jr_errclass cls, int64_t wait_ms)
 {
 	delivery *dv = t->dv;
 	jr_dispatcher *d = dv->d;
 	const jr_route *r = &d->cfg->routes[t->ri];
+	int creds = cls == JR_ERR_CREDENTIALS;
 	if (d->o.no_retry) {
 		count(m.outcomes, "route", r->name, "outcome", "dead_letter");
 		jr_dlrecord rec = {
 			.ev = dv->ev, .origin = dv->ev->origin, .route = r->name,
-			.attempts = dv->attempt, .cls = b->last_cls, .code = "BREAKER_OPEN",
-			.message = "the job's circuit breaker is open (--no-retry)",
+			.attempts = dv->attempt, .cls = cls, .code = creds ? "CREDENTIALS" : "BREAKER_OPEN",
+			.message = creds ? "no access token could be had (--no-retry)"
+					 : "the job's circuit breaker is open (--no-retry)",
 			.failed_at_ms = wall_ms(),
 		};
 		dead_letter(dv, &rec, &d->rs[t->ri].dead_lettered, &d->rs[t->ri].failed);
@@ -652,11 +656,13 @@ static void task_hold(task *t, const job_breaker *b, int64_t wait_ms)
 	char delay[32];
 	snprintf(delay, sizeof delay, "%lldms", (long long)wait_ms);
 	count(m.outcomes, "route", r->name, "outcome", "held");
-	log_kv(JR_LOG_INFO, "DISPATCH-HELD", "circuit breaker open; event held", "route", r->name,
-	       "event_id", dv->ev->id, "job", b->name, "delay", delay, NULL);
+	log_kv(JR_LOG_INFO, "DISPATCH-HELD",
+	       creds ? "no access token; event held" : "circuit breaker open; event held", "route",
+	       r->name, "event_id", dv->ev->id, "job", job, "class", creds ? "credentials" : NULL,
+	       "delay", delay, NULL);
 	d->rs[t->ri].held++;
 	dv->out.held++;
-	mark_retry(dv, t->ri, wait_ms, b->last_cls);
+	mark_retry(dv, t->ri, wait_ms, cls);
 	task_end(t);
 }
 
@@ -838,6 +844,12 @@ static void on_run_done(void *arg, const jr_runresult *res)
 		}
 	} else if (res->code == 0) {
 		task_dispatched(t, res);
+	} else if (res->has_class && res->cls == JR_ERR_CREDENTIALS) {
+		/* the call never reached the API: no execution, no attempt */
+		task_breaker_result(t, JR_ERR_CREDENTIALS, 0);
+		count(m.errors, "route", r->name, "class", "credentials");
+		task_hold(t, t->req.name, JR_ERR_CREDENTIALS,
+			  res->retry_delay_ms > CREDS_HOLD_MIN_MS ? res->retry_delay_ms : CREDS_HOLD_MIN_MS);
 	} else if (ambiguous(res->code) && !res->has_class && d->runner.find) {
 		t->phase = TASK_FIND;
 		t->fail_code = res->code;
@@ -889,7 +901,7 @@ static void task_send(task *t)
 		breaker_changed(b);
 	if (!pass.allowed) {
 		ratelimit_refund(rl);
-		task_hold(t, b, pass.wait_ms);
+		task_hold(t, b->name, b->last_cls, pass.wait_ms);
 		return;
 	}
 	t->brk = b;

@@ -11,6 +11,7 @@
 #include <grpc/grpc_security.h>
 #include <grpc/support/time.h>
 
+#include "gcreds.h"
 #include "version.h"
 
 int grpcx_env_true(const char *name)
@@ -105,13 +106,18 @@ grpc_channel *grpcx_channel_new(const grpcx_channel_opts *o, char *err, size_t e
 	if (o->insecure) {
 		cr = grpc_insecure_credentials_create();
 	} else {
-		/* TLS (+ALTS) channel credentials already composed with the ADC call credentials */
-		cr = grpc_google_default_credentials_create(NULL);
-		if (!cr) {
-			snprintf(err, errlen, "%s %s: no Google application default credentials "
-					      "(set GOOGLE_APPLICATION_CREDENTIALS)", o->what, o->endpoint);
+		/* TLS, with jobrelay's own Application Default Credentials on every call */
+		char why[600];
+		jr_gcreds *g = gcreds_default(why, sizeof why);
+		if (!g) {
+			snprintf(err, errlen, "%s %s: %s", o->what, o->endpoint, why);
 			return NULL;
 		}
+		grpc_channel_credentials *tls = grpc_ssl_credentials_create(NULL, NULL, NULL, NULL);
+		grpc_call_credentials *cc = gcreds_call_credentials(g);
+		cr = grpc_composite_channel_credentials_create(tls, cc, NULL);
+		grpc_channel_credentials_release(tls);
+		grpc_call_credentials_release(cc);
 	}
 	grpc_arg args[] = {
 		{ GRPC_ARG_STRING, GRPC_ARG_PRIMARY_USER_AGENT_STRING, { .string = "jobrelay/" JR_VERSION } },

@@ -23,6 +23,7 @@
 
 #include "config_load.h"
 #include "json.h"
+#include "gcreds.h"
 #include "log.h"
 #include "runflow.h"
 
@@ -712,6 +713,12 @@ static int open_api(ctl *c)
 	int64_t wait = c->cfg && c->cfg->call_timeout_ms < RUNAPI_STARTUP_WAIT_MS
 			       ? c->cfg->call_timeout_ms
 			       : RUNAPI_STARTUP_WAIT_MS;
+	char why[800];
+	jr_gcreds *g = gcreds_active();
+	if (g && gcreds_check(g, RUNAPI_STARTUP_WAIT_MS, why, sizeof why) < 0) {
+		fprintf(stderr, "jobrelay %s: %s\n", c->cmd, why);
+		return 3;
+	}
 	if (runapi_wait_ready(c->api, wait) < 0) {
 		fprintf(stderr, "jobrelay %s: cannot reach the Run API at %s (waited %lld ms)\n",
 			c->cmd, runapi_target(c->api), (long long)wait);

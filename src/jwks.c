@@ -62,6 +62,7 @@
 
 #include "json.h"
 #include "jsonparse.h"
+#include "httpc.h"
 #include "log.h"
 #include "mem.h"
 #include "metrics.h"
@@ -512,22 +513,14 @@ static int fetch_set(jr_jwks *j, jwks_set *out, int64_t *fresh_s, char *err, siz
 {
 	fetch_ctx fc = {.max_age = -1, .stop = &j->stop};
 	buf_init(&fc.body, JWKS_MAX_BYTES);
-	CURL *c = curl_easy_init();
+	char cerr[CURL_ERROR_SIZE];
+	CURL *c = httpc_easy(j->url, j->loopback ? HTTPC_HTTP : 0, (long)j->timeout_ms,
+			     JWKS_MAX_BYTES, cerr);
 	if (!c) {
 		snprintf(err, errlen, "curl_easy_init failed");
 		buf_free(&fc.body);
 		return -1;
 	}
-	char cerr[CURL_ERROR_SIZE] = "";
-	curl_easy_setopt(c, CURLOPT_URL, j->url);
-	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, j->loopback ? "http,https" : "https");
-	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)j->timeout_ms);
-	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)j->timeout_ms);
-	curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)JWKS_MAX_BYTES);
-	curl_easy_setopt(c, CURLOPT_USERAGENT, "jobrelay/" JR_VERSION);
-	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, cerr);
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, &fc);
 	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);

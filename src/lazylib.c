@@ -46,7 +46,8 @@
 #define CURL_FUNCS(X)                                                                          \
 	X(curl_global_init) X(curl_version) X(curl_free) X(curl_easy_init)                     \
 	X(curl_easy_setopt) X(curl_easy_getinfo) X(curl_easy_perform) X(curl_easy_cleanup)     \
-	X(curl_easy_strerror) X(curl_url) X(curl_url_cleanup) X(curl_url_set) X(curl_url_get)
+	X(curl_easy_strerror) X(curl_url) X(curl_url_cleanup) X(curl_url_set) X(curl_url_get)   \
+	X(curl_slist_append) X(curl_slist_free_all)
 
 #define FN_PTR(f) static __typeof__(&f) p_##f;
 MHD_FUNCS(FN_PTR)
@@ -295,4 +296,15 @@ CURLUcode curl_url_set(CURLU *u, CURLUPart what, const char *part, unsigned int 
 CURLUcode curl_url_get(CURLU *u, CURLUPart what, char **part, unsigned int flags)
 {
 	return curl_ok() ? p_curl_url_get(u, what, part, flags) : CURLUE_OUT_OF_MEMORY;
+}
+
+struct curl_slist *curl_slist_append(struct curl_slist *l, const char *s)
+{
+	return curl_ok() ? p_curl_slist_append(l, s) : NULL;
+}
+
+void curl_slist_free_all(struct curl_slist *l)
+{
+	if (curl_ok())
+		p_curl_slist_free_all(l);
 }

@@ -135,7 +135,9 @@ static void print_policies(const jr_route *r)
 	for (int k = 0; k < JR_ERR__COUNT; k++) {
 		const jr_policy *p = &r->policies.cls[k];
 		printf("    %-16s %s", errclass_name((jr_errclass)k), action_name(p->action));
-		if (p->action == JR_ACT_RETRY)
+		if (k == JR_ERR_CREDENTIALS)
+			printf(" (no token: held, no attempt counted, never dead-lettered)");
+		else if (p->action == JR_ACT_RETRY)
 			printf(", max_attempts %d, backoff %s -> %s (full jitter)", p->max_attempts,
 			       format_duration_ms(p->initial_ms, a, sizeof a),
 			       format_duration_ms(p->max_ms, b, sizeof b));

@@ -67,6 +67,7 @@
 #include "httpd.h"
 #include "json.h"
 #include "list.h"
+#include "gcreds.h"
 #include "log.h"
 #include "loop.h"
 #include "metrics.h"
@@ -844,7 +845,7 @@ static void on_state(void *arg, jr_pubsub_state st, int code, const char *detail
 static int http_ready(void *arg)
 {
 	pull *p = arg;
-	return __atomic_load_n(&p->ready, __ATOMIC_ACQUIRE);
+	return __atomic_load_n(&p->ready, __ATOMIC_ACQUIRE) && !gcreds_failing(gcreds_active());
 }
 
 static int env_port(const jr_pull_opts *o)
@@ -917,6 +918,8 @@ static int wait_services(pull *p)
 {
 	char ms[32];
 	snprintf(ms, sizeof ms, "%dms", STARTUP_WAIT_MS);
+	if (gcreds_startup_check(STARTUP_WAIT_MS) < 0)
+		return 3;
 	if (pubsub_wait_ready(p->ps, STARTUP_WAIT_MS) < 0) {
 		log_kv(JR_LOG_ERROR, "PUBSUB-UNREACHABLE", "cannot reach Pub/Sub", "target",
 		       pubsub_target(p->ps), "subscription", p->cfg->subscription, "waited", ms, NULL);

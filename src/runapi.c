@@ -34,6 +34,7 @@
 #include "google/protobuf/duration.pb-c.h"
 #include "google/rpc/error_details.pb-c.h"
 #include "google/rpc/status.pb-c.h"
+#include "gcreds.h"
 #include "grpcx.h"
 #include "list.h"
 #include "mem.h"
@@ -558,6 +559,12 @@ static void call_done(void *arg, int ok)
 		}
 	} else {
 		res.retry_delay_ms = read_retry_info(&k->u.trailing_md, &al);
+		if (gcreds_call_error(res.code, res.message)) { /* never reached the API */
+			res.has_class = 1;
+			res.cls = JR_ERR_CREDENTIALS;
+			res.code_name = "CREDENTIALS";
+			res.retry_delay_ms = gcreds_retry_in_ms(gcreds_active());
+		}
 	}
 	res.latency_ms = loop_now_ms() - k->start_ms;
 	k->cb(k->arg, &res);
@@ -592,6 +599,8 @@ int runapi_startup_check(jr_runapi *c, int64_t call_timeout_ms)
 	int64_t wait = call_timeout_ms > 0 && call_timeout_ms < RUNAPI_STARTUP_WAIT_MS
 			       ? call_timeout_ms
 			       : RUNAPI_STARTUP_WAIT_MS;
+	if (gcreds_startup_check(RUNAPI_STARTUP_WAIT_MS) < 0)
+		return -1;
 	if (runapi_wait_ready(c, wait) < 0) {
 		char ms[32];
 		snprintf(ms, sizeof ms, "%lldms", (long long)wait);

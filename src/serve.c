@@ -40,6 +40,7 @@
 #include "dispatcher.h"
 #include "httpd.h"
 #include "list.h"
+#include "gcreds.h"
 #include "log.h"
 #include "loop.h"
 #include "metrics.h"
@@ -433,7 +434,8 @@ static void on_post(void *arg, jr_http_req *http)
 static int is_ready(void *arg)
 {
 	serve *s = arg;
-	return __atomic_load_n(&s->ready, __ATOMIC_ACQUIRE) && (!s->auth || auth_ready(s->auth));
+	return __atomic_load_n(&s->ready, __ATOMIC_ACQUIRE) && (!s->auth || auth_ready(s->auth)) &&
+	       !gcreds_failing(gcreds_active());
 }
 
 /* ---- shutdown ---- */

@@ -423,6 +423,12 @@ static void test_policy_errors(void)
 		      "t.yaml:2: policies.netwrk: unknown error class 'netwrk' (one of "
 		      "invalid_event, invalid_request, permission, resource, timeout, network, "
 		      "application, unknown)\n");
+	expect_errors("policies:\n  credentials: { action: retry }\n",
+		      "t.yaml:2: policies.credentials: class 'credentials' has no policy: such "
+		      "events are always held until an access token can be had\n");
+	expect_errors("policies:\n  network: { action: hold }\n",
+		      "t.yaml:2: policies.network.action: unknown action 'hold' (retry, "
+		      "dead_letter or drop)\n");
 	expect_errors("policies:\n  network: { action: later, initial_backoff: 10m }\n"
 		      "  timeout: { max_attempts: 0 }\n",
 		      "t.yaml:2: policies.network.action: unknown action 'later' (retry, "

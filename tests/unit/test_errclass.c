@@ -56,6 +56,8 @@ static void test_class_rows(void)
 		{"network", JR_ACT_RETRY, 8, 1000, 300000, 1},
 		{"application", JR_ACT_DEAD_LETTER, 1, 0, 0, 0},
 		{"unknown", JR_ACT_RETRY, 3, 1000, 60000, 1},
+		/* no token: held until one can be had, never an attempt or a dead letter */
+		{"credentials", JR_ACT_HOLD, 0, 500, 10000, 0},
 	};
 	jr_policies ps;
 	policies_default(&ps);
@@ -80,6 +82,8 @@ static void test_actions(void)
 	CU_ASSERT_EQUAL(action_parse("dead_letter"), JR_ACT_DEAD_LETTER);
 	CU_ASSERT_EQUAL(action_parse("drop"), JR_ACT_DROP);
 	CU_ASSERT_EQUAL(action_parse("retry "), -1);
+	CU_ASSERT_EQUAL(action_parse("hold"), -1); /* named, not configurable */
+	CU_ASSERT_STRING_EQUAL(action_name(JR_ACT_HOLD), "hold");
 	CU_ASSERT_STRING_EQUAL(action_name(JR_ACT_DEAD_LETTER), "dead_letter");
 }
 
