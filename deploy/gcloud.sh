@@ -4,11 +4,12 @@
 # deploys the jobrelay service and the example job (docs/deploy.md walks through it):
 #
 #   APIs; an Artifact Registry repository; the service accounts (jobrelay's own, which may
-#   only start the jobs; the invoker that Pub/Sub push and Eventarc use to call jobrelay; the
+#   only start the jobs and read their executions; the invoker that Pub/Sub push and Eventarc use to call jobrelay; the
 #   jobs' runtime account; the build account) and their IAM bindings; the events topic and
 #   jobrelay's subscription (push with OIDC, or pull) with a retry policy and a dead-letter
 #   policy; the dead-letter topic and a subscription that keeps the dead letters; the Pub/Sub
-#   service agent's grants that dead-lettering needs; a bucket and an Eventarc trigger on it; a
+#   service agent's grants that dead-lettering needs; the custom roles holding exactly the
+#   Cloud Run permissions jobrelay and its CLI use (docs/deploy.md lists them); a bucket and an Eventarc trigger on it; a
 #   Cloud Scheduler job that publishes to the topic; the Secret Manager secrets (jobrelay's
 #   config, the job's secret); a Serverless VPC Access connector and Cloud NAT (router, static
 #   egress address, NAT) for the jobs' egress; alert policies on the jobs' failure rate and on
@@ -47,6 +48,7 @@
 #   INGRESS [internal]  MIN_INSTANCES [0 push, 1 pull]  MAX_INSTANCES [10]
 #   CONCURRENCY [250]  ALERT_CHANNELS [none: comma list of notification channel names]
 #   JOB_FAILURE_RATE [0.05]  DEAD_LETTER_THRESHOLD [0]
+#   OPERATORS [none: comma list of members, like group:ops@example.com, who run the CLI]
 #
 # Exit codes: 0 done; 1 a gcloud command failed; 2 bad usage or settings.
 set -euo pipefail
@@ -143,6 +145,13 @@ fi
 MAX_INSTANCES=${MAX_INSTANCES:-10}
 CONCURRENCY=${CONCURRENCY:-250}
 ALERT_CHANNELS=${ALERT_CHANNELS:-}
+OPERATORS=${OPERATORS:-}
+OPERATOR_MEMBERS=()
+[ -z "$OPERATORS" ] || IFS=, read -ra OPERATOR_MEMBERS <<<"$OPERATORS"
+for m in "${OPERATOR_MEMBERS[@]}"; do
+	[[ "$m" =~ ^(user|group|serviceAccount|domain):[^[:space:]*?]+$ ]] ||
+		die "OPERATORS: '$m' is not a member (user:, group:, serviceAccount: or domain:)"
+done
 JOB_FAILURE_RATE=${JOB_FAILURE_RATE:-0.05}
 DEAD_LETTER_THRESHOLD=${DEAD_LETTER_THRESHOLD:-0}
 
@@ -167,6 +176,21 @@ TOPIC_PATH="projects/$PROJECT_ID/topics/$TOPIC"
 DL_TOPIC_PATH="projects/$PROJECT_ID/topics/$DL_TOPIC"
 SUBSCRIPTION_PATH="projects/$PROJECT_ID/subscriptions/$SUBSCRIPTION"
 CONNECTOR_PATH="projects/$PROJECT_ID/locations/$REGION/connectors/$CONNECTOR"
+
+# ---- the Cloud Run permissions, as custom roles of the project (docs/deploy.md) ----
+# jobrelay (serve, pull, replay; granted on each job it starts): RunJob with overrides,
+# GetExecution (ack: on_completion), ListExecutions (the lookup after an ambiguous RunJob
+# failure, so that the job is not started twice).
+DISPATCH_ROLE=jobrelayDispatcher
+DISPATCH_PERMISSIONS=(run.jobs.run run.jobs.runWithOverrides run.executions.get run.executions.list)
+# the CLI's users (OPERATORS; on each job): the above (jobs run, executions list|get|wait,
+# replay) and executions cancel
+OPERATE_ROLE=jobrelayOperator
+OPERATE_PERMISSIONS=("${DISPATCH_PERMISSIONS[@]}" run.executions.cancel)
+# the CLI's users (on the project, where ListJobs is authorised): jobs list
+LIST_ROLE=jobrelayJobLister
+LIST_PERMISSIONS=(run.jobs.list)
+role_path() { printf 'projects/%s/roles/%s' "$PROJECT_ID" "$1"; }
 
 # ---- running gcloud ----
 export CLOUDSDK_CORE_DISABLE_PROMPTS=1
@@ -215,6 +239,34 @@ bind() {
 		g $kind add-iam-policy-binding "$name" --member="$member" --role="$role" "$@"
 		;;
 	esac
+}
+
+# ensure_role ID TITLE PERMISSION...: the project's custom role ID holds exactly these
+# permissions: created when missing, undeleted when deleted, updated when they differ.
+ensure_role() {
+	local id=$1 title=$2 want have deleted
+	shift 2
+	want=$(printf '%s\n' "$@" | sort -u | paste -sd, -)
+	if [ "$DRY_RUN" -eq 0 ] &&
+		have=$(gcloud iam roles describe "$id" --project="$PROJECT_ID" \
+			--format='value(deleted,includedPermissions)' 2>/dev/null); then
+		deleted=${have%%$'\t'*}
+		have=$(printf '%s' "${have#*$'\t'}" | tr ';' '\n' | sort -u | paste -sd, -)
+		if [ "$deleted" = True ]; then
+			say "custom role $id: deleted; undeleting"
+			g iam roles undelete "$id"
+		fi
+		if [ "$have" = "$want" ]; then
+			say "custom role $id: exists"
+		else
+			say "custom role $id: updating its permissions to $want"
+			g iam roles update "$id" --permissions="$want"
+		fi
+	else
+		say "custom role $id: creating ($want)"
+		g iam roles create "$id" --title="$title" --permissions="$want" --stage=GA \
+			--description="jobrelay (deploy/gcloud.sh, docs/deploy.md)"
+	fi
 }
 
 # render TEMPLATE OUT: replaces ${NAME} for the settings above; any other ${...} is an error.
@@ -323,6 +375,16 @@ infra() {
 		bind "pubsub subscriptions" "$SUBSCRIPTION" "serviceAccount:$RELAY_EMAIL" roles/pubsub.subscriber
 	fi
 
+	# Cloud Run: the custom roles the deploy step binds on each job, and the CLI's users' jobs
+	# list on the project
+	ensure_role "$DISPATCH_ROLE" "jobrelay: start jobs, read their executions" "${DISPATCH_PERMISSIONS[@]}"
+	ensure_role "$OPERATE_ROLE" "jobrelay CLI: start jobs, read and cancel executions" "${OPERATE_PERMISSIONS[@]}"
+	ensure_role "$LIST_ROLE" "jobrelay CLI: list jobs" "${LIST_PERMISSIONS[@]}"
+	local m
+	for m in "${OPERATOR_MEMBERS[@]}"; do
+		bind project "" "$m" "$(role_path "$LIST_ROLE")"
+	done
+
 	# Secret Manager: jobrelay's config (a file in the service) and the job's secret
 	local cfg="$OUT_DIR/jobrelay.yaml"
 	render "$CONFIG_TEMPLATE" "$cfg"
@@ -408,9 +470,14 @@ deploy() {
 	say "deploying the job $JOB ($JOB_IMAGE) and the service $SERVICE ($IMAGE, $RELAY_COMMAND)"
 	g run jobs replace "$OUT_DIR/job.yaml" --region="$REGION"
 	g run services replace "$OUT_DIR/service.yaml" --region="$REGION"
-	# jobrelay may start (with overrides) this job and no other; only the invoker may call it
-	bind "run jobs" "$JOB" "serviceAccount:$RELAY_EMAIL" roles/run.jobsExecutorWithOverrides \
+	# jobrelay may start (with overrides) this job and no other, and read its executions; the
+	# CLI's users may also cancel them; only the invoker may call the service
+	bind "run jobs" "$JOB" "serviceAccount:$RELAY_EMAIL" "$(role_path "$DISPATCH_ROLE")" \
 		--region="$REGION"
+	local m
+	for m in "${OPERATOR_MEMBERS[@]}"; do
+		bind "run jobs" "$JOB" "$m" "$(role_path "$OPERATE_ROLE")" --region="$REGION"
+	done
 	# the rest is for deliveries over HTTP, which a pull worker does not take
 	[ "$MODE" = push ] || return 0
 	bind "run services" "$SERVICE" "serviceAccount:$INVOKER_EMAIL" roles/run.invoker \

@@ -6,7 +6,10 @@
 # - a first run (nothing exists) creates every resource the platform needs, with its flags;
 # - a second run (everything exists) describes each and creates nothing;
 # - --mode pull, --only deploy; bad settings exit 2 naming the setting; a failing gcloud call
-#   stops the script there.
+#   stops the script there;
+# - every RPC in src/ has its IAM permission granted, on the right resource, to jobrelay's
+#   account (or to OPERATORS, for the CLI's), jobrelay gets no other Cloud Run permission, and
+#   docs/deploy.md names each permission; a custom role that drifted is repaired.
 # shellcheck source=tests/integration/lib.sh
 . "$JR_SOURCE_DIR/tests/integration/lib.sh"
 SCRIPT="$JR_SOURCE_DIR/deploy/gcloud.sh"
@@ -23,6 +26,91 @@ INVOKER="jobrelay-invoker@$P.iam.gserviceaccount.com"
 RUNTIME="job-runtime@$P.iam.gserviceaccount.com"
 BUILDER="jobrelay-build@$P.iam.gserviceaccount.com"
 PUBSUB_AGENT="serviceAccount:service-$N@gcp-sa-pubsub.iam.gserviceaccount.com"
+OPS=group:ops@example.com
+export OPERATORS="$OPS,user:oncall@example.com"
+
+# What each RPC jobrelay makes needs, from Google's references: the Cloud Run Admin API v2
+# methods (https://cloud.google.com/run/docs/reference/rest/v2: run.jobs.run on the job and
+# run.jobs.runWithOverrides for overrides; run.executions.get / .cancel on the execution;
+# run.executions.list on the job; run.jobs.list on the location) and
+# https://cloud.google.com/pubsub/docs/access-control. A job's executions are authorised
+# through the job's policy, so "job" covers them. Columns: METHOD PERMISSION RESOURCE WHO;
+# RESOURCE: job (example-job), project, dltopic (jobrelay-dead), subscription (jobrelay-pull);
+# WHO: relay (the service's account), relay-pull (pull mode only), cli (OPERATORS).
+NEEDS='
+/google.cloud.run.v2.Jobs/RunJob run.jobs.run job relay,cli
+/google.cloud.run.v2.Jobs/RunJob run.jobs.runWithOverrides job relay,cli
+/google.cloud.run.v2.Executions/GetExecution run.executions.get job relay,cli
+/google.cloud.run.v2.Executions/ListExecutions run.executions.list job relay,cli
+/google.cloud.run.v2.Executions/CancelExecution run.executions.cancel job cli
+/google.cloud.run.v2.Jobs/ListJobs run.jobs.list project cli
+/google.pubsub.v1.Publisher/Publish pubsub.topics.publish dltopic relay
+/google.pubsub.v1.Publisher/GetTopic pubsub.topics.get dltopic relay
+/google.pubsub.v1.Subscriber/StreamingPull pubsub.subscriptions.consume subscription relay-pull
+'
+# The permissions of the predefined roles the script may bind, from
+# https://cloud.google.com/iam/docs/roles-permissions/run and .../pubsub (pubsub.viewer: the
+# part that applies to topics and subscriptions).
+declare -A PREDEFINED=(
+	[roles/run.invoker]="run.jobs.run run.routes.invoke"
+	[roles/run.jobsExecutor]="run.executions.cancel run.jobs.run"
+	[roles/run.jobsExecutorWithOverrides]="run.executions.cancel run.jobs.run run.jobs.runWithOverrides"
+	[roles/pubsub.publisher]="pubsub.topics.publish"
+	[roles/pubsub.subscriber]="pubsub.snapshots.seek pubsub.subscriptions.consume pubsub.topics.attachSubscription"
+	[roles/pubsub.viewer]="pubsub.topics.get pubsub.topics.list pubsub.subscriptions.get pubsub.subscriptions.list pubsub.snapshots.get pubsub.snapshots.list"
+)
+
+# role_permissions CALLS ROLE: the role's permissions, one a line (a custom role's from the
+# call that created it)
+role_permissions() {
+	local line
+	case "$2" in
+	"projects/$P/roles/"*)
+		line=$(grep -E "^iam roles create ${2##*/} " "$1" | tail -n 1)
+		[ -n "$line" ] || fail "$(basename "$1"): $2 is bound but was not created"
+		sed -n 's/.* --permissions=\([^ ]*\).*/\1/p' <<<"$line" | tr ',' '\n'
+		;;
+	*)
+		[ -n "${PREDEFINED[$2]:-}" ] || fail "$2: its permissions are not in this test's table"
+		tr ' ' '\n' <<<"${PREDEFINED[$2]}"
+		;;
+	esac
+}
+
+# granted CALLS MEMBER RESOURCE: the permissions MEMBER holds on RESOURCE (bound there or on
+# the project), one a line
+granted() {
+	local calls=$1 member=$2 want=$3 line at
+	while IFS= read -r line; do
+		[[ " $line " == *" --member=$member "* ]] || continue
+		case "$line" in
+		"projects add-iam-policy-binding $P "*) at=project ;;
+		"run jobs add-iam-policy-binding example-job "*) at=job ;;
+		"pubsub topics add-iam-policy-binding jobrelay-dead "*) at=dltopic ;;
+		"pubsub subscriptions add-iam-policy-binding jobrelay-pull "*) at=subscription ;;
+		*) continue ;;
+		esac
+		[ "$at" = "$want" ] || [ "$at" = project ] || continue
+		role_permissions "$calls" "$(sed -n 's/.* --role=\([^ ]*\).*/\1/p' <<<"$line")"
+	done < <(grep ' add-iam-policy-binding ' "$calls")
+}
+
+# check_grants CALLS MODE: every need of NEEDS is granted to whom it is for
+check_grants() {
+	local calls=$1 mode=$2 method perm at who w member
+	while read -r method perm at who; do
+		[ -n "$method" ] || continue
+		for w in ${who//,/ }; do
+			case "$w" in
+			relay) member="serviceAccount:$RELAY" ;;
+			relay-pull) [ "$mode" = pull ] || continue; member="serviceAccount:$RELAY" ;;
+			cli) member=$OPS ;;
+			esac
+			granted "$calls" "$member" "$at" | grep -Fxq "$perm" ||
+				fail "$mode: $member does not hold $perm on the $at ($method)"
+		done
+	done <<<"$NEEDS"
+}
 
 # run_script NAME [ARGS...]: runs gcloud.sh with the stand-in's state $STATE (default main);
 # the calls go to $WORK/NAME.calls, stdout and stderr to NAME.out, NAME.err; sets RC.
@@ -129,7 +217,11 @@ has "$C" "alpha monitoring policies create" "--policy-from-file=$WORK/out-main/a
 # the service and the job; jobrelay may start this job only, the invoker may call jobrelay only
 has "$C" "run jobs replace $WORK/out-main/job.yaml" "--region=$R"
 has "$C" "run services replace $WORK/out-main/service.yaml" "--region=$R"
-has "$C" "run jobs add-iam-policy-binding example-job" "--member=serviceAccount:$RELAY" --role=roles/run.jobsExecutorWithOverrides "--region=$R"
+has "$C" "iam roles create jobrelayDispatcher" --stage=GA \
+	--permissions=run.executions.get,run.executions.list,run.jobs.run,run.jobs.runWithOverrides
+has "$C" "run jobs add-iam-policy-binding example-job" "--member=serviceAccount:$RELAY" "--role=projects/$P/roles/jobrelayDispatcher" "--region=$R"
+has "$C" "run jobs add-iam-policy-binding example-job" "--member=user:oncall@example.com" "--role=projects/$P/roles/jobrelayOperator" "--region=$R"
+has "$C" "projects add-iam-policy-binding $P" "--member=user:oncall@example.com" "--role=projects/$P/roles/jobrelayJobLister"
 has "$C" "run services add-iam-policy-binding jobrelay" "--member=serviceAccount:$INVOKER" --role=roles/run.invoker "--region=$R"
 # least privilege: no account gets a project-wide Run, Pub/Sub or Secret Manager role
 # beyond the ones checked above
@@ -183,6 +275,45 @@ has "$WORK/deploy.calls" "run jobs replace"
 grep -q 'image: img:1' "$WORK/out-deploy/service.yaml" || fail "--image not in the service"
 grep -q 'image: job:1' "$WORK/out-deploy/job.yaml" || fail "--job-image not in the job"
 
+echo "== every RPC jobrelay makes has its permission granted, and jobrelay no other Run permission"
+mapfile -t rpcs < <(grep -rhoE '"/google\.[A-Za-z0-9_.]+/[A-Za-z]+"' "$JR_SOURCE_DIR/src" | tr -d '"' | sort -u)
+[ "${#rpcs[@]}" -ge 8 ] || fail "found only ${#rpcs[@]} RPC names in src/: ${rpcs[*]}"
+for m in "${rpcs[@]}"; do
+	grep -q "^$m " <<<"$NEEDS" || fail "src/ calls $m: add its permission to NEEDS, deploy/gcloud.sh and docs/deploy.md"
+done
+check_grants "$C" push
+check_grants "$WORK/pull.calls" pull
+assert_eq "$(granted "$C" "serviceAccount:$RELAY" job | grep '^run\.' | sort -u | paste -sd, -)" \
+	"$(awk '$4 ~ /relay/ && $2 ~ /^run\./ {print $2}' <<<"$NEEDS" | sort -u | paste -sd, -)" \
+	"the Cloud Run permissions jobrelay holds"
+hasnt "$C" "^projects add-iam-policy-binding .*--member=serviceAccount:$RELAY "
+hasnt "$C" "--role=roles/run.jobsExecutor"
+while read -r m perm _; do
+	[ -z "$m" ] || grep -qF "\`$perm\`" "$JR_SOURCE_DIR/docs/deploy.md" ||
+		fail "docs/deploy.md does not name $perm ($m)"
+done <<<"$NEEDS"
+
+echo "== without OPERATORS nothing is granted to the CLI's users; the roles are still made"
+OPERATORS='' PROJECT_NUMBER=$N STATE=noops run_script noops --dry-run
+[ "$RC" = 0 ] || { cat "$WORK/noops.err" >&2; fail "--dry-run without OPERATORS exited $RC"; }
+hasnt "$WORK/noops.out" "roles/jobrelayOperator --region"
+hasnt "$WORK/noops.out" "roles/jobrelayJobLister"
+grep -q 'iam roles create jobrelayOperator' "$WORK/noops.out" || fail "the operator role was not made"
+
+echo "== a custom role that drifted is repaired: permissions updated, a deleted role undeleted"
+printf 'run.jobs.run\n' >"$WORK/state-main/roles/jobrelayDispatcher"
+touch "$WORK/state-main/roles/jobrelayOperator.deleted"
+run_script repair --only infra
+[ "$RC" = 0 ] || { cat "$WORK/repair.err" >&2; fail "the repairing run exited $RC"; }
+has "$WORK/repair.calls" "iam roles update jobrelayDispatcher" \
+	--permissions=run.executions.get,run.executions.list,run.jobs.run,run.jobs.runWithOverrides
+has "$WORK/repair.calls" "iam roles undelete jobrelayOperator"
+hasnt "$WORK/repair.calls" "^iam roles update jobrelayOperator"
+hasnt "$WORK/repair.calls" "^iam roles update jobrelayJobLister"
+assert_eq "$(creates "$WORK/repair.calls")" 0 "creates on the repairing run"
+run_script repaired --only infra
+hasnt "$WORK/repaired.calls" "^iam roles \(update\|undelete\)"
+
 echo "== bad settings: exit 2 naming the setting, nothing called"
 expect_usage() { # expect_usage WORD ARGS... (env set by the caller)
 	local word=$1
@@ -199,6 +330,7 @@ expect_usage "unknown argument '--frobnicate'" --frobnicate
 expect_usage "--region needs a value" --region
 MAX_DELIVERY_ATTEMPTS=3 expect_usage MAX_DELIVERY_ATTEMPTS
 REGION=mars expect_usage REGION
+OPERATORS='ops@example.com' expect_usage OPERATORS
 printf 'project: ${PROJECT_ID}\nx: ${NOT_A_SETTING}\n' >"$WORK/bad-template.yaml"
 CONFIG_TEMPLATE="$WORK/bad-template.yaml" PROJECT_NUMBER=$N expect_usage 'NOT_A_SETTING' --dry-run
 
