@@ -15,7 +15,7 @@
  *
  * Endpoint: as the subscriber's (grpcx_pubsub_channel): PUBSUB_EMULATOR_HOST
  * in plaintext without credentials, else pubsub.googleapis.com:443 with TLS
- * and Google default credentials. Every call carries
+ * and Application Default Credentials (gcreds.h). Every call carries
  * x-goog-request-params: topic=<url-encoded topic>.
  */
 #ifndef JR_DLTOPIC_H

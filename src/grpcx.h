@@ -40,8 +40,9 @@ typedef struct grpcx_channel_opts {
 
 /*
  * grpcx_channel_new: a channel to o->endpoint: plaintext with insecure
- * credentials, or TLS with Google default credentials (which gRPC composes
- * with the ADC call credentials). jobrelay's user agent, keepalive pings only
+ * credentials, or TLS with jobrelay's Application Default Credentials on
+ * every call (src/gcreds.h; a credentials file that cannot be used fails
+ * here, naming it). jobrelay's user agent, keepalive pings only
  * while calls are open (every 5 min), no transparent retries, no BDP probes.
  * The first call also turns off Abseil's mutex deadlock detection (a debug
  * check Debian's Abseil has on; JOBRELAY_ABSL_DEADLOCK_CHECKS=1 keeps it).
@@ -54,7 +55,7 @@ grpc_channel *grpcx_channel_new(const grpcx_channel_opts *o, char *err, size_t e
  * grpcx_pubsub_channel: a channel to Pub/Sub, chosen as every Pub/Sub client
  * of jobrelay chooses it: endpoint when given, else PUBSUB_EMULATOR_HOST
  * (plaintext, no credential lookup, Google's convention), else
- * pubsub.googleapis.com:443 with TLS and Google default credentials. target
+ * pubsub.googleapis.com:443 with TLS and Application Default Credentials. target
  * (tcap bytes) gets "host:port (plaintext|tls)" for logs. NULL with err filled.
  */
 grpc_channel *grpcx_pubsub_channel(const char *endpoint, int max_receive, char *target,

@@ -9,8 +9,8 @@
  * which drive the loop.
  *
  * Endpoint: PUBSUB_EMULATOR_HOST=host:port (plaintext, no credential lookup,
- * Google's convention), else pubsub.googleapis.com:443 with TLS and Google
- * default credentials.
+ * Google's convention), else pubsub.googleapis.com:443 with TLS and
+ * Application Default Credentials (gcreds.h).
  */
 #ifndef JR_PUBSUB_H
 #define JR_PUBSUB_H

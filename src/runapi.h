@@ -8,7 +8,8 @@
  *
  * Endpoint: JOBRELAY_RUN_ENDPOINT=host:port (plaintext when the host is a
  * loopback address or JOBRELAY_RUN_INSECURE=1, and then no credential lookup
- * at all), else run.googleapis.com:443 with TLS and Google default credentials.
+ * at all), else run.googleapis.com:443 with TLS and Application Default
+ * Credentials (gcreds.h).
  */
 #ifndef JR_RUNAPI_H
 #define JR_RUNAPI_H
