@@ -97,7 +97,9 @@ static void setup(void)
 	static char *emails[] = {"trigger@fuzz-project.iam.gserviceaccount.com"};
 	jr_config c;
 	config_defaults(&c);
-	c.auth_audience = "https://jobrelay.example/";
+	static char *audiences[] = {"https://jobrelay.example/"};
+	c.auth_audiences = audiences;
+	c.n_auth_audiences = 1;
 	c.auth_allowed_emails = emails;
 	c.n_auth_allowed_emails = 1;
 	c.auth_jwks_file = jwks_path;

@@ -55,7 +55,9 @@ static char *good_claims(void)
 static void make_config(jr_config *c, const char *jwks_file, const char *jwks_url)
 {
 	config_defaults(c);
-	c->auth_audience = jr_strdup(AUD);
+	c->auth_audiences = jr_calloc(1, sizeof(char *));
+	c->auth_audiences[0] = jr_strdup(AUD);
+	c->n_auth_audiences = 1;
 	c->auth_allowed_emails = jr_calloc(2, sizeof(char *));
 	c->auth_allowed_emails[0] = jr_strdup("someone-else@acme-prod.iam.gserviceaccount.com");
 	c->auth_allowed_emails[1] = jr_strdup(EMAIL);
@@ -727,7 +729,7 @@ static void test_concurrent_checks(void)
 	config_free(&c);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(a);
 	int64_t t0 = (int64_t)time(NULL);
-	char *p = claims(GOOGLE, "\"" AUD "\"", EMAIL, "true", t0, t0 + 100000, NULL);
+	char *p = claims(GOOGLE, "\"" AUD "\"", EMAIL, "true", t0, t0 + 3600, NULL);
 	char *t = at_token_rs256(key1, HDR_K1, p);
 	char *h = jr_asprintf("Bearer %s", t);
 	atomic_int stop = 0;

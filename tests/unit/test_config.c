@@ -203,7 +203,9 @@ static void test_spec_example(void)
 	CU_ASSERT_EQUAL(c.flow_max_bytes, 100 << 20);
 	CU_ASSERT_STRING_EQUAL(c.dead_letter_topic, "projects/acme-prod/topics/jobrelay-dead");
 	CU_ASSERT_STRING_EQUAL(c.dead_letter_file, "/var/lib/jobrelay/dead.ndjson");
-	CU_ASSERT_STRING_EQUAL(c.auth_audience, "https://jobrelay-abc-ew.a.run.app/");
+	CU_ASSERT_EQUAL_FATAL(c.n_auth_audiences, 1);
+	CU_ASSERT_STRING_EQUAL(c.auth_audiences[0], "https://jobrelay-abc-ew.a.run.app/");
+	CU_ASSERT_EQUAL(c.auth_mode, JR_AUTH_VERIFY);
 	CU_ASSERT_EQUAL_FATAL(c.n_auth_allowed_emails, 1);
 	CU_ASSERT_STRING_EQUAL(c.auth_allowed_emails[0],
 			       "eventarc-trigger@acme-prod.iam.gserviceaccount.com");
