@@ -43,7 +43,7 @@ int main(int argc, char **argv)
 	FILE *f = fopen(path, "w"); fputs(jw, f); fclose(f);
 	jr_config c; config_defaults(&c);
 	static char *em[] = {"trigger@acme-prod.iam.gserviceaccount.com"};
-	c.auth_audience = "https://jobrelay-abc-ew.a.run.app/"; c.auth_allowed_emails = em; c.n_auth_allowed_emails = 1; c.auth_jwks_file = path;
+	static char *au[] = {"https://jobrelay-abc-ew.a.run.app/"}; c.auth_audiences = au; c.n_auth_audiences = 1; c.auth_allowed_emails = em; c.n_auth_allowed_emails = 1; c.auth_jwks_file = path;
 	char err[256]; jr_auth *a = auth_new(&c, err, sizeof err);
 	int64_t t0 = 1700000000;
 	char *p = jr_asprintf("{\"aud\":\"https://jobrelay-abc-ew.a.run.app/\",\"azp\":\"1\",\"email\":\"trigger@acme-prod.iam.gserviceaccount.com\",\"email_verified\":true,\"exp\":%lld,\"iat\":%lld,\"iss\":\"https://accounts.google.com\",\"sub\":\"1\"}", (long long)t0+3600, (long long)t0);

@@ -77,7 +77,7 @@ void config_free(jr_config *c)
 	free(c->topic);
 	free(c->dead_letter_topic);
 	free(c->dead_letter_file);
-	free(c->auth_audience);
+	strv_free(c->auth_audiences, c->n_auth_audiences);
 	strv_free(c->auth_allowed_emails, c->n_auth_allowed_emails);
 	free(c->auth_jwks_file);
 	free(c->auth_jwks_url);

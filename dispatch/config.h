@@ -77,6 +77,12 @@ typedef enum jr_unrouted {
 	JR_UNROUTED_DEAD_LETTER,
 } jr_unrouted;
 
+/* auth.mode: where the push token's signature is checked (docs/auth.md) */
+typedef enum jr_auth_mode {
+	JR_AUTH_VERIFY = 0,       /* jobrelay verifies it against the JWKS (default) */
+	JR_AUTH_CLOUD_RUN_IAM,    /* Cloud Run's IAM check did; only the claims are checked */
+} jr_auth_mode;
+
 typedef struct jr_limits {
 	size_t event_bytes;     /* default 10 MiB */
 	int json_depth;         /* default 64 */
@@ -106,7 +112,9 @@ typedef struct jr_config {
 	int64_t call_timeout_ms;   /* RunJob deadline, default 30 s */
 	jr_limits limits;
 	/* auth (serve) */
-	char *auth_audience;
+	jr_auth_mode auth_mode;
+	char **auth_audiences;    /* auth.audience: one string or a list */
+	size_t n_auth_audiences;
 	char **auth_allowed_emails;
 	size_t n_auth_allowed_emails;
 	char *auth_jwks_file;

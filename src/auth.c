@@ -4,7 +4,10 @@
  * The order of the checks is the rule of §6 made safe: nothing in the
  * payload is believed before the signature over header.payload verified
  * with a key from the JWKS, and the header is only read for what picks
- * that key (alg must be RS256, kid names the key). Everything that makes a
+ * that key (alg must be RS256, kid names the key). In mode cloud_run_iam
+ * Cloud Run's IAM check verified the signature and replaced it with
+ * AUTH_SIGNATURE_REMOVED: that marker, and nothing else, stands in for the
+ * verification, and every other check is the same. Everything that makes a
  * token not a valid Google token (shape, encoding, algorithm, key,
  * signature, issuer, times) is 401; a valid token that is not meant for us
  * (audience) or not from an allowed, verified account is 403.
@@ -26,6 +29,7 @@
 
 #include "json.h"
 #include "jsonparse.h"
+#include "log.h"
 #include "mem.h"
 #include "metrics.h"
 
@@ -37,10 +41,12 @@
 #define AUTH_PAYLOAD_DEPTH 8
 
 struct jr_auth {
-	char *audience;
+	jr_auth_mode mode;
+	char **audiences;
+	size_t n_audiences;
 	char **emails;
 	size_t n_emails;
-	jr_jwks *jwks;
+	jr_jwks *jwks;            /* NULL in mode cloud_run_iam */
 	jr_metric *checks;
 };
 
@@ -48,19 +54,33 @@ jr_auth *auth_new(const jr_config *c, char *err, size_t errlen)
 {
 	if (errlen)
 		err[0] = '\0';
-	if (!c->auth_audience)
+	if (!c->n_auth_audiences)
 		return NULL;
-	jr_jwks *j;
-	if (c->auth_jwks_file)
-		j = jwks_from_file(c->auth_jwks_file, err, errlen);
-	else
-		j = jwks_from_url(c->auth_jwks_url ? c->auth_jwks_url : JWKS_GOOGLE_URL,
-				  (int64_t)time(NULL), 0, err, errlen);
-	if (!j)
-		return NULL;
+	jr_jwks *j = NULL;
+	if (c->auth_mode == JR_AUTH_CLOUD_RUN_IAM) {
+		/* Cloud Run sets K_SERVICE in a service's containers */
+		const char *ks = getenv("K_SERVICE");
+		log_kv(ks && *ks ? JR_LOG_INFO : JR_LOG_WARNING, "AUTH-MODE",
+		       ks && *ks ? "push tokens: claims checked, signature checked by Cloud Run IAM" :
+				   "auth.mode cloud_run_iam outside Cloud Run (no K_SERVICE): token "
+				   "signatures are not checked by anyone",
+		       "mode", "cloud_run_iam", NULL);
+	} else {
+		if (c->auth_jwks_file)
+			j = jwks_from_file(c->auth_jwks_file, err, errlen);
+		else
+			j = jwks_from_url(c->auth_jwks_url ? c->auth_jwks_url : JWKS_GOOGLE_URL,
+					  (int64_t)time(NULL), 0, err, errlen);
+		if (!j)
+			return NULL;
+	}
 	jr_auth *a = jr_calloc(1, sizeof *a);
+	a->mode = c->auth_mode;
 	a->jwks = j;
-	a->audience = jr_strdup(c->auth_audience);
+	a->n_audiences = c->n_auth_audiences;
+	a->audiences = jr_calloc(a->n_audiences, sizeof *a->audiences);
+	for (size_t i = 0; i < a->n_audiences; i++)
+		a->audiences[i] = jr_strdup(c->auth_audiences[i]);
 	a->n_emails = c->n_auth_allowed_emails;
 	a->emails = jr_calloc(a->n_emails ? a->n_emails : 1, sizeof *a->emails);
 	for (size_t i = 0; i < a->n_emails; i++)
@@ -78,12 +98,16 @@ void auth_free(jr_auth *a)
 	for (size_t i = 0; i < a->n_emails; i++)
 		free(a->emails[i]);
 	free(a->emails);
-	free(a->audience);
+	for (size_t i = 0; i < a->n_audiences; i++)
+		free(a->audiences[i]);
+	free(a->audiences);
 	free(a);
 }
 
 int auth_ready(jr_auth *a)
 {
+	if (!a->jwks)
+		return 1;
 	jwks_info in;
 	jwks_get_info(a->jwks, &in);
 	return in.n_keys > 0;
@@ -133,17 +157,18 @@ static int numeric_date(const jr_json *v, double *out)
 	return 0;
 }
 
+/* audience_ok: the aud claim (a string, or an array of them) holds one of our audiences. */
 static int audience_ok(const jr_auth *a, const jr_json *aud)
 {
-	if (!aud)
+	if (!aud || (aud->type != JR_JSON_STRING && aud->type != JR_JSON_ARRAY))
 		return 0;
-	if (aud->type == JR_JSON_STRING)
-		return str_is(aud, a->audience);
-	if (aud->type != JR_JSON_ARRAY)
-		return 0;
-	for (size_t i = 0; i < aud->n; i++)
-		if (str_is(aud->items[i], a->audience))
+	for (size_t k = 0; k < a->n_audiences; k++) {
+		if (aud->type == JR_JSON_STRING && str_is(aud, a->audiences[k]))
 			return 1;
+		for (size_t i = 0; aud->type == JR_JSON_ARRAY && i < aud->n; i++)
+			if (str_is(aud->items[i], a->audiences[k]))
+				return 1;
+	}
 	return 0;
 }
 
@@ -170,7 +195,11 @@ static verdict fail(int status, const char *why)
 	return (verdict){status, why};
 }
 
-/* times_check: exp, iat and nbf against now_s with AUTH_SKEW_S of skew. */
+/*
+ * times_check: exp, iat and nbf against now_s with AUTH_SKEW_S of skew, and
+ * exp at most AUTH_MAX_LIFETIME_S after iat. With iat <= now + skew that
+ * also bounds exp - now by AUTH_MAX_LIFETIME_S + AUTH_SKEW_S.
+ */
 static verdict times_check(const jr_json *exp, const jr_json *iat, const jr_json *nbf,
 			   int64_t now_s)
 {
@@ -187,6 +216,8 @@ static verdict times_check(const jr_json *exp, const jr_json *iat, const jr_json
 		return fail(401, "token issued in the future");
 	if (nbf && b > now + AUTH_SKEW_S)
 		return fail(401, "token not yet valid (nbf)");
+	if (e - i > AUTH_MAX_LIFETIME_S)
+		return fail(401, "token lifetime over one hour");
 	return fail(0, "ok");
 }
 
@@ -314,14 +345,26 @@ static verdict token_check(jr_auth *a, jr_arena *ar, const char *tok, size_t n, 
 		return fail(401, "token header is not base64url (or longer than 1 KiB)");
 	if (header_kid(ar, h, (size_t)hn, kid, &v))
 		return v;
-	long sn = jwks_b64url_decode(d2 + 1, (size_t)(tok + n - d2 - 1), sig, sizeof sig);
-	int refresh = 0;
-	jwks_result r = jwks_verify(a->jwks, kid, now_s, tok, (size_t)(d2 - tok), sig,
-				    sn > 0 ? (size_t)sn : 0, &refresh);
-	if (r == JWKS_UNKNOWN_KID)
-		return fail(401, refresh ? "unknown key id (JWKS refresh started)" : "unknown key id");
-	if (r != JWKS_VERIFIED)
-		return fail(401, "bad signature");
+	const char *s = d2 + 1;
+	size_t sl = (size_t)(tok + n - s);
+	int removed = sl == strlen(AUTH_SIGNATURE_REMOVED) &&
+		      memcmp(s, AUTH_SIGNATURE_REMOVED, sl) == 0;
+	if (a->mode == JR_AUTH_CLOUD_RUN_IAM) {
+		if (!removed)
+			return fail(401, "token signature was not removed by Cloud Run IAM");
+	} else {
+		if (removed)
+			return fail(401, "token signature removed by Cloud Run IAM (see auth.mode)");
+		long sn = jwks_b64url_decode(s, sl, sig, sizeof sig);
+		int refresh = 0;
+		jwks_result r = jwks_verify(a->jwks, kid, now_s, tok, (size_t)(d2 - tok), sig,
+					    sn > 0 ? (size_t)sn : 0, &refresh);
+		if (r == JWKS_UNKNOWN_KID)
+			return fail(401, refresh ? "unknown key id (JWKS refresh started)" :
+						   "unknown key id");
+		if (r != JWKS_VERIFIED)
+			return fail(401, "bad signature");
+	}
 	unsigned char p[AUTH_MAX_PAYLOAD];
 	long pn = jwks_b64url_decode(d1 + 1, (size_t)(d2 - d1 - 1), p, sizeof p);
 	if (pn < 0)

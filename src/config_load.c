@@ -1019,15 +1019,60 @@ static void breaker_after(loader *l, const field *f, yaml_node_t *v, void *base,
 		key_err(l, v, path, "max_open_for is shorter than open_for");
 }
 
+static void read_auth_mode(loader *l, const field *f, yaml_node_t *v, void *base,
+			   const char *path)
+{
+	const char *s = get_str(l, v, path, 0);
+	if (!s)
+		return;
+	if (!strcmp(s, "verify"))
+		l->c->auth_mode = JR_AUTH_VERIFY;
+	else if (!strcmp(s, "cloud_run_iam"))
+		l->c->auth_mode = JR_AUTH_CLOUD_RUN_IAM;
+	else
+		key_err(l, v, path, "expected verify or cloud_run_iam, got '%s'", s);
+}
+
+/* read_audience: auth.audience, one string or a non-empty list of them, none empty. */
+static void read_audience(loader *l, const field *f, yaml_node_t *v, void *base,
+			  const char *path)
+{
+	jr_config *c = l->c;
+	if (v && v->type == YAML_SEQUENCE_NODE) {
+		yaml_node_item_t *it = v->data.sequence.items.start;
+		size_t cnt = (size_t)(v->data.sequence.items.top - it);
+		c->auth_audiences = jr_calloc(cnt ? cnt : 1, sizeof *c->auth_audiences);
+		if (cnt == 0)
+			key_err(l, v, path, "must not be an empty list");
+		for (size_t i = 0; i < cnt; i++) {
+			char sub[PATH_MAX_LEN];
+			snprintf(sub, sizeof sub, "%s[%zu]", path, i);
+			const char *s = get_str(l, node(l, it[i]), sub, 0);
+			if (s)
+				c->auth_audiences[c->n_auth_audiences++] = jr_strdup(s);
+		}
+		return;
+	}
+	const char *s = get_str(l, v, path, 0);
+	if (!s)
+		return;
+	c->auth_audiences = jr_calloc(1, sizeof *c->auth_audiences);
+	c->auth_audiences[0] = jr_strdup(s);
+	c->n_auth_audiences = 1;
+}
+
 static void auth_after(loader *l, const field *f, yaml_node_t *v, void *base, const char *path)
 {
 	const jr_config *c = base;
-	if (!c->auth_audience)
+	if (!c->n_auth_audiences)
 		key_err(l, v, path, "audience is required");
 	if (!c->n_auth_allowed_emails)
 		key_err(l, v, path, "allowed_emails is required (no token passes without it)");
 	if (c->auth_jwks_url && c->auth_jwks_file)
 		key_err(l, v, path, "give jwks_url or jwks_file, not both");
+	if (c->auth_mode == JR_AUTH_CLOUD_RUN_IAM && (c->auth_jwks_url || c->auth_jwks_file))
+		key_err(l, v, path, "jwks_url and jwks_file are not used with mode cloud_run_iam "
+				    "(Cloud Run checks the signature)");
 }
 
 static const field flow_fields[] = {
@@ -1061,7 +1106,8 @@ static const field dedup_fields[] = {
 };
 
 static const field auth_fields[] = {
-	FSTR("audience", jr_config, auth_audience, NULL),
+	FFN("mode", read_auth_mode, 0, 0),
+	FFN("audience", read_audience, 0, 0),
 	FLIST("allowed_emails", jr_config, auth_allowed_emails, n_auth_allowed_emails),
 	FSTR("jwks_url", jr_config, auth_jwks_url, check_url),
 	FSTR("jwks_file", jr_config, auth_jwks_file, NULL),

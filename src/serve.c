@@ -334,20 +334,29 @@ static void set_trace(serve *s, sreq *q)
 	log_set_trace(q->trace);
 }
 
-/* authorized: 1, or 0 after answering 401/403. */
+/*
+ * authorized: 1, or 0 after answering 401/403. The token is taken from
+ * X-Serverless-Authorization when the request has that header, else from
+ * Authorization: Cloud Run's IAM check prefers it the same way.
+ */
 static int authorized(serve *s, sreq *q)
 {
 	if (!s->auth)
 		return 1;
 	char why[128];
-	int code = auth_check(s->auth, httpd_req_header(q->http, "authorization"),
-			      (int64_t)time(NULL), why, sizeof why);
+	const char *hdr = "x-serverless-authorization";
+	const char *v = httpd_req_header(q->http, hdr);
+	if (!v) {
+		hdr = "authorization";
+		v = httpd_req_header(q->http, hdr);
+	}
+	int code = auth_check(s->auth, v, (int64_t)time(NULL), why, sizeof why);
 	if (code == 0)
 		return 1;
 	char c[8];
 	snprintf(c, sizeof c, "%d", code);
 	log_kv(JR_LOG_WARNING, "AUTH-REJECTED", "push request refused", "status", c, "reason", why,
-	       "path", httpd_req_path(q->http), NULL);
+	       "header", hdr, "path", httpd_req_path(q->http), NULL);
 	answer(q, code, code == 401 ? "unauthenticated" : "forbidden");
 	return 0;
 }

@@ -15,6 +15,10 @@
  *   so mutated headers and payloads reach the claim checks through the
  *   real path (a token's trailing blank, which auth ignores, flips the
  *   parity of a seed).
+ * - Every such input is also checked by a second checker in mode
+ *   cloud_run_iam (no JWKS), where a pass needs the token to end in
+ *   ".SIGNATURE_REMOVED_BY_GOOGLE"; the re-signed variant is checked there
+ *   too with that marker in place of the signature.
  * Every verdict must be 0, 401 or 403 with a reason.
  */
 #include <stddef.h>
@@ -39,7 +43,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static jr_auth *auth;
+static jr_auth *auth, *iam;
 static EVP_PKEY *key;
 static char jwks_path[64];
 
@@ -73,6 +77,7 @@ static void bn_b64(jr_buf *out, const char *param)
 static void cleanup(void)
 {
 	auth_free(auth);
+	auth_free(iam);
 	EVP_PKEY_free(key);
 	unlink(jwks_path);
 }
@@ -97,13 +102,18 @@ static void setup(void)
 	static char *emails[] = {"trigger@fuzz-project.iam.gserviceaccount.com"};
 	jr_config c;
 	config_defaults(&c);
-	c.auth_audience = "https://jobrelay.example/";
+	static char *audiences[] = {"https://jobrelay.example/"};
+	c.auth_audiences = audiences;
+	c.n_auth_audiences = 1;
 	c.auth_allowed_emails = emails;
 	c.n_auth_allowed_emails = 1;
 	c.auth_jwks_file = jwks_path;
 	char err[256];
 	auth = auth_new(&c, err, sizeof err);
-	if (!auth) {
+	c.auth_mode = JR_AUTH_CLOUD_RUN_IAM;
+	c.auth_jwks_file = NULL;
+	iam = auth_new(&c, err, sizeof err);
+	if (!auth || !iam) {
 		fprintf(stderr, "fuzz_jwt: %s\n", err);
 		abort();
 	}
@@ -121,7 +131,24 @@ static int check(const char *value, int forged_ok)
 	return st;
 }
 
-/* resign: value "Bearer h.p.s" checked again with a valid signature over h.p. */
+/* check_iam: value checked in mode cloud_run_iam; a pass needs the marker as the signature. */
+static void check_iam(const char *value)
+{
+	char why[128] = "";
+	int st = auth_check(iam, value, FUZZ_NOW, why, sizeof why);
+	if ((st != 0 && st != 401 && st != 403) || !why[0])
+		abort();
+	if (st == 0) {
+		static const char mark[] = "." AUTH_SIGNATURE_REMOVED;
+		size_t n = strlen(value), ml = sizeof mark - 1;
+		while (n && (value[n - 1] == ' ' || value[n - 1] == '\t'))
+			n--;
+		if (n < ml || memcmp(value + n - ml, mark, ml) != 0)
+			abort(); /* passed without the marker of Cloud Run IAM */
+	}
+}
+
+/* resign: value "Bearer h.p.s" checked again with a valid signature over h.p, and stripped. */
 static void resign(const char *value)
 {
 	const char *tok = strchr(value, ' ');
@@ -143,6 +170,11 @@ static void resign(const char *value)
 	buf_add(&b, value, (size_t)(d2 + 1 - value));
 	b64url(&b, sig, sl);
 	check(b.data, 1);
+	buf_reset(&b);
+	buf_add(&b, value, (size_t)(d2 + 1 - value));
+	buf_adds(&b, AUTH_SIGNATURE_REMOVED);
+	check(b.data, 0); /* the marker never passes in mode verify */
+	check_iam(b.data);
 	buf_free(&b);
 }
 
@@ -163,6 +195,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	char *s = jr_strndup((const char *)data, size);
 	check(s, 0);
+	check_iam(s);
 	if (size % 2 && strlen(s) == size)
 		resign(s);
 	free(s);

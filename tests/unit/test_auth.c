@@ -55,7 +55,9 @@ static char *good_claims(void)
 static void make_config(jr_config *c, const char *jwks_file, const char *jwks_url)
 {
 	config_defaults(c);
-	c->auth_audience = jr_strdup(AUD);
+	c->auth_audiences = jr_calloc(1, sizeof(char *));
+	c->auth_audiences[0] = jr_strdup(AUD);
+	c->n_auth_audiences = 1;
 	c->auth_allowed_emails = jr_calloc(2, sizeof(char *));
 	c->auth_allowed_emails[0] = jr_strdup("someone-else@acme-prod.iam.gserviceaccount.com");
 	c->auth_allowed_emails[1] = jr_strdup(EMAIL);
@@ -727,7 +729,7 @@ static void test_concurrent_checks(void)
 	config_free(&c);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(a);
 	int64_t t0 = (int64_t)time(NULL);
-	char *p = claims(GOOGLE, "\"" AUD "\"", EMAIL, "true", t0, t0 + 100000, NULL);
+	char *p = claims(GOOGLE, "\"" AUD "\"", EMAIL, "true", t0, t0 + 3600, NULL);
 	char *t = at_token_rs256(key1, HDR_K1, p);
 	char *h = jr_asprintf("Bearer %s", t);
 	atomic_int stop = 0;
@@ -756,6 +758,284 @@ static void test_concurrent_checks(void)
 	free(j1);
 	auth_free(a);
 	at_server_stop(&s);
+}
+
+/* ---- auth.mode cloud_run_iam, several audiences, the maximum lifetime ---- */
+
+#define AUD2 "https://jobrelay-eventarc.example/"
+
+/* stripped: header.payload as Cloud Run IAM hands it on, signature replaced by its marker. */
+static char *stripped(const char *hdr, const char *payload)
+{
+	jr_buf b;
+	buf_init(&b, 0);
+	at_b64url_str(&b, hdr);
+	buf_addc(&b, '.');
+	at_b64url_str(&b, payload);
+	buf_adds(&b, "." AUTH_SIGNATURE_REMOVED);
+	return buf_take(&b);
+}
+
+/* mode_auth: a checker in mode, with audiences AUD (and AUD2 when two), emails as file_auth. */
+static jr_auth *mode_auth(jr_auth_mode mode, int two)
+{
+	jr_config c;
+	make_config(&c, mode == JR_AUTH_VERIFY ? jwks_path : NULL, NULL);
+	c.auth_mode = mode;
+	if (two) {
+		c.auth_audiences = jr_realloc(c.auth_audiences, 2 * sizeof(char *));
+		c.auth_audiences[1] = jr_strdup(AUD2);
+		c.n_auth_audiences = 2;
+	}
+	char err[256];
+	jr_auth *a = auth_new(&c, err, sizeof err);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+	config_free(&c);
+	return a;
+}
+
+/* mode_token: the token of hdr.payload as each mode receives it: signed by key1, or stripped. */
+static char *mode_token(jr_auth_mode mode, const char *hdr, const char *payload)
+{
+	return mode == JR_AUTH_VERIFY ? at_token_rs256(key1, hdr, payload) : stripped(hdr, payload);
+}
+
+static void test_cloud_run_iam_stripped(void)
+{
+	jr_auth *iam = mode_auth(JR_AUTH_CLOUD_RUN_IAM, 0), *ver = file_auth();
+	char why[128];
+	char *p = good_claims();
+	char *t = stripped(HDR_K1, p);
+	/* accepted in cloud_run_iam, refused in verify (with a reason that says why) */
+	CU_ASSERT_EQUAL(verdict(iam, t, why, sizeof why), 0);
+	CU_ASSERT_STRING_EQUAL(why, "ok");
+	CU_ASSERT_EQUAL(verdict(ver, t, why, sizeof why), 401);
+	CU_ASSERT_STRING_EQUAL(why, "token signature removed by Cloud Run IAM (see auth.mode)");
+	free(t);
+	/* cloud_run_iam takes the marker only: a real signature, even a good one, is refused */
+	t = at_token_rs256(key1, HDR_K1, p);
+	CU_ASSERT_EQUAL(verdict(iam, t, why, sizeof why), 401);
+	CU_ASSERT_STRING_EQUAL(why, "token signature was not removed by Cloud Run IAM");
+	CU_ASSERT_EQUAL(verdict(ver, t, why, sizeof why), 0);
+	free(t);
+	/* nor an empty signature, or anything that is not exactly the marker */
+	static const char *sigs[] = {"", "SIGNATURE_REMOVED_BY_GOOGLF", "signature_removed_by_google",
+				     "SIGNATURE_REMOVED_BY_GOOGLEA", "SIGNATURE_REMOVED_BY_GOOGL",
+				     "AAAA"};
+	for (size_t i = 0; i < sizeof sigs / sizeof *sigs; i++) {
+		jr_buf b;
+		buf_init(&b, 0);
+		at_b64url_str(&b, HDR_K1);
+		buf_addc(&b, '.');
+		at_b64url_str(&b, p);
+		buf_printf(&b, ".%s", sigs[i]);
+		CU_ASSERT_EQUAL(verdict(iam, b.data, why, sizeof why), 401);
+		CU_ASSERT_STRING_EQUAL(why, "token signature was not removed by Cloud Run IAM");
+		buf_free(&b);
+	}
+	/* no JWKS: ready at once, and no key set */
+	CU_ASSERT_EQUAL(auth_ready(iam), 1);
+	CU_ASSERT_PTR_NULL(auth_jwks(iam));
+	free(p);
+	auth_free(iam);
+	auth_free(ver);
+}
+
+static void test_cloud_run_iam_fetches_nothing(void)
+{
+	/* a jwks_url left in the config (the loader refuses it) is neither checked nor fetched */
+	at_server s;
+	at_server_start(&s);
+	at_server_set(&s, 200, "{\"keys\":[]}", 11, NULL);
+	jr_config c;
+	make_config(&c, NULL, s.url);
+	c.auth_mode = JR_AUTH_CLOUD_RUN_IAM;
+	char err[256];
+	jr_auth *a = auth_new(&c, err, sizeof err);
+	CU_ASSERT_PTR_NOT_NULL(a);
+	config_free(&c);
+	char *p = good_claims();
+	char *t = stripped(HDR_K1, p);
+	char why[128];
+	CU_ASSERT_EQUAL(verdict(a, t, why, sizeof why), 0);
+	CU_ASSERT_EQUAL(at_server_requests(&s), 0);
+	free(t);
+	free(p);
+	auth_free(a);
+	at_server_stop(&s);
+}
+
+/* One case of the refusal matrix: a header and a payload, and the verdict both modes give. */
+typedef struct mcase {
+	const char *name;
+	const char *hdr;
+	char *payload;
+	int status;
+	const char *why;
+} mcase;
+
+static void test_matrix_both_modes(void)
+{
+	char *nbf = jr_asprintf("\"nbf\":%lld", (long long)NOW + 61);
+	mcase cases[] = {
+		{"valid", HDR_K1, good_claims(), 0, "ok"},
+		{"issuer without scheme", HDR_K1,
+		 claims("accounts.google.com", "\"" AUD "\"", EMAIL, "true", NOW, NOW + 60, NULL), 0, "ok"},
+		{"expired", HDR_K1, claims(GOOGLE, "\"" AUD "\"", EMAIL, "true", NOW - 3660, NOW - 60,
+					   NULL), 401, "token expired"},
+		{"issued in the future", HDR_K1, claims(GOOGLE, "\"" AUD "\"", EMAIL, "true", NOW + 61,
+							NOW + 3600, NULL), 401,
+		 "token issued in the future"},
+		{"nbf ahead", HDR_K1, claims(GOOGLE, "\"" AUD "\"", EMAIL, "true", NOW, NOW + 60, nbf),
+		 401, "token not yet valid (nbf)"},
+		{"lifetime over an hour", HDR_K1, claims(GOOGLE, "\"" AUD "\"", EMAIL, "true", NOW,
+							 NOW + 3601, NULL), 401,
+		 "token lifetime over one hour"},
+		{"wrong issuer", HDR_K1, claims("https://evil.example", "\"" AUD "\"", EMAIL, "true", NOW,
+						NOW + 60, NULL), 401, "issuer is not Google"},
+		{"no issuer", HDR_K1, claims(NULL, "\"" AUD "\"", EMAIL, "true", NOW, NOW + 60, NULL),
+		 401, "issuer is not Google"},
+		{"wrong audience", HDR_K1, claims(GOOGLE, "\"https://other.a.run.app/\"", EMAIL, "true",
+						  NOW, NOW + 60, NULL), 403, "audience does not match"},
+		{"wrong email", HDR_K1, claims(GOOGLE, "\"" AUD "\"", "attacker@evil.example", "true",
+					       NOW, NOW + 60, NULL), 403, "email not allowed"},
+		{"email not verified", HDR_K1, claims(GOOGLE, "\"" AUD "\"", EMAIL, "false", NOW,
+						      NOW + 60, NULL), 403, "email not verified"},
+		{"repeated claim", HDR_K1, claims(GOOGLE, "\"" AUD "\"", EMAIL, "true", NOW, NOW + 60,
+						  "\"email\":\"attacker@evil.example\""), 401,
+		 "token repeats a claim"},
+		{"payload not an object", HDR_K1, jr_strdup("[1,2]"), 401,
+		 "token payload is not a JSON object"},
+		{"alg none", "{\"alg\":\"none\",\"kid\":\"k1\"}", good_claims(), 401,
+		 "token algorithm is not RS256"},
+		{"alg HS256", "{\"alg\":\"HS256\",\"kid\":\"k1\"}", good_claims(), 401,
+		 "token algorithm is not RS256"},
+		{"no alg", "{\"kid\":\"k1\"}", good_claims(), 401, "token algorithm is not RS256"},
+		{"crit", "{\"alg\":\"RS256\",\"kid\":\"k1\",\"crit\":[\"x\"],\"x\":1}", good_claims(), 401,
+		 "token header has crit parameters"},
+		{"repeated alg", "{\"alg\":\"RS256\",\"kid\":\"k1\",\"alg\":\"none\"}", good_claims(), 401,
+		 "token header repeats a parameter"},
+		{"no kid", "{\"alg\":\"RS256\"}", good_claims(), 401, "token header has no usable kid"},
+		{"header not an object", "[\"RS256\"]", good_claims(), 401,
+		 "token header is not a JSON object"},
+	};
+	jr_auth_mode modes[] = {JR_AUTH_VERIFY, JR_AUTH_CLOUD_RUN_IAM};
+	char why[128];
+	for (size_t m = 0; m < 2; m++) {
+		jr_auth *a = mode_auth(modes[m], 0);
+		for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+			char *t = mode_token(modes[m], cases[i].hdr, cases[i].payload);
+			int st = verdict(a, t, why, sizeof why);
+			CU_ASSERT_EQUAL(st, cases[i].status);
+			CU_ASSERT_STRING_EQUAL(why, cases[i].why);
+			if (st != cases[i].status || strcmp(why, cases[i].why))
+				fprintf(stderr, "\n%s mode: %s: %d %s\n",
+					m ? "cloud_run_iam" : "verify", cases[i].name, st, why);
+			free(t);
+		}
+		/* malformed: the same in both modes */
+		static const char *bad[] = {"abc", "a.b", "a.b.c.d", "..", ".e30.x", "*.*.*",
+					    "e30.e30." AUTH_SIGNATURE_REMOVED,
+					    "bm90IGpzb24.e30." AUTH_SIGNATURE_REMOVED,
+					    "eyJ=.e30." AUTH_SIGNATURE_REMOVED};
+		for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+			CU_ASSERT_EQUAL(verdict(a, bad[i], why, sizeof why), 401);
+		CU_ASSERT_EQUAL(auth_check(a, NULL, NOW, why, sizeof why), 401);
+		CU_ASSERT_STRING_EQUAL(why, "no Authorization header");
+		char *p = good_claims();
+		char *t = mode_token(modes[m], HDR_K1, p);
+		char *h = jr_asprintf("Basic %s", t);
+		CU_ASSERT_EQUAL(auth_check(a, h, NOW, why, sizeof why), 401);
+		CU_ASSERT_STRING_EQUAL(why, "Authorization is not a Bearer token");
+		free(h);
+		/* a good token one part longer */
+		h = jr_asprintf("Bearer %s.AAAA", t);
+		CU_ASSERT_EQUAL(auth_check(a, h, NOW, why, sizeof why), 401);
+		CU_ASSERT_STRING_EQUAL(why, "token is not three base64url parts");
+		free(h);
+		free(t);
+		free(p);
+		auth_free(a);
+	}
+	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
+		free(cases[i].payload);
+	free(nbf);
+}
+
+static void test_max_lifetime(void)
+{
+	jr_auth_mode modes[] = {JR_AUTH_VERIFY, JR_AUTH_CLOUD_RUN_IAM};
+	char why[128];
+	for (size_t m = 0; m < 2; m++) {
+		jr_auth *a = mode_auth(modes[m], 0);
+		/* exactly an hour (Google's) passes; a second more does not */
+		char *p = claims(GOOGLE, "\"" AUD "\"", EMAIL, "true", NOW - 100, NOW + 3500, NULL);
+		char *t = mode_token(modes[m], HDR_K1, p);
+		CU_ASSERT_EQUAL(verdict(a, t, why, sizeof why), 0);
+		free(t);
+		free(p);
+		p = claims(GOOGLE, "\"" AUD "\"", EMAIL, "true", NOW - 100, NOW + 3501, NULL);
+		t = mode_token(modes[m], HDR_K1, p);
+		CU_ASSERT_EQUAL(verdict(a, t, why, sizeof why), 401);
+		CU_ASSERT_STRING_EQUAL(why, "token lifetime over one hour");
+		free(t);
+		free(p);
+		/* a year-long token issued now */
+		p = claims(GOOGLE, "\"" AUD "\"", EMAIL, "true", NOW, NOW + 86400 * 365, NULL);
+		t = mode_token(modes[m], HDR_K1, p);
+		CU_ASSERT_EQUAL(verdict(a, t, why, sizeof why), 401);
+		CU_ASSERT_STRING_EQUAL(why, "token lifetime over one hour");
+		free(t);
+		free(p);
+		/* exp far ahead with an hour's lifetime needs iat ahead too: refused, so exp - now is bounded */
+		p = claims(GOOGLE, "\"" AUD "\"", EMAIL, "true", NOW + 3600, NOW + 7200, NULL);
+		t = mode_token(modes[m], HDR_K1, p);
+		CU_ASSERT_EQUAL(verdict(a, t, why, sizeof why), 401);
+		CU_ASSERT_STRING_EQUAL(why, "token issued in the future");
+		free(t);
+		free(p);
+		/* the furthest exp that passes: now + skew + one hour */
+		p = claims(GOOGLE, "\"" AUD "\"", EMAIL, "true", NOW + AUTH_SKEW_S,
+			   NOW + AUTH_SKEW_S + AUTH_MAX_LIFETIME_S, NULL);
+		t = mode_token(modes[m], HDR_K1, p);
+		CU_ASSERT_EQUAL(verdict(a, t, why, sizeof why), 0);
+		free(t);
+		free(p);
+		/* the claim checks alone hold the bound too */
+		p = claims(GOOGLE, "\"" AUD "\"", EMAIL, "true", NOW, NOW + 7200, NULL);
+		CU_ASSERT_EQUAL(auth_check_claims(a, p, strlen(p), NOW, why, sizeof why), 401);
+		free(p);
+		auth_free(a);
+	}
+}
+
+static void test_several_audiences(void)
+{
+	jr_auth_mode modes[] = {JR_AUTH_VERIFY, JR_AUTH_CLOUD_RUN_IAM};
+	char why[128];
+	for (size_t m = 0; m < 2; m++) {
+		jr_auth *a = mode_auth(modes[m], 1);
+		static const struct {
+			const char *aud;
+			int status;
+		} cases[] = {
+			{"\"" AUD "\"", 0},
+			{"\"" AUD2 "\"", 0},
+			{"[\"https://other/\",\"" AUD2 "\"]", 0},
+			{"\"https://other/\"", 403},
+			{"[\"https://other/\"]", 403},
+			{"\"https://jobrelay-eventarc.example\"", 403},
+			{"\"" AUD AUD2 "\"", 403},
+		};
+		for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+			char *p = claims(GOOGLE, cases[i].aud, EMAIL, "true", NOW, NOW + 60, NULL);
+			char *t = mode_token(modes[m], HDR_K1, p);
+			CU_ASSERT_EQUAL(verdict(a, t, why, sizeof why), cases[i].status);
+			free(t);
+			free(p);
+		}
+		auth_free(a);
+	}
 }
 
 int main(void)
@@ -797,6 +1077,11 @@ int main(void)
 		{"unknown kid: JWKS refresh from a URL, rate-limited", test_unknown_kid_refresh},
 		{"jwks_url down at start, then up", test_url_down_at_start},
 		{"checks on several threads while the key set is swapped", test_concurrent_checks},
+		{"cloud_run_iam: the stripped token passes there, 401 in verify", test_cloud_run_iam_stripped},
+		{"cloud_run_iam: no JWKS fetched", test_cloud_run_iam_fetches_nothing},
+		{"the refusal matrix in both modes", test_matrix_both_modes},
+		{"exp - iat at most an hour, in both modes", test_max_lifetime},
+		{"several audiences, in both modes", test_several_audiences},
 		{NULL, NULL},
 	};
 	int rc = cu_run("auth", tests);

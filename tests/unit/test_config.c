@@ -203,7 +203,9 @@ static void test_spec_example(void)
 	CU_ASSERT_EQUAL(c.flow_max_bytes, 100 << 20);
 	CU_ASSERT_STRING_EQUAL(c.dead_letter_topic, "projects/acme-prod/topics/jobrelay-dead");
 	CU_ASSERT_STRING_EQUAL(c.dead_letter_file, "/var/lib/jobrelay/dead.ndjson");
-	CU_ASSERT_STRING_EQUAL(c.auth_audience, "https://jobrelay-abc-ew.a.run.app/");
+	CU_ASSERT_EQUAL_FATAL(c.n_auth_audiences, 1);
+	CU_ASSERT_STRING_EQUAL(c.auth_audiences[0], "https://jobrelay-abc-ew.a.run.app/");
+	CU_ASSERT_EQUAL(c.auth_mode, JR_AUTH_VERIFY);
 	CU_ASSERT_EQUAL_FATAL(c.n_auth_allowed_emails, 1);
 	CU_ASSERT_STRING_EQUAL(c.auth_allowed_emails[0],
 			       "eventarc-trigger@acme-prod.iam.gserviceaccount.com");
@@ -360,6 +362,52 @@ static void test_unknown_keys(void)
 		      "auth: {audience: a, allowed_emails: [b], issuer: c}\n",
 		      "t.yaml:1: unknown key 'circuit_breaker.open'\n"
 		      "t.yaml:2: unknown key 'auth.issuer'\n");
+}
+
+static void test_auth_section(void)
+{
+	jr_config c;
+	/* audience: one string (default mode verify), or a list; mode cloud_run_iam needs no JWKS */
+	expect_ok(&c, "auth: { audience: https://a.example/, allowed_emails: [x@y] }\n");
+	CU_ASSERT_EQUAL(c.auth_mode, JR_AUTH_VERIFY);
+	CU_ASSERT_EQUAL_FATAL(c.n_auth_audiences, 1);
+	CU_ASSERT_STRING_EQUAL(c.auth_audiences[0], "https://a.example/");
+	config_free(&c);
+	expect_ok(&c, "auth:\n"
+		      "  mode: cloud_run_iam\n"
+		      "  audience: [ https://a.example/, https://b.example/ ]\n"
+		      "  allowed_emails: [x@y]\n");
+	CU_ASSERT_EQUAL(c.auth_mode, JR_AUTH_CLOUD_RUN_IAM);
+	CU_ASSERT_EQUAL_FATAL(c.n_auth_audiences, 2);
+	CU_ASSERT_STRING_EQUAL(c.auth_audiences[0], "https://a.example/");
+	CU_ASSERT_STRING_EQUAL(c.auth_audiences[1], "https://b.example/");
+	CU_ASSERT_PTR_NULL(c.auth_jwks_url);
+	config_free(&c);
+	expect_ok(&c, "auth: { mode: verify, audience: [a], allowed_emails: [x@y], jwks_file: f }\n");
+	CU_ASSERT_EQUAL(c.auth_mode, JR_AUTH_VERIFY);
+	CU_ASSERT_EQUAL(c.n_auth_audiences, 1);
+	config_free(&c);
+
+	expect_errors("auth: { mode: relaxed, audience: a, allowed_emails: [b] }\n",
+		      "t.yaml:1: auth.mode: expected verify or cloud_run_iam, got 'relaxed'\n");
+	expect_errors("auth: { audience: [], allowed_emails: [b] }\n",
+		      "t.yaml:1: auth.audience: must not be an empty list\n"
+		      "t.yaml:1: auth: audience is required\n");
+	expect_errors("auth: { audience: [a, \"\"], allowed_emails: [b] }\n",
+		      "t.yaml:1: auth.audience[1]: must not be empty\n");
+	expect_errors("auth: { audience: \"\", allowed_emails: [b] }\n",
+		      "t.yaml:1: auth.audience: must not be empty\n"
+		      "t.yaml:1: auth: audience is required\n");
+	expect_errors("auth: { audience: { a: b }, allowed_emails: [b] }\n",
+		      "t.yaml:1: auth.audience: expected a single value, got a mapping\n"
+		      "t.yaml:1: auth: audience is required\n");
+	expect_errors("auth:\n  mode: cloud_run_iam\n  audience: a\n  allowed_emails: [b]\n"
+		      "  jwks_url: https://x/\n",
+		      "t.yaml:2: auth: jwks_url and jwks_file are not used with mode cloud_run_iam "
+		      "(Cloud Run checks the signature)\n");
+	expect_errors("auth: { mode: cloud_run_iam, audience: a, allowed_emails: [b], jwks_file: f }\n",
+		      "t.yaml:1: auth: jwks_url and jwks_file are not used with mode cloud_run_iam "
+		      "(Cloud Run checks the signature)\n");
 }
 
 static void test_bad_values(void)
@@ -604,6 +652,7 @@ int main(void)
 		{"project fallback", test_project_fallback},
 		{"unknown keys", test_unknown_keys},
 		{"bad values", test_bad_values},
+		{"auth: mode, audience as a string or a list", test_auth_section},
 		{"policy errors", test_policy_errors},
 		{"route errors", test_route_errors},
 		{"many errors in one pass", test_many_errors_one_pass},
