@@ -377,80 +377,84 @@ static int fetch_user(const src *s, tok *t, char *err, size_t errlen)
 	return post_form(s->token_uri, &f, t, err, errlen);
 }
 
-/* subject_token: an external account's subject token (file or URL; text or a JSON field) into out. */
+/* read_file_max: the file at path into b (bounded by b's max); -1 with err. */
+static int read_file_max(const char *what, const char *path, jr_buf *b, char *err, size_t errlen)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f) {
+		snprintf(err, errlen, "%s %s: %s", what, path, strerror(errno));
+		return -1;
+	}
+	char chunk[4096];
+	size_t n;
+	int rc = 0;
+	while (rc == 0 && (n = fread(chunk, 1, sizeof chunk, f)) > 0)
+		if (buf_add(b, chunk, n) < 0) {
+			snprintf(err, errlen, "%s %s: over %zu bytes", what, path, b->max);
+			rc = -1;
+		}
+	fclose(f);
+	return rc;
+}
+
+/* subject_raw: the subject token source's bytes (its file, or its URL's answer) into b. */
+static int subject_raw(const src *s, jr_buf *b, char *err, size_t errlen)
+{
+	if (s->subject_file)
+		return read_file_max("subject token file", s->subject_file, b, err, errlen);
+	const char *hv[9] = {NULL};
+	char hbuf[8][512];
+	size_t nh = 0;
+	for (size_t i = 0; s->subject_headers && i < s->subject_headers->n && nh < 8; i++) {
+		const jr_json *v = s->subject_headers->items[i];
+		if (v->type != JR_JSON_STRING)
+			continue;
+		snprintf(hbuf[nh], sizeof hbuf[nh], "%s: %s", s->subject_headers->keys[i], v->s);
+		hv[nh] = hbuf[nh];
+		nh++;
+	}
+	http_req rq = {.url = s->subject_url, .headers = hv};
+	long status;
+	if (http_do(&rq, b, &status, err, errlen) < 0)
+		return -1;
+	if (status != 200) {
+		http_error(s->subject_url, status, b, err, errlen);
+		return -1;
+	}
+	return 0;
+}
+
+/* subject_token: an external account's subject token (text, or a field of a JSON source) into out. */
 static int subject_token(const src *s, jr_buf *out, char *err, size_t errlen)
 {
 	jr_buf b;
 	buf_init(&b, GCREDS_MAX_BODY);
-	int rc = -1;
-	if (s->subject_file) {
-		FILE *f = fopen(s->subject_file, "rb");
-		char chunk[4096];
-		size_t n;
-		if (!f) {
-			snprintf(err, errlen, "subject token file %s: %s", s->subject_file, strerror(errno));
-			goto out;
-		}
-		rc = 0;
-		while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-			if (buf_add(&b, chunk, n) < 0) {
-				snprintf(err, errlen, "subject token file %s: over %d bytes", s->subject_file,
-					 GCREDS_MAX_BODY);
-				rc = -1;
-				break;
-			}
-		fclose(f);
-		if (rc < 0)
-			goto out;
-	} else {
-		const char *hv[9] = {NULL};
-		char hbuf[8][512];
-		size_t nh = 0;
-		for (size_t i = 0; s->subject_headers && i < s->subject_headers->n && nh < 8; i++) {
-			const jr_json *v = s->subject_headers->items[i];
-			if (v->type != JR_JSON_STRING)
-				continue;
-			snprintf(hbuf[nh], sizeof hbuf[nh], "%s: %s", s->subject_headers->keys[i], v->s);
-			hv[nh] = hbuf[nh];
-			nh++;
-		}
-		http_req rq = {.url = s->subject_url, .headers = hv};
-		long status;
-		if (http_do(&rq, &b, &status, err, errlen) < 0)
-			goto out;
-		if (status != 200) {
-			http_error(s->subject_url, status, &b, err, errlen);
-			goto out;
-		}
-		rc = 0;
-	}
-	rc = -1;
-	if (s->subject_field) {
+	int rc = subject_raw(s, &b, err, errlen);
+	if (rc == 0 && s->subject_field) {
 		jr_arena a;
 		arena_init(&a);
 		char perr[128];
 		const jr_json *root = jsonparse(&a, b.data, b.len, 16, perr, sizeof perr);
 		const char *v = root ? json_get_str(root, s->subject_field) : NULL;
-		if (v && *v) {
+		if (v && *v)
 			buf_adds(out, v);
-			rc = 0;
-		} else {
+		else
+			rc = -1;
+		arena_free(&a);
+		if (rc < 0)
 			snprintf(err, errlen, "subject token: no string \"%s\" in the JSON source",
 				 s->subject_field);
-		}
-		arena_free(&a);
-	} else {
+	} else if (rc == 0) {
 		size_t n = b.len;
 		while (n && (b.data[n - 1] == '\n' || b.data[n - 1] == '\r' || b.data[n - 1] == ' '))
 			n--;
-		if (n) {
+		if (n)
 			buf_add(out, b.data, n);
-			rc = 0;
-		} else {
+		else
+			rc = -1;
+		if (rc < 0)
 			snprintf(err, errlen, "subject token source is empty");
-		}
 	}
-out:
 	buf_free(&b);
 	return rc;
 }
@@ -647,26 +651,16 @@ static int src_from_json(jr_arena *a, const jr_json *o, const char *path, src *s
 /* load_file: g's source from the credentials file at path. */
 static int load_file(jr_gcreds *g, const char *path, char *err, size_t errlen)
 {
-	FILE *f = fopen(path, "rb");
-	if (!f) {
-		snprintf(err, errlen, "credentials file %s: %s", path, strerror(errno));
-		return -1;
-	}
 	jr_buf b;
 	buf_init(&b, GCREDS_MAX_BODY);
-	char chunk[4096];
-	size_t n;
-	int big = 0;
-	while (!big && (n = fread(chunk, 1, sizeof chunk, f)) > 0)
-		big = buf_add(&b, chunk, n) < 0;
-	fclose(f);
 	char perr[160];
-	const jr_json *root = big ? NULL : jsonparse(&g->arena, b.data, b.len, 16, perr, sizeof perr);
-	buf_free(&b);
-	if (big) {
-		snprintf(err, errlen, "credentials file %s: over %d bytes", path, GCREDS_MAX_BODY);
+	const jr_json *root = NULL;
+	if (read_file_max("credentials file", path, &b, err, errlen) < 0) {
+		buf_free(&b);
 		return -1;
 	}
+	root = jsonparse(&g->arena, b.data, b.len, 16, perr, sizeof perr);
+	buf_free(&b);
 	if (!root || root->type != JR_JSON_OBJECT) {
 		snprintf(err, errlen, "credentials file %s: not a JSON object (%s)", path,
 			 root ? "another JSON value" : perr);
@@ -958,8 +952,15 @@ static void discover(void)
 	const char *qp = getenv("GOOGLE_CLOUD_QUOTA_PROJECT");
 	if (qp && *qp)
 		snprintf(g->quota, sizeof g->quota, "%s", qp);
-	if (rc == 0)
-		the_creds = g; /* on failure g is left unreachable on purpose: the_err tells */
+	if (rc == 0) {
+		the_creds = g;
+		return;
+	}
+	arena_free(&g->arena); /* the_err tells why */
+	pthread_cond_destroy(&g->wake);
+	pthread_cond_destroy(&g->done);
+	pthread_mutex_destroy(&g->mu);
+	free(g);
 }
 
 jr_gcreds *gcreds_default(char *err, size_t errlen)
