@@ -201,6 +201,20 @@ static void test_config(void)
 	expect_config(tmpl, "");
 	free(tmpl);
 
+	/* an env name (an explicit YAML key: a plain one stops at 1024 characters): at the
+	 * limit loads, one over is refused */
+	char *name = filled(JR_RUN_ENV_NAME_MAX, 'N');
+	tmpl = jr_asprintf("      env:\n        ? %s\n        : v\n", name);
+	expect_config(tmpl, "");
+	free(tmpl);
+	tmpl = jr_asprintf("      env:\n        ? %sN\n        : v\n", name);
+	char *yaml = route_yaml(tmpl), *got = config_errors(yaml);
+	CU_ASSERT_PTR_NOT_NULL(strstr(got, ": the name is 32769 bytes; Cloud Run allows at most 32768\n"));
+	free(got);
+	free(yaml);
+	free(tmpl);
+	free(name);
+
 	o = env_lines(JR_RUN_ENV_COUNT_MAX - JR_RUN_AUTO_ENV_MAX, "v");
 	expect_config(o, "");
 	free(o);
