@@ -16,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "runlimits.h"
+
 /* Longest value one template may render to (Cloud Run refuses far less). */
 #define RENDER_MAX (4u << 20)
 
@@ -335,7 +337,7 @@ int route_render(const jr_config *c, const jr_route *r, jr_event *ev, jr_runreq 
 	req->has_args = r->has_args;
 	req->task_count = r->task_count;
 	req->timeout_ms = r->timeout_ms;
-	rc = 0;
+	rc = runlimits_check(req, err);
 out:
 	buf_free(&scratch);
 	return rc;

@@ -37,8 +37,9 @@ typedef struct jr_runreq {
 /*
  * route_render: fills req for ev on route r with config defaults c. Returns
  * 0; or -1 with *err (a new string, caller frees) naming the missing template
- * name or an unresolvable job name (no project or region). req must be freed
- * with runreq_free in both cases.
+ * name, an unresolvable job name (no project or region), or the field over one
+ * of the Run API's limits (runlimits_check). req must be freed with
+ * runreq_free in both cases.
  */
 int route_render(const jr_config *c, const jr_route *r, jr_event *ev, jr_runreq *req,
 		 char **err);

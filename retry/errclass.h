@@ -32,12 +32,16 @@
 /* X(code, ENUM, "NAME", class) — every gRPC status code, in numeric order.
  * OK maps to UNKNOWN only to keep the table total; callers never classify OK.
  * CANCELLED here is a cancellation reported by the server or transport: a
- * call that jobrelay cancels itself (shutdown) is never classified. */
+ * call that jobrelay cancels itself (shutdown) is never classified.
+ * INVALID_ARGUMENT and OUT_OF_RANGE judge the request's arguments, which carry
+ * one event's rendered values: they cost that event only (invalid_event, no
+ * breaker). NOT_FOUND, ALREADY_EXISTS, FAILED_PRECONDITION and UNIMPLEMENTED
+ * are about the job or the deployment: invalid_request trips the job's breaker. */
 #define JR_GRPC_MAP(X)                                                   \
 	X(0, OK, "OK", JR_ERR_UNKNOWN)                                       \
 	X(1, CANCELLED, "CANCELLED", JR_ERR_NETWORK)                         \
 	X(2, UNKNOWN, "UNKNOWN", JR_ERR_UNKNOWN)                             \
-	X(3, INVALID_ARGUMENT, "INVALID_ARGUMENT", JR_ERR_INVALID_REQUEST)   \
+	X(3, INVALID_ARGUMENT, "INVALID_ARGUMENT", JR_ERR_INVALID_EVENT)     \
 	X(4, DEADLINE_EXCEEDED, "DEADLINE_EXCEEDED", JR_ERR_TIMEOUT)         \
 	X(5, NOT_FOUND, "NOT_FOUND", JR_ERR_INVALID_REQUEST)                 \
 	X(6, ALREADY_EXISTS, "ALREADY_EXISTS", JR_ERR_INVALID_REQUEST)       \
@@ -45,7 +49,7 @@
 	X(8, RESOURCE_EXHAUSTED, "RESOURCE_EXHAUSTED", JR_ERR_RESOURCE)      \
 	X(9, FAILED_PRECONDITION, "FAILED_PRECONDITION", JR_ERR_INVALID_REQUEST) \
 	X(10, ABORTED, "ABORTED", JR_ERR_NETWORK)                            \
-	X(11, OUT_OF_RANGE, "OUT_OF_RANGE", JR_ERR_INVALID_REQUEST)          \
+	X(11, OUT_OF_RANGE, "OUT_OF_RANGE", JR_ERR_INVALID_EVENT)            \
 	X(12, UNIMPLEMENTED, "UNIMPLEMENTED", JR_ERR_INVALID_REQUEST)         \
 	X(13, INTERNAL, "INTERNAL", JR_ERR_NETWORK)                          \
 	X(14, UNAVAILABLE, "UNAVAILABLE", JR_ERR_NETWORK)                    \

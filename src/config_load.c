@@ -28,6 +28,7 @@
 
 #include "errclass.h"
 #include "route.h"
+#include "runlimits.h"
 
 #define CONFIG_MAX_BYTES (16u << 20)
 #define PATH_MAX_LEN 256
@@ -817,9 +818,20 @@ static void env_one(loader *l, const field *f, const char *key, yaml_node_t *k,
 		key_err(l, k, path, "%s is set by jobrelay itself", key);
 		return;
 	}
+	if (strlen(key) > JR_RUN_ENV_NAME_MAX) {
+		key_err(l, k, path, "the name is %zu bytes; Cloud Run allows at most %d",
+			strlen(key), JR_RUN_ENV_NAME_MAX);
+		return;
+	}
 	jr_tmpl *t = compile(l, v, path);
 	if (!t)
 		return;
+	if (tmpl_is_literal(t) && strlen(tmpl_source(t)) > JR_RUN_ENV_VALUE_MAX) {
+		key_err(l, v, path, "the value is %zu bytes; Cloud Run allows at most %d bytes "
+				    "in an env value", strlen(tmpl_source(t)), JR_RUN_ENV_VALUE_MAX);
+		tmpl_free(t);
+		return;
+	}
 	r->env = jr_realloc(r->env, (r->n_env + 1) * sizeof *r->env);
 	r->env[r->n_env].name = jr_strdup(key);
 	r->env[r->n_env++].value = t;
@@ -827,7 +839,12 @@ static void env_one(loader *l, const field *f, const char *key, yaml_node_t *k,
 
 static void read_env(loader *l, const field *f, yaml_node_t *v, void *base, const char *path)
 {
+	jr_route *r = base;
 	each_pair(l, f, v, base, path, env_one);
+	if (r->n_env > JR_RUN_ENV_COUNT_MAX - JR_RUN_AUTO_ENV_MAX)
+		key_err(l, v, path, "%zu variables and jobrelay's %d are more than the %d Cloud Run "
+				    "allows in a container", r->n_env, JR_RUN_AUTO_ENV_MAX,
+			JR_RUN_ENV_COUNT_MAX);
 }
 
 static void read_args(loader *l, const field *f, yaml_node_t *v, void *base, const char *path)
@@ -840,6 +857,9 @@ static void read_args(loader *l, const field *f, yaml_node_t *v, void *base, con
 	yaml_node_item_t *it = v->data.sequence.items.start;
 	size_t cnt = (size_t)(v->data.sequence.items.top - it);
 	r->has_args = 1;
+	if (cnt > JR_RUN_ARGS_COUNT_MAX)
+		key_err(l, v, path, "%zu args; Cloud Run allows at most %d in a container", cnt,
+			JR_RUN_ARGS_COUNT_MAX);
 	r->args = jr_calloc(cnt ? cnt : 1, sizeof *r->args);
 	for (size_t i = 0; i < cnt; i++) {
 		char sub[PATH_MAX_LEN];
@@ -884,8 +904,8 @@ static void rate_after(loader *l, const field *f, yaml_node_t *v, void *base, co
 static const field override_fields[] = {
 	FFN("env", read_env, 0, 0),
 	FFN("args", read_args, 0, 0),
-	FINT("task_count", jr_route, task_count, 1, 100000),
-	FDUR("timeout", jr_route, timeout_ms, 1, DUR_MAX_MS),
+	FINT("task_count", jr_route, task_count, 1, JR_RUN_TASK_COUNT_MAX),
+	FDUR("timeout", jr_route, timeout_ms, 1, JR_RUN_TIMEOUT_MAX_MS),
 	FSTR("container", jr_route, container, NULL),
 	FEND,
 };

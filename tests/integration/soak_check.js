@@ -71,7 +71,7 @@ function runAt(t) {
 // --- the fake's records
 const CLASS = { UNAVAILABLE: 'network', RESOURCE_EXHAUSTED: 'resource', DEADLINE_EXCEEDED: 'timeout',
   PERMISSION_DENIED: 'permission', UNAUTHENTICATED: 'permission', NOT_FOUND: 'invalid_request',
-  INVALID_ARGUMENT: 'invalid_request', FAILED_PRECONDITION: 'invalid_request', ABORTED: 'network', INTERNAL: 'network' };
+  INVALID_ARGUMENT: 'invalid_event', FAILED_PRECONDITION: 'invalid_request', ABORTED: 'network', INTERNAL: 'network' };
 const recs = jsonLines(setup.records);
 // the run a call came from: its connection (peer address:port, one per process) was first
 // seen after that run started; a call's arrival at the fake may lag its sending (a busy

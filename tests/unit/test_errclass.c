@@ -1,5 +1,6 @@
 /* The error table of product.md §5, checked row by row against the text of
  * the spec (written out here independently of retry/errclass.h). */
+#include <stdio.h>
 #include <string.h>
 
 #include "cu.h"
@@ -15,7 +16,7 @@ static void test_every_grpc_code(void)
 	} rows[] = {
 		{1, "CANCELLED", "network"},
 		{2, "UNKNOWN", "unknown"},
-		{3, "INVALID_ARGUMENT", "invalid_request"},
+		{3, "INVALID_ARGUMENT", "invalid_event"},
 		{4, "DEADLINE_EXCEEDED", "timeout"},
 		{5, "NOT_FOUND", "invalid_request"},
 		{6, "ALREADY_EXISTS", "invalid_request"},
@@ -23,7 +24,7 @@ static void test_every_grpc_code(void)
 		{8, "RESOURCE_EXHAUSTED", "resource"},
 		{9, "FAILED_PRECONDITION", "invalid_request"},
 		{10, "ABORTED", "network"},
-		{11, "OUT_OF_RANGE", "invalid_request"},
+		{11, "OUT_OF_RANGE", "invalid_event"},
 		{12, "UNIMPLEMENTED", "invalid_request"},
 		{13, "INTERNAL", "network"},
 		{14, "UNAVAILABLE", "network"},
@@ -37,6 +38,33 @@ static void test_every_grpc_code(void)
 	CU_ASSERT_EQUAL(errclass_from_grpc(17), JR_ERR_UNKNOWN);
 	CU_ASSERT_EQUAL(errclass_from_grpc(-1), JR_ERR_UNKNOWN);
 	CU_ASSERT_STRING_EQUAL(grpc_code_name(99), "UNKNOWN");
+}
+
+/* Which RunJob answers trip the job's breaker: an answer about one event's
+ * arguments does not, an answer about the job or the deployment does. */
+static void test_trips_by_code(void)
+{
+	static const struct {
+		int code;
+		int trips;
+	} rows[] = {
+		{3, 0},	 /* INVALID_ARGUMENT: an env value, an arg, a rendered job name */
+		{11, 0}, /* OUT_OF_RANGE */
+		{5, 1},	 /* NOT_FOUND: the job is missing */
+		{6, 1},	 /* ALREADY_EXISTS */
+		{7, 1},	 /* PERMISSION_DENIED */
+		{9, 1},	 /* FAILED_PRECONDITION: the job's state */
+		{12, 1}, /* UNIMPLEMENTED */
+		{16, 1}, /* UNAUTHENTICATED */
+		{14, 1}, /* UNAVAILABLE */
+		{8, 0},	 /* RESOURCE_EXHAUSTED: the rate limiter's business */
+	};
+	for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+		int got = errclass_trips_breaker(errclass_from_grpc(rows[i].code));
+		CU_ASSERT_EQUAL(got, rows[i].trips);
+		if (got != rows[i].trips)
+			fprintf(stderr, "\n%s: trips %d\n", grpc_code_name(rows[i].code), got);
+	}
 }
 
 static void test_class_rows(void)
@@ -92,6 +120,7 @@ int main(void)
 	static const cu_test tests[] = {
 		{"every gRPC code maps to its class", test_every_grpc_code},
 		{"class defaults per the §5 table", test_class_rows},
+		{"which answers trip the breaker", test_trips_by_code},
 		{"action names", test_actions},
 		{NULL, NULL},
 	};

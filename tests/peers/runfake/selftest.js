@@ -392,6 +392,23 @@ async function main() {
     assert.ifError((await call(c.jobs, 'RunJob', { name: job('from-config') })).err);
   });
 
+  await check('limits: an env value over 32768 bytes, 1001 args, task_count 10001, timeout over 168h -> INVALID_ARGUMENT', async () => {
+    writeConfig(cfg, {});
+    const run = (ov) => call(c.jobs, 'RunJob', { name: job('limits'), overrides: ov });
+    const env = (n) => ({ containerOverrides: [{ env: [{ name: 'PAYLOAD_B64', value: 'A'.repeat(n) }] }] });
+    assert.ifError((await run(env(32768))).err);
+    const over = await run(env(32769));
+    assert.strictEqual(over.err?.code, grpc.status.INVALID_ARGUMENT);
+    assert.match(over.err.details, /PAYLOAD_B64.*32769 bytes/);
+    assert.strictEqual(lastRecord(s.rec).execution, undefined);
+    const args = (n) => ({ containerOverrides: [{ args: Array(n).fill('a') }] });
+    assert.ifError((await run(args(1000))).err);
+    assert.strictEqual((await run(args(1001))).err?.code, grpc.status.INVALID_ARGUMENT);
+    assert.ifError((await run({ taskCount: 10000, timeout: { seconds: 604800 } })).err);
+    assert.strictEqual((await run({ taskCount: 10001 })).err?.code, grpc.status.INVALID_ARGUMENT);
+    assert.strictEqual((await run({ timeout: { seconds: 604800, nanos: 1000000 } })).err?.code, grpc.status.INVALID_ARGUMENT);
+  });
+
   await check('SIGTERM: exits 0 promptly and writes stats with CPU usage', async () => {
     const t0 = Date.now();
     const code = await new Promise((resolve) => {

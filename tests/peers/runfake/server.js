@@ -661,8 +661,35 @@ function requireJob(name, create) {
   return j;
 }
 
+// The Run API's documented limits on RunJob overrides (the README's "Limits"):
+// a request over one is answered INVALID_ARGUMENT, as the real API does.
+const LIMITS = { envValueBytes: 32768, envNameChars: 32768, envCount: 1000, argsCount: 1000,
+  taskCount: 10000, timeoutSeconds: 168 * 3600 };
+
+function checkLimits(req) {
+  const ov = req.overrides;
+  if (!ov) return;
+  const bad = (m) => { throw statusErr(grpc.status.INVALID_ARGUMENT, `runfake: ${m}`); };
+  (ov.containerOverrides || []).forEach((co, i) => {
+    const at = `overrides.containerOverrides[${i}]`;
+    const env = co.env || [];
+    if (env.length > LIMITS.envCount) bad(`${at}.env: ${env.length} variables, more than ${LIMITS.envCount}`);
+    env.forEach((e, k) => {
+      if ((e.name || '').length > LIMITS.envNameChars) bad(`${at}.env[${k}].name: longer than ${LIMITS.envNameChars} characters`);
+      const n = Buffer.byteLength(e.value || '', 'utf8');
+      if (n > LIMITS.envValueBytes) bad(`${at}.env[${k}] (${e.name}): value is ${n} bytes, the maximum length is ${LIMITS.envValueBytes} bytes`);
+    });
+    const args = co.args || [];
+    if (args.length > LIMITS.argsCount) bad(`${at}.args: ${args.length} args, more than ${LIMITS.argsCount}`);
+  });
+  if (ov.taskCount && (ov.taskCount < 0 || ov.taskCount > LIMITS.taskCount)) bad(`overrides.taskCount: ${ov.taskCount}, not in 1..${LIMITS.taskCount}`);
+  const t = jsonDurationToObj(ov.timeout);
+  if (t && (t.seconds < 0 || t.seconds + (t.nanos > 0 ? 1 : 0) > LIMITS.timeoutSeconds)) bad(`overrides.timeout: more than ${LIMITS.timeoutSeconds}s`);
+}
+
 const impl = {
   RunJob(req, ctx) {
+    checkLimits(req);
     const j = requireJob(req.name, true);
     const m = JOB_RE.exec(j.name);
     if (req.validateOnly && !ctx.forceCreate) {
