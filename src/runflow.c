@@ -8,9 +8,11 @@
  * seen done within about its own run time. A failed poll is a read to
  * retry: after the read backoff (read_retry: initial_backoff doubling to
  * max_backoff), until max_attempts fail in a row; then the watch ends with
- * that code. NOT_FOUND and INVALID_ARGUMENT end it at once (the execution
- * is gone, or the name is wrong); for the CLI's watches PERMISSION_DENIED
- * does too. Watches are on a list so that closing can end them.
+ * that code. INVALID_ARGUMENT ends it at once (the name is wrong); for the
+ * CLI's watches NOT_FOUND and PERMISSION_DENIED do too, while a follow
+ * retries them (an execution RunJob just named may not be readable yet,
+ * and a permission may be granted). Watches are on a list so that closing
+ * can end them.
  *
  * A find reads ListExecutions pages (newest first, as the API documents)
  * until an execution older than the window, the page limit, or the key. A
@@ -52,7 +54,7 @@ struct watch {
 	int64_t interval_ms;
 	jr_timer_id timer;
 	int in_call, errors;
-	int follow;          /* a dispatcher's follow: PERMISSION_DENIED is retried too */
+	int follow;          /* a dispatcher's follow: NOT_FOUND and PERMISSION_DENIED are retried too */
 	jr_watch_cb cb;
 	void *arg;
 };
@@ -172,8 +174,9 @@ static void on_get(void *arg, const jr_adminres *res)
 	int64_t d;
 	if (res->code != 0) {
 		w->errors++;
-		if (res->code == JR_GRPC_NOT_FOUND || res->code == JR_GRPC_INVALID_ARGUMENT ||
-		    (res->code == JR_GRPC_PERMISSION_DENIED && !w->follow) ||
+		if (res->code == JR_GRPC_INVALID_ARGUMENT ||
+		    ((res->code == JR_GRPC_NOT_FOUND || res->code == JR_GRPC_PERMISSION_DENIED) &&
+		     !w->follow) ||
 		    w->errors >= f->rr.max_attempts) {
 			char msg[1200];
 			snprintf(msg, sizeof msg, "GetExecution failed %d time%s in a row: %.1000s",

@@ -35,9 +35,9 @@
  * timeout for a timed-out one (EXECUTION_TIMED_OUT); or, without a class,
  * CANCELLED when jobrelay shuts down, and any other gRPC code when the
  * execution could not be read to its end (read_retry.max_attempts failed
- * GetExecution in a row, each retried after the read backoff; NOT_FOUND
- * and INVALID_ARGUMENT at once). 0, or -1 (cb will not run) when there is
- * no execution name or the client is closing.
+ * GetExecution in a row, each retried after the read backoff;
+ * INVALID_ARGUMENT at once). 0, or -1 (cb will not run) when there is no
+ * execution name or the client is closing.
  */
 int runflow_follow(void *ctx, const jr_runreq *req, const jr_runresult *started, jr_run_cb cb,
 		   void *arg);
