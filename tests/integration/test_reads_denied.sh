@@ -9,6 +9,8 @@
 #  - an ambiguous RunJob failure (DEADLINE_EXCEEDED, execution created) whose
 #    lookup is denied: the lookup is retried (read_retry.lookup_attempts)
 #    before the second RunJob, and the log names the duplicate risk;
+#  - under pull, reads retried for longer than the ack deadline (following
+#    and looking up) keep the message's lease: no redelivery meanwhile;
 #  - reads denied from the start: an ack: on_completion route is a start-up
 #    error (exit 3, naming the job and the permission) under replay, serve
 #    and pull; default-ack routes run, with a warning.
@@ -24,7 +26,9 @@ deny() { # deny JOB: the first ListExecutions (the start-up check) passes, later
 	deny oc-serve
 	deny oc-pull
 	deny amb
+	deny amb-pull
 	echo '{"job": "amb", "code": "DEADLINE_EXCEEDED", "create_execution": true, "times": 1},'
+	echo '{"job": "amb-pull", "code": "DEADLINE_EXCEEDED", "create_execution": true, "times": 1},'
 	echo '{"job": "denied", "method": ["GetExecution", "ListExecutions"], "code": "PERMISSION_DENIED"}'
 	echo ']}'
 } >"$WORK/fake.json"
@@ -98,7 +102,7 @@ wait "$SERVE_PID" || fail "serve exit code $?"
 assert_eq "$(calls RunJob oc-serve)" 1 "RunJob calls for oc-serve"
 unconfirmed_record "$WORK/serve-dead.ndjson" oc-serve
 
-echo "== pull: on_completion, reads denied: one RunJob, acked once"
+echo "== pull: reads retried past the ack deadline keep the lease; one RunJob, acked once"
 start_pstest "$WORK" --topic "$TOPIC" --subscription "$SUB" --ack-deadline 10
 cat >"$WORK/pull.yaml" <<YAML
 project: test-project
@@ -107,13 +111,20 @@ subscription: $SUB
 topic: $TOPIC
 dead_letter: { file: $WORK/pull-dead.ndjson }
 shutdown_grace: 1s
-$READS
+flow_control: { ack_deadline: 10s }
+read_retry: { initial_backoff: 5s, max_backoff: 5s, max_attempts: 3, lookup_attempts: 3 }
+policies:
+  timeout: { initial_backoff: 10ms, max_backoff: 20ms }
 routes:
   - { name: oc, match: { attributes: { kind: oc } }, job: oc-pull, ack: on_completion }
+  - { name: amb, match: { attributes: { kind: amb } }, job: amb-pull }
 YAML
 printf '{"data":"x","attributes":{"kind":"oc"}}\n' >"$WORK/oc.jsonl"
+printf '{"data":"y","attributes":{"kind":"amb"}}\n' >"$WORK/amb.jsonl"
 ps_cmd publish "$TOPIC" "$WORK/oc.jsonl" || fail "$PS_REPLY"
 MSG=$(ps_field first)
+ps_cmd publish "$TOPIC" "$WORK/amb.jsonl" || fail "$PS_REPLY"
+MSG_AMB=$(ps_field first)
 PULL_CONFIG="$WORK/pull.yaml" start_pull
 [ -n "$PULL_PID" ] || fail "pull did not start: $(tail -5 "$PULL_LOG")"
 message_field() {
@@ -123,12 +134,20 @@ message_field() {
 	ps_field "$2" "$m"
 }
 acked() { [ "$(message_field "$1" acks)" -ge 1 ]; }
-wait_until 30 acked "$MSG" || fail "the message was not acked: $(tail -5 "$PULL_LOG")"
+wait_until 40 acked "$MSG" || fail "the message was not acked: $(tail -5 "$PULL_LOG")"
+wait_until 40 acked "$MSG_AMB" || fail "the amb message was not acked: $(tail -5 "$PULL_LOG")"
 stop_pull TERM
 assert_eq "$PULL_RC" 0 "pull exit code"
-assert_eq "$(message_field "$MSG" deliveries)" 1 "deliveries of the message"
+assert_eq "$(message_field "$MSG" deliveries)" 1 "deliveries of the message (11 s of reads, lease kept)"
 assert_eq "$(calls RunJob oc-pull)" 1 "RunJob calls for oc-pull"
+assert_eq "$(calls GetExecution oc-pull)" 3 "GetExecution calls for oc-pull"
 unconfirmed_record "$WORK/pull-dead.ndjson" oc-pull
+# amb: 10 s of lookups under a 10 s ack deadline, then the retry: its one redelivery
+seq=$(jq -r 'select((.request.name // .request.parent // "")|test("/jobs/amb-pull$")) | select(.method!="ListExecutions" or .request.pageSize != 1) | "\(.method):\(.statusName)"' "$WORK/record.jsonl" | paste -sd' ')
+assert_eq "$seq" "RunJob:DEADLINE_EXCEEDED ListExecutions:PERMISSION_DENIED ListExecutions:PERMISSION_DENIED ListExecutions:PERMISSION_DENIED RunJob:OK" "amb-pull: calls in order"
+assert_eq "$(message_field "$MSG_AMB" deliveries)" 2 "deliveries of the amb message (the retry only)"
+ext=$(grep '"msgid":"PULL-SUMMARY"' "$PULL_LOG" | jq -r .lease_extensions)
+[ "${ext:-0}" -ge 2 ] || fail "lease extensions while reads were retried: ${ext:-none}"
 
 echo "== start-up with reads denied"
 cat >"$WORK/denied-oc.yaml" <<YAML
