@@ -425,7 +425,7 @@ int runflow_find(void *ctx, const jr_runreq *req, int64_t since_ms, jr_run_cb cb
 
 typedef struct read_check {
 	char *job;
-	const char *route;    /* the first route that names it */
+	const char *route;    /* a route that names it: the first with ack: on_completion, if any */
 	int on_completion;    /* some route with ack: on_completion names it */
 	int code, done;
 	char *message;
@@ -496,12 +496,14 @@ int runflow_startup_check(jr_runapi *api, const jr_config *cfg, const char *only
 		size_t k = 0;
 		while (k < n && strcmp(cs[k].job, job) != 0)
 			k++;
-		if (k < n) {
+		if (k < n)
 			free(job);
-		} else {
+		else
 			cs[n++] = (read_check){.job = job, .route = r->name};
+		if (r->ack == JR_ACK_ON_COMPLETION && !cs[k].on_completion) {
+			cs[k].on_completion = 1;
+			cs[k].route = r->name;
 		}
-		cs[k].on_completion |= r->ack == JR_ACK_ON_COMPLETION;
 	}
 	for (size_t k = 0; k < n; k++) {
 		if (runadmin_list_executions(f->admin, cs[k].job, 1, NULL, timeout_ms, on_check,
@@ -509,10 +511,9 @@ int runflow_startup_check(jr_runapi *api, const jr_config *cfg, const char *only
 			pending++;
 			continue;
 		}
-		cs[k] = (read_check){.job = cs[k].job, .route = cs[k].route,
-				     .on_completion = cs[k].on_completion, .done = 1,
-				     .code = JR_GRPC_UNAVAILABLE,
-				     .message = jr_strdup("cannot start ListExecutions")};
+		cs[k].done = 1;
+		cs[k].code = JR_GRPC_UNAVAILABLE;
+		cs[k].message = jr_strdup("cannot start ListExecutions");
 	}
 	while (pending > 0) {
 		loop_run_once(runapi_loop(api), -1);
