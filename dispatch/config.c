@@ -25,6 +25,12 @@ void config_defaults(jr_config *c)
 	c->dedup_max_entries = 100000;
 	c->shutdown_grace_ms = 8000;
 	c->call_timeout_ms = 30000;
+	c->read_retry = (jr_read_retry){
+		.initial_backoff_ms = 1000,
+		.max_backoff_ms = 30000,
+		.max_attempts = 10,
+		.lookup_attempts = 4,
+	};
 	c->limits = (jr_limits){
 		.event_bytes = 10u << 20,
 		.json_depth = 64,

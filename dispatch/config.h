@@ -90,6 +90,17 @@ typedef struct jr_limits {
 	size_t header_bytes;    /* default 64 KiB */
 } jr_limits;
 
+/*
+ * Reads of an execution after its RunJob returned (docs/jobs.md): a failed
+ * GetExecution or ListExecutions is retried as a read, never as a RunJob.
+ */
+typedef struct jr_read_retry {
+	int64_t initial_backoff_ms; /* first retry of a failed read, default 1 s */
+	int64_t max_backoff_ms;     /* the backoff doubles up to this, default 30 s */
+	int max_attempts;           /* follow: failed reads in a row before "unconfirmed", default 10 */
+	int lookup_attempts;        /* ambiguous RunJob: ListExecutions lookups at most, default 4 */
+} jr_read_retry;
+
 typedef struct jr_config {
 	char *path;               /* file it was loaded from */
 	char *project;            /* NULL: $GOOGLE_CLOUD_PROJECT at load, else unset */
@@ -110,6 +121,7 @@ typedef struct jr_config {
 	int64_t dedup_max_entries;
 	int64_t shutdown_grace_ms; /* default 8 s */
 	int64_t call_timeout_ms;   /* RunJob deadline, default 30 s */
+	jr_read_retry read_retry;
 	jr_limits limits;
 	/* auth (serve) */
 	jr_auth_mode auth_mode;

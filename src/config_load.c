@@ -1125,6 +1125,22 @@ static const field dedup_fields[] = {
 	FEND,
 };
 
+static const field read_retry_fields[] = {
+	FDUR("initial_backoff", jr_config, read_retry.initial_backoff_ms, 1, DUR_MAX_MS),
+	FDUR("max_backoff", jr_config, read_retry.max_backoff_ms, 1, DUR_MAX_MS),
+	FINT("max_attempts", jr_config, read_retry.max_attempts, 1, 1000),
+	FINT("lookup_attempts", jr_config, read_retry.lookup_attempts, 1, 1000),
+	FEND,
+};
+
+static void read_retry_after(loader *l, const field *f, yaml_node_t *v, void *base,
+			     const char *path)
+{
+	const jr_read_retry *r = &((jr_config *)base)->read_retry;
+	if (r->max_backoff_ms < r->initial_backoff_ms)
+		key_err(l, v, path, "max_backoff is shorter than initial_backoff");
+}
+
 static const field auth_fields[] = {
 	FFN("mode", read_auth_mode, 0, 0),
 	FFN("audience", read_audience, 0, 0),
@@ -1159,6 +1175,7 @@ static const field top_fields[] = {
 	FMAP("limits", limits_fields, NULL),
 	FDUR("shutdown_grace", jr_config, shutdown_grace_ms, 0, DUR_MAX_MS),
 	FDUR("call_timeout", jr_config, call_timeout_ms, 1, DUR_MAX_MS),
+	FMAP("read_retry", read_retry_fields, read_retry_after),
 	FEND,
 };
 

@@ -52,6 +52,7 @@ typedef struct task {
 	uint64_t key;      /* route_key_hash: the dedup key */
 	job_breaker *brk;          /* the job's breaker while the call counts for it */
 	uint32_t ticket;
+	char *execution;   /* TASK_FOLLOW: the execution RunJob started (NULL if unnamed) */
 	/* TASK_FIND: the failure that stands when no execution is found */
 	int fail_code;
 	int64_t fail_hint_ms;
@@ -561,6 +562,7 @@ static void task_end(task *t)
 	delivery *dv = t->dv;
 	runreq_free(&t->req);
 	free(t->fail_msg);
+	free(t->execution);
 	free(t);
 	dv->pending--;
 	delivery_step(dv);
@@ -700,6 +702,41 @@ static void task_dispatched(task *t, const jr_runresult *res)
 	task_end(t);
 }
 
+/*
+ * task_unconfirmed: t's RunJob returned OK (ack: on_completion) but its
+ * execution could not be read to its end (code, why). The job started, so
+ * the route is done and never sent again: it counts for dedup, and is
+ * dead-lettered as EXECUTION_UNCONFIRMED, whatever the class's policy.
+ */
+static void task_unconfirmed(task *t, int code, const char *why)
+{
+	delivery *dv = t->dv;
+	jr_dispatcher *d = dv->d;
+	const jr_route *r = &d->cfg->routes[t->ri];
+	jr_errclass cls = errclass_from_grpc(code);
+	const char *exec = t->execution ? t->execution : "(unnamed)";
+	task_breaker_result(t, JR_ERR_UNKNOWN, 1); /* RunJob itself succeeded */
+	dedup_add(d->dedup, t->key, loop_now_ms());
+	count(m.outcomes, "route", r->name, "outcome", "unconfirmed");
+	char att[16], msg[1400];
+	snprintf(att, sizeof att, "%d", dv->attempt);
+	snprintf(msg, sizeof msg, "execution %s started; its end could not be read (%s): %.1000s",
+		 exec, grpc_code_name(code), why ? why : "");
+	log_kv(JR_LOG_WARNING, "DISPATCH-UNCONFIRMED",
+	       "execution started but its end could not be read; not run again", "route", r->name,
+	       "event_id", dv->ev->id, "job", t->req.name, "execution", exec, "code",
+	       grpc_code_name(code), "error", why, "attempt", att, NULL);
+	jr_dlrecord rec = {
+		.ev = dv->ev, .origin = dv->ev->origin, .route = r->name, .attempts = dv->attempt,
+		.cls = cls, .code = "EXECUTION_UNCONFIRMED", .message = msg,
+		.failed_at_ms = wall_ms(),
+	};
+	if (!dv->out.failed && !dv->out.retry)
+		dv->out.cls = cls;
+	dead_letter(dv, &rec, &d->rs[t->ri].dead_lettered, &d->rs[t->ri].failed);
+	task_end(t);
+}
+
 static void on_run_done(void *arg, const jr_runresult *res);
 
 /* ---- rate limits: a token per call, waiting in the route's queue ---- */
@@ -788,7 +825,24 @@ static void task_failed_res(task *t, const jr_runresult *res)
 		    res->message, res->retry_delay_ms);
 }
 
-/* on_find_done: runner.find answered; a found execution means dispatched. */
+/*
+ * find_failed: the lookup of t's execution could not be made (code, why):
+ * the original failure's policy decides, and a retry may run the job twice.
+ */
+static void find_failed(task *t, int code, const char *why)
+{
+	log_kv(JR_LOG_WARNING, "LOOKUP-FAILED",
+	       "the execution of an ambiguous RunJob could not be looked up; a retry may start a "
+	       "duplicate execution",
+	       "route", t->dv->d->cfg->routes[t->ri].name, "event_id", t->dv->ev->id, "job",
+	       t->req.name, "code", grpc_code_name(t->fail_code), "lookup_code",
+	       grpc_code_name(code), "lookup_error", why, "duplicate_risk", "yes", NULL);
+}
+
+/*
+ * on_find_done: runner.find answered; a found execution means dispatched.
+ * Found nothing (NOT_FOUND) or the lookup failed: the original failure stands.
+ */
 static void on_find_done(void *arg, const jr_runresult *res)
 {
 	task *t = arg;
@@ -796,18 +850,26 @@ static void on_find_done(void *arg, const jr_runresult *res)
 		task_dispatched(t, res);
 		return;
 	}
+	if (res->code != JR_GRPC_NOT_FOUND)
+		find_failed(t, res->code, res->message);
 	jr_errclass cls = errclass_from_grpc(t->fail_code);
 	task_failed(t, cls, grpc_code_name(t->fail_code), t->fail_msg ? t->fail_msg : "",
 		    t->fail_hint_ms);
 }
 
-/* on_follow_done: the followed execution ended (or following it failed). */
+/*
+ * on_follow_done: the followed execution ended (or following it failed). A
+ * failed read never sends RunJob again: only the end of the execution, or
+ * CANCELLED at shutdown, goes to the class policy.
+ */
 static void on_follow_done(void *arg, const jr_runresult *res)
 {
 	task *t = arg;
 	t->dv->d->following--;
 	if (res->code == 0 && !res->has_class)
 		task_dispatched(t, res);
+	else if (!res->has_class && res->code != JR_GRPC_CANCELLED)
+		task_unconfirmed(t, res->code, res->message);
 	else
 		task_failed_res(t, res);
 }
@@ -834,13 +896,13 @@ static void on_run_done(void *arg, const jr_runresult *res)
 		       r->name, "event_id", t->dv->ev->id, "job", t->req.name, "execution",
 		       res->execution, "log_uri", res->log_uri, NULL);
 		t->phase = TASK_FOLLOW;
+		t->execution = res->execution ? jr_strdup(res->execution) : NULL;
 		if (d->runner.follow(d->runner.ctx, &t->req, res, on_follow_done, t) == 0) {
 			d->following++;
 			if (d->o.on_follow)
 				d->o.on_follow(d->o.on_follow_arg);
 		} else {
-			task_failed(t, JR_ERR_NETWORK, "UNAVAILABLE",
-				    "could not follow the execution", -1);
+			task_unconfirmed(t, JR_GRPC_UNAVAILABLE, "could not follow the execution");
 		}
 	} else if (res->code == 0) {
 		task_dispatched(t, res);
@@ -855,9 +917,11 @@ static void on_run_done(void *arg, const jr_runresult *res)
 		t->fail_code = res->code;
 		t->fail_hint_ms = res->retry_delay_ms;
 		t->fail_msg = jr_strdup(res->message ? res->message : "");
-		if (d->runner.find(d->runner.ctx, &t->req, t->sent_ms, on_find_done, t) < 0)
+		if (d->runner.find(d->runner.ctx, &t->req, t->sent_ms, on_find_done, t) < 0) {
+			find_failed(t, JR_GRPC_UNAVAILABLE, "could not start the lookup");
 			task_failed(t, errclass_from_grpc(res->code), grpc_code_name(res->code),
 				    t->fail_msg, t->fail_hint_ms);
+		}
 	} else {
 		task_failed_res(t, res);
 	}

@@ -38,15 +38,21 @@
  * follow: for a request with on_completion set whose RunJob returned OK
  * (started holds that answer): follows the execution until it ends and calls
  * cb once with code 0 when it succeeded, or has_class set (application,
- * timeout). The call's concurrency slot is free while it is followed.
- * 0, or -1 when it could not start (cb will not run).
+ * timeout); without a class, CANCELLED means jobrelay is shutting down (the
+ * policy decides, as for a network error) and any other code that the
+ * execution could not be read to its end (its reads were retried as reads):
+ * the dispatcher then never sends RunJob again for it (EXECUTION_UNCONFIRMED,
+ * docs/jobs.md). The call's concurrency slot is free while it is followed.
+ * 0, or -1 when it could not start (cb will not run; also unconfirmed).
  *
  * find: after a sent RunJob ended ambiguously (DEADLINE_EXCEEDED,
  * UNAVAILABLE), looks for an execution of req's job created at or after
  * since_ms (wall clock, Unix ms) whose overrides carry req->key as
  * JOBRELAY_KEY: cb gets code 0 with recovered = 1 and the execution when
- * there is one, a non-zero code when there is none or the lookup failed (the
- * original failure then stands). 0, or -1 when it could not start.
+ * there is one, NOT_FOUND when there is none, another code when the lookup
+ * failed (after the runner's own retries of it: the dispatcher logs the
+ * duplicate risk). Either way the original failure then stands. 0, or -1
+ * when it could not start.
  */
 typedef struct jr_runner {
 	int (*run)(void *ctx, const jr_runreq *req, int64_t timeout_ms, jr_run_cb cb, void *arg);

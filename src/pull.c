@@ -73,6 +73,7 @@
 #include "metrics.h"
 #include "pubsub.h"
 #include "runapi.h"
+#include "runflow.h"
 #include "signals.h"
 #include "smap.h"
 
@@ -925,7 +926,10 @@ static int wait_services(pull *p)
 		       pubsub_target(p->ps), "subscription", p->cfg->subscription, "waited", ms, NULL);
 		return 3;
 	}
-	return runapi_startup_check(p->api, p->cfg->call_timeout_ms) < 0 ? 3 : 0;
+	if (runapi_startup_check(p->api, p->cfg->call_timeout_ms) < 0 ||
+	    runflow_startup_check(p->api, p->cfg, NULL) < 0)
+		return 3;
+	return 0;
 }
 
 static int start(pull *p)

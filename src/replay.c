@@ -19,6 +19,7 @@
 #include "loop.h"
 #include "route.h"
 #include "runapi.h"
+#include "runflow.h"
 #include "sinks.h"
 
 
@@ -230,7 +231,8 @@ static int open_peers(replay *rp)
 		       NULL);
 		return 3;
 	}
-	if (runapi_startup_check(rp->api, rp->cfg->call_timeout_ms) < 0)
+	if (runapi_startup_check(rp->api, rp->cfg->call_timeout_ms) < 0 ||
+	    runflow_startup_check(rp->api, rp->cfg, rp->o->route) < 0)
 		return 3;
 	int rc = sinks_open(rp->cfg, rp->loop, &rp->sink);
 	if (rc)

@@ -5,13 +5,19 @@
  * RUNFLOW_POLL_FIRST_MS (at once for the CLI), then at an interval that
  * doubles up to RUNFLOW_POLL_MAX_MS. So a thousand executions followed for
  * an hour cost about 33 calls a second at most, and a short execution is
- * seen done within about its own run time. A failed poll is retried on the
- * same schedule; RUNFLOW_POLL_ERRORS in a row end the watch with that code
- * (NOT_FOUND and PERMISSION_DENIED at once: the execution is gone or not
- * ours to see). Watches are on a list so that closing can end them.
+ * seen done within about its own run time. A failed poll is a read to
+ * retry: after the read backoff (read_retry: initial_backoff doubling to
+ * max_backoff), until max_attempts fail in a row; then the watch ends with
+ * that code. INVALID_ARGUMENT ends it at once (the name is wrong); for the
+ * CLI's watches NOT_FOUND and PERMISSION_DENIED do too, while a follow
+ * retries them (an execution RunJob just named may not be readable yet,
+ * and a permission may be granted). Watches are on a list so that closing
+ * can end them.
  *
  * A find reads ListExecutions pages (newest first, as the API documents)
- * until an execution older than the window, the page limit, or the key.
+ * until an execution older than the window, the page limit, or the key. A
+ * lookup whose call fails starts again from the first page after the read
+ * backoff, up to lookup_attempts in all. Finds are on a list too.
  */
 #include "runflow.h"
 
@@ -23,17 +29,21 @@
 #include "log.h"
 #include "mem.h"
 #include "metrics.h"
+#include "template.h"
 
 #define RUNFLOW_CALL_MS 30000 /* deadline of each GetExecution / ListExecutions */
 
 typedef struct watch watch;
+typedef struct finder finder;
 
 typedef struct flow {
 	jr_runapi *api;
 	jr_runadmin *admin;
 	jr_link watches;
+	jr_link finds;
 	int n;
 	int closing;
+	jr_read_retry rr;
 } flow;
 
 struct watch {
@@ -44,11 +54,27 @@ struct watch {
 	int64_t interval_ms;
 	jr_timer_id timer;
 	int in_call, errors;
+	int follow;          /* a dispatcher's follow: NOT_FOUND and PERMISSION_DENIED are retried too */
 	jr_watch_cb cb;
 	void *arg;
 };
 
+/* A find: the lookup after an ambiguous RunJob failure. */
+struct finder {
+	flow *f;
+	jr_link link;
+	char *job, *key;
+	int64_t since_ms;
+	int pages, attempts;
+	int in_call;
+	jr_timer_id timer;
+	jr_run_cb cb;
+	void *arg;
+};
+
 static void watch_end(watch *w, int code, const char *message, const jr_execution *e);
+static void find_end(finder *fd, const jr_runresult *r);
+static void find_free(finder *fd);
 
 /* flow_close: runapi_free's companion close; every watch ends with CANCELLED. */
 static void flow_close(void *obj)
@@ -62,6 +88,16 @@ static void flow_close(void *obj)
 			continue; /* ended by runadmin_free, which cancels its call */
 		loop_timer_cancel(runapi_loop(f->api), w->timer);
 		watch_end(w, JR_GRPC_CANCELLED, "jobrelay is shutting down", NULL);
+	}
+	for (jr_link *l = f->finds.next, *next; l != &f->finds; l = next) {
+		next = l->next;
+		finder *fd = list_item(l, finder, link);
+		if (fd->in_call)
+			continue; /* ended by runadmin_free, which cancels its call */
+		loop_timer_cancel(runapi_loop(f->api), fd->timer);
+		jr_runresult r = {.code = JR_GRPC_CANCELLED, .message = "jobrelay is shutting down",
+				  .retry_delay_ms = -1};
+		find_end(fd, &r);
 	}
 	runadmin_free(f->admin);
 	free(f);
@@ -82,6 +118,9 @@ static flow *flow_of(jr_runapi *api)
 					    NULL, 0);
 		f = jr_calloc(1, sizeof *f);
 		list_init(&f->watches);
+		list_init(&f->finds);
+		f->rr = (jr_read_retry){RUNFLOW_READ_BACKOFF_MS, RUNFLOW_READ_BACKOFF_MAX_MS,
+					RUNFLOW_POLL_ERRORS, RUNFLOW_FIND_ATTEMPTS};
 		f->api = api;
 		f->admin = runadmin_new(api);
 		runapi_attach(api, f, flow_close);
@@ -92,6 +131,15 @@ static flow *flow_of(jr_runapi *api)
 jr_runadmin *runflow_admin(jr_runapi *api)
 {
 	return flow_of(api)->admin;
+}
+
+/* read_backoff: the wait before retrying a read that failed `failures` times in a row. */
+static int64_t read_backoff(const flow *f, int failures)
+{
+	int64_t d = f->rr.initial_backoff_ms;
+	for (int i = 1; i < failures && d < f->rr.max_backoff_ms; i++)
+		d *= 2;
+	return d < f->rr.max_backoff_ms ? d : f->rr.max_backoff_ms;
 }
 
 /* ---- watches ---- */
@@ -123,24 +171,33 @@ static void on_get(void *arg, const jr_adminres *res)
 		watch_end(w, 0, "", e);
 		return;
 	}
+	int64_t d;
 	if (res->code != 0) {
 		w->errors++;
-		if (res->code == JR_GRPC_NOT_FOUND || res->code == JR_GRPC_PERMISSION_DENIED ||
-		    res->code == JR_GRPC_INVALID_ARGUMENT || w->errors >= RUNFLOW_POLL_ERRORS) {
-			watch_end(w, res->code, res->message, NULL);
+		if (res->code == JR_GRPC_INVALID_ARGUMENT ||
+		    ((res->code == JR_GRPC_NOT_FOUND || res->code == JR_GRPC_PERMISSION_DENIED) &&
+		     !w->follow) ||
+		    w->errors >= f->rr.max_attempts) {
+			char msg[1200];
+			snprintf(msg, sizeof msg, "GetExecution failed %d time%s in a row: %.1000s",
+				 w->errors, w->errors == 1 ? "" : "s", res->message);
+			/* a CANCELLED read is no shutdown: that code is kept for closing */
+			watch_end(w, res->code == JR_GRPC_CANCELLED ? JR_GRPC_UNKNOWN : res->code, msg,
+				  NULL);
 			return;
 		}
+		d = read_backoff(f, w->errors);
 	} else {
 		w->errors = 0;
+		d = w->interval_ms;
+		w->interval_ms = w->interval_ms * 2 > RUNFLOW_POLL_MAX_MS ? RUNFLOW_POLL_MAX_MS
+									  : w->interval_ms * 2;
 	}
 	int64_t now = loop_now_ms();
 	if (w->end_ms && now >= w->end_ms) {
 		watch_end(w, JR_GRPC_DEADLINE_EXCEEDED, "the execution has not finished", e);
 		return;
 	}
-	int64_t d = w->interval_ms;
-	w->interval_ms = w->interval_ms * 2 > RUNFLOW_POLL_MAX_MS ? RUNFLOW_POLL_MAX_MS
-								  : w->interval_ms * 2;
 	if (w->end_ms && now + d > w->end_ms)
 		d = w->end_ms - now;
 	w->timer = loop_timer_add(runapi_loop(f->api), d, poll_now, w);
@@ -163,7 +220,7 @@ static void poll_now(void *arg)
 }
 
 static int watch_start(jr_runapi *api, const char *name, int64_t first_ms, int64_t max_ms,
-		       jr_watch_cb cb, void *arg)
+		       int follow, jr_watch_cb cb, void *arg)
 {
 	if (!name || !*name || runapi_closing(api))
 		return -1;
@@ -175,6 +232,7 @@ static int watch_start(jr_runapi *api, const char *name, int64_t first_ms, int64
 	w->name = jr_strdup(name);
 	w->end_ms = max_ms > 0 ? loop_now_ms() + max_ms : 0;
 	w->interval_ms = RUNFLOW_POLL_FIRST_MS;
+	w->follow = follow;
 	w->cb = cb;
 	w->arg = arg;
 	list_append(&f->watches, &w->link);
@@ -186,7 +244,7 @@ static int watch_start(jr_runapi *api, const char *name, int64_t first_ms, int64
 
 int runflow_watch(jr_runapi *api, const char *name, int64_t max_ms, jr_watch_cb cb, void *arg)
 {
-	return watch_start(api, name, 0, max_ms, cb, arg);
+	return watch_start(api, name, 0, max_ms, 0, cb, arg);
 }
 
 /* ---- follow: a watch for the dispatcher ---- */
@@ -229,7 +287,7 @@ int runflow_follow(void *ctx, const jr_runreq *req, const jr_runresult *started,
 	(void)req;
 	follow *fo = jr_malloc(sizeof *fo);
 	*fo = (follow){cb, arg};
-	if (watch_start(ctx, started ? started->execution : NULL, RUNFLOW_POLL_FIRST_MS, 0,
+	if (watch_start(ctx, started ? started->execution : NULL, RUNFLOW_POLL_FIRST_MS, 0, 1,
 			on_followed, fo) < 0) {
 		free(fo);
 		return -1;
@@ -239,14 +297,12 @@ int runflow_follow(void *ctx, const jr_runreq *req, const jr_runresult *started,
 
 /* ---- find ---- */
 
-typedef struct finder {
-	flow *f;
-	char *job, *key;
-	int64_t since_ms;
-	int pages;
-	jr_run_cb cb;
-	void *arg;
-} finder;
+static void find_free(finder *fd)
+{
+	free(fd->job);
+	free(fd->key);
+	free(fd);
+}
 
 static void find_end(finder *fd, const jr_runresult *r)
 {
@@ -254,18 +310,63 @@ static void find_end(finder *fd, const jr_runresult *r)
 	char l[64];
 	metrics_labels(l, sizeof l, "result", result, NULL);
 	metric_add(m_lookups, l, 1);
+	list_remove(&fd->link);
 	fd->cb(fd->arg, r);
-	free(fd->job);
-	free(fd->key);
-	free(fd);
+	find_free(fd);
+}
+
+static void on_page(void *arg, const jr_adminres *res);
+
+/* find_call: the lookup's first page (again); 0, or -1 when the call cannot start. */
+static int find_call(finder *fd)
+{
+	fd->pages = 0;
+	fd->attempts++;
+	fd->in_call = 1;
+	if (runadmin_list_executions(fd->f->admin, fd->job, 100, NULL, RUNFLOW_CALL_MS, on_page,
+				     fd) < 0) {
+		fd->in_call = 0;
+		return -1;
+	}
+	return 0;
+}
+
+static void find_again(void *arg)
+{
+	finder *fd = arg;
+	fd->timer = 0;
+	if (find_call(fd) < 0) {
+		jr_runresult r = {.code = JR_GRPC_UNAVAILABLE, .message = "cannot start ListExecutions",
+				  .retry_delay_ms = -1};
+		find_end(fd, &r);
+	}
 }
 
 static void on_page(void *arg, const jr_adminres *res)
 {
 	finder *fd = arg;
+	flow *f = fd->f;
+	fd->in_call = 0;
 	jr_runresult r = {.code = res->code, .message = res->message, .retry_delay_ms = -1};
-	if (res->code != 0) {
+	if (res->code == JR_GRPC_NOT_FOUND) {
+		/* the job is gone: no execution of it can be this event's */
 		find_end(fd, &r);
+		return;
+	}
+	if (res->code != 0) {
+		if (f->closing || fd->attempts >= f->rr.lookup_attempts) {
+			find_end(fd, &r);
+			return;
+		}
+		int64_t d = read_backoff(f, fd->attempts);
+		char att[16], delay[32];
+		snprintf(att, sizeof att, "%d", fd->attempts);
+		snprintf(delay, sizeof delay, "%lldms", (long long)d);
+		log_kv(JR_LOG_WARNING, "LOOKUP-RETRY",
+		       "ListExecutions failed; the lookup is retried before any new RunJob", "job",
+		       fd->job, "code", grpc_code_name(res->code), "error", res->message, "attempt",
+		       att, "delay", delay, NULL);
+		fd->timer = loop_timer_add(runapi_loop(f->api), d, find_again, fd);
 		return;
 	}
 	int older = 0; /* reached executions made before the attempt: no page after helps */
@@ -285,10 +386,13 @@ static void on_page(void *arg, const jr_adminres *res)
 		}
 	}
 	int more = *res->next_page_token && ++fd->pages < RUNFLOW_FIND_PAGES && !fd->f->closing;
-	if (more && res->n_execs && !older &&
-	    runadmin_list_executions(fd->f->admin, fd->job, 100, res->next_page_token,
-				     RUNFLOW_CALL_MS, on_page, fd) == 0)
-		return;
+	if (more && res->n_execs && !older) {
+		fd->in_call = 1;
+		if (runadmin_list_executions(fd->f->admin, fd->job, 100, res->next_page_token,
+					     RUNFLOW_CALL_MS, on_page, fd) == 0)
+			return;
+		fd->in_call = 0;
+	}
 	r.code = JR_GRPC_NOT_FOUND;
 	r.message = "no execution carries this JOBRELAY_KEY";
 	find_end(fd, &r);
@@ -309,11 +413,120 @@ int runflow_find(void *ctx, const jr_runreq *req, int64_t since_ms, jr_run_cb cb
 	fd->since_ms = since_ms;
 	fd->cb = cb;
 	fd->arg = arg;
-	if (runadmin_list_executions(f->admin, fd->job, 100, NULL, RUNFLOW_CALL_MS, on_page, fd) < 0) {
-		free(fd->job);
-		free(fd->key);
-		free(fd);
+	if (find_call(fd) < 0) {
+		find_free(fd);
 		return -1;
 	}
+	list_append(&f->finds, &fd->link);
 	return 0;
+}
+
+/* ---- the start-up check of reads ---- */
+
+typedef struct read_check {
+	char *job;
+	const char *route;    /* a route that names it: the first with ack: on_completion, if any */
+	int on_completion;    /* some route with ack: on_completion names it */
+	int code, done;
+	char *message;
+} read_check;
+
+static void on_check(void *arg, const jr_adminres *res)
+{
+	read_check *c = arg;
+	c->code = res->code;
+	c->message = jr_strdup(res->message);
+	c->done = 1;
+}
+
+/* check_verdict: logs what c's answer means; -1 when the command must not start. */
+static int check_verdict(jr_runapi *api, const read_check *c)
+{
+	const char *code = grpc_code_name(c->code);
+	switch (c->code) {
+	case 0:
+		return 0;
+	case JR_GRPC_PERMISSION_DENIED:
+		if (c->on_completion) {
+			log_kv(JR_LOG_ERROR, "RUNAPI-READS-DENIED",
+			       "jobrelay may not read the job's executions, which ack: on_completion "
+			       "follows",
+			       "job", c->job, "route", c->route, "permission",
+			       "run.executions.list", "needs", "run.executions.get, run.executions.list",
+			       "code", code, "error", c->message, NULL);
+			return -1;
+		}
+		log_kv(JR_LOG_WARNING, "AMBIGUITY-CHECK-UNAVAILABLE",
+		       "jobrelay may not list the job's executions: after an ambiguous RunJob failure "
+		       "the lookup will fail, and a retry may run the job twice",
+		       "job", c->job, "route", c->route, "permission", "run.executions.list", "code",
+		       code, "error", c->message, NULL);
+		return 0;
+	case JR_GRPC_NOT_FOUND:
+		log_kv(JR_LOG_WARNING, "RUNAPI-JOB-NOT-FOUND", "the job does not exist", "job", c->job,
+		       "route", c->route, "error", c->message, NULL);
+		return 0;
+	case JR_GRPC_UNAVAILABLE:
+	case JR_GRPC_DEADLINE_EXCEEDED:
+		log_kv(JR_LOG_ERROR, "RUNAPI-UNREACHABLE", "cannot reach the Run API", "target",
+		       runapi_target(api), "job", c->job, "code", code, "error", c->message, NULL);
+		return -1;
+	default:
+		log_kv(JR_LOG_WARNING, "RUNAPI-READS-UNCHECKED",
+		       "could not check that jobrelay may read the job's executions", "job", c->job,
+		       "route", c->route, "code", code, "error", c->message, NULL);
+		return 0;
+	}
+}
+
+int runflow_startup_check(jr_runapi *api, const jr_config *cfg, const char *only_route)
+{
+	int64_t timeout_ms = cfg->call_timeout_ms < RUNAPI_STARTUP_WAIT_MS ? cfg->call_timeout_ms
+									 : RUNAPI_STARTUP_WAIT_MS;
+	flow *f = flow_of(api);
+	f->rr = cfg->read_retry;
+	read_check *cs = jr_calloc(cfg->n_routes ? cfg->n_routes : 1, sizeof *cs);
+	size_t n = 0;
+	int pending = 0, rc = 0;
+	for (size_t i = 0; i < cfg->n_routes; i++) {
+		const jr_route *r = &cfg->routes[i];
+		if ((only_route && strcmp(only_route, r->name) != 0) || !tmpl_is_literal(r->job))
+			continue; /* a templated job is known per event only */
+		char *job = route_job_display(cfg, r);
+		size_t k = 0;
+		while (k < n && strcmp(cs[k].job, job) != 0)
+			k++;
+		if (k < n)
+			free(job);
+		else
+			cs[n++] = (read_check){.job = job, .route = r->name};
+		if (r->ack == JR_ACK_ON_COMPLETION && !cs[k].on_completion) {
+			cs[k].on_completion = 1;
+			cs[k].route = r->name;
+		}
+	}
+	for (size_t k = 0; k < n; k++) {
+		if (runadmin_list_executions(f->admin, cs[k].job, 1, NULL, timeout_ms, on_check,
+					     &cs[k]) == 0) {
+			pending++;
+			continue;
+		}
+		cs[k].done = 1;
+		cs[k].code = JR_GRPC_UNAVAILABLE;
+		cs[k].message = jr_strdup("cannot start ListExecutions");
+	}
+	while (pending > 0) {
+		loop_run_once(runapi_loop(api), -1);
+		pending = 0;
+		for (size_t k = 0; k < n; k++)
+			pending += !cs[k].done;
+	}
+	for (size_t k = 0; k < n; k++) {
+		if (check_verdict(api, &cs[k]) < 0)
+			rc = -1;
+		free(cs[k].job);
+		free(cs[k].message);
+	}
+	free(cs);
+	return rc;
 }

@@ -19,7 +19,11 @@
 
 #define RUNFLOW_POLL_FIRST_MS 1000   /* first GetExecution after this long */
 #define RUNFLOW_POLL_MAX_MS 30000    /* the interval doubles up to this */
-#define RUNFLOW_POLL_ERRORS 10       /* consecutive failed polls that end a watch */
+/* The defaults of the config's read_retry (dispatch/config.h), for clients that have no config. */
+#define RUNFLOW_READ_BACKOFF_MS 1000      /* first retry of a failed read */
+#define RUNFLOW_READ_BACKOFF_MAX_MS 30000 /* the read backoff doubles up to this */
+#define RUNFLOW_POLL_ERRORS 10            /* consecutive failed polls that end a watch */
+#define RUNFLOW_FIND_ATTEMPTS 4           /* ListExecutions lookups of one find at most */
 #define RUNFLOW_FIND_PAGES 5         /* ListExecutions pages of 100 that find reads at most */
 #define RUNFLOW_FIND_SKEW_MS 60000   /* find also looks this far before since_ms (clock skew) */
 
@@ -28,9 +32,11 @@
  * started->execution; cb gets code 0 when it succeeded, or has_class set:
  * application for a failed or cancelled execution (code_name
  * EXECUTION_FAILED / EXECUTION_CANCELLED, message the failure reason),
- * timeout for a timed-out one (EXECUTION_TIMED_OUT); or a gRPC code when it
- * could not be watched (RUNFLOW_POLL_ERRORS failed polls in a row, NOT_FOUND,
- * CANCELLED at shutdown). 0, or -1 (cb will not run) when there is no
+ * timeout for a timed-out one (EXECUTION_TIMED_OUT); or, without a class,
+ * CANCELLED when jobrelay shuts down, and any other gRPC code when the
+ * execution could not be read to its end (read_retry.max_attempts failed
+ * GetExecution in a row, each retried after the read backoff;
+ * INVALID_ARGUMENT at once). 0, or -1 (cb will not run) when there is no
  * execution name or the client is closing.
  */
 int runflow_follow(void *ctx, const jr_runreq *req, const jr_runresult *started, jr_run_cb cb,
@@ -41,7 +47,11 @@ int runflow_follow(void *ctx, const jr_runreq *req, const jr_runresult *started,
  * executions of req's job, newest first, at most RUNFLOW_FIND_PAGES pages,
  * down to since_ms - RUNFLOW_FIND_SKEW_MS, for one whose template env has
  * JOBRELAY_KEY = req->key: cb gets code 0, recovered = 1, its name and log
- * URI; else NOT_FOUND (or the list call's error). 0, or -1.
+ * URI; NOT_FOUND when there is none (or the job itself is not found: then
+ * no execution of it is this event's); any other code when the lookup
+ * failed: a failed ListExecutions is retried after the read backoff,
+ * read_retry.lookup_attempts lookups in all, and the last error is given
+ * (CANCELLED at shutdown). 0, or -1.
  */
 int runflow_find(void *ctx, const jr_runreq *req, int64_t since_ms, jr_run_cb cb, void *arg);
 
@@ -53,6 +63,22 @@ int runflow_find(void *ctx, const jr_runreq *req, int64_t since_ms, jr_run_cb cb
  */
 typedef void (*jr_watch_cb)(void *arg, int code, const char *message, const jr_execution *e);
 int runflow_watch(jr_runapi *api, const char *name, int64_t max_ms, jr_watch_cb cb, void *arg);
+
+/*
+ * runflow_startup_check: for serve, pull and replay, before any event:
+ * applies cfg->read_retry to the follows and finds over api, then checks
+ * that jobrelay may read the executions of each job the routes name (only
+ * only_route's when given; templated jobs are known per event and not
+ * checked): one ListExecutions (page_size 1, deadline min(call_timeout,
+ * RUNAPI_STARTUP_WAIT_MS)) per distinct job,
+ * run on api's loop until all answered. PERMISSION_DENIED is fatal for a
+ * job that an ack: on_completion route names (RUNAPI-READS-DENIED, naming
+ * the job and the permission), else a warning that the lookup after an
+ * ambiguous failure is unavailable; NOT_FOUND and other codes are warnings;
+ * UNAVAILABLE and DEADLINE_EXCEEDED are fatal (unreachable). 0, or -1: the
+ * command exits 3.
+ */
+int runflow_startup_check(jr_runapi *api, const jr_config *cfg, const char *only_route);
 
 /* runflow_admin: the runadmin client beside api (made on first use). */
 jr_runadmin *runflow_admin(jr_runapi *api);

@@ -45,6 +45,7 @@
 #include "loop.h"
 #include "metrics.h"
 #include "runapi.h"
+#include "runflow.h"
 #include "signals.h"
 
 /* How long serve waits for the Run API channel at start-up (at most call_timeout). */
@@ -547,7 +548,10 @@ static int open_run_api(serve *s)
 		       NULL);
 		return 3;
 	}
-	return runapi_startup_check(s->api, s->cfg->call_timeout_ms) < 0 ? 3 : 0;
+	if (runapi_startup_check(s->api, s->cfg->call_timeout_ms) < 0 ||
+	    runflow_startup_check(s->api, s->cfg, NULL) < 0)
+		return 3;
+	return 0;
 }
 
 static int open_peers(serve *s, dry_runner *dr)

@@ -59,9 +59,12 @@ assert_eq "$(runs unav)" "UNAVAILABLE OK" "RunJob calls for unav"
 assert_eq "$(ok_msg unav)" "execution started" "unav outcome"
 assert_eq "$(runs shared)" "OK DEADLINE_EXCEEDED OK" "RunJob calls for shared (another event's execution is not this one's)"
 
-# the lookups: ListExecutions of the job, with the routing header of its http path
-lookups=$(jq -r 'select(.method=="ListExecutions") | .request.parent' "$WORK/record.jsonl" | sed 's|.*/jobs/||' | sort | paste -sd' ')
+# the lookups: ListExecutions of the job, with the routing header of its http path (pages
+# of 100; the start-up check of reads is one call of page size 1 per job)
+lookups=$(jq -r 'select(.method=="ListExecutions" and .request.pageSize != 1) | .request.parent' "$WORK/record.jsonl" | sed 's|.*/jobs/||' | sort | paste -sd' ')
 assert_eq "$lookups" "amb shared slow unav" "ListExecutions calls"
+checks=$(jq -r 'select(.method=="ListExecutions" and .request.pageSize == 1) | .request.parent' "$WORK/record.jsonl" | sed 's|.*/jobs/||' | sort | paste -sd' ')
+assert_eq "$checks" "amb shared slow unav" "start-up checks of reads"
 assert_eq "$(jq -r 'select(.method=="ListExecutions") | .requestParams.ok' "$WORK/record.jsonl" | sort -u)" true "ListExecutions routing header"
 grep -q '^amb  *1 ' "$WORK/out.txt" || fail "summary: $(cat "$WORK/out.txt")"
 [ ! -s "$WORK/dead.ndjson" ] || fail "nothing is dead-lettered: $(cat "$WORK/dead.ndjson")"

@@ -71,6 +71,10 @@ static void test_defaults(void)
 	CU_ASSERT_EQUAL(c.dedup_max_entries, 100000);
 	CU_ASSERT_EQUAL(c.shutdown_grace_ms, 8000);
 	CU_ASSERT_EQUAL(c.call_timeout_ms, 30000);
+	CU_ASSERT_EQUAL(c.read_retry.initial_backoff_ms, 1000);
+	CU_ASSERT_EQUAL(c.read_retry.max_backoff_ms, 30000);
+	CU_ASSERT_EQUAL(c.read_retry.max_attempts, 10);
+	CU_ASSERT_EQUAL(c.read_retry.lookup_attempts, 4);
 	CU_ASSERT_EQUAL(c.limits.event_bytes, 10u << 20);
 	CU_ASSERT_EQUAL(c.limits.json_depth, 64);
 	CU_ASSERT_EQUAL(c.limits.attributes, 100);
@@ -244,6 +248,8 @@ static void test_all_keys(void)
 		      "limits: { event_bytes: 1MiB, json_depth: 32, attributes: 50, header_bytes: 8KiB }\n"
 		      "shutdown_grace: 5s\n"
 		      "call_timeout: 1m30s\n"
+		      "read_retry: { initial_backoff: 50ms, max_backoff: 2s, max_attempts: 3, "
+		      "lookup_attempts: 2 }\n"
 		      "unrouted: dead_letter\n"
 		      "dead_letter: { topic: projects/p/topics/dead }\n"
 		      "auth: { audience: a, allowed_emails: [x@y, z@w], jwks_file: /etc/jwks.json }\n"
@@ -259,6 +265,10 @@ static void test_all_keys(void)
 	CU_ASSERT_EQUAL(c.limits.header_bytes, 8192);
 	CU_ASSERT_EQUAL(c.shutdown_grace_ms, 5000);
 	CU_ASSERT_EQUAL(c.call_timeout_ms, 90000);
+	CU_ASSERT_EQUAL(c.read_retry.initial_backoff_ms, 50);
+	CU_ASSERT_EQUAL(c.read_retry.max_backoff_ms, 2000);
+	CU_ASSERT_EQUAL(c.read_retry.max_attempts, 3);
+	CU_ASSERT_EQUAL(c.read_retry.lookup_attempts, 2);
 	CU_ASSERT_EQUAL(c.unrouted, JR_UNROUTED_DEAD_LETTER);
 	CU_ASSERT_STRING_EQUAL(c.auth_jwks_file, "/etc/jwks.json");
 	CU_ASSERT_PTR_NULL(c.auth_jwks_url);
@@ -450,6 +460,9 @@ static void test_bad_values(void)
 		      "t.yaml:1: circuit_breaker: min_calls 30 is greater than window 20\n");
 	expect_errors("circuit_breaker: { open_for: 1h }\n",
 		      "t.yaml:1: circuit_breaker: max_open_for is shorter than open_for\n");
+	expect_errors("read_retry: { initial_backoff: 1m, max_attempts: 0 }\n",
+		      "t.yaml:1: read_retry.max_attempts: must be from 1 to 1000, got '0'\n"
+		      "t.yaml:1: read_retry: max_backoff is shorter than initial_backoff\n");
 	expect_errors("auth: { jwks_url: ftp://x, jwks_file: f }\n",
 		      "t.yaml:1: auth.jwks_url: expected an http:// or https:// URL, got 'ftp://x'\n"
 		      "t.yaml:1: auth: audience is required\n"
