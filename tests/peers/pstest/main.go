@@ -129,7 +129,7 @@ func main() {
 	streamTimeout := flag.Duration("stream-timeout", 0, "close every stream after this long (0: never)")
 	controlPort := flag.Int("control-port", -1, "also take commands on this loopback TCP port (0: any; its port is printed as CONTROL <port>)")
 	useStdin := flag.Bool("stdin", true, "take commands on stdin; EOF stops the server")
-	pingMin := flag.Duration("keepalive-min-time", 5*time.Minute, "GOAWAY too_many_pings to a client that pings more often than this (gRPC's enforcement policy)")
+	pingMin := flag.Duration("keepalive-min-time", 20*time.Second, "GOAWAY too_many_pings to a client that pings more often than this (gRPC's enforcement policy)")
 	flag.Parse()
 
 	if !loopback(*host) {
