@@ -37,6 +37,8 @@ ps_cmd wait-acked 30 60s || fail "first batch not acked: $PS_REPLY"
 # channel ping on (without them, the blackhole below is never noticed)
 empty_requests_at_least() { ps_cmd streams && [ "$(ps_field emptyRequests)" -ge "$1" ]; }
 wait_until 15 empty_requests_at_least 3 || fail "no empty StreamingPull requests on the idle stream: $PS_REPLY"
+# polled every 50 ms, so the count that first reaches 3 is 3: more means a burst, not one an interval
+[ "$(ps_field emptyRequests)" -le 4 ] || fail "a burst of empty requests, not one an interval: $PS_REPLY"
 ps_cmd streams
 assert_eq "$(ps_field streamingPull)" 1 "streams while idle (a too_many_pings GOAWAY would end it)"
 backoffs() { grep -c '"msgid":"PUBSUB-STATE".*"state":"backoff"' "$PULL_LOG" || true; }
