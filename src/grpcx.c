@@ -119,13 +119,19 @@ grpc_channel *grpcx_channel_new(const grpcx_channel_opts *o, char *err, size_t e
 		grpc_channel_credentials_release(tls);
 		grpc_call_credentials_release(cc);
 	}
+	int keepalive = o->keepalive_ms > 0 ? o->keepalive_ms : 5 * 60 * 1000;
 	grpc_arg args[] = {
 		{ GRPC_ARG_STRING, GRPC_ARG_PRIMARY_USER_AGENT_STRING, { .string = "jobrelay/" JR_VERSION } },
 		{ GRPC_ARG_INTEGER, GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, { .integer = o->max_receive } },
-		/* pings only while calls are in flight, at most every 5 min: what Google's
-		 * front ends accept without a GOAWAY too_many_pings */
-		{ GRPC_ARG_INTEGER, GRPC_ARG_KEEPALIVE_TIME_MS, { .integer = 5 * 60 * 1000 } },
-		{ GRPC_ARG_INTEGER, GRPC_ARG_KEEPALIVE_TIMEOUT_MS, { .integer = 20 * 1000 } },
+		/* pings only while calls are in flight, at most every 30 s (Pub/Sub) or 5 min:
+		 * Google's front ends accept one every 30 s without a GOAWAY too_many_pings.
+		 * An unanswered ping closes the connection after the timeout; gRPC also sets
+		 * TCP_USER_TIMEOUT to it, so unacknowledged bytes do too. gRPC sends at most
+		 * 2 pings between two writes of data (max_pings_without_data): the
+		 * StreamingPull keepalive request writes some every interval. */
+		{ GRPC_ARG_INTEGER, GRPC_ARG_KEEPALIVE_TIME_MS, { .integer = keepalive } },
+		{ GRPC_ARG_INTEGER, GRPC_ARG_KEEPALIVE_TIMEOUT_MS,
+		  { .integer = keepalive < 20 * 1000 ? keepalive : 20 * 1000 } },
 		{ GRPC_ARG_INTEGER, GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, { .integer = 0 } },
 		/* jobrelay retries per error class itself; no hidden transparent retries. */
 		{ GRPC_ARG_INTEGER, GRPC_ARG_ENABLE_RETRIES, { .integer = 0 } },
@@ -141,6 +147,21 @@ grpc_channel *grpcx_channel_new(const grpcx_channel_opts *o, char *err, size_t e
 	return ch;
 }
 
+int grpcx_pubsub_keepalive_ms(char *err, size_t errlen)
+{
+	const char *v = getenv("JOBRELAY_PUBSUB_KEEPALIVE_MS");
+	if (!v || !*v)
+		return GRPCX_PUBSUB_KEEPALIVE_MS;
+	char *end;
+	long ms = strtol(v, &end, 10);
+	if (*end || ms < 1000 || ms > 300000) {
+		snprintf(err, errlen, "JOBRELAY_PUBSUB_KEEPALIVE_MS '%.40s': expected milliseconds, "
+				      "1000-300000", v);
+		return -1;
+	}
+	return (int)ms;
+}
+
 grpc_channel *grpcx_pubsub_channel(const char *endpoint, int max_receive, char *target,
 				   size_t tcap, char *err, size_t errlen)
 {
@@ -154,7 +175,10 @@ grpc_channel *grpcx_pubsub_channel(const char *endpoint, int max_receive, char *
 	char host[256];
 	if (grpcx_split_endpoint("pubsub endpoint", endpoint, host, sizeof host, err, errlen) < 0)
 		return NULL;
-	grpcx_channel_opts co = { "pubsub endpoint", endpoint, insecure, max_receive };
+	int keepalive = grpcx_pubsub_keepalive_ms(err, errlen);
+	if (keepalive < 0)
+		return NULL;
+	grpcx_channel_opts co = { "pubsub endpoint", endpoint, insecure, max_receive, keepalive };
 	grpc_channel *ch = grpcx_channel_new(&co, err, errlen);
 	if (ch)
 		snprintf(target, tcap, "%s (%s)", endpoint, insecure ? "plaintext" : "tls");

@@ -36,14 +36,17 @@ typedef struct grpcx_channel_opts {
 	const char *endpoint; /* host:port, already checked with grpcx_split_endpoint */
 	int insecure;         /* plaintext, and no credential lookup at all */
 	int max_receive;      /* largest message accepted from the server, bytes */
+	int keepalive_ms;     /* HTTP/2 ping after this long without a ping, while calls are open;
+			       * the connection is closed when it is not answered within
+			       * min(20 s, keepalive_ms). 0: 5 min */
 } grpcx_channel_opts;
 
 /*
  * grpcx_channel_new: a channel to o->endpoint: plaintext with insecure
  * credentials, or TLS with jobrelay's Application Default Credentials on
  * every call (src/gcreds.h; a credentials file that cannot be used fails
- * here, naming it). jobrelay's user agent, keepalive pings only
- * while calls are open (every 5 min), no transparent retries, no BDP probes.
+ * here, naming it). jobrelay's user agent, keepalive pings only while calls
+ * are open (o->keepalive_ms), no transparent retries, no BDP probes.
  * The first call also turns off Abseil's mutex deadlock detection (a debug
  * check Debian's Abseil has on; JOBRELAY_ABSL_DEADLOCK_CHECKS=1 keeps it).
  * NULL with err filled when credentials or the channel cannot be made. The
@@ -51,12 +54,22 @@ typedef struct grpcx_channel_opts {
  */
 grpc_channel *grpcx_channel_new(const grpcx_channel_opts *o, char *err, size_t errlen);
 
+#define GRPCX_PUBSUB_KEEPALIVE_MS 30000 /* Google's Pub/Sub clients' interval */
+/*
+ * grpcx_pubsub_keepalive_ms: the keepalive interval of Pub/Sub channels and
+ * StreamingPull streams: GRPCX_PUBSUB_KEEPALIVE_MS, or
+ * JOBRELAY_PUBSUB_KEEPALIVE_MS when set (1000..300000; meant for tests).
+ * -1 with err filled when that variable is malformed or out of range.
+ */
+int grpcx_pubsub_keepalive_ms(char *err, size_t errlen);
+
 /*
  * grpcx_pubsub_channel: a channel to Pub/Sub, chosen as every Pub/Sub client
  * of jobrelay chooses it: endpoint when given, else PUBSUB_EMULATOR_HOST
  * (plaintext, no credential lookup, Google's convention), else
- * pubsub.googleapis.com:443 with TLS and Application Default Credentials. target
- * (tcap bytes) gets "host:port (plaintext|tls)" for logs. NULL with err filled.
+ * pubsub.googleapis.com:443 with TLS and Application Default Credentials;
+ * HTTP/2 keepalive every grpcx_pubsub_keepalive_ms. target (tcap bytes) gets
+ * "host:port (plaintext|tls)" for logs. NULL with err filled.
  */
 grpc_channel *grpcx_pubsub_channel(const char *endpoint, int max_receive, char *target,
 				   size_t tcap, char *err, size_t errlen);

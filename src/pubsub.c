@@ -8,12 +8,24 @@
  *   status  RECV_STATUS_ON_CLIENT: completes when the stream ends
  *   recv    [RECV_INITIAL_METADATA +] RECV_MESSAGE, re-armed after each
  *           response unless paused: one receive is always pending
- *   send    SEND_MESSAGE(acks and modacks), one at a time
+ *   send    SEND_MESSAGE(acks and modacks, or an empty keepalive request),
+ *           one at a time
  *   close   SEND_CLOSE_FROM_CLIENT, once, when closing and nothing is queued
  *
  * No thread per message and no polling: an idle session has one pending
- * receive, one pending status and at most one timer (the flush timer is
+ * receive, one pending status and the keepalive timer (the flush timer is
  * armed only while ids wait; the settle timer once per stream).
+ *
+ * Keepalive: when nothing was sent on the stream for the keepalive interval
+ * (30 s, grpcx_pubsub_keepalive_ms), an empty StreamingPullRequest goes out,
+ * as Google's Go and Python clients send one every 30 s. The service closes a
+ * stream that stays silent (about a minute), and the bytes written let gRPC
+ * keep pinging the connection (it pings at most twice between two writes of
+ * data): the channel pings after the same interval and closes the connection
+ * when a ping is not answered within min(20 s, interval). So a connection
+ * that died silently (a NAT or load balancer dropping it) ends the stream at
+ * most interval + ping timeout after it went quiet (50 s), with UNAVAILABLE,
+ * and the stream is reopened as after any end.
  *
  * The first request names the subscription, stream_ack_deadline_seconds, a
  * client_id (random, the same on every stream of the session, so the server
@@ -122,7 +134,9 @@ struct jr_pubsub {
 	ps_stream *st;
 	idq pending, sending;
 	int flush_due;
-	jr_timer_id flush_timer, backoff_timer, settle_timer;
+	jr_timer_id flush_timer, backoff_timer, settle_timer, keepalive_timer;
+	int keepalive_ms;   /* an empty request after this long without a send */
+	int64_t last_send_ms; /* when the last request was started on the stream */
 	int paused, closing, freeing, established, startup_failures, backoff_attempt;
 	size_t max_queued;
 	long dropped_extensions;
@@ -462,12 +476,46 @@ static void flush(jr_pubsub *ps)
 	op.data.send_message.send_message = st->send_buf;
 	if (start_batch(st, &op, 1, &st->t_send) == 0) {
 		st->send_pending = 1;
+		ps->last_send_ms = loop_now_ms();
 	} else {
 		grpc_byte_buffer_destroy(st->send_buf);
 		st->send_buf = NULL;
 		idq_requeue(&ps->pending, &ps->sending);
 		ps->flush_due = 1;
 	}
+}
+
+/*
+ * keepalive_fired: an empty request when the stream can send and nothing was
+ * sent for keepalive_ms; re-armed for keepalive_ms after the last send. A
+ * send still in flight counts as traffic. Not while closing.
+ */
+static void keepalive_fired(void *arg)
+{
+	jr_pubsub *ps = arg;
+	ps_stream *st = ps->st;
+	ps->keepalive_timer = 0;
+	if (!st || st->status_done || st->close_sent || ps->closing)
+		return;
+	int64_t now = loop_now_ms();
+	if (st->send_ready && !st->send_pending && now - ps->last_send_ms >= ps->keepalive_ms) {
+		Google__Pubsub__V1__StreamingPullRequest rq = GOOGLE__PUBSUB__V1__STREAMING_PULL_REQUEST__INIT;
+		st->send_buf = pack_request(&rq);
+		grpc_op op;
+		memset(&op, 0, sizeof op);
+		op.op = GRPC_OP_SEND_MESSAGE;
+		op.data.send_message.send_message = st->send_buf;
+		if (start_batch(st, &op, 1, &st->t_send) < 0) {
+			grpc_byte_buffer_destroy(st->send_buf);
+			st->send_buf = NULL;
+			return; /* the stream is cancelled; the next one arms its own timer */
+		}
+		st->send_pending = 1;
+		ps->last_send_ms = now;
+	}
+	int64_t due = ps->last_send_ms + ps->keepalive_ms - now;
+	ps->keepalive_timer = loop_timer_add(ps->loop, due > 0 ? due : ps->keepalive_ms,
+					     keepalive_fired, ps);
 }
 
 static int is_fatal(int code)
@@ -517,6 +565,10 @@ static void stream_unref(ps_stream *st)
 	if (ps->settle_timer) {
 		loop_timer_cancel(ps->loop, ps->settle_timer);
 		ps->settle_timer = 0;
+	}
+	if (ps->keepalive_timer) {
+		loop_timer_cancel(ps->loop, ps->keepalive_timer);
+		ps->keepalive_timer = 0;
 	}
 	char detail[PS_DETAIL_MAX + 1];
 	int code = st->status_done ? (int)st->status : GRPC_STATUS_UNKNOWN;
@@ -950,9 +1002,12 @@ static void open_stream(jr_pubsub *ps)
 		st->start_buf = NULL;
 	}
 	start_recv(st);
+	ps->last_send_ms = loop_now_ms();
 	stream_set_state(ps, ps->closing ? JR_PUBSUB_CLOSING : JR_PUBSUB_CONNECTING, 0, NULL, 0);
-	if (!ps->closing)
+	if (!ps->closing) {
 		ps->settle_timer = loop_timer_add(ps->loop, PS_SETTLE_MS, settle_fired, ps);
+		ps->keepalive_timer = loop_timer_add(ps->loop, ps->keepalive_ms, keepalive_fired, ps);
+	}
 	stream_unref(st);
 }
 
@@ -1013,6 +1068,7 @@ jr_pubsub *pubsub_new(jr_loop *l, const jr_pubsub_opts *o, char *err, size_t err
 	ps->params = jr_malloc(cap);
 	pubsub_routing_header(ps->subscription, ps->params, cap);
 	snprintf(ps->target, sizeof ps->target, "%s", target);
+	ps->keepalive_ms = grpcx_pubsub_keepalive_ms(err, errlen); /* checked by grpcx_pubsub_channel */
 	random_client_id(ps->client_id);
 	ps->rng = (uint64_t)loop_now_ms() ^ ((uint64_t)getpid() << 32) ^ 0xD1B54A32D192ED03ULL;
 	int64_t mm = o->max_outstanding_messages > 0 ? o->max_outstanding_messages : 1000;
@@ -1080,6 +1136,7 @@ void pubsub_free(jr_pubsub *ps)
 	loop_timer_cancel(ps->loop, ps->flush_timer);
 	loop_timer_cancel(ps->loop, ps->backoff_timer);
 	loop_timer_cancel(ps->loop, ps->settle_timer);
+	loop_timer_cancel(ps->loop, ps->keepalive_timer);
 	metric_set(m.streams, NULL, 0);
 	grpc_channel_destroy(ps->ch);
 	idq_free(&ps->pending);

@@ -81,7 +81,8 @@ jr_runapi *runapi_new(jr_loop *l, const char *endpoint, char *err, size_t errlen
 	if (grpcx_split_endpoint("run endpoint", endpoint, host, sizeof host, err, errlen) < 0)
 		return NULL;
 	int insecure = grpcx_is_loopback(host) || grpcx_env_true("JOBRELAY_RUN_INSECURE");
-	grpcx_channel_opts co = { "run endpoint", endpoint, insecure, RUN_MAX_RECV };
+	grpcx_channel_opts co = { .what = "run endpoint", .endpoint = endpoint, .insecure = insecure,
+				  .max_receive = RUN_MAX_RECV }; /* keepalive: every 5 min */
 	grpc_channel *ch = grpcx_channel_new(&co, err, errlen);
 	if (!ch)
 		return NULL;

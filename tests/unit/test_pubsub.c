@@ -1,7 +1,8 @@
 /*
  * test_pubsub.c — the StreamingPull session without a server: the routing
- * header, endpoints (PUBSUB_EMULATOR_HOST and its errors), and a session
- * that is created and freed without ever being started. Everything that
+ * header, endpoints (PUBSUB_EMULATOR_HOST and its errors), the keepalive
+ * interval's variable, and a session that is created and freed without ever
+ * being started. Everything that
  * talks to a server is tested against Google's pstest in
  * tests/integration/test_pull*.sh.
  */
@@ -90,10 +91,37 @@ static void test_unstarted(void)
 	loop_free(l);
 }
 
+/* JOBRELAY_PUBSUB_KEEPALIVE_MS: milliseconds, 1000-300000; anything else refuses the session. */
+static void test_keepalive_env(void)
+{
+	jr_loop *l = loop_new();
+	char err[256];
+	const char *sub = "projects/p/subscriptions/s";
+	const char *bad[] = { "999", "300001", "30s", "-1", "1000x" };
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		setenv("JOBRELAY_PUBSUB_KEEPALIVE_MS", bad[i], 1);
+		err[0] = '\0';
+		jr_pubsub *ps = session(l, sub, "127.0.0.1:1", err, sizeof err);
+		CU_ASSERT_PTR_NULL(ps);
+		CU_ASSERT_PTR_NOT_NULL(strstr(err, "JOBRELAY_PUBSUB_KEEPALIVE_MS"));
+		pubsub_free(ps);
+	}
+	const char *good[] = { "1000", "300000", "" };
+	for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+		setenv("JOBRELAY_PUBSUB_KEEPALIVE_MS", good[i], 1);
+		jr_pubsub *ps = session(l, sub, "127.0.0.1:1", err, sizeof err);
+		CU_ASSERT_PTR_NOT_NULL(ps);
+		pubsub_free(ps);
+	}
+	unsetenv("JOBRELAY_PUBSUB_KEEPALIVE_MS");
+	loop_free(l);
+}
+
 static const cu_test tests[] = {
 	{ "routing header", test_routing_header },
 	{ "endpoints", test_endpoints },
 	{ "unstarted session", test_unstarted },
+	{ "keepalive interval from the environment", test_keepalive_env },
 	{ NULL, NULL },
 };
 

@@ -32,8 +32,10 @@ import (
 	"time"
 
 	"cloud.google.com/go/pubsub/pstest"
+	"github.com/golang/protobuf/proto"
 	pb "google.golang.org/genproto/googleapis/pubsub/v1"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/metadata"
 )
 
@@ -51,6 +53,9 @@ type harness struct {
 
 	calls    map[string]int                    // calls made (unary and streams), by method
 	methodMD map[string]map[string]interface{} // the metadata of each method's last call
+
+	requests      int // StreamingPull requests received (first requests included)
+	emptyRequests int // of which empty: a client's stream keepalive
 }
 
 // The request metadata a client sends that tests look at.
@@ -63,7 +68,29 @@ func (h *harness) interceptor(srv interface{}, ss grpc.ServerStream, info *grpc.
 	h.streams[info.FullMethod]++
 	h.lastMD = got
 	h.smu.Unlock()
+	if info.FullMethod == "/google.pubsub.v1.Subscriber/StreamingPull" {
+		ss = &countingStream{ServerStream: ss, h: h}
+	}
 	return handler(srv, ss)
+}
+
+// countingStream counts the StreamingPull requests a stream receives, and the empty ones.
+type countingStream struct {
+	grpc.ServerStream
+	h *harness
+}
+
+func (c *countingStream) RecvMsg(m interface{}) error {
+	err := c.ServerStream.RecvMsg(m)
+	if err == nil {
+		c.h.smu.Lock()
+		c.h.requests++
+		if pm, ok := m.(proto.Message); ok && proto.Size(pm) == 0 {
+			c.h.emptyRequests++
+		}
+		c.h.smu.Unlock()
+	}
+	return err
 }
 
 // unaryInterceptor counts unary calls per method and keeps each method's last metadata.
@@ -102,6 +129,7 @@ func main() {
 	streamTimeout := flag.Duration("stream-timeout", 0, "close every stream after this long (0: never)")
 	controlPort := flag.Int("control-port", -1, "also take commands on this loopback TCP port (0: any; its port is printed as CONTROL <port>)")
 	useStdin := flag.Bool("stdin", true, "take commands on stdin; EOF stops the server")
+	pingMin := flag.Duration("keepalive-min-time", 20*time.Second, "GOAWAY too_many_pings to a client that pings more often than this (gRPC's enforcement policy)")
 	flag.Parse()
 
 	if !loopback(*host) {
@@ -116,7 +144,8 @@ func main() {
 		fatalf("listen: %v", err)
 	}
 	gs := grpc.NewServer(grpc.MaxRecvMsgSize(64<<20), grpc.StreamInterceptor(h.interceptor),
-		grpc.UnaryInterceptor(h.unaryInterceptor))
+		grpc.UnaryInterceptor(h.unaryInterceptor),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: *pingMin}))
 	pb.RegisterPublisherServer(gs, &srv.GServer)
 	pb.RegisterSubscriberServer(gs, &srv.GServer)
 	go func() { _ = gs.Serve(lis) }()
@@ -346,6 +375,8 @@ func (h *harness) command(a []string) (interface{}, error) {
 		defer h.smu.Unlock()
 		return map[string]interface{}{
 			"streamingPull": h.streams["/google.pubsub.v1.Subscriber/StreamingPull"],
+			"requests":      h.requests,
+			"emptyRequests": h.emptyRequests,
 			"lastMetadata":  h.lastMD,
 		}, nil
 	case "wait-acked", "wait-delivered":
