@@ -18,7 +18,7 @@
 #include "event.h"
 #include "runapi.h"
 
-#define RUNADMIN_MAX_RECV (4 * 1024 * 1024)
+#define RUNADMIN_MAX_RECV RUNAPI_CHANNEL_MAX_RECV
 
 typedef enum jr_exec_state {
 	JR_EXEC_PENDING,

@@ -82,7 +82,7 @@ jr_runapi *runapi_new(jr_loop *l, const char *endpoint, char *err, size_t errlen
 		return NULL;
 	int insecure = grpcx_is_loopback(host) || grpcx_env_true("JOBRELAY_RUN_INSECURE");
 	grpcx_channel_opts co = { .what = "run endpoint", .endpoint = endpoint, .insecure = insecure,
-				  .max_receive = RUN_MAX_RECV }; /* keepalive: every 5 min */
+				  .max_receive = RUNAPI_CHANNEL_MAX_RECV }; /* keepalive: every 5 min */
 	grpc_channel *ch = grpcx_channel_new(&co, err, errlen);
 	if (!ch)
 		return NULL;

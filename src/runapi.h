@@ -74,6 +74,13 @@ int runapi_run(jr_runapi *c, const jr_runreq *req, int64_t timeout_ms, jr_run_cb
  * decides exit code 3; calls made before it returns are not affected.
  */
 int runapi_wait_ready(jr_runapi *c, int64_t timeout_ms);
+/*
+ * The largest answer accepted on the Run API channel: a ListExecutions page
+ * of 100 executions whose overrides carry large env values (up to 32 KiB
+ * each) passes 4 MiB. RunJob's own answer is read up to 4 MiB.
+ */
+#define RUNAPI_CHANNEL_MAX_RECV (32 * 1024 * 1024)
+
 /* How long a command waits for the Run API at start-up, at most. */
 #define RUNAPI_STARTUP_WAIT_MS 10000
 

@@ -109,6 +109,22 @@ before=$(count_records ListExecutions)
 assert_eq "$(wc -l <"$WORK/ex1.json")" 104 "executions over two pages"
 assert_eq "$(($(count_records ListExecutions) - before))" 2 "ListExecutions pages"
 jq -rs 'map(.createTime) | . == (sort | reverse)' "$WORK/ex1.json" | grep -q true || fail "newest first"
+# a page of 100 executions whose overrides carry 2 x 30,000-byte env values is over 6 MB:
+# more than gRPC's default 4 MiB, still read whole
+big=$(head -c 30000 /dev/zero | tr '\0' b)
+for i in $(seq 1 100); do
+	printf '{"specversion":"1.0","id":"b-%d","source":"/t","type":"t.big","data":{"v":"%s"}}\n' "$i" "$big"
+done >"$WORK/big.ndjson"
+cat >"$WORK/big.yaml" <<YAML
+project: p1
+region: europe-west1
+concurrency: 16
+routes: [ { name: big, job: big, overrides: { env: { A: "{{data.v}}", B: "{{data.v}}" } } } ]
+YAML
+"$J" --config "$WORK/big.yaml" replay "$WORK/big.ndjson" >/dev/null 2>&1 || fail "replay to make large executions"
+"$J" executions list big --project p1 --region europe-west1 >"$WORK/exbig.json" ||
+	fail "executions list of large executions"
+assert_eq "$(wc -l <"$WORK/exbig.json")" 100 "a page of large executions"
 "$J" executions list many --project p1 --region europe-west1 --limit 7 >"$WORK/ex2.json"
 assert_eq "$(wc -l <"$WORK/ex2.json")" 7 "--limit"
 "$J" "${JC[@]}" executions list ok --region us-east1 --region europe-west1 >"$WORK/ex3.json"
