@@ -165,6 +165,12 @@ static void print_global_policies(const jr_config *c)
 		       format_duration_ms(c->dedup_ttl_ms, a, sizeof a), (long long)c->dedup_max_entries);
 	else
 		printf("dedup: off (ttl 0)\n");
+	const jr_read_retry *rr = &c->read_retry;
+	printf("read_retry (reads after RunJob, never a second RunJob): backoff %s -> %s, "
+	       "max_attempts %d, lookup_attempts %d\n",
+	       format_duration_ms(rr->initial_backoff_ms, a, sizeof a),
+	       format_duration_ms(rr->max_backoff_ms, b, sizeof b), rr->max_attempts,
+	       rr->lookup_attempts);
 }
 
 static int cmd_check_config(const globals *g)
