@@ -209,7 +209,8 @@ async function handle(listener, req, res) {
   send(res, out[0], out[1], out[2]);
 }
 
-const FLAVOR = { 'metadata-flavor': 'Google' };
+// spelled so: gRPC core compares the response header's name case-sensitively, as GCE sends it
+const FLAVOR = { 'Metadata-Flavor': 'Google' };
 
 function metadata(req, url, rec) {
   const p = url.pathname;
