@@ -187,26 +187,51 @@ lab_read_listening() {
 	return 1
 }
 
-# lab_start: the network, the CA, gauth, the Run fake and pstest (all on :443 / :80).
-lab_start() {
-	lab_ca
-	lab_network
-	lab_credential_files
-	[ -d "$PEERS/runfake/node_modules" ] || (cd "$PEERS/runfake" && npm ci --silent --no-audit --no-fund --offline)
+# lab_start_gauth [FLAGS...]: the credential stand-ins (tests/peers/gauth) on the lab's
+# metadata, oauth2, sts, iamcredentials and www addresses; sets LAB_GAUTH_PID.
+lab_start_gauth() {
 	local got=
-
+	rm -f "$LAB/gauth.out"
 	mkfifo "$LAB/gauth.out"
 	node "$PEERS/gauth/server.js" --metadata "$LAB_METADATA_ADDR:80" \
 		--https "$LAB_OAUTH2_ADDR:443" --https "$LAB_STS_ADDR:443" --https "$LAB_IAMCRED_ADDR:443" \
 		--https "$LAB_WWW_ADDR:443" --tls-cert "$LAB/server.crt" --tls-key "$LAB/server.key" \
 		--record "$LAB/gauth.jsonl" --control "$LAB/gauth-control.json" \
 		--service-account "$LAB/sa.json" --user "$LAB/user.json" --email "$LAB_SA_EMAIL" \
-		--project-id "$LAB_PROJECT" >"$LAB/gauth.out" 2>"$LAB/gauth.err" &
-	LAB_PIDS+=($!)
+		--project-id "$LAB_PROJECT" "$@" >"$LAB/gauth.out" 2>>"$LAB/gauth.err" &
+	LAB_GAUTH_PID=$!
+	LAB_PIDS+=("$LAB_GAUTH_PID")
 	exec {LAB_GAUTH_FD}<"$LAB/gauth.out"
 	lab_read_listening "$LAB_GAUTH_FD" got || { cat "$LAB/gauth.err" >&2; fail "gauth did not start"; }
 	cat <&"$LAB_GAUTH_FD" >/dev/null &
 	exec {LAB_GAUTH_FD}<&-
+}
+
+# lab_gauth_control JSON: replaces gauth's control file (atomically; read on its next
+# request), e.g. '{"fail":{"oauth2":500}}' or '{"fail":{"metadata":"invalid_grant"},"expires_in":90}';
+# lab_gauth_control '{}' ends every failure.
+lab_gauth_control() {
+	printf '%s\n' "$1" >"$LAB/gauth-control.json.tmp"
+	mv "$LAB/gauth-control.json.tmp" "$LAB/gauth-control.json"
+}
+
+# lab_token_requests SERVICE [STATUS]: gauth's requests of SERVICE (metadata, oauth2, sts,
+# iamcredentials, ...) so far, or those answered STATUS.
+lab_token_requests() {
+	[ -f "$LAB/gauth.jsonl" ] || { echo 0; return; }
+	grep "\"service\":\"$1\"" "$LAB/gauth.jsonl" | grep -c "\"status\":${2:-}" || true
+}
+
+# lab_start [GAUTH FLAGS...]: the network, the CA, gauth (with those extra flags), the Run
+# fake and pstest (all on :443 / :80).
+# shellcheck disable=SC2120 # the flags are optional
+lab_start() {
+	lab_ca
+	lab_network
+	lab_credential_files
+	[ -d "$PEERS/runfake/node_modules" ] || (cd "$PEERS/runfake" && npm ci --silent --no-audit --no-fund --offline)
+	local got=
+	lab_start_gauth "$@"
 
 	printf '{"rules": [{"job": "missing", "code": "NOT_FOUND", "message": "job missing not found"}]}\n' \
 		>"$LAB/runfake.json"
