@@ -5,7 +5,7 @@
 #
 #   . "$(dirname "${BASH_SOURCE[0]}")/lab.sh"   # re-runs the test in a new network + mount namespace
 #   lab_start                                     # CA, /etc/hosts, stand-ins, Run fake, pstest over TLS
-#   lab_creds metadata|sa-key|user|user-quota     # how jobrelay finds its credentials
+#   lab_creds metadata|sa-key|user|user-quota|external     # how jobrelay finds its credentials
 #
 # Outside the namespace it checks for unshare, ip and root and re-executes the test
 # under `unshare --net --mount --fork`; where that cannot be done it exits 77
@@ -175,6 +175,12 @@ w("sa.json", { type: "service_account", project_id: project, private_key_id: "la
 const user = { type: "authorized_user", client_id: client, client_secret: "lab-client-secret", refresh_token: "1//lab-refresh-token" };
 w("user.json", user);
 w("user-quota.json", Object.assign({ quota_project_id: quota }, user));
+fs.writeFileSync(`${dir}/oidc-token`, "lab-oidc-subject-token");
+w("external.json", { type: "external_account",
+  audience: `//iam.googleapis.com/projects/123/locations/global/workloadIdentityPools/lab-pool/providers/lab-provider`,
+  subject_token_type: "urn:ietf:params:oauth:token-type:jwt", token_url: "https://sts.googleapis.com/v1/token",
+  service_account_impersonation_url: `https://iamcredentials.googleapis.com/v1/projects/-/serviceAccounts/${email}:generateAccessToken`,
+  credential_source: { file: `${dir}/oidc-token` } });
 ' "$LAB" "$LAB_SA_EMAIL" "$LAB_PROJECT" "$LAB_USER_CLIENT_ID" "$LAB_QUOTA_PROJECT"
 }
 
@@ -261,6 +267,8 @@ lab_start() {
 #   sa-key      GOOGLE_APPLICATION_CREDENTIALS = a service-account key file
 #   user        GOOGLE_APPLICATION_CREDENTIALS = authorized_user credentials
 #   user-quota  the same with a quota_project_id
+#   external    GOOGLE_APPLICATION_CREDENTIALS = external_account (workload identity
+#               federation: a file-sourced subject token, STS, then impersonation)
 # Sets LAB_KIND, LAB_TOKEN_SERVICE and LAB_SUBJECT (what gauth records for its tokens)
 # and LAB_USER_PROJECT (the x-goog-user-project expected; empty: none).
 lab_creds() {
@@ -275,6 +283,7 @@ lab_creds() {
 		LAB_TOKEN_SERVICE=oauth2 LAB_SUBJECT=$LAB_USER_CLIENT_ID LAB_ADC=$LAB/user-quota.json
 		LAB_USER_PROJECT=$LAB_QUOTA_PROJECT
 		;;
+	external) LAB_TOKEN_SERVICE=iamcredentials LAB_SUBJECT=$LAB_SA_EMAIL LAB_ADC=$LAB/external.json ;;
 	*) fail "lab_creds: unknown kind $1" ;;
 	esac
 	mkdir -p "$LAB/home"
