@@ -30,7 +30,12 @@ if [ "${JR_LAB_INSIDE:-}" != 1 ]; then
 	command -v openssl >/dev/null || lab_skip "no openssl"
 	[ "$(id -u)" = 0 ] || lab_skip "not root (unshare --net --mount needs it)"
 	unshare --net --mount --fork true 2>/dev/null || lab_skip "unshare --net --mount fails here"
-	JR_LAB_INSIDE=1 exec unshare --net --mount --fork --propagation private --kill-child=TERM bash ${JR_LAB_TRACE:+-x} "$0" "$@"
+	# the lab has no network: the Run fake's npm packages are installed before it is entered
+	if [ ! -d "$JR_SOURCE_DIR/tests/peers/runfake/node_modules" ]; then
+		(cd "$JR_SOURCE_DIR/tests/peers/runfake" && npm ci --silent --no-audit --no-fund) ||
+			{ echo "FAIL: npm ci in tests/peers/runfake (run scripts/deps.sh)" >&2; exit 1; }
+	fi
+	JR_LAB_OUTER_NETNS=$(readlink /proc/self/ns/net) JR_LAB_INSIDE=1 exec unshare --net --mount --fork --propagation private --kill-child=TERM bash ${JR_LAB_TRACE:+-x} "$0" "$@"
 fi
 
 # --- inside the namespace: make sure it is a new one before anything starts
@@ -38,7 +43,10 @@ lab_refuse() {
 	echo "FAIL: lab: $*; refusing to start anything" >&2
 	exit 1
 }
-if [ -r /proc/1/ns/net ] && [ "$(readlink /proc/1/ns/net)" = "$(readlink /proc/self/ns/net)" ]; then
+LAB_NETNS=$(readlink /proc/self/ns/net) || lab_refuse "cannot tell which network namespace this is"
+[ -n "${JR_LAB_OUTER_NETNS:-}" ] || lab_refuse "not entered through lab.sh (no outer namespace recorded)"
+[ "$LAB_NETNS" != "$JR_LAB_OUTER_NETNS" ] || lab_refuse "still in the outer network namespace $LAB_NETNS"
+if pid1=$(readlink /proc/1/ns/net 2>/dev/null) && [ "$pid1" = "$LAB_NETNS" ]; then
 	lab_refuse "this is the network namespace of PID 1"
 fi
 [ "$(ip -o link show | awk -F': ' '{print $2}' | tr '\n' ' ')" = "lo " ] ||
@@ -235,7 +243,6 @@ lab_start() {
 	lab_ca
 	lab_network
 	lab_credential_files
-	[ -d "$PEERS/runfake/node_modules" ] || (cd "$PEERS/runfake" && npm ci --silent --no-audit --no-fund --offline)
 	local got=
 	lab_start_gauth "$@"
 

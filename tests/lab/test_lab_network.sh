@@ -8,17 +8,23 @@
 #     jwks_url) over TLS through libcurl, trusting the lab CA.
 set -euo pipefail
 if [ "${JR_LAB_INSIDE:-}" != 1 ] && [ "$(id -u)" = 0 ] && command -v unshare >/dev/null; then
-	# In a private mount namespace (so that a broken check could not touch the machine's
-	# /etc/hosts) but the machine's network namespace, lab.sh must refuse.
-	set +e
-	out=$(unshare --mount --fork --propagation private env JR_LAB_INSIDE=1 bash "$0" 2>&1)
-	rc=$?
-	set -e
-	if [ "$rc" != 1 ] || ! grep -q 'refusing to start anything' <<<"$out"; then
-		echo "FAIL: lab.sh did not refuse the machine's network namespace (exit $rc): $out" >&2
-		exit 1
-	fi
-	echo "== lab.sh refuses the machine's network namespace: $(grep -o 'lab: .*' <<<"$out" | head -n 1)"
+	# lab.sh run as if inside, but in the machine's network namespace, must refuse: once
+	# told the truth about the outer namespace, once told a wrong one (then the links and
+	# routes give it away). In a private mount namespace, so that a broken check could not
+	# touch the machine's /etc/hosts.
+	outer=$(readlink /proc/self/ns/net)
+	for claim in "$outer" 'net:[1]'; do
+		set +e
+		out=$(unshare --mount --fork --propagation private \
+			env JR_LAB_INSIDE=1 JR_LAB_OUTER_NETNS="$claim" bash "$0" 2>&1)
+		rc=$?
+		set -e
+		if [ "$rc" != 1 ] || ! grep -q 'refusing to start anything' <<<"$out"; then
+			echo "FAIL: lab.sh did not refuse the machine's network namespace (exit $rc): $out" >&2
+			exit 1
+		fi
+		echo "== lab.sh refuses the machine's network namespace: $(grep -o 'lab: .*' <<<"$out" | head -n 1)"
+	done
 fi
 # shellcheck source=tests/lab/lab.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lab.sh"
