@@ -195,7 +195,7 @@ w("external.json", { type: "external_account",
 # lab_read_listening FIFO_FD VAR: reads lines from FD until one starts with LISTENING.
 lab_read_listening() {
 	local line=
-	while read -r -u "$1" line; do
+	while read -r -t 60 -u "$1" line; do
 		case "$line" in LISTENING*) printf -v "$2" '%s' "$line"; return 0 ;; esac
 	done
 	return 1

@@ -58,7 +58,7 @@ start_bg() {
 	BG_PID=$!
 	LAB_RUNS+=("$BG_PID")
 	exec {BG_FD}<"$LAB/$name.fifo"
-	while read -r -u "$BG_FD" line; do
+	while read -r -t 60 -u "$BG_FD" line; do
 		printf '%s\n' "$line" >>"$LAB/$name.log"
 		if [[ $line =~ $ready ]]; then
 			ok=1
@@ -118,7 +118,7 @@ lab_paths() {
 	for id in serve-ok serve-dl; do
 		local type=lab.ok
 		[ "$id" = serve-ok ] || type=lab.missing
-		code=$(curl -s -o /dev/null -w '%{http_code}' -H 'ce-specversion: 1.0' -H "ce-id: $id" \
+		code=$(curl -s --max-time 30 -o /dev/null -w '%{http_code}' -H 'ce-specversion: 1.0' -H "ce-id: $id" \
 			-H "ce-source: //lab/$LAB_KIND" -H "ce-type: $type" -H 'content-type: application/json' \
 			--data-binary '{"n":2}' "http://127.0.0.1:$port/")
 		assert_eq "$code" 204 "serve: POST of $id"
