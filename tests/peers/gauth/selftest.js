@@ -144,7 +144,7 @@ async function main() {
     tokens.add(ok.json.accessToken);
   });
 
-  await check('control file: fail with 500 and invalid_grant, expires_in, and back', async () => {
+  await check('control file: fail with 500 and invalid_grant, expires_in, delay_ms, and back', async () => {
     const tp = '/computeMetadata/v1/instance/service-accounts/default/token';
     const md = { 'Metadata-Flavor': 'Google' };
     const rt = () => req('https', hport, 'POST', '/token', ...form({ grant_type: 'refresh_token', client_id: 'cid', client_secret: 'csecret', refresh_token: 'rt-1' }));
@@ -159,6 +159,12 @@ async function main() {
     assert.strictEqual(t.status, 200);
     assert.strictEqual(t.json.expires_in, 90);
     tokens.add(t.json.access_token);
+    fs.writeFileSync(f('control.json'), JSON.stringify({ delay_ms: { metadata: 300 } }));
+    const t0 = Date.now();
+    const d = await req('http', mport, 'GET', tp, undefined, md);
+    assert.strictEqual(d.status, 200);
+    assert.ok(Date.now() - t0 >= 290, 'delay_ms');
+    tokens.add(d.json.access_token);
     fs.unlinkSync(f('control.json'));
     const u = await rt();
     assert.strictEqual(u.status, 200);
@@ -172,6 +178,7 @@ async function main() {
     assert.deepStrictEqual(new Set(issued), tokens);
     assert.strictEqual(issued.length, tokens.size);
     assert.ok(recs.every((r) => r.time && r.service && r.status));
+    assert.strictEqual(recs.filter((r) => r.delayMs === 300).length, 1);
     assert.strictEqual(recs.filter((r) => r.service === 'oauth2' && r.status === 400).length, 7);
     assert.strictEqual(recs.filter((r) => r.service === 'metadata-probe').length, 2);
   });

@@ -203,6 +203,11 @@ async function handle(listener, req, res) {
   } catch (e) {
     out = [500, { error: 'internal_failure', error_description: `gauth: ${e.message}` }];
   }
+  const delay = Number((readControl().delay_ms || {})[rec.service]);
+  if (Number.isFinite(delay) && delay > 0) {
+    rec.delayMs = Math.min(delay, 600000);
+    await new Promise((r) => setTimeout(r, rec.delayMs));
+  }
   rec.status = out[0];
   if (out[0] >= 400) rec.error = typeof out[1] === 'string' ? out[1] : out[1].error_description || out[1].error || JSON.stringify(out[1]);
   record(rec);
