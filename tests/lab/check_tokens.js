@@ -31,7 +31,9 @@ for (const c of calls) {
   if (!m) fail(`${what}: authorization ${JSON.stringify(a)}, not one Bearer token`);
   else if (!ours.has(m[1])) {
     fail(`${what}: a Bearer token gauth did not issue as ${service} for ${subject}` +
-      (anyIssued.has(m[1]) ? ' (issued for other credentials)' : ` (not issued by gauth: ${m[1].slice(0, 24)}...)`));
+      (anyIssued.has(m[1]) ? ' (issued for other credentials)'
+        : m[1].split('.').length === 3 ? ' (a self-signed JWT: no token endpoint was asked)'
+          : ` (not issued by gauth: ${m[1].slice(0, 24)}...)`));
   }
   const up = c.md['x-goog-user-project'];
   if (userProject && up !== userProject) fail(`${what}: x-goog-user-project ${JSON.stringify(up)}, expected ${userProject}`);

@@ -5,7 +5,7 @@
 #
 #   . "$(dirname "${BASH_SOURCE[0]}")/lab.sh"   # re-runs the test in a new network + mount namespace
 #   lab_start                                     # CA, /etc/hosts, stand-ins, Run fake, pstest over TLS
-#   lab_creds metadata|sa-key|user|user-quota|external     # how jobrelay finds its credentials
+#   lab_creds user                                # metadata|sa-key|user|user-quota|external
 #
 # Outside the namespace it checks for unshare, ip and root and re-executes the test
 # under `unshare --net --mount --fork`; where that cannot be done it exits 77
@@ -35,7 +35,10 @@ if [ "${JR_LAB_INSIDE:-}" != 1 ]; then
 		(cd "$JR_SOURCE_DIR/tests/peers/runfake" && npm ci --silent --no-audit --no-fund) ||
 			{ echo "FAIL: npm ci in tests/peers/runfake (run scripts/deps.sh)" >&2; exit 1; }
 	fi
-	JR_LAB_OUTER_NETNS=$(readlink /proc/self/ns/net) JR_LAB_INSIDE=1 exec unshare --net --mount --fork --propagation private --kill-child=TERM bash ${JR_LAB_TRACE:+-x} "$0" "$@"
+	# --kill-child: should unshare be killed (a ctest timeout), the test gets SIGTERM and cleans up
+	JR_LAB_OUTER_NETNS=$(readlink /proc/self/ns/net) JR_LAB_INSIDE=1 \
+		exec unshare --net --mount --fork --propagation private --kill-child=TERM \
+		bash ${JR_LAB_TRACE:+-x} "$0" "$@"
 fi
 
 # --- inside the namespace: make sure it is a new one before anything starts

@@ -104,7 +104,7 @@ lab_paths() {
 	jr replay "$LAB/replay.ndjson" >"$LAB/replay.out" 2>"$LAB/replay.log"
 	local rc=$?
 	set -e
-	grep -q '"msgid":"RUNAPI-READY".*run.googleapis.com:443 (tls)' "$LAB/replay.log" ||
+	grep -q '"msgid":"RUNAPI-READY".*"run.googleapis.com:443 (tls)"' "$LAB/replay.log" ||
 		{ cat "$LAB/replay.log" >&2; fail "replay: no RUNAPI-READY for run.googleapis.com:443 (tls)"; }
 	runjob_ok_for replay-ok || { cat "$LAB/replay.log" >&2; fail "replay: no RunJob for replay-ok"; }
 	assert_eq "$rc" 1 "replay exit code (one event dead-lettered)"
@@ -115,6 +115,10 @@ lab_paths() {
 	local port code id
 	port=$(sed -n 's/.*"msgid":"SERVE-LISTENING".*"port":"\([0-9]*\)".*/\1/p' "$LAB/serve.log")
 	[ -n "$port" ] || fail "serve: no port"
+	grep -q '"msgid":"RUNAPI-READY".*"run.googleapis.com:443 (tls)"' "$LAB/serve.log" ||
+		fail "serve: not over TLS to run.googleapis.com:443"
+	grep -q '"msgid":"DLTOPIC-READY".*"pubsub.googleapis.com:443 (tls)"' "$LAB/serve.log" ||
+		fail "serve: the dead-letter topic not over TLS at pubsub.googleapis.com:443"
 	for id in serve-ok serve-dl; do
 		local type=lab.ok
 		[ "$id" = serve-ok ] || type=lab.missing
@@ -131,19 +135,22 @@ lab_paths() {
 	ps_cmd stats || fail "stats: $PS_REPLY"
 	local acked0
 	acked0=$(ps_field acked)
+	# pstest's message file: each structured event as a message's data
 	{
-		printf '{"data":%s,"attributes":{"content-type":"application/cloudevents+json"}}\n' "$(ce pull-ok lab.ok | node -e 'process.stdout.write(JSON.stringify(require("fs").readFileSync(0, "utf8").trim()))')"
-		printf '{"data":%s,"attributes":{"content-type":"application/cloudevents+json"}}\n' "$(ce pull-dl lab.missing | node -e 'process.stdout.write(JSON.stringify(require("fs").readFileSync(0, "utf8").trim()))')"
-	} >"$LAB/pull.jsonl"
+		ce pull-ok lab.ok
+		ce pull-dl lab.missing
+	} | node -e 'for (const l of require("fs").readFileSync(0, "utf8").trim().split("\n"))
+  console.log(JSON.stringify({ data: l, attributes: { "content-type": "application/cloudevents+json" } }));' \
+		>"$LAB/pull.jsonl"
 	start_bg pull '"msgid":"PULL-STATE".*"state":"running"' pull
-	grep -q '"msgid":"RUNAPI-READY".*run.googleapis.com:443 (tls)' "$LAB/pull.log" || fail "pull: not over TLS to run.googleapis.com:443"
+	grep '"msgid":"PULL-READY"' "$LAB/pull.log" |
+		grep -q '"pubsub":"pubsub.googleapis.com:443 (tls)","run_api":"run.googleapis.com:443 (tls)"' ||
+		fail "pull: not over TLS to pubsub.googleapis.com:443 and run.googleapis.com:443"
 	ps_cmd publish "$TOPIC" "$LAB/pull.jsonl" || fail "publish: $PS_REPLY"
 	ps_cmd wait-acked $((acked0 + 2)) 30s || { cat "$LAB/pull.log" >&2; fail "pull: messages not acked: $PS_REPLY"; }
 	runjob_ok_for pull-ok || fail "pull: no RunJob for pull-ok"
 	stop_bg
 	assert_eq "$BG_RC" 0 "pull exit code"
-	grep '"msgid":"PULL-STATE"' "$LAB/pull.log" | grep -q 'pubsub.googleapis.com:443 (tls)' ||
-		grep -q 'pubsub.googleapis.com:443 (tls)' "$LAB/pull.log" || fail "pull: not over TLS to pubsub.googleapis.com:443"
 
 	echo "== $LAB_KIND: the dead letters of replay, serve and pull reached the topic"
 	ps_cmd pull "$DLS" 3 30s || fail "dead-letter topic: $PS_REPLY"
