@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# test_lab_external.sh — the production lab (tests/lab/README.md) with external_account credentials (workload identity federation: STS, then service-account impersonation):
+# test_lab_external.sh — the production lab (tests/lab/README.md) with credentials from
+# external_account credentials (workload identity federation): a file-sourced
+# subject token exchanged at STS, then service-account impersonation.
 # replay, serve and pull each reach the Run API over TLS and dead-letter to the topic over
 # TLS, every call with a Bearer token the stand-in issued for these credentials.
 # shellcheck source=tests/lab/lab.sh

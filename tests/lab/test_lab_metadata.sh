@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# test_lab_metadata.sh — the production lab (tests/lab/README.md) with the metadata server's credentials (no key file, no gcloud file):
+# test_lab_metadata.sh — the production lab (tests/lab/README.md) with credentials from
+# the metadata server (no key file, no gcloud file).
 # replay, serve and pull each reach the Run API over TLS and dead-letter to the topic over
 # TLS, every call with a Bearer token the stand-in issued for these credentials.
 # shellcheck source=tests/lab/lab.sh
