@@ -24,6 +24,8 @@ TEST_PACKAGES=(git ca-certificates curl clang libclang-rt-14-dev llvm)
 # The deployment tests: PyYAML reads the manifests; podman, runc and debootstrap build and
 # run the container images (tests/deploy/test_container.sh; ../shared/guide/peers.md).
 TEST_PACKAGES+=(python3 python3-yaml podman runc debootstrap)
+# The production lab (tests/lab): ip sets up its network namespace, openssl makes its CA.
+TEST_PACKAGES+=(iproute2 openssl)
 # Google's Pub/Sub emulator (pstest) is Go, built offline from Debian's packages.
 if compgen -G 'tests/peers/*/*.go' >/dev/null; then
   TEST_PACKAGES+=(golang-go golang-google-cloud-dev)

@@ -35,6 +35,7 @@ import (
 	"github.com/golang/protobuf/proto"
 	pb "google.golang.org/genproto/googleapis/pubsub/v1"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/metadata"
 )
@@ -56,10 +57,12 @@ type harness struct {
 
 	requests      int // StreamingPull requests received (first requests included)
 	emptyRequests int // of which empty: a client's stream keepalive
+
+	rec *os.File // --record: one JSON line per call (under smu)
 }
 
 // The request metadata a client sends that tests look at.
-var watchedMD = []string{"x-goog-request-params", "x-goog-api-client", "user-agent", "authorization"}
+var watchedMD = []string{"x-goog-request-params", "x-goog-api-client", "user-agent", "authorization", "x-goog-user-project"}
 
 // interceptor counts the streams opened per method and keeps the last one's metadata.
 func (h *harness) interceptor(srv interface{}, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
@@ -113,6 +116,10 @@ func (h *harness) record(ctx context.Context, method string) map[string]interfac
 	h.smu.Lock()
 	h.calls[method]++
 	h.methodMD[method] = got
+	if h.rec != nil {
+		b, _ := json.Marshal(map[string]interface{}{"time": time.Now().UTC().Format(time.RFC3339Nano), "method": method, "metadata": got})
+		_, _ = h.rec.Write(append(b, '\n'))
+	}
 	h.smu.Unlock()
 	return got
 }
@@ -130,6 +137,9 @@ func main() {
 	controlPort := flag.Int("control-port", -1, "also take commands on this loopback TCP port (0: any; its port is printed as CONTROL <port>)")
 	useStdin := flag.Bool("stdin", true, "take commands on stdin; EOF stops the server")
 	pingMin := flag.Duration("keepalive-min-time", 20*time.Second, "GOAWAY too_many_pings to a client that pings more often than this (gRPC's enforcement policy)")
+	tlsCert := flag.String("tls-cert", "", "serve gRPC over TLS with this PEM certificate (chain); needs -tls-key")
+	tlsKey := flag.String("tls-key", "", "the PEM private key of -tls-cert")
+	record := flag.String("record", "", "append one JSON line per call (method, watched metadata) to this file")
 	flag.Parse()
 
 	if !loopback(*host) {
@@ -139,13 +149,32 @@ func main() {
 	h := &harness{srv: srv, out: os.Stdout, streams: map[string]int{}, lastMD: map[string]interface{}{},
 		calls: map[string]int{}, methodMD: map[string]map[string]interface{}{}}
 
+	if *record != "" {
+		f, err := os.OpenFile(*record, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			fatalf("record: %v", err)
+		}
+		h.rec = f
+	}
+	opts := []grpc.ServerOption{grpc.MaxRecvMsgSize(64 << 20), grpc.StreamInterceptor(h.interceptor),
+		grpc.UnaryInterceptor(h.unaryInterceptor),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: *pingMin})}
+	if (*tlsCert == "") != (*tlsKey == "") {
+		fatalf("--tls-cert and --tls-key go together")
+	}
+	if *tlsCert != "" {
+		creds, err := credentials.NewServerTLSFromFile(*tlsCert, *tlsKey)
+		if err != nil {
+			fatalf("tls: %v", err)
+		}
+		opts = append(opts, grpc.Creds(creds))
+	}
+
 	lis, err := net.Listen("tcp", net.JoinHostPort(*host, strconv.Itoa(*port)))
 	if err != nil {
 		fatalf("listen: %v", err)
 	}
-	gs := grpc.NewServer(grpc.MaxRecvMsgSize(64<<20), grpc.StreamInterceptor(h.interceptor),
-		grpc.UnaryInterceptor(h.unaryInterceptor),
-		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: *pingMin}))
+	gs := grpc.NewServer(opts...)
 	pb.RegisterPublisherServer(gs, &srv.GServer)
 	pb.RegisterSubscriberServer(gs, &srv.GServer)
 	go func() { _ = gs.Serve(lis) }()

@@ -9,7 +9,7 @@ const fs = require('fs');
 const os = require('os');
 const path = require('path');
 const assert = require('assert');
-const { spawn } = require('child_process');
+const { spawn, execFileSync } = require('child_process');
 const grpc = require('@grpc/grpc-js');
 const protoLoader = require('@grpc/proto-loader');
 const protobuf = require('protobufjs');
@@ -439,6 +439,28 @@ async function main() {
     assert.ifError((await call(c2.jobs, 'RunJob', { name: job('j') })).err);
     s2.child.kill('SIGTERM');
     await new Promise((r) => s2.child.on('exit', r));
+  });
+
+  await check('--tls-cert/--tls-key: TLS with the given certificate; a plaintext client is refused', async () => {
+    const key = path.join(tmp, 'tls.key');
+    const crt = path.join(tmp, 'tls.crt');
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', crt, '-days', '1',
+      '-subj', '/CN=run.googleapis.com', '-addext', 'subjectAltName=DNS:run.googleapis.com'], { stdio: 'ignore' });
+    const s3 = await startServer(['--tls-cert', crt, '--tls-key', key], 'tls');
+    const creds = grpc.credentials.createSsl(fs.readFileSync(crt));
+    const opts = { 'grpc.ssl_target_name_override': 'run.googleapis.com', 'grpc.default_authority': 'run.googleapis.com' };
+    const tjobs = new G.google.cloud.run.v2.Jobs(`127.0.0.1:${s3.port}`, creds, opts);
+    const a = await call(tjobs, 'RunJob', { name: job('tls') }, { authorization: 'Bearer t-1' });
+    assert.ifError(a.err);
+    const rec = fs.readFileSync(s3.rec, 'utf8').trim().split('\n').map(JSON.parse);
+    assert.strictEqual(rec[0].metadata.authorization, 'Bearer t-1');
+    const plain = clients(s3.port);
+    const b = await call(plain.jobs, 'RunJob', { name: job('tls') }, {}, 2000);
+    assert.ok(b.err, 'a plaintext call must fail');
+    tjobs.close();
+    plain.jobs.close();
+    s3.child.kill('SIGTERM');
+    await new Promise((r) => s3.child.on('exit', r));
   });
 }
 

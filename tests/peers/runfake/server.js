@@ -43,6 +43,8 @@ const USAGE = `usage: node server.js [flags]
   --port N              port to listen on (0 = random; default 0)
   --host H              loopback address to listen on (default 127.0.0.1; only 127.0.0.0/8, ::1, localhost)
   --port-file F         also write the port to F (atomically, via rename)
+  --tls-cert F          serve TLS with this PEM certificate (chain) instead of plaintext; needs --tls-key
+  --tls-key F           the PEM private key of --tls-cert
   --record F            append one JSON line per request to F
   --record-defaults     in records, print proto3 fields that hold their default value too
   --config F            JSON config (rules, latency, executions, jobs); re-read when its mtime changes
@@ -108,6 +110,10 @@ if (args.help) {
 const HOST = args.host || '127.0.0.1';
 if (!/^(127\.\d+\.\d+\.\d+|::1|\[::1\]|localhost)$/.test(HOST)) {
   process.stderr.write(`runfake: refusing to listen on ${HOST}: loopback only\n`);
+  process.exit(2);
+}
+if (!args['tls-cert'] !== !args['tls-key']) {
+  process.stderr.write('runfake: --tls-cert and --tls-key go together\n');
   process.exit(2);
 }
 const PORT = args.port === undefined ? 0 : Number(args.port);
@@ -1257,7 +1263,17 @@ try {
 }
 
 const bindHost = HOST.includes(':') && !HOST.startsWith('[') ? `[${HOST}]` : HOST;
-server.bindAsync(`${bindHost}:${PORT}`, grpc.ServerCredentials.createInsecure(), (err, port) => {
+let serverCreds;
+try {
+  serverCreds = args['tls-cert']
+    ? grpc.ServerCredentials.createSsl(null, [{ cert_chain: fs.readFileSync(args['tls-cert']),
+      private_key: fs.readFileSync(args['tls-key']) }], false)
+    : grpc.ServerCredentials.createInsecure();
+} catch (e) {
+  log(`TLS: ${e.message}`);
+  process.exit(2);
+}
+server.bindAsync(`${bindHost}:${PORT}`, serverCreds, (err, port) => {
   if (err) {
     log(`cannot listen on ${bindHost}:${PORT}: ${err.message}`);
     process.exit(1);
