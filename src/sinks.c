@@ -11,6 +11,7 @@
 #include "deadletter.h"
 #include "dltopic.h"
 #include "errclass.h"
+#include "gcreds.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -127,6 +128,10 @@ static int open_topic(const jr_config *c, jr_loop *l, jr_sink **out)
 		log_kv(JR_LOG_ERROR, "DLTOPIC-INIT", "cannot create the dead-letter Pub/Sub client",
 		       "topic", c->dead_letter_topic, "error", err, NULL);
 		return 2;
+	}
+	if (gcreds_startup_check(SINKS_CHECK_MS) < 0) { /* before GetTopic: say why, not UNAVAILABLE */
+		t->close(t);
+		return 3;
 	}
 	int64_t wait = c->call_timeout_ms > 0 && c->call_timeout_ms < SINKS_CHECK_MS
 			       ? c->call_timeout_ms : SINKS_CHECK_MS;
