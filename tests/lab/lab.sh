@@ -192,6 +192,9 @@ w("external.json", { type: "external_account",
   subject_token_type: "urn:ietf:params:oauth:token-type:jwt", token_url: "https://sts.googleapis.com/v1/token",
   service_account_impersonation_url: `https://iamcredentials.googleapis.com/v1/projects/-/serviceAccounts/${email}:generateAccessToken`,
   credential_source: { file: `${dir}/oidc-token` } });
+w("impersonated.json", { type: "impersonated_service_account", delegates: [],
+  service_account_impersonation_url: `https://iamcredentials.googleapis.com/v1/projects/-/serviceAccounts/${email}:generateAccessToken`,
+  source_credentials: user });
 ' "$LAB" "$LAB_SA_EMAIL" "$LAB_PROJECT" "$LAB_USER_CLIENT_ID" "$LAB_QUOTA_PROJECT"
 }
 
@@ -279,6 +282,8 @@ lab_start() {
 #   user-quota  the same with a quota_project_id
 #   external    GOOGLE_APPLICATION_CREDENTIALS = external_account (workload identity
 #               federation: a file-sourced subject token, STS, then impersonation)
+#   impersonated GOOGLE_APPLICATION_CREDENTIALS = impersonated_service_account (gcloud's
+#               --impersonate-service-account file: user credentials, then generateAccessToken)
 # Sets LAB_KIND, LAB_TOKEN_SERVICE and LAB_SUBJECT (what gauth records for its tokens)
 # and LAB_USER_PROJECT (the x-goog-user-project expected; empty: none).
 lab_creds() {
@@ -294,6 +299,7 @@ lab_creds() {
 		LAB_USER_PROJECT=$LAB_QUOTA_PROJECT
 		;;
 	external) LAB_TOKEN_SERVICE=iamcredentials LAB_SUBJECT=$LAB_SA_EMAIL LAB_ADC=$LAB/external.json ;;
+	impersonated) LAB_TOKEN_SERVICE=iamcredentials LAB_SUBJECT=$LAB_SA_EMAIL LAB_ADC=$LAB/impersonated.json ;;
 	*) fail "lab_creds: unknown kind $1" ;;
 	esac
 	mkdir -p "$LAB/home"

@@ -333,7 +333,8 @@ async function tokenServices(req, url, body, rec) {
     if (f) return f;
     const auth = /^Bearer (.+)$/.exec(String(req.headers.authorization || ''));
     const by = auth && issued.get(auth[1]);
-    if (!by || by.service !== 'sts') return [401, { error: { code: 401, message: 'Request had invalid authentication credentials.', status: 'UNAUTHENTICATED' } }];
+    // a federated (STS) token, or a user's or service account's OAuth2 token (impersonation)
+    if (!by || (by.service !== 'sts' && by.service !== 'oauth2')) return [401, { error: { code: 401, message: 'Request had invalid authentication credentials.', status: 'UNAUTHENTICATED' } }];
     const email = decodeURIComponent(m[1]);
     rec.subject = email;
     rec.token = newToken('iamcredentials', email);
