@@ -4,7 +4,8 @@
  * each test says: a failed read never sends RunJob again (the route ends as
  * EXECUTION_UNCONFIRMED, and a later delivery of the event is a duplicate);
  * shutdown still retries; a lookup that failed or found nothing leaves the
- * original failure's policy. Every answer comes from the loop, as a real
+ * original failure's policy; a call refused for want of a token is held.
+ * Every answer comes from the loop, as a real
  * runner's does; nothing sleeps.
  */
 #include "cu.h"
@@ -25,6 +26,7 @@ typedef struct stub {
 	int run_code;    /* RunJob's answer */
 	int follow_code; /* follow's answer (-1: follow cannot start) */
 	int find_code;   /* find's answer (0: found) */
+	int64_t creds_ms; /* > 0: RunJob could not get a token; the source retries after this */
 } stub;
 
 typedef struct answer {
@@ -32,6 +34,7 @@ typedef struct answer {
 	void *arg;
 	int code;
 	int recovered;
+	int64_t creds_ms;
 } answer;
 
 static void answer_now(void *arg)
@@ -41,6 +44,13 @@ static void answer_now(void *arg)
 			  .retry_delay_ms = -1, .recovered = a->recovered};
 	if (a->code == 0)
 		r.execution = EXEC;
+	if (a->creds_ms > 0) { /* what runapi reports for a call the token source refused */
+		r.code = JR_GRPC_UNAVAILABLE;
+		r.has_class = 1;
+		r.cls = JR_ERR_CREDENTIALS;
+		r.code_name = "CREDENTIALS";
+		r.retry_delay_ms = a->creds_ms;
+	}
 	a->cb(a->arg, &r);
 	free(a);
 }
@@ -48,7 +58,7 @@ static void answer_now(void *arg)
 static void later(stub *s, int code, int recovered, jr_run_cb cb, void *arg)
 {
 	answer *a = malloc(sizeof *a);
-	*a = (answer){cb, arg, code, recovered};
+	*a = (answer){cb, arg, code, recovered, 0};
 	loop_timer_add(s->l, 0, answer_now, a);
 }
 
@@ -58,6 +68,12 @@ static int s_run(void *ctx, const jr_runreq *req, int64_t timeout_ms, jr_run_cb 
 	(void)timeout_ms;
 	stub *s = ctx;
 	s->runs++;
+	if (s->creds_ms > 0) {
+		answer *a = malloc(sizeof *a);
+		*a = (answer){cb, arg, 0, 0, s->creds_ms};
+		loop_timer_add(s->l, 0, answer_now, a);
+		return 0;
+	}
 	later(s, s->run_code, 0, cb, arg);
 	return 0;
 }
@@ -242,6 +258,33 @@ static void test_find(void)
 	}
 }
 
+/*
+ * No access token (class credentials): the call never reached the API, so the
+ * route is held: RETRY with hold set, the token source's delay (at least 1 s),
+ * no dead letter, no find, and the holds cost no attempt.
+ */
+static void test_credentials_hold(void)
+{
+	const int64_t delays[] = {2500, 10};
+	for (size_t i = 0; i < sizeof delays / sizeof delays[0]; i++) {
+		stub s = {.creds_ms = delays[i]};
+		rec_sink k;
+		result r[3];
+		deliver(on_dispatch, &s, &k, 3, r);
+		CU_ASSERT_EQUAL(s.runs, 3);
+		CU_ASSERT_EQUAL(s.finds, 0);
+		CU_ASSERT_EQUAL(k.n, 0);
+		for (int j = 0; j < 3; j++) {
+			CU_ASSERT_EQUAL(r[j].o.kind, JR_OUTCOME_RETRY);
+			CU_ASSERT_EQUAL(r[j].o.hold, 1);
+			CU_ASSERT_EQUAL(r[j].o.held, 1);
+			CU_ASSERT_EQUAL(r[j].o.cls, JR_ERR_CREDENTIALS);
+			CU_ASSERT_EQUAL(r[j].o.delay_ms, delays[i] > 1000 ? delays[i] : 1000);
+			CU_ASSERT_EQUAL(r[j].o.attempt, 1); /* deliveries 1, 2, 3 less the holds before each */
+		}
+	}
+}
+
 int main(void)
 {
 	grpc_init();
@@ -251,6 +294,7 @@ int main(void)
 		{"shutdown while following: retried", test_follow_shutdown},
 		{"execution succeeded: dispatched", test_follow_ok},
 		{"ambiguous failure: found, not found, lookup failed", test_find},
+		{"no access token: held, no attempt, no dead letter", test_credentials_hold},
 		{NULL, NULL},
 	};
 	int rc = cu_run("dispatch_reads", tests);
