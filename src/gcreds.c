@@ -254,19 +254,27 @@ static void form_add(jr_buf *f, const char *k, const char *v)
 		buf_added(f, grpcx_urlencode(v, n, o));
 }
 
-/* post_form: POST form to url; the token from its answer (OAuth 2.0 token endpoint). */
+/* token_request: rq's answer, read for a token in members tk and life (token_from). */
+static int token_request(const http_req *rq, const char *tk, const char *life, tok *t, char *err,
+			 size_t errlen)
+{
+	jr_buf b;
+	buf_init(&b, GCREDS_MAX_BODY);
+	long status;
+	int rc = http_do(rq, &b, &status, err, errlen);
+	if (rc == 0)
+		rc = token_from(rq->url, status, &b, tk, life, t, err, errlen);
+	buf_free(&b);
+	return rc;
+}
+
+/* post_form: POST form (freed) to url; the token from its answer (OAuth 2.0 token endpoint). */
 static int post_form(const char *url, jr_buf *form, tok *t, char *err, size_t errlen)
 {
 	static const char *const hdr[] = {"Content-Type: application/x-www-form-urlencoded",
 					  "Accept: application/json", NULL};
 	http_req rq = {.url = url, .headers = hdr, .body = form->data};
-	jr_buf b;
-	buf_init(&b, GCREDS_MAX_BODY);
-	long status;
-	int rc = http_do(&rq, &b, &status, err, errlen);
-	if (rc == 0)
-		rc = token_from(url, status, &b, "access_token", "expires_in", t, err, errlen);
-	buf_free(&b);
+	int rc = token_request(&rq, "access_token", "expires_in", t, err, errlen);
 	buf_free(form);
 	return rc;
 }
@@ -341,14 +349,7 @@ static int fetch_metadata(const src *s, tok *t, char *err, size_t errlen)
 		 s->metadata_host);
 	static const char *const hdr[] = {"Metadata-Flavor: Google", NULL};
 	http_req rq = {.url = url, .allow_http = 1, .headers = hdr};
-	jr_buf b;
-	buf_init(&b, GCREDS_MAX_BODY);
-	long status;
-	int rc = http_do(&rq, &b, &status, err, errlen);
-	if (rc == 0)
-		rc = token_from(url, status, &b, "access_token", "expires_in", t, err, errlen);
-	buf_free(&b);
-	return rc;
+	return token_request(&rq, "access_token", "expires_in", t, err, errlen);
 }
 
 static int fetch_service_account(const src *s, tok *t, char *err, size_t errlen)
@@ -466,13 +467,7 @@ static int impersonate(const char *url, const char *bearer, tok *t, char *err, s
 	const char *hdr[] = {"Content-Type: application/json", auth, NULL};
 	http_req rq = {.url = url, .headers = hdr,
 		       .body = "{\"scope\":[\"" SCOPE "\"],\"lifetime\":\"3600s\"}"};
-	jr_buf b;
-	buf_init(&b, GCREDS_MAX_BODY);
-	long status;
-	int rc = http_do(&rq, &b, &status, err, errlen);
-	if (rc == 0)
-		rc = token_from(url, status, &b, "accessToken", "expireTime", t, err, errlen);
-	buf_free(&b);
+	int rc = token_request(&rq, "accessToken", "expireTime", t, err, errlen);
 	free(auth);
 	return rc;
 }
