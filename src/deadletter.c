@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "json.h"
@@ -75,7 +76,43 @@ typedef struct file_sink {
 	int fd;
 	char *path;
 	jr_buf line;
+	off_t cut;    /* a failed write could not be cut back to here; -1: none pending */
 } file_sink;
+
+/*
+ * file_undo: cuts the file back to end (the end of the last whole record), so
+ * a failed write leaves no partial line. When even that fails, f->cut keeps
+ * end and the next write tries again before it writes.
+ */
+static void file_undo(file_sink *f, off_t end)
+{
+	if (ftruncate(f->fd, end) == 0)
+		return;
+	f->cut = end;
+	log_kv(JR_LOG_ERROR, "DEADLETTER-TRUNCATE",
+	       "cannot cut a partial record from the dead-letter file; the next write retries",
+	       "path", f->path, "error", strerror(errno), NULL);
+}
+
+/* file_end: the size of the file, after cutting any partial record left by a failed write. */
+static off_t file_end(file_sink *f, char *err, size_t errlen)
+{
+	struct stat st;
+	if (fstat(f->fd, &st) < 0) {
+		snprintf(err, errlen, "cannot stat %s: %s", f->path, strerror(errno));
+		return -1;
+	}
+	if (f->cut >= 0 && st.st_size > f->cut) {
+		if (ftruncate(f->fd, f->cut) < 0) {
+			snprintf(err, errlen, "cannot cut a partial record from %s: %s", f->path,
+				 strerror(errno));
+			return -1;
+		}
+		st.st_size = f->cut;
+	}
+	f->cut = -1;
+	return st.st_size;
+}
 
 static int file_write(jr_sink *s, const jr_dlrecord *r, jr_sink_cb cb, void *arg, char *err,
 		      size_t errlen)
@@ -86,19 +123,25 @@ static int file_write(jr_sink *s, const jr_dlrecord *r, jr_sink_cb cb, void *arg
 		snprintf(err, errlen, "dead-letter record too large for %s", f->path);
 		return -1;
 	}
+	off_t end = file_end(f, err, errlen);
+	if (end < 0)
+		return -1;
 	size_t off = 0;
 	while (off < f->line.len) {
 		ssize_t w = write(f->fd, f->line.data + off, f->line.len - off);
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w <= 0) {
-			snprintf(err, errlen, "writing %s: %s", f->path, strerror(errno));
+			snprintf(err, errlen, "writing %s: %s", f->path,
+				 w == 0 ? "nothing written" : strerror(errno));
+			file_undo(f, end);
 			return -1;
 		}
 		off += (size_t)w;
 	}
 	if (fdatasync(f->fd) < 0 && errno != EINVAL) {
 		snprintf(err, errlen, "flushing %s: %s", f->path, strerror(errno));
+		file_undo(f, end); /* not confirmed: the event is held and written again */
 		return -1;
 	}
 	return 0;
@@ -126,6 +169,7 @@ jr_sink *deadletter_file_open(const char *path, char *err, size_t errlen)
 	f->base.close = file_close;
 	f->fd = fd;
 	f->path = jr_strdup(path);
+	f->cut = -1;
 	/* an event is at most 10 MiB by default; its record, escaped, a few times that */
 	buf_init(&f->line, 64u << 20);
 	return &f->base;

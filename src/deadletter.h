@@ -25,8 +25,10 @@ int deadletter_write_json(jr_buf *out, const jr_dlrecord *r);
 /*
  * deadletter_file_open: a sink appending one record a line to path (created
  * 0600 when missing). Each record is written with one write(2) and then
- * fdatasync'd before write returns 0. NULL with err filled when path cannot
- * be opened.
+ * fdatasync'd before write returns 0. A write that fails (ENOSPC, a short
+ * write, a failed fdatasync) cuts the file back to where it ended, so the file
+ * always ends on a record boundary; when that cut fails, the next write makes
+ * it first or fails. NULL with err filled when path cannot be opened.
  */
 jr_sink *deadletter_file_open(const char *path, char *err, size_t errlen);
 
