@@ -10,6 +10,7 @@
 
 #include "json.h"
 #include "log.h"
+#include "utf8.h"
 
 static void add_str_member(jr_buf *out, const char *key, const char *v)
 {
@@ -28,17 +29,6 @@ static void add_rfc3339_ms(jr_buf *out, int64_t ms)
 	buf_addc(out, '"');
 	buf_adds(out, t);
 	buf_addc(out, '"');
-}
-
-/* utf8_cut: the longest prefix of s no longer than max that does not split a UTF-8 sequence. */
-static size_t utf8_cut(const char *s, size_t len, size_t max)
-{
-	if (len <= max)
-		return len;
-	size_t n = max;
-	while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
-		n--;
-	return n;
 }
 
 int deadletter_write_json(jr_buf *out, const jr_dlrecord *r)

@@ -13,6 +13,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "utf8.h"
+
 typedef enum ce_attr {
 	CE_EXT = 0,
 	CE_SPECVERSION,
@@ -167,33 +169,6 @@ static int ce_set(ce_b *b, const char *name, size_t nlen, const jr_json *v)
 	return 0;
 }
 
-static int utf8_valid(const unsigned char *s, size_t n)
-{
-	for (size_t i = 0; i < n;) {
-		unsigned c = s[i];
-		size_t k;
-		if (c < 0x80) {
-			i++;
-			continue;
-		}
-		if ((c & 0xE0) == 0xC0 && c >= 0xC2)
-			k = 1;
-		else if ((c & 0xF0) == 0xE0)
-			k = 2;
-		else if ((c & 0xF8) == 0xF0 && c <= 0xF4)
-			k = 3;
-		else
-			return 0;
-		if (n - i <= k)
-			return 0;
-		for (size_t j = 1; j <= k; j++)
-			if ((s[i + j] & 0xC0) != 0x80)
-				return 0;
-		i += k + 1;
-	}
-	return 1;
-}
-
 static int ce_textual(const char *ct)
 {
 	if (strncasecmp(ct, "text/", 5) == 0)
@@ -230,7 +205,7 @@ static int ce_bytes(ce_b *b, const char *p, size_t n, int sniff)
 			return -1;
 		}
 	}
-	int text = ct && ce_textual(ct) && utf8_valid((const unsigned char *)p, n);
+	int text = ct && ce_textual(ct) && utf8_valid(p, n);
 	ev->data_kind = text ? JR_DATA_TEXT : JR_DATA_BINARY;
 	return 0;
 }

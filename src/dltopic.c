@@ -27,6 +27,7 @@
 #include "grpcx.h"
 #include "list.h"
 #include "log.h"
+#include "utf8.h"
 
 #define PUBLISH_METHOD "/google.pubsub.v1.Publisher/Publish"
 #define GET_TOPIC_METHOD "/google.pubsub.v1.Publisher/GetTopic"
@@ -36,39 +37,6 @@
 
 /* ---- attributes (pure) ---- */
 
-/* utf8_len: the length of the valid UTF-8 sequence at s (n bytes left), or 0. */
-static size_t utf8_len(const unsigned char *s, size_t n)
-{
-	unsigned c = s[0];
-	size_t k;
-	unsigned lo = 0x80, hi = 0xBF;
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xC2 && c <= 0xDF)
-		k = 2;
-	else if (c >= 0xE0 && c <= 0xEF) {
-		k = 3;
-		if (c == 0xE0)
-			lo = 0xA0; /* no overlong forms */
-		else if (c == 0xED)
-			hi = 0x9F; /* no surrogates */
-	} else if (c >= 0xF0 && c <= 0xF4) {
-		k = 4;
-		if (c == 0xF0)
-			lo = 0x90;
-		else if (c == 0xF4)
-			hi = 0x8F; /* nothing past U+10FFFF */
-	} else {
-		return 0;
-	}
-	if (n < k || s[1] < lo || s[1] > hi)
-		return 0;
-	for (size_t i = 2; i < k; i++)
-		if ((s[i] & 0xC0) != 0x80)
-			return 0;
-	return k;
-}
-
 char *dltopic_utf8(jr_arena *a, const char *s, size_t n, size_t max)
 {
 	const unsigned char *u = (const unsigned char *)s;
@@ -76,7 +44,7 @@ char *dltopic_utf8(jr_arena *a, const char *s, size_t n, size_t max)
 	char *out = arena_alloc_raw(a, cap + 1);
 	size_t i = 0, o = 0;
 	while (i < n) {
-		size_t k = utf8_len(u + i, n - i);
+		size_t k = utf8_char_len(u + i, n - i);
 		size_t w = k ? k : 1;
 		if (o + w > max)
 			break;
@@ -89,17 +57,6 @@ char *dltopic_utf8(jr_arena *a, const char *s, size_t n, size_t max)
 	}
 	out[o] = '\0';
 	return out;
-}
-
-static int utf8_valid(const char *s, size_t n)
-{
-	for (size_t i = 0; i < n;) {
-		size_t k = utf8_len((const unsigned char *)s + i, n - i);
-		if (!k)
-			return 0;
-		i += k;
-	}
-	return 1;
 }
 
 static void put(dltopic_attrs *out, jr_arena *a, const char *key, const char *v)
