@@ -82,9 +82,9 @@ utf8_flaw utf8_text_check(const char *s, size_t n, size_t *at)
 		}
 		utf8_flaw f = UTF8_CLEAN;
 		size_t k = 1;
-		if (c == 0)
+		if (c == 0 || (c == 0xC0 && i + 1 < n && u[i + 1] == 0x80))
 			f = UTF8_NUL;
-		else if (c < 0x20 || c == 0x7F)
+		else if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c == 0x7F)
 			f = UTF8_CONTROL;
 		else if (!(k = utf8_char_len(u + i, n - i)))
 			f = UTF8_BAD;

@@ -68,8 +68,11 @@ static void test_text_check(void)
 	CU_ASSERT_EQUAL(utf8_text_check(S("event-1 caf\xC3\xA9"), &at), UTF8_CLEAN);
 	CU_ASSERT_EQUAL(utf8_text_check(S("nul\0one"), &at), UTF8_NUL);
 	CU_ASSERT_EQUAL(at, 3);
-	CU_ASSERT_EQUAL(utf8_text_check(S("a\tb"), &at), UTF8_CONTROL);
-	CU_ASSERT_EQUAL(utf8_text_check(S("a\nb"), &at), UTF8_CONTROL);
+	CU_ASSERT_EQUAL(utf8_text_check(S("a\tb\r\n"), &at), UTF8_CLEAN); /* whitespace is let through */
+	CU_ASSERT_EQUAL(utf8_text_check(S("a\x01"), &at), UTF8_CONTROL);
+	CU_ASSERT_EQUAL(utf8_text_check(S("a\x1b[31m"), &at), UTF8_CONTROL);
+	CU_ASSERT_EQUAL(utf8_text_check(S("nul\xC0\x80one"), &at), UTF8_NUL);
+	CU_ASSERT_EQUAL(at, 3);
 	CU_ASSERT_EQUAL(utf8_text_check(S("a\x7F"), &at), UTF8_CONTROL);
 	CU_ASSERT_EQUAL(utf8_text_check(S("a\xC2\x85"), &at), UTF8_CONTROL); /* U+0085 */
 	CU_ASSERT_EQUAL(at, 1);
