@@ -18,7 +18,10 @@
  * deadletter_write_json: appends r as one JSON object (no newline):
  * {"failed_at","origin","route","attempts","error":{"class","code","message"},
  *  "event":{structured CloudEvent},"message":{Pub/Sub message, when there was one}}
- * and "raw" instead of "event" for input that never decoded.
+ * and "raw" (a string) instead of "event" for input that never decoded, or
+ * "raw_base64" when that input is not UTF-8. The result is valid JSON and
+ * valid UTF-8 whatever the input: text about it (origin, error message) has
+ * each invalid byte written as U+FFFD.
  */
 int deadletter_write_json(jr_buf *out, const jr_dlrecord *r);
 

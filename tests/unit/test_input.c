@@ -8,8 +8,11 @@
 #include "config.h"
 #include "cu.h"
 #include "deadletter.h"
+#include "decode.h"
+#include "jsonparse.h"
 #include "input.h"
 #include "testev.h"
+#include "utf8.h"
 
 static char dir[] = "/tmp/jr-test-input.XXXXXX";
 
@@ -175,6 +178,89 @@ static void test_deadletter_record(void)
 	event_free(ev);
 }
 
+typedef struct replayed {
+	int events, errors;
+	char err[320];
+	char id[64];
+} replayed;
+
+static void replay_cb(void *arg, jr_event *ev, const char *err)
+{
+	replayed *r = arg;
+	if (ev) {
+		r->events++;
+		snprintf(r->id, sizeof r->id, "%s", ev->id);
+		event_free(ev);
+	} else {
+		r->errors++;
+		snprintf(r->err, sizeof r->err, "%s", err);
+	}
+}
+
+/* record_back: r as a record line: valid UTF-8, and read back by the decoder replay uses. */
+static replayed record_back(const jr_dlrecord *r, const char *want_field)
+{
+	jr_buf b;
+	buf_init(&b, 0);
+	CU_ASSERT_EQUAL(deadletter_write_json(&b, r), 0);
+	CU_ASSERT_TRUE(utf8_valid(b.data, b.len));
+	if (want_field && !strstr(b.data, want_field)) {
+		fprintf(stderr, "no %s in %.*s\n", want_field, (int)b.len, b.data);
+		CU_FAIL("field missing");
+	}
+	jr_arena a;
+	arena_init(&a);
+	char why[256] = "";
+	CU_ASSERT_PTR_NOT_NULL(jsonparse(&a, b.data, b.len, 64, why, sizeof why));
+	arena_free(&a);
+	replayed back = { 0 };
+	jr_decode_ctx dc = { .origin = "dead.ndjson:1", .cb = replay_cb, .arg = &back };
+	CU_ASSERT_EQUAL(decode_json_doc(&dc, b.data, b.len), 1);
+	buf_free(&b);
+	return back;
+}
+
+/* Records of input that is not UTF-8 (raw bytes, error texts quoting them) stay readable. */
+static void test_deadletter_readable(void)
+{
+	jr_dlrecord r = { .origin = "http", .attempts = 0, .cls = JR_ERR_INVALID_EVENT,
+			  .code = "INVALID_EVENT", .failed_at_ms = 1764151200123 };
+	/* raw bytes that are not UTF-8: carried as base64, refused again by name */
+	const char bin[] = "\xff\xfe{\"a\":1}";
+	r.raw = bin;
+	r.raw_len = sizeof bin - 1;
+	r.message = "invalid JSON at byte 0: \xff\xfe";
+	replayed g = record_back(&r, "\"raw_base64\":\"//57ImEiOjF9\"");
+	CU_ASSERT_EQUAL(g.errors, 1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(g.err, "dead-letter record of undecodable input: invalid"));
+	/* a structured event whose id is not UTF-8 */
+	const char bad_id[] = "{\"specversion\":\"1.0\",\"id\":\"dl-\xff\",\"source\":\"/s\",\"type\":\"t\"}";
+	r.raw = bad_id;
+	r.raw_len = sizeof bad_id - 1;
+	r.message = "attribute id holds invalid UTF-8 at byte 3: \"dl-\xff\"";
+	r.origin = "f\xfe.ndjson:1";
+	g = record_back(&r, "\"raw_base64\"");
+	CU_ASSERT_EQUAL(g.errors, 1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(g.err, "UTF8"));
+	/* raw text that decodes now (say it was over a limit then): replayed as an event */
+	const char good[] = "{\"specversion\":\"1.0\",\"id\":\"again\",\"source\":\"/s\",\"type\":\"t\"}";
+	r.raw = good;
+	r.raw_len = sizeof good - 1;
+	r.origin = "pull";
+	g = record_back(&r, "\"raw\":\"{");
+	CU_ASSERT_EQUAL(g.events, 1);
+	CU_ASSERT_STRING_EQUAL(g.id, "again");
+	/* a pulled message whose attribute held a NUL (UTF8_NUL_TEXT), as pull writes it */
+	const char pushed[] = "{\"message\":{\"data\":\"\",\"attributes\":{\"ce-specversion\":\"1.0\","
+			      "\"ce-id\":\"nul\xC0\x80one\",\"ce-source\":\"/s\",\"ce-type\":\"t\"},"
+			      "\"messageId\":\"7\"},\"subscription\":\"projects/p/subscriptions/s\"}";
+	r.raw = pushed;
+	r.raw_len = sizeof pushed - 1;
+	g = record_back(&r, "\"raw_base64\"");
+	CU_ASSERT_EQUAL(g.errors, 1);
+	CU_ASSERT_EQUAL(g.events, 0);
+}
+
 int main(void)
 {
 	if (!mkdtemp(dir))
@@ -187,6 +273,7 @@ int main(void)
 		{"missing files named; folders in name order", test_missing_file_and_folder_order},
 		{".http captures", test_http_capture},
 		{"dead-letter record format", test_deadletter_record},
+		{"dead-letter records of bad input read back", test_deadletter_readable},
 		{NULL, NULL},
 	};
 	int rc = cu_run("input", tests);
