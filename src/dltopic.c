@@ -66,10 +66,17 @@ static void put(dltopic_attrs *out, jr_arena *a, const char *key, const char *v)
 	out->n++;
 }
 
-/* original_ok: 1 to keep the original attribute key, 0 when it is ours (replaced), -1 when it cannot be published. */
-static int original_ok(const char *key)
+/*
+ * original_ok: 1 to keep the original attribute, 0 when it is ours (replaced),
+ * -1 when it cannot be published as it is: a bad key, or a value that is not
+ * UTF-8 (a '?' for a byte would make it another value, which a re-drive would
+ * then take for the original).
+ */
+static int original_ok(const char *key, const char *value)
 {
 	size_t n = strlen(key);
+	if (!utf8_valid(value, strlen(value)))
+		return -1;
 	if (!strncmp(key, DLTOPIC_PREFIX, sizeof DLTOPIC_PREFIX - 1))
 		return 0;
 	if (n == 0 || n > DLTOPIC_KEY_MAX || !strncmp(key, "goog", 4) || !utf8_valid(key, n))
@@ -102,7 +109,7 @@ void dltopic_attributes(const jr_dlrecord *r, jr_arena *a, dltopic_attrs *out)
 		put(out, a, "content-type", DLTOPIC_STRUCTURED);
 	size_t n_orig = m ? m->n_attrs : 0, keep = 0;
 	for (size_t i = 0; i < n_orig; i++) {
-		int ok = original_ok(m->attrs[i].key);
+		int ok = original_ok(m->attrs[i].key, m->attrs[i].value);
 		keep += ok > 0;
 		out->dropped += ok < 0;
 	}
@@ -112,7 +119,7 @@ void dltopic_attributes(const jr_dlrecord *r, jr_arena *a, dltopic_attrs *out)
 		room--;
 	for (size_t i = 0; i < n_orig; i++) {
 		const jr_kv *kv = &m->attrs[i];
-		if (original_ok(kv->key) <= 0)
+		if (original_ok(kv->key, kv->value) <= 0)
 			continue;
 		if (room == 0) {
 			out->dropped++;
