@@ -2,6 +2,8 @@
  * folders, unreadable paths, and the dead-letter record format. */
 #include <stdio.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -261,6 +263,63 @@ static void test_deadletter_readable(void)
 	CU_ASSERT_EQUAL(g.events, 0);
 }
 
+static void sink_cb(void *arg, int ok, const char *err)
+{
+	(void)arg;
+	(void)ok;
+	(void)err;
+	CU_FAIL("the file sink answers at once");
+}
+
+/* A write past the file size limit (EFBIG, as ENOSPC would) is cut back; the next write is whole. */
+static void test_deadletter_file_failed_write(void)
+{
+	char path[300], err[256] = "";
+	snprintf(path, sizeof path, "%s/dead.ndjson", dir);
+	jr_sink *s = deadletter_file_open(path, err, sizeof err);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	jr_event *ev = tev_new("small", "//s", "t");
+	jr_dlrecord r = { .ev = ev, .origin = "t", .code = "NOT_FOUND", .message = "m",
+			  .cls = JR_ERR_INVALID_REQUEST };
+	CU_ASSERT_EQUAL(s->write(s, &r, sink_cb, NULL, err, sizeof err), 0);
+	struct stat st;
+	CU_ASSERT_EQUAL_FATAL(stat(path, &st), 0);
+	off_t one = st.st_size;
+	struct rlimit old, lim;
+	getrlimit(RLIMIT_FSIZE, &old);
+	lim = old;
+	lim.rlim_cur = (rlim_t)one + 3 * (rlim_t)one / 2; /* room for a small record, not a big one */
+	void (*prev)(int) = signal(SIGXFSZ, SIG_IGN);
+	CU_ASSERT_EQUAL_FATAL(setrlimit(RLIMIT_FSIZE, &lim), 0);
+	static char big[8192];
+	memset(big, 'b', sizeof big - 1);
+	jr_event *bev = tev_new("big", "//s", "t");
+	tev_data(bev, JR_DATA_TEXT, big, sizeof big - 1);
+	r.ev = bev;
+	CU_ASSERT_EQUAL(s->write(s, &r, sink_cb, NULL, err, sizeof err), -1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "File too large"));
+	CU_ASSERT_EQUAL(stat(path, &st), 0);
+	CU_ASSERT_EQUAL(st.st_size, one); /* cut back: no partial line */
+	r.ev = ev;
+	CU_ASSERT_EQUAL(s->write(s, &r, sink_cb, NULL, err, sizeof err), 0);
+	setrlimit(RLIMIT_FSIZE, &old);
+	signal(SIGXFSZ, prev);
+	s->close(s);
+	FILE *f = fopen(path, "r");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+	char line[4096];
+	int n = 0;
+	while (fgets(line, sizeof line, f)) {
+		n++;
+		CU_ASSERT_EQUAL(strncmp(line, "{\"failed_at\"", 12), 0);
+		CU_ASSERT_EQUAL(line[strlen(line) - 1], '\n');
+	}
+	fclose(f);
+	CU_ASSERT_EQUAL(n, 2);
+	event_free(ev);
+	event_free(bev);
+}
+
 int main(void)
 {
 	if (!mkdtemp(dir))
@@ -274,6 +333,7 @@ int main(void)
 		{".http captures", test_http_capture},
 		{"dead-letter record format", test_deadletter_record},
 		{"dead-letter records of bad input read back", test_deadletter_readable},
+		{"a failed dead-letter write is cut back", test_deadletter_file_failed_write},
 		{NULL, NULL},
 	};
 	int rc = cu_run("input", tests);
