@@ -96,6 +96,9 @@ const bad = [
   st(Buffer.from("{\"specversion\":\"1.0\",\"id\":\"s\",\"source\":\"/s\",\"type\":\"t\",\"data\":{\"s\":\"\xed\xa0\x80\"}}", "latin1")),
   st(Buffer.from([0xff, 0xfe, 0x7b, 0x7d])),           // a body that is not UTF-8 at all
   st("{\"specversion\":\"1.0\",\"id\":\"r\",\"source\":\"/s\",\"type\":\"t\",\"data\":{\"s\":\"a\\u0000b\"}}"),
+  ["/", { "content-type": "application/json" }, JSON.stringify({ subscription: "projects/p/subscriptions/s",
+    message: { messageId: "9", data: "", attributes: { "ce-specversion": "1.0", "ce-id": "nul\u0000one",
+      "ce-source": "/s", "ce-type": "t" } } })],    // a Pub/Sub push body, ce- attributes
 ];
 for (const [path, h, body] of bad) {
   const r = await post(path, h, body);
@@ -106,13 +109,14 @@ expect(records().filter((r) => r.method === "RunJob").length === 2, "only the tw
 stop_serve
 grep -q DISPATCH-DUPLICATE "$SERVE_LOG" && fail "serve took an invalid event for a duplicate"
 invalid=$(grep -cE '"msgid":"(EVENT-INVALID|ROUTE-RENDER-FAILED)"' "$SERVE_LOG" || true)
-assert_eq "$invalid" 14 "serve: invalid events logged"
+assert_eq "$invalid" 15 "serve: invalid events logged"
 grep -q 'attribute id holds a NUL byte at byte 3' "$SERVE_LOG" || fail "serve: the NUL byte is not named"
 grep -q 'attribute source holds invalid UTF-8 at byte 2' "$SERVE_LOG" || fail "serve: %FF is not named"
 grep -q 'in env S: the value holds a NUL byte' "$SERVE_LOG" || fail "serve: the NUL in data is not named"
-records_readable "$WORK/serve-dead.ndjson" 14
+grep -q 'message attribute ce-id holds a NUL byte' "$SERVE_LOG" || fail "serve: the NUL in a push attribute is not named"
+records_readable "$WORK/serve-dead.ndjson" 15
 grep -q '"raw_base64":"//57fQ=="' "$WORK/serve-dead.ndjson" || fail "the non-UTF-8 body is not kept as base64"
-replay_back "$WORK/serve-dead.ndjson" 14
+replay_back "$WORK/serve-dead.ndjson" 15
 
 echo "== replay: NDJSON events"
 write_config "$WORK/replay.yaml" "$WORK/replay-dead.ndjson"
