@@ -53,7 +53,8 @@ JS
 # replay_back FILE N: replay reads every record of FILE (none fails to parse)
 # and refuses each again by name.
 replay_back() {
-	local out="$WORK/back-$(basename "$1").log" rc
+	local out rc
+	out="$WORK/back-$(basename "$1").log"
 	set +e
 	"$JOBRELAY" --log-format json --config "$WORK/replay-back.yaml" replay --dry-run "$1" \
 		>"$out.stdout" 2>"$out"
