@@ -11,6 +11,7 @@
 
 #include <stddef.h>
 
+#include "base64.h"
 #include "json.h"
 #include "mem.h"
 
@@ -120,11 +121,5 @@ const char *event_msg_attr(const jr_event *ev, const char *key);
 int event_write_structured(jr_buf *out, const jr_event *ev);
 /* event_write_message: appends the Pub/Sub message as {"data"(base64),"attributes","messageId","publishTime","orderingKey"}. */
 int event_write_message(jr_buf *out, const jr_message *m);
-
-/* base64_encode: appends the standard base64 of p[0..n) to out. */
-int base64_encode(jr_buf *out, const void *p, size_t n);
-/* base64_decode: decodes s[0..n) (standard or URL alphabet, padding optional)
- * into a new arena allocation; returns its length, or -1 when s is not base64. */
-long base64_decode(jr_arena *a, const char *s, size_t n, char **out);
 
 #endif

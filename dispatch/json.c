@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "utf8.h"
+
 #define JSON_MIN_CAP 4u
 
 const jr_json *json_get(const jr_json *obj, const char *key)
@@ -262,10 +264,27 @@ static size_t escape(unsigned char c, char esc[6])
 	}
 }
 
-int json_write_string(jr_buf *out, const char *s, size_t n)
+/* escaped: appends s[0..n) escaped, without quotes. */
+static int escaped(jr_buf *out, const char *s, size_t n)
 {
 	size_t run = plain_len(s, n);
-	if (run == n) { /* nothing to escape: one copy */
+	for (;;) {
+		if (buf_add(out, s, run) < 0)
+			return -1;
+		if (run == n)
+			return 0;
+		char esc[6];
+		if (buf_add(out, esc, escape((unsigned char)s[run], esc)) < 0)
+			return -1;
+		s += run + 1;
+		n -= run + 1;
+		run = plain_len(s, n);
+	}
+}
+
+int json_write_string(jr_buf *out, const char *s, size_t n)
+{
+	if (plain_len(s, n) == n) { /* nothing to escape: one copy */
 		char *p = buf_space(out, n + 2);
 		if (!p)
 			return -1;
@@ -275,21 +294,35 @@ int json_write_string(jr_buf *out, const char *s, size_t n)
 		buf_added(out, n + 2);
 		return 0;
 	}
-	if (buf_addc(out, '"') < 0)
+	if (buf_addc(out, '"') < 0 || escaped(out, s, n) < 0)
 		return -1;
-	for (;;) {
-		if (buf_add(out, s, run) < 0)
-			return -1;
-		if (run == n)
-			break;
-		char esc[6];
-		if (buf_add(out, esc, escape((unsigned char)s[run], esc)) < 0)
-			return -1;
-		s += run + 1;
-		n -= run + 1;
-		run = plain_len(s, n);
-	}
 	return buf_addc(out, '"');
+}
+
+int json_write_text(jr_buf *out, const char *s, size_t n)
+{
+	size_t bad = utf8_invalid_at(s, n);
+	if (bad == n)
+		return json_write_string(out, s, n);
+	size_t start = out->len;
+	if (buf_addc(out, '"') < 0)
+		goto full;
+	for (;;) {
+		if (escaped(out, s, bad) < 0)
+			goto full;
+		if (bad == n)
+			break;
+		if (buf_add(out, "\xEF\xBF\xBD", 3) < 0) /* U+FFFD for the byte s[bad] */
+			goto full;
+		s += bad + 1;
+		n -= bad + 1;
+		bad = utf8_invalid_at(s, n);
+	}
+	if (buf_addc(out, '"') == 0)
+		return 0;
+full:
+	out->len = start;
+	return -1;
 }
 
 static int write_container(jr_buf *out, const jr_json *v)

@@ -263,6 +263,10 @@ static char *render_one(const jr_tmpl *t, jr_event *ev, const char *route, jr_bu
 		if (rc == -1)
 			*err = jr_asprintf("template {{%s}} in %s%s%s: no such field", missing, what,
 					   what_arg, idx);
+		else if (rc == -3)
+			*err = jr_asprintf("template {{%s}} in %s%s%s: the value holds a NUL byte, "
+					   "which %s cannot carry", missing, what, what_arg, idx,
+					   index >= 0 ? "an argument" : "an environment value");
 		else
 			*err = jr_asprintf("template in %s%s%s renders more than %u bytes", what,
 					   what_arg, idx, RENDER_MAX);

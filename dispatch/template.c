@@ -287,9 +287,16 @@ int tmpl_render(const jr_tmpl *t, jr_event *ev, const char *route, jr_buf *out,
 {
 	for (size_t i = 0; i < t->n; i++) {
 		const tmpl_part *pt = &t->parts[i];
+		size_t at = out->len;
 		int rc = render_var(pt, ev, route, out);
 		if (rc < 0)
 			return -2;
+		if (rc == 0 && out->len > at && memchr(out->data + at, 0, out->len - at)) {
+			/* a string value or text data holding U+0000: it would be cut there */
+			if (missing)
+				*missing = pt->name;
+			return -3;
+		}
 		if (rc > 0 && !pt->optional) {
 			if (missing)
 				*missing = pt->name;

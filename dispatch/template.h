@@ -26,7 +26,9 @@ int tmpl_is_literal(const jr_tmpl *t);
 /*
  * tmpl_render: appends the rendering for ev to out. route is the route name.
  * Returns 0; or -1 with *missing set to the first required name that is
- * absent (points into t); or -2 when out's max is reached.
+ * absent (points into t); or -2 when out's max is reached; or -3 with
+ * *missing set to the name whose value holds a NUL byte (a JSON "\u0000" in a
+ * string, text data), which no environment value or argument can carry.
  */
 int tmpl_render(const jr_tmpl *t, jr_event *ev, const char *route, jr_buf *out,
 		const char **missing);

@@ -5,17 +5,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "json.h"
 #include "log.h"
+#include "utf8.h"
 
 static void add_str_member(jr_buf *out, const char *key, const char *v)
 {
 	json_write_string(out, key, strlen(key));
 	buf_addc(out, ':');
 	if (v)
-		json_write_string(out, v, strlen(v));
+		json_write_text(out, v, strlen(v));
 	else
 		buf_adds(out, "null");
 }
@@ -29,15 +31,43 @@ static void add_rfc3339_ms(jr_buf *out, int64_t ms)
 	buf_addc(out, '"');
 }
 
-/* utf8_cut: the longest prefix of s no longer than max that does not split a UTF-8 sequence. */
-static size_t utf8_cut(const char *s, size_t len, size_t max)
+/* add_raw: bytes as "raw" when they are UTF-8 text, else as "raw_base64". */
+static void add_raw(jr_buf *out, const char *p, size_t n)
 {
-	if (len <= max)
-		return len;
-	size_t n = max;
-	while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
-		n--;
-	return n;
+	if (utf8_valid(p, n)) {
+		buf_adds(out, ",\"raw\":");
+		json_write_string(out, p, n);
+	} else {
+		buf_adds(out, ",\"raw_base64\":\"");
+		base64_encode(out, p, n);
+		buf_addc(out, '"');
+	}
+}
+
+/*
+ * add_event: the event (and its message) as JSON. Every decoded event is
+ * valid UTF-8; should one not be, what would have been its "event" goes as
+ * "raw_base64", so the line stays readable (replay then refuses it, named).
+ */
+static void add_event(jr_buf *out, const jr_event *ev)
+{
+	size_t start = out->len;
+	buf_adds(out, ",\"event\":");
+	size_t ev_at = out->len;
+	event_write_structured(out, ev);
+	size_t ev_end = out->len;
+	if (ev->message) {
+		buf_adds(out, ",\"message\":");
+		event_write_message(out, ev->message);
+	}
+	if (utf8_valid(out->data + start, out->len - start))
+		return;
+	jr_buf copy;
+	buf_init(&copy, 0);
+	buf_add(&copy, out->data + ev_at, ev_end - ev_at);
+	out->len = start;
+	add_raw(out, copy.data, copy.len);
+	buf_free(&copy);
 }
 
 int deadletter_write_json(jr_buf *out, const jr_dlrecord *r)
@@ -54,19 +84,12 @@ int deadletter_write_json(jr_buf *out, const jr_dlrecord *r)
 	add_str_member(out, "code", r->code);
 	buf_adds(out, ",\"message\":");
 	const char *m = r->message ? r->message : "";
-	json_write_string(out, m, utf8_cut(m, strlen(m), DEADLETTER_MESSAGE_MAX));
+	json_write_text(out, m, utf8_cut(m, strlen(m), DEADLETTER_MESSAGE_MAX));
 	buf_addc(out, '}');
-	if (r->ev) {
-		buf_adds(out, ",\"event\":");
-		event_write_structured(out, r->ev);
-		if (r->ev->message) {
-			buf_adds(out, ",\"message\":");
-			event_write_message(out, r->ev->message);
-		}
-	} else if (r->raw) {
-		buf_adds(out, ",\"raw\":");
-		json_write_string(out, r->raw, r->raw_len);
-	}
+	if (r->ev)
+		add_event(out, r->ev);
+	else if (r->raw)
+		add_raw(out, r->raw, r->raw_len);
 	return buf_addc(out, '}');
 }
 
@@ -75,7 +98,43 @@ typedef struct file_sink {
 	int fd;
 	char *path;
 	jr_buf line;
+	off_t cut;    /* a failed write could not be cut back to here; -1: none pending */
 } file_sink;
+
+/*
+ * file_undo: cuts the file back to end (the end of the last whole record), so
+ * a failed write leaves no partial line. When even that fails, f->cut keeps
+ * end and the next write tries again before it writes.
+ */
+static void file_undo(file_sink *f, off_t end)
+{
+	if (ftruncate(f->fd, end) == 0)
+		return;
+	f->cut = end;
+	log_kv(JR_LOG_ERROR, "DEADLETTER-TRUNCATE",
+	       "cannot cut a partial record from the dead-letter file; the next write retries",
+	       "path", f->path, "error", strerror(errno), NULL);
+}
+
+/* file_end: the size of the file, after cutting any partial record left by a failed write. */
+static off_t file_end(file_sink *f, char *err, size_t errlen)
+{
+	struct stat st;
+	if (fstat(f->fd, &st) < 0) {
+		snprintf(err, errlen, "cannot stat %s: %s", f->path, strerror(errno));
+		return -1;
+	}
+	if (f->cut >= 0 && st.st_size > f->cut) {
+		if (ftruncate(f->fd, f->cut) < 0) {
+			snprintf(err, errlen, "cannot cut a partial record from %s: %s", f->path,
+				 strerror(errno));
+			return -1;
+		}
+		st.st_size = f->cut;
+	}
+	f->cut = -1;
+	return st.st_size;
+}
 
 static int file_write(jr_sink *s, const jr_dlrecord *r, jr_sink_cb cb, void *arg, char *err,
 		      size_t errlen)
@@ -86,19 +145,25 @@ static int file_write(jr_sink *s, const jr_dlrecord *r, jr_sink_cb cb, void *arg
 		snprintf(err, errlen, "dead-letter record too large for %s", f->path);
 		return -1;
 	}
+	off_t end = file_end(f, err, errlen);
+	if (end < 0)
+		return -1;
 	size_t off = 0;
 	while (off < f->line.len) {
 		ssize_t w = write(f->fd, f->line.data + off, f->line.len - off);
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w <= 0) {
-			snprintf(err, errlen, "writing %s: %s", f->path, strerror(errno));
+			snprintf(err, errlen, "writing %s: %s", f->path,
+				 w == 0 ? "nothing written" : strerror(errno));
+			file_undo(f, end);
 			return -1;
 		}
 		off += (size_t)w;
 	}
 	if (fdatasync(f->fd) < 0 && errno != EINVAL) {
 		snprintf(err, errlen, "flushing %s: %s", f->path, strerror(errno));
+		file_undo(f, end); /* not confirmed: the event is held and written again */
 		return -1;
 	}
 	return 0;
@@ -126,6 +191,7 @@ jr_sink *deadletter_file_open(const char *path, char *err, size_t errlen)
 	f->base.close = file_close;
 	f->fd = fd;
 	f->path = jr_strdup(path);
+	f->cut = -1;
 	/* an event is at most 10 MiB by default; its record, escaped, a few times that */
 	buf_init(&f->line, 64u << 20);
 	return &f->base;

@@ -145,6 +145,43 @@ static const char *pubsub_topic(const char *source)
 	return strstr(source, "/topics/") ? source : NULL;
 }
 
+static int dec_object(jr_event *ev, const jr_json *root, const dec_ctx *x, dec_want want,
+		      char *err, size_t errlen);
+
+/*
+ * dead_letter_raw: the input of a record that never decoded ("raw", or
+ * "raw_base64" for input that was not UTF-8), decoded again as a JSON
+ * document of any form but a dead-letter record; an input that still does
+ * not decode is refused with its reason.
+ */
+static int dead_letter_raw(jr_event *ev, const jr_json *raw, const jr_json *b64,
+			   const dec_ctx *x, char *err, size_t errlen)
+{
+	const jr_json *v = raw ? raw : b64;
+	if (v->type != JR_JSON_STRING) {
+		snprintf(err, errlen, "dead-letter record: %s must be a string",
+			 raw ? "raw" : "raw_base64");
+		return -1;
+	}
+	const char *text = v->s;
+	long len = (long)v->n;
+	if (!raw && (len = base64_decode(&ev->arena, v->s, v->n, (char **)&text)) < 0) {
+		snprintf(err, errlen, "dead-letter record: raw_base64 is not base64");
+		return -1;
+	}
+	char why[DECODE_ERRLEN];
+	const jr_json *root = jsonparse(&ev->arena, text, (size_t)len, x->lim.json_depth, why,
+					 sizeof why);
+	if (root && root->type == JR_JSON_OBJECT && json_get(root, "failed_at")) {
+		snprintf(err, errlen, "dead-letter record: its raw input is a dead-letter record");
+		return -1;
+	}
+	if (root && dec_object(ev, root, x, DEC_ANY, why, sizeof why) == 0)
+		return 0;
+	snprintf(err, errlen, "dead-letter record of undecodable input: %.200s", why);
+	return -1;
+}
+
 /* dead_letter: re-dispatches the original event of a dead-letter record. */
 static int dead_letter(jr_event *ev, const jr_json *root, const dec_ctx *x, char *err,
 		       size_t errlen)
@@ -152,6 +189,9 @@ static int dead_letter(jr_event *ev, const jr_json *root, const dec_ctx *x, char
 	const jr_json *orig = json_get(root, "event");
 	const jr_json *msg = json_get(root, "message");
 	if (!msg || msg->type != JR_JSON_OBJECT) {
+		const jr_json *raw = json_get(root, "raw"), *b64 = json_get(root, "raw_base64");
+		if (!orig && (raw || b64))
+			return dead_letter_raw(ev, raw, b64, x, err, errlen);
 		if (!orig) {
 			snprintf(err, errlen, "dead-letter record has no event and no message");
 			return -1;

@@ -13,6 +13,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "utf8.h"
+
 typedef enum ce_attr {
 	CE_EXT = 0,
 	CE_SPECVERSION,
@@ -136,6 +138,11 @@ static int ce_set(ce_b *b, const char *name, size_t nlen, const jr_json *v)
 		return -1;
 	}
 	ce_attr a = ce_lookup(name, nlen, b->v03);
+	if (a != CE_DATA && v->type == JR_JSON_STRING && strlen(v->s) != v->n) {
+		snprintf(b->err, b->errlen, "attribute %s holds a NUL byte at byte %zu", name,
+			 strlen(v->s));
+		return -1;
+	}
 	if (a == CE_DATA) {
 		b->data = v;
 		return 0;
@@ -165,33 +172,6 @@ static int ce_set(ce_b *b, const char *name, size_t nlen, const jr_json *v)
 	}
 	*f = v->s;
 	return 0;
-}
-
-static int utf8_valid(const unsigned char *s, size_t n)
-{
-	for (size_t i = 0; i < n;) {
-		unsigned c = s[i];
-		size_t k;
-		if (c < 0x80) {
-			i++;
-			continue;
-		}
-		if ((c & 0xE0) == 0xC0 && c >= 0xC2)
-			k = 1;
-		else if ((c & 0xF0) == 0xE0)
-			k = 2;
-		else if ((c & 0xF8) == 0xF0 && c <= 0xF4)
-			k = 3;
-		else
-			return 0;
-		if (n - i <= k)
-			return 0;
-		for (size_t j = 1; j <= k; j++)
-			if ((s[i + j] & 0xC0) != 0x80)
-				return 0;
-		i += k + 1;
-	}
-	return 1;
 }
 
 static int ce_textual(const char *ct)
@@ -230,7 +210,7 @@ static int ce_bytes(ce_b *b, const char *p, size_t n, int sniff)
 			return -1;
 		}
 	}
-	int text = ct && ce_textual(ct) && utf8_valid((const unsigned char *)p, n);
+	int text = ct && ce_textual(ct) && utf8_valid(p, n);
 	ev->data_kind = text ? JR_DATA_TEXT : JR_DATA_BINARY;
 	return 0;
 }
@@ -519,6 +499,17 @@ static int int32_text(const char *s, size_t n)
 	return i ? v <= 2147483648LL : v <= 2147483647LL;
 }
 
+/* check_text: an attribute value is valid UTF-8 without control characters (CloudEvents String). */
+static int check_text(const char *name, const char *v, size_t n, char *err, size_t errlen)
+{
+	size_t at;
+	utf8_flaw f = v ? utf8_text_check(v, n, &at) : UTF8_CLEAN;
+	if (f == UTF8_CLEAN)
+		return 0;
+	snprintf(err, errlen, "attribute %s holds %s at byte %zu", name, utf8_flaw_text(f), at);
+	return -1;
+}
+
 static int check_ext(const jr_ext *x, char *err, size_t errlen)
 {
 	if (!ext_name_ok(x->name)) {
@@ -530,6 +521,7 @@ static int check_ext(const jr_ext *x, char *err, size_t errlen)
 	const jr_json *v = x->value;
 	switch (v->type) {
 	case JR_JSON_STRING:
+		return check_text(x->name, v->s, v->n, err, errlen);
 	case JR_JSON_TRUE:
 	case JR_JSON_FALSE:
 		return 0;
@@ -556,7 +548,7 @@ static int check_required(const char *name, const char *v, char *err, size_t err
 		snprintf(err, errlen, "attribute %s is empty", name);
 		return -1;
 	}
-	return 0;
+	return check_text(name, v, strlen(v), err, errlen);
 }
 
 static int check_optional(const char *name, const char *v, char *err, size_t errlen)
@@ -565,7 +557,7 @@ static int check_optional(const char *name, const char *v, char *err, size_t err
 		snprintf(err, errlen, "attribute %s is empty", name);
 		return -1;
 	}
-	return 0;
+	return v ? check_text(name, v, strlen(v), err, errlen) : 0;
 }
 
 static int check_formats(const jr_event *ev, char *err, size_t errlen)

@@ -15,6 +15,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "utf8.h"
+
 static const char *hdr(const jr_header *h, size_t n, const char *name)
 {
 	for (size_t i = 0; i < n; i++)
@@ -43,7 +45,11 @@ static int hexval(char c)
 	return -1;
 }
 
-/* pct_decode: %XX sequences decoded; a malformed one is kept as it is. */
+/*
+ * pct_decode: %XX sequences decoded; a malformed one is kept as it is. %00
+ * becomes UTF8_NUL_TEXT, so the value is refused as holding a NUL byte rather
+ * than cut short there.
+ */
 static char *pct_decode(jr_arena *a, const char *s)
 {
 	if (!strchr(s, '%'))
@@ -53,7 +59,11 @@ static char *pct_decode(jr_arena *a, const char *s)
 	for (size_t i = 0; i < n; i++) {
 		int hi = s[i] == '%' ? hexval(s[i + 1]) : -1;
 		int lo = hi < 0 ? -1 : hexval(s[i + 2]);
-		if (lo >= 0) {
+		if (lo >= 0 && hi * 16 + lo == 0) {
+			memcpy(d + o, UTF8_NUL_TEXT, 2);
+			o += 2;
+			i += 2;
+		} else if (lo >= 0) {
 			d[o++] = (char)(hi * 16 + lo);
 			i += 2;
 		} else {

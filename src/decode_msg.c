@@ -17,6 +17,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "utf8.h"
+
 #define MP_TYPE "google.cloud.pubsub.topic.v1.messagePublished"
 #define PUBSUB_SERVICE "//pubsub.googleapis.com/"
 
@@ -33,6 +35,51 @@ static const char *str_either(const jr_json *o, const char *a, const char *b)
 {
 	const char *s = json_get_str(o, a);
 	return s ? s : json_get_str(o, b);
+}
+
+/* has_nul: whether the string member named a or b holds a NUL byte (its C string would be cut). */
+static int has_nul(const jr_json *o, const char *a, const char *b)
+{
+	const jr_json *v = json_get(o, a);
+	if (!v || v->type != JR_JSON_STRING)
+		v = json_get(o, b);
+	return v && v->type == JR_JSON_STRING && strlen(v->s) != v->n;
+}
+
+/* msg_text_one: s (may be NULL) is valid UTF-8 without a NUL byte; else the reason, naming what. */
+static int msg_text_one(const char *what, const char *key, const char *s, char *err,
+			size_t errlen)
+{
+	size_t at;
+	utf8_flaw f = s ? utf8_text_check(s, strlen(s), &at) : UTF8_CLEAN;
+	if (f != UTF8_BAD && f != UTF8_NUL)
+		return 0;
+	snprintf(err, errlen, "message %s%s holds %s at byte %zu", what, key ? key : "",
+		 utf8_flaw_text(f), at);
+	return -1;
+}
+
+/*
+ * msg_text: every string of the message is valid UTF-8 without a NUL byte
+ * (a NUL cannot be kept, and whatever is kept must be written back readable).
+ * Control characters are allowed in plain message attributes: they are not
+ * CloudEvents attributes (the ce-* ones are checked as such).
+ */
+static int msg_text(const jr_message *m, char *err, size_t errlen)
+{
+	if (msg_text_one("id", NULL, m->id, err, errlen) < 0 ||
+	    msg_text_one("publish time", NULL, m->publish_time, err, errlen) < 0 ||
+	    msg_text_one("ordering key", NULL, m->ordering_key, err, errlen) < 0 ||
+	    msg_text_one("subscription", NULL, m->subscription, err, errlen) < 0)
+		return -1;
+	for (size_t i = 0; i < m->n_attrs; i++) {
+		const char *k = m->attrs[i].key;
+		if (msg_text_one("attribute name", NULL, k, err, errlen) < 0 ||
+		    msg_text_one("attribute ", utf8_valid(k, strlen(k)) ? k : "?", m->attrs[i].value,
+				 err, errlen) < 0)
+			return -1;
+	}
+	return 0;
 }
 
 static int msg_attrs(jr_event *ev, jr_message *m, const jr_json *attrs, const jr_limits *lim,
@@ -53,6 +100,11 @@ static int msg_attrs(jr_event *ev, jr_message *m, const jr_json *attrs, const jr
 		const jr_json *v = attrs->items[i];
 		if (v->type != JR_JSON_STRING) {
 			snprintf(err, errlen, "message attribute %.64s is not a string",
+				 attrs->keys[i]);
+			return -1;
+		}
+		if (strlen(attrs->keys[i]) != attrs->key_lens[i] || strlen(v->s) != v->n) {
+			snprintf(err, errlen, "message attribute %.64s holds a NUL byte",
 				 attrs->keys[i]);
 			return -1;
 		}
@@ -85,6 +137,11 @@ jr_message *msg_from_json(jr_event *ev, const jr_json *mj, const char *subscript
 {
 	if (!mj || mj->type != JR_JSON_OBJECT) {
 		snprintf(err, errlen, "Pub/Sub message must be a JSON object");
+		return NULL;
+	}
+	if (has_nul(mj, "messageId", "message_id") || has_nul(mj, "orderingKey", "ordering_key") ||
+	    has_nul(mj, "publishTime", "publish_time")) {
+		snprintf(err, errlen, "Pub/Sub message id, publish time or ordering key holds a NUL byte");
 		return NULL;
 	}
 	jr_message *m = arena_alloc(&ev->arena, sizeof *m);
@@ -308,7 +365,7 @@ int decode_message(jr_event *ev, const jr_limits *lim_in, const char *topic, cha
 	const jr_message *m = &view;
 	if (!view.data)
 		view.data = "";
-	if (msg_limits(m, &lim, err, errlen) < 0)
+	if (msg_limits(m, &lim, err, errlen) < 0 || msg_text(m, err, errlen) < 0)
 		return -1;
 	if (msg_attr_ci(m, "ce-specversion"))
 		return rule_binary(ev, m, &lim, err, errlen);

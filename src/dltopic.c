@@ -27,6 +27,7 @@
 #include "grpcx.h"
 #include "list.h"
 #include "log.h"
+#include "utf8.h"
 
 #define PUBLISH_METHOD "/google.pubsub.v1.Publisher/Publish"
 #define GET_TOPIC_METHOD "/google.pubsub.v1.Publisher/GetTopic"
@@ -36,39 +37,6 @@
 
 /* ---- attributes (pure) ---- */
 
-/* utf8_len: the length of the valid UTF-8 sequence at s (n bytes left), or 0. */
-static size_t utf8_len(const unsigned char *s, size_t n)
-{
-	unsigned c = s[0];
-	size_t k;
-	unsigned lo = 0x80, hi = 0xBF;
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xC2 && c <= 0xDF)
-		k = 2;
-	else if (c >= 0xE0 && c <= 0xEF) {
-		k = 3;
-		if (c == 0xE0)
-			lo = 0xA0; /* no overlong forms */
-		else if (c == 0xED)
-			hi = 0x9F; /* no surrogates */
-	} else if (c >= 0xF0 && c <= 0xF4) {
-		k = 4;
-		if (c == 0xF0)
-			lo = 0x90;
-		else if (c == 0xF4)
-			hi = 0x8F; /* nothing past U+10FFFF */
-	} else {
-		return 0;
-	}
-	if (n < k || s[1] < lo || s[1] > hi)
-		return 0;
-	for (size_t i = 2; i < k; i++)
-		if ((s[i] & 0xC0) != 0x80)
-			return 0;
-	return k;
-}
-
 char *dltopic_utf8(jr_arena *a, const char *s, size_t n, size_t max)
 {
 	const unsigned char *u = (const unsigned char *)s;
@@ -76,7 +44,7 @@ char *dltopic_utf8(jr_arena *a, const char *s, size_t n, size_t max)
 	char *out = arena_alloc_raw(a, cap + 1);
 	size_t i = 0, o = 0;
 	while (i < n) {
-		size_t k = utf8_len(u + i, n - i);
+		size_t k = utf8_char_len(u + i, n - i);
 		size_t w = k ? k : 1;
 		if (o + w > max)
 			break;
@@ -91,17 +59,6 @@ char *dltopic_utf8(jr_arena *a, const char *s, size_t n, size_t max)
 	return out;
 }
 
-static int utf8_valid(const char *s, size_t n)
-{
-	for (size_t i = 0; i < n;) {
-		size_t k = utf8_len((const unsigned char *)s + i, n - i);
-		if (!k)
-			return 0;
-		i += k;
-	}
-	return 1;
-}
-
 static void put(dltopic_attrs *out, jr_arena *a, const char *key, const char *v)
 {
 	out->kv[out->n].key = key;
@@ -109,10 +66,17 @@ static void put(dltopic_attrs *out, jr_arena *a, const char *key, const char *v)
 	out->n++;
 }
 
-/* original_ok: 1 to keep the original attribute key, 0 when it is ours (replaced), -1 when it cannot be published. */
-static int original_ok(const char *key)
+/*
+ * original_ok: 1 to keep the original attribute, 0 when it is ours (replaced),
+ * -1 when it cannot be published as it is: a bad key, or a value that is not
+ * UTF-8 (a '?' for a byte would make it another value, which a re-drive would
+ * then take for the original).
+ */
+static int original_ok(const char *key, const char *value)
 {
 	size_t n = strlen(key);
+	if (!utf8_valid(value, strlen(value)))
+		return -1;
 	if (!strncmp(key, DLTOPIC_PREFIX, sizeof DLTOPIC_PREFIX - 1))
 		return 0;
 	if (n == 0 || n > DLTOPIC_KEY_MAX || !strncmp(key, "goog", 4) || !utf8_valid(key, n))
@@ -145,7 +109,7 @@ void dltopic_attributes(const jr_dlrecord *r, jr_arena *a, dltopic_attrs *out)
 		put(out, a, "content-type", DLTOPIC_STRUCTURED);
 	size_t n_orig = m ? m->n_attrs : 0, keep = 0;
 	for (size_t i = 0; i < n_orig; i++) {
-		int ok = original_ok(m->attrs[i].key);
+		int ok = original_ok(m->attrs[i].key, m->attrs[i].value);
 		keep += ok > 0;
 		out->dropped += ok < 0;
 	}
@@ -155,7 +119,7 @@ void dltopic_attributes(const jr_dlrecord *r, jr_arena *a, dltopic_attrs *out)
 		room--;
 	for (size_t i = 0; i < n_orig; i++) {
 		const jr_kv *kv = &m->attrs[i];
-		if (original_ok(kv->key) <= 0)
+		if (original_ok(kv->key, kv->value) <= 0)
 			continue;
 		if (room == 0) {
 			out->dropped++;

@@ -29,6 +29,11 @@
  * document is parsed again by yajl from a fresh copy: escapes, UTF-8
  * validation, every error and its message stay yajl's. It costs yajl's
  * lexer and one allocation of yajl's per token on the common path.
+ *
+ * Strings are held to RFC 3629 (dispatch/utf8.h) on top of yajl's looser
+ * check, and a \\u escape of half a surrogate pair without its other half is
+ * an error (yajl would write '?' or pair it with any escape that follows).
+ * The fast path takes ASCII only, so it never meets either.
  */
 #include "jsonparse.h"
 
@@ -37,6 +42,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <yajl/yajl_parse.h>
+
+#include "utf8.h"
 
 #define JP_MEMBERS 64 /* members held in the context before the heap is used */
 #define JP_OPEN 16    /* open containers held in the context */
@@ -59,6 +66,8 @@ typedef struct jp_ctx {
 	const char *key; /* pending object key (in the arena) */
 	size_t klen;
 	int too_deep;
+	yajl_handle h;      /* while yajl parses: for the offset of a bad string */
+	size_t bad_at;      /* a string that is not valid UTF-8 ends before this byte; 0: none */
 	const char *keys0[JP_MEMBERS];
 	size_t klens0[JP_MEMBERS];
 	jr_json *items0[JP_MEMBERS];
@@ -140,9 +149,27 @@ static int on_number(void *ctx, const char *s, size_t n)
 	return put(c, scalar(c, JR_JSON_NUMBER, s, n));
 }
 
+/*
+ * strict: whether a string yajl decoded is valid UTF-8 (RFC 3629). yajl's
+ * own check takes overlong forms, surrogates and code points past U+10FFFF
+ * (and its \\u decoding writes a lone low surrogate as one); those stop the
+ * parse here, so no tree ever holds them.
+ */
+static int strict(jp_ctx *c, const unsigned char *s, size_t n)
+{
+	if (utf8_valid((const char *)s, n))
+		return 1;
+	c->bad_at = c->h ? yajl_get_bytes_consumed(c->h) : 1;
+	if (c->bad_at == 0)
+		c->bad_at = 1;
+	return 0;
+}
+
 static int on_string(void *ctx, const unsigned char *s, size_t n)
 {
 	jp_ctx *c = ctx;
+	if (!strict(c, s, n))
+		return 0;
 	return put(c, scalar(c, JR_JSON_STRING, (const char *)s, n));
 }
 
@@ -179,6 +206,8 @@ static int on_start_array(void *ctx)
 static int on_key(void *ctx, const unsigned char *s, size_t n)
 {
 	jp_ctx *c = ctx;
+	if (!strict(c, s, n))
+		return 0;
 	c->key = own(c, (const char *)s, n);
 	c->klen = n;
 	return 1;
@@ -413,6 +442,10 @@ static void report(yajl_handle h, jp_ctx *c, const char *text, size_t len, size_
 		snprintf(err, errlen, "nesting deeper than %d", c->max_depth);
 		return;
 	}
+	if (c->bad_at) {
+		snprintf(err, errlen, "invalid UTF-8 in the string ending at byte %zu", off + c->bad_at);
+		return;
+	}
 	if (c->root && c->depth == 0) {
 		snprintf(err, errlen, "trailing data after the value at byte %zu", at);
 		return;
@@ -420,6 +453,49 @@ static void report(yajl_handle h, jp_ctx *c, const char *text, size_t len, size_
 	char why[128];
 	yajl_reason(h, text, len, why, sizeof why);
 	snprintf(err, errlen, "invalid JSON at byte %zu: %s", at, why);
+}
+
+static int hex4(const char *p, unsigned *v)
+{
+	*v = 0;
+	for (int i = 0; i < 4; i++) {
+		char c = p[i];
+		int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+			: c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+		if (d < 0)
+			return 0;
+		*v = *v << 4 | (unsigned)d;
+	}
+	return 1;
+}
+
+/*
+ * surrogates_at: the offset of the first \uD800-\uDFFF escape in text that is
+ * not half of a high-low pair, or len. yajl turns a lone high surrogate into
+ * '?' and pairs a high one with whatever escape follows; so a document yajl
+ * took is checked here (backslashes occur only inside its strings).
+ */
+static size_t surrogates_at(const char *text, size_t len)
+{
+	const char *p = text, *end = text + len;
+	while ((p = memchr(p, '\\', (size_t)(end - p))) != NULL) {
+		unsigned v, w;
+		if (end - p < 6 || p[1] != 'u' || !hex4(p + 2, &v)) {
+			p += 2;
+			continue;
+		}
+		if (v >= 0xDC00 && v <= 0xDFFF)
+			return (size_t)(p - text);
+		if (v >= 0xD800 && v <= 0xDBFF) {
+			if (end - p < 12 || p[6] != '\\' || p[7] != 'u' || !hex4(p + 8, &w) ||
+			    w < 0xDC00 || w > 0xDFFF)
+				return (size_t)(p - text);
+			p += 12;
+			continue;
+		}
+		p += 6;
+	}
+	return len;
 }
 
 static size_t skip_bom(const char *text, size_t len)
@@ -455,6 +531,8 @@ static jr_json *parse(jr_arena *a, const char *text, size_t len, int max_depth, 
 	c.key = NULL;
 	c.klen = 0;
 	c.too_deep = 0;
+	c.h = NULL;
+	c.bad_at = 0;
 	if (fast && fast_parse(&c))
 		goto done;
 	/* left to yajl: start again from a fresh copy (the fast path wrote NULs into it) */
@@ -466,6 +544,7 @@ static jr_json *parse(jr_arena *a, const char *text, size_t len, int max_depth, 
 	c.klen = 0;
 	c.too_deep = 0;
 	yajl_handle h = yajl_alloc(&jp_callbacks, NULL, &c);
+	c.h = h;
 	yajl_status st = yajl_parse(h, (const unsigned char *)text, len);
 	int at_end = st == yajl_status_ok;
 	if (at_end)
@@ -476,6 +555,15 @@ static jr_json *parse(jr_arena *a, const char *text, size_t len, int max_depth, 
 		st = yajl_status_error;
 	} else if (st != yajl_status_ok) {
 		report(h, &c, text, len, off, at_end, err, errlen);
+	} else {
+		size_t at = surrogates_at(text, len);
+		if (at < len) {
+			if (err && errlen)
+				snprintf(err, errlen,
+					 "invalid JSON at byte %zu: unpaired surrogate escape \\%.6s",
+					 off + at, text + at + 1);
+			st = yajl_status_error;
+		}
 	}
 	yajl_free(h);
 	if (st != yajl_status_ok)

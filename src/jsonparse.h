@@ -12,7 +12,10 @@
 /*
  * jsonparse: parses text[0..len) as exactly one JSON value (surrounding
  * whitespace allowed; a UTF-8 BOM is skipped) into nodes allocated in a.
- * Nesting deeper than max_depth is an error. Returns the root, or NULL with a
+ * Nesting deeper than max_depth is an error, and so is a string (key or value)
+ * that is not valid UTF-8 by RFC 3629 (overlong forms, surrogates, past
+ * U+10FFFF) or a \uD800-\uDFFF escape that is not half of a pair; \u0000 is
+ * kept as a NUL byte (the node's length counts it). Returns the root, or NULL with a
  * short reason written to err[errlen] ("invalid JSON at byte 17: ...",
  * "nesting deeper than 64", "trailing data after the value").
  */

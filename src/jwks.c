@@ -60,6 +60,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "base64.h"
 #include "json.h"
 #include "jsonparse.h"
 #include "httpc.h"
@@ -115,46 +116,9 @@ struct jr_jwks {
 
 /* ---- base64url ---- */
 
-/* b64url_value: the 6-bit value of each base64url character, -1 for any other byte. */
-static const signed char b64url_value[256] = {
-#define R8(v) v, v, v, v, v, v, v, v
-	R8(-1), R8(-1), R8(-1), R8(-1), R8(-1),                       /* 0x00-0x27 */
-	-1, -1, -1, -1, -1, 62, -1, -1,                               /* 0x28-0x2f: '-' */
-	52, 53, 54, 55, 56, 57, 58, 59, 60, 61, -1, -1, -1, -1, -1, -1, /* '0'-'9' */
-	-1, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14,          /* 'A'-'O' */
-	15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, -1, -1, -1, -1, 63, /* 'P'-'Z', '_' */
-	-1, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, /* 'a'-'o' */
-	41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, -1, -1, -1, -1, -1, /* 'p'-'z' */
-	R8(-1), R8(-1), R8(-1), R8(-1), R8(-1), R8(-1), R8(-1), R8(-1), /* 0x80-0xbf */
-	R8(-1), R8(-1), R8(-1), R8(-1), R8(-1), R8(-1), R8(-1), R8(-1), /* 0xc0-0xff */
-#undef R8
-};
-
 long jwks_b64url_decode(const char *in, size_t n, unsigned char *out, size_t cap)
 {
-	size_t rem = n % 4;
-	if (rem == 1)
-		return -1;
-	size_t need = n / 4 * 3 + (rem ? rem - 1 : 0);
-	if (need > cap)
-		return -1;
-	uint32_t acc = 0;
-	size_t bits = 0, o = 0;
-	for (size_t i = 0; i < n; i++) {
-		int v = b64url_value[(unsigned char)in[i]];
-		if (v < 0)
-			return -1;
-		acc = (acc << 6) | (uint32_t)v;
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			out[o++] = (unsigned char)(acc >> bits);
-			acc &= (1u << bits) - 1;
-		}
-	}
-	if (acc != 0) /* non-canonical: leftover bits must be zero */
-		return -1;
-	return (long)o;
+	return base64_decode_to(in, n, out, cap, BASE64_URL_STRICT);
 }
 
 /* ---- parsing a JWKS ---- */

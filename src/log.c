@@ -28,9 +28,11 @@
 
 #include "json.h"
 #include "mem.h"
+#include "utf8.h"
 
 #define LOG_MAX_LABELS 8
 #define LOG_LINE_MAX (64 * 1024)
+#define LOG_VALUE_MAX (16 * 1024) /* a longer value is cut (JSON lines) */
 
 static struct {
 	int fd;
@@ -230,41 +232,67 @@ static void add_time(jr_buf *b, int text)
 	buf_add(b, frac, (size_t)digits + (text ? 2 : 3));
 }
 
+/*
+ * add_value: v as a JSON string, cut on a character boundary after
+ * LOG_VALUE_MAX bytes (the cut says how long v was); bytes that are not UTF-8
+ * are written as U+FFFD, so the line stays valid JSON whatever v holds.
+ */
+static int add_value(jr_buf *b, const char *v)
+{
+	size_t n = strlen(v);
+	if (n <= LOG_VALUE_MAX)
+		return json_write_text(b, v, n);
+	size_t start = b->len, k = utf8_cut(v, n, LOG_VALUE_MAX);
+	if (json_write_text(b, v, k) < 0)
+		return -1;
+	b->len--; /* reopen the string for the note */
+	if (buf_printf(b, "...(cut, %zu bytes)\"", n) < 0) {
+		b->len = start;
+		return -1;
+	}
+	return 0;
+}
+
+/* add_member: ,"k":"v", or nothing at all when it does not fit in the line. */
+static void add_member(jr_buf *b, const char *k, const char *v)
+{
+	size_t start = b->len;
+	if (buf_addc(b, ',') < 0 || json_write_text(b, k, strlen(k)) < 0 || buf_addc(b, ':') < 0 ||
+	    add_value(b, v) < 0)
+		b->len = start;
+}
+
 static void json_line(jr_buf *b, jr_log_level lv, const char *msgid, const char *msg, va_list ap)
 {
+	b->max = LOG_LINE_MAX - 2; /* room for the closing "}\n" is kept */
 	buf_adds(b, "{\"severity\":\"");
 	buf_adds(b, level_names[lv]);
 	buf_adds(b, "\",\"time\":");
 	add_time(b, 0);
-	buf_adds(b, ",\"msgid\":");
-	json_write_string(b, msgid, strlen(msgid));
-	buf_adds(b, ",\"message\":");
-	json_write_string(b, msg, strlen(msg));
+	add_member(b, "msgid", msgid);
+	add_member(b, "message", msg);
 	const char *k;
 	while ((k = va_arg(ap, const char *)) != NULL) {
 		const char *v = va_arg(ap, const char *);
-		if (!v)
-			continue;
-		buf_addc(b, ',');
-		json_write_string(b, k, strlen(k));
-		buf_addc(b, ':');
-		json_write_string(b, v, strlen(v));
+		if (v)
+			add_member(b, k, v);
 	}
-	if (cur_trace[0]) {
-		buf_adds(b, ",\"logging.googleapis.com/trace\":");
-		json_write_string(b, cur_trace, strlen(cur_trace));
-	}
+	if (cur_trace[0])
+		add_member(b, "logging.googleapis.com/trace", cur_trace);
 	if (logger.n_labels) {
-		buf_adds(b, ",\"logging.googleapis.com/labels\":{");
+		size_t start = b->len;
+		int bad = buf_adds(b, ",\"logging.googleapis.com/labels\":{") < 0;
 		for (int i = 0; i < logger.n_labels; i++) {
 			if (i)
-				buf_addc(b, ',');
-			json_write_string(b, logger.labels[i][0], strlen(logger.labels[i][0]));
-			buf_addc(b, ':');
-			json_write_string(b, logger.labels[i][1], strlen(logger.labels[i][1]));
+				bad |= buf_addc(b, ',') < 0;
+			bad |= json_write_text(b, logger.labels[i][0], strlen(logger.labels[i][0])) < 0;
+			bad |= buf_addc(b, ':') < 0;
+			bad |= json_write_text(b, logger.labels[i][1], strlen(logger.labels[i][1])) < 0;
 		}
-		buf_addc(b, '}');
+		if (bad || buf_addc(b, '}') < 0)
+			b->len = start;
 	}
+	b->max = LOG_LINE_MAX;
 	buf_adds(b, "}\n");
 }
 

@@ -79,6 +79,7 @@
 #include "mem.h"
 #include "metrics.h"
 #include "policy.h"
+#include "utf8.h"
 
 #define PS_METHOD "/google.pubsub.v1.Subscriber/StreamingPull"
 #define PS_MAX_RECV (20 * 1024 * 1024)   /* one StreamingPullResponse */
@@ -730,6 +731,28 @@ static int read_timestamp(const grpcx_pb_field *t, rx_msg *rm)
 	return rc;
 }
 
+/*
+ * text_dup: a string field of a message into a, NUL-terminated; a NUL byte in
+ * it becomes UTF8_NUL_TEXT, so the message is refused as holding a NUL byte
+ * (decode_message) instead of being cut short there and matching another.
+ */
+static char *text_dup(jr_arena *a, const uint8_t *p, size_t n)
+{
+	if (!p || !memchr(p, 0, n))
+		return arena_strndup(a, p ? (const char *)p : "", n);
+	char *d = arena_alloc_raw(a, 2 * n + 1), *o = d;
+	for (size_t i = 0; i < n; i++) {
+		if (p[i]) {
+			*o++ = (char)p[i];
+		} else {
+			memcpy(o, UTF8_NUL_TEXT, 2);
+			o += 2;
+		}
+	}
+	*o = '\0';
+	return d;
+}
+
 /* read_attr: one map entry { key = 1; value = 2 }, into kv when not NULL (strings in a). 0, or -1. */
 static int read_attr(const grpcx_pb_field *e, jr_arena *a, jr_kv *kv)
 {
@@ -747,8 +770,8 @@ static int read_attr(const grpcx_pb_field *e, jr_arena *a, jr_kv *kv)
 	if (rc < 0)
 		return -1;
 	if (kv) {
-		kv->key = arena_strndup(a, key.data ? (const char *)key.data : "", key.len);
-		kv->value = arena_strndup(a, val.data ? (const char *)val.data : "", val.len);
+		kv->key = text_dup(a, key.data, key.len);
+		kv->value = text_dup(a, val.data, val.len);
 	}
 	return 0;
 }
@@ -817,7 +840,7 @@ static char *field_str(jr_arena *a, const grpcx_pb_field *f)
 static void out_msg(const rx_msg *rm, jr_arena *a, jr_pubsub_msg *o)
 {
 	o->ack_id = field_str(a, &rm->ack_id);
-	o->message_id = rm->has_message ? field_str(a, &rm->message_id) : NULL;
+	o->message_id = rm->has_message ? text_dup(a, rm->message_id.data, rm->message_id.len) : NULL;
 	o->data = rm->data.len ? (const char *)rm->data.data : "";
 	o->data_len = rm->data.len;
 	o->attrs = rm->attrs;
@@ -827,7 +850,8 @@ static void out_msg(const rx_msg *rm, jr_arena *a, jr_pubsub_msg *o)
 		const char *t = rfc3339(rm->seconds, rm->nanos, tbuf);
 		o->publish_time = t ? arena_strdup(a, t) : NULL;
 	}
-	o->ordering_key = rm->ordering_key.len && rm->ordering_key.data[0] ? field_str(a, &rm->ordering_key) : NULL;
+	o->ordering_key = rm->ordering_key.len && rm->ordering_key.data[0]
+			    ? text_dup(a, rm->ordering_key.data, rm->ordering_key.len) : NULL;
 	o->delivery_attempt = rm->delivery_attempt > 0 ? rm->delivery_attempt : 0;
 	size_t size = rm->data.len + strlen(o->message_id ? o->message_id : "") +
 		      (o->ordering_key ? strlen(o->ordering_key) : 0);

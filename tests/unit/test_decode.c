@@ -9,6 +9,7 @@
 #include <yaml.h>
 
 #include "dtest.h"
+#include "utf8.h"
 
 #define FT "cloudevents-conformance/format-tests/format/json/"
 #define SDK "cloudevents-sdk-java/formats/json-jackson/src/test/resources/"
@@ -846,9 +847,116 @@ static void test_limits(void)
 	got_free(&g);
 }
 
+/* one_error: exactly one callback, an error containing want. */
+static void one_error(got *g, const char *want, const char *what)
+{
+	if (g->n_ev != 0 || g->n_err != 1 || !has(g->err[0], want))
+		fprintf(stderr, "%s: %zu events, %zu errors (%s); wanted an error with \"%s\"\n", what,
+			g->n_ev, g->n_err, g->n_err ? g->err[0] : "", want);
+	CU_ASSERT_EQUAL(g->n_ev, 0);
+	CU_ASSERT_TRUE(g->n_err == 1 && has(g->err[0], want));
+}
+
+static void bad_doc(const char *doc, size_t len, const char *want)
+{
+	got g;
+	got_init(&g);
+	decode_json_doc(&g.dc, doc, len);
+	one_error(&g, want, doc);
+	got_free(&g);
+}
+
+#define BAD_DOC(lit, want) bad_doc(lit, sizeof lit - 1, want)
+#define CE_HEAD "{\"specversion\":\"1.0\",\"source\":\"/s\",\"type\":\"t\","
+
+static void bad_binary(const char *name, const char *value, const char *want)
+{
+	got g;
+	got_init(&g);
+	jr_header h[] = { { "ce-specversion", "1.0" }, { "ce-id", "1" }, { "ce-source", "/s" },
+			  { "ce-type", "t" }, { name, value } };
+	size_t n = 5;
+	for (size_t i = 0; i < 4; i++)
+		if (strcmp(h[i].name, name) == 0) {
+			h[i].value = value;
+			n = 4;
+		}
+	decode_http(&g.dc, h, n, "/", "", 0);
+	one_error(&g, want, value);
+	got_free(&g);
+}
+
+/* Ids that differ only after a NUL, control characters, invalid UTF-8: invalid, in every form. */
+static void test_attribute_validity(void)
+{
+	/* structured: \u0000 in the id, in an extension; control characters; raw bad UTF-8 */
+	BAD_DOC(CE_HEAD "\"id\":\"nul\\u0000one\"}", "attribute id holds a NUL byte at byte 3");
+	BAD_DOC(CE_HEAD "\"id\":\"nul\\u0000two\"}", "attribute id holds a NUL byte at byte 3");
+	BAD_DOC(CE_HEAD "\"id\":\"x\",\"ext\":\"a\\u0000b\"}", "attribute ext holds a NUL byte");
+	BAD_DOC(CE_HEAD "\"id\":\"x\\u0001\"}", "attribute id holds a control character at byte 1");
+	BAD_DOC(CE_HEAD "\"id\":\"x\",\"subject\":\"\\u001b[31m\"}", "attribute subject holds a control");
+	BAD_DOC(CE_HEAD "\"id\":\"x\",\"t\":\"\\u0085\"}", "attribute t holds a control character");
+	BAD_DOC(CE_HEAD "\"id\":\"x\",\"t\":\"\x7f\"}", "attribute t holds a control character");
+	BAD_DOC(CE_HEAD "\"id\":\"dl-\xff\"}", "invalid bytes in UTF8 string"); /* yajl's own check */
+	BAD_DOC(CE_HEAD "\"id\":\"x\",\"t\":\"\xC0\xAF\"}", "invalid UTF-8");
+	BAD_DOC(CE_HEAD "\"id\":\"x\",\"data\":\"\xED\xA0\x80\"}", "invalid UTF-8");
+	BAD_DOC(CE_HEAD "\"id\":\"x\",\"data\":\"\\ud800\"}", "unpaired surrogate");
+	/* binary mode over HTTP: percent-decoded header values */
+	bad_binary("ce-id", "nul%00one", "attribute id holds a NUL byte at byte 3");
+	bad_binary("ce-id", "nul%00two", "attribute id holds a NUL byte at byte 3");
+	bad_binary("ce-id", "dl-\xff", "attribute id holds invalid UTF-8 at byte 3");
+	bad_binary("ce-source", "/s%FF", "attribute source holds invalid UTF-8 at byte 2");
+	bad_binary("ce-t", "t\xfe", "attribute t holds invalid UTF-8 at byte 1");
+	bad_binary("ce-t", "a%01b", "attribute t holds a control character at byte 1");
+	bad_binary("ce-t", "%E0%80%AF", "attribute t holds invalid UTF-8");
+	/* Pub/Sub push bodies: ce- attributes, message ids, plain attributes */
+	BAD_DOC("{\"message\":{\"messageId\":\"1\",\"attributes\":{\"ce-specversion\":\"1.0\","
+		"\"ce-id\":\"nul\\u0000one\",\"ce-source\":\"/s\",\"ce-type\":\"t\"}}}",
+		"message attribute ce-id holds a NUL byte");
+	BAD_DOC("{\"message\":{\"messageId\":\"m\\u0000x\"},\"subscription\":\"projects/p/subscriptions/s\"}",
+		"holds a NUL byte");
+	BAD_DOC("{\"message\":{\"messageId\":\"1\",\"attributes\":{\"ce-specversion\":\"1.0\","
+		"\"ce-id\":\"x\\u0002\",\"ce-source\":\"/s\",\"ce-type\":\"t\"}}}",
+		"attribute id holds a control character");
+	/* the data of an event may hold a NUL: it is JSON data, not an attribute */
+	got g;
+	got_init(&g);
+	const char ok[] = CE_HEAD "\"id\":\"x\",\"data\":\"a\\u0000b\"}";
+	decode_json_doc(&g.dc, ok, sizeof ok - 1);
+	CU_ASSERT_EQUAL_FATAL(g.n_ev, 1);
+	CU_ASSERT_EQUAL(g.ev[0]->data_json->n, 3);
+	got_free(&g);
+}
+
+/* A pulled message whose attribute held a NUL (the reader writes UTF8_NUL_TEXT): invalid, never cut. */
+static void test_pulled_nul(void)
+{
+	const char *ids[] = { "nul" UTF8_NUL_TEXT "one", "nul" UTF8_NUL_TEXT "two" };
+	for (int i = 0; i < 2; i++) {
+		jr_event *ev = event_new();
+		jr_message *m = arena_alloc(&ev->arena, sizeof *m);
+		jr_kv *kv = arena_alloc(&ev->arena, 4 * sizeof *kv);
+		kv[0] = (jr_kv){ "ce-specversion", "1.0" };
+		kv[1] = (jr_kv){ "ce-id", ids[i] };
+		kv[2] = (jr_kv){ "ce-source", "/s" };
+		kv[3] = (jr_kv){ "ce-type", "t" };
+		m->id = "42";
+		m->data = "";
+		m->attrs = kv;
+		m->n_attrs = 4;
+		ev->message = m;
+		char err[256] = "";
+		CU_ASSERT_EQUAL(decode_message(ev, NULL, NULL, err, sizeof err), -1);
+		CU_ASSERT_TRUE(has(err, "message attribute ce-id holds a NUL byte at byte 3"));
+		event_free(ev);
+	}
+}
+
 int main(void)
 {
 	static const cu_test tests[] = {
+		{ "attribute_validity", test_attribute_validity },
+		{ "pulled_nul", test_pulled_nul },
 		{ "format_valid_events", test_format_valid_events },
 		{ "format_invalid_events", test_format_invalid_events },
 		{ "format_valid_batches", test_format_valid_batches },

@@ -204,22 +204,24 @@ static void test_original_keys_and_values(void)
 		{"bad\xffkey", "x"},            /* not UTF-8 */
 		{key256, "ok"},                 /* exactly 256: kept */
 		{"long", longval},              /* value cut to 1024 */
-		{"badval", "a\xc3"},            /* value made valid */
+		{"badval", "a\xc3"},            /* value not UTF-8: dropped, never altered */
+		{"ce-id", "nul\xc0\x80one"},     /* a NUL byte as the reader carries it: dropped */
 	};
-	jr_message m = {.data = "", .attrs = kv, .n_attrs = 7};
+	jr_message m = {.data = "", .attrs = kv, .n_attrs = 8};
 	jr_event *ev = tev_new("ev-4", "//s", "t");
 	jr_dlrecord r = record(ev, &m);
 	jr_arena a;
 	arena_init(&a);
 	dltopic_attrs at;
 	dltopic_attributes(&r, &a, &at);
-	CU_ASSERT_EQUAL(at.dropped, 4);
-	CU_ASSERT_STRING_EQUAL(get(&at, "jobrelay-attributes-dropped"), "4");
+	CU_ASSERT_EQUAL(at.dropped, 6);
+	CU_ASSERT_STRING_EQUAL(get(&at, "jobrelay-attributes-dropped"), "6");
 	CU_ASSERT_PTR_NULL(get(&at, "googclient_schemaname"));
 	CU_ASSERT_PTR_NULL(get(&at, longkey));
 	CU_ASSERT_STRING_EQUAL(get(&at, key256), "ok");
 	CU_ASSERT_EQUAL(strlen(get(&at, "long")), 1024);
-	CU_ASSERT_STRING_EQUAL(get(&at, "badval"), "a?");
+	CU_ASSERT_PTR_NULL(get(&at, "badval"));
+	CU_ASSERT_PTR_NULL(get(&at, "ce-id"));
 	for (size_t i = 0; i < at.n; i++) {
 		CU_ASSERT_TRUE(strlen(at.kv[i].key) >= 1 && strlen(at.kv[i].key) <= 256);
 		CU_ASSERT_TRUE(strlen(at.kv[i].value) <= 1024);

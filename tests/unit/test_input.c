@@ -2,14 +2,19 @@
  * folders, unreadable paths, and the dead-letter record format. */
 #include <stdio.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "config.h"
 #include "cu.h"
 #include "deadletter.h"
+#include "decode.h"
+#include "jsonparse.h"
 #include "input.h"
 #include "testev.h"
+#include "utf8.h"
 
 static char dir[] = "/tmp/jr-test-input.XXXXXX";
 
@@ -175,6 +180,146 @@ static void test_deadletter_record(void)
 	event_free(ev);
 }
 
+typedef struct replayed {
+	int events, errors;
+	char err[320];
+	char id[64];
+} replayed;
+
+static void replay_cb(void *arg, jr_event *ev, const char *err)
+{
+	replayed *r = arg;
+	if (ev) {
+		r->events++;
+		snprintf(r->id, sizeof r->id, "%s", ev->id);
+		event_free(ev);
+	} else {
+		r->errors++;
+		snprintf(r->err, sizeof r->err, "%s", err);
+	}
+}
+
+/* record_back: r as a record line: valid UTF-8, and read back by the decoder replay uses. */
+static replayed record_back(const jr_dlrecord *r, const char *want_field)
+{
+	jr_buf b;
+	buf_init(&b, 0);
+	CU_ASSERT_EQUAL(deadletter_write_json(&b, r), 0);
+	CU_ASSERT_TRUE(utf8_valid(b.data, b.len));
+	if (want_field && !strstr(b.data, want_field)) {
+		fprintf(stderr, "no %s in %.*s\n", want_field, (int)b.len, b.data);
+		CU_FAIL("field missing");
+	}
+	jr_arena a;
+	arena_init(&a);
+	char why[256] = "";
+	CU_ASSERT_PTR_NOT_NULL(jsonparse(&a, b.data, b.len, 64, why, sizeof why));
+	arena_free(&a);
+	replayed back = { 0 };
+	jr_decode_ctx dc = { .origin = "dead.ndjson:1", .cb = replay_cb, .arg = &back };
+	CU_ASSERT_EQUAL(decode_json_doc(&dc, b.data, b.len), 1);
+	buf_free(&b);
+	return back;
+}
+
+/* Records of input that is not UTF-8 (raw bytes, error texts quoting them) stay readable. */
+static void test_deadletter_readable(void)
+{
+	jr_dlrecord r = { .origin = "http", .attempts = 0, .cls = JR_ERR_INVALID_EVENT,
+			  .code = "INVALID_EVENT", .failed_at_ms = 1764151200123 };
+	/* raw bytes that are not UTF-8: carried as base64, refused again by name */
+	const char bin[] = "\xff\xfe{\"a\":1}";
+	r.raw = bin;
+	r.raw_len = sizeof bin - 1;
+	r.message = "invalid JSON at byte 0: \xff\xfe";
+	replayed g = record_back(&r, "\"raw_base64\":\"//57ImEiOjF9\"");
+	CU_ASSERT_EQUAL(g.errors, 1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(g.err, "dead-letter record of undecodable input: invalid"));
+	/* a structured event whose id is not UTF-8 */
+	const char bad_id[] = "{\"specversion\":\"1.0\",\"id\":\"dl-\xff\",\"source\":\"/s\",\"type\":\"t\"}";
+	r.raw = bad_id;
+	r.raw_len = sizeof bad_id - 1;
+	r.message = "attribute id holds invalid UTF-8 at byte 3: \"dl-\xff\"";
+	r.origin = "f\xfe.ndjson:1";
+	g = record_back(&r, "\"raw_base64\"");
+	CU_ASSERT_EQUAL(g.errors, 1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(g.err, "UTF8"));
+	/* raw text that decodes now (say it was over a limit then): replayed as an event */
+	const char good[] = "{\"specversion\":\"1.0\",\"id\":\"again\",\"source\":\"/s\",\"type\":\"t\"}";
+	r.raw = good;
+	r.raw_len = sizeof good - 1;
+	r.origin = "pull";
+	g = record_back(&r, "\"raw\":\"{");
+	CU_ASSERT_EQUAL(g.events, 1);
+	CU_ASSERT_STRING_EQUAL(g.id, "again");
+	/* a pulled message whose attribute held a NUL (UTF8_NUL_TEXT), as pull writes it */
+	const char pushed[] = "{\"message\":{\"data\":\"\",\"attributes\":{\"ce-specversion\":\"1.0\","
+			      "\"ce-id\":\"nul\xC0\x80one\",\"ce-source\":\"/s\",\"ce-type\":\"t\"},"
+			      "\"messageId\":\"7\"},\"subscription\":\"projects/p/subscriptions/s\"}";
+	r.raw = pushed;
+	r.raw_len = sizeof pushed - 1;
+	g = record_back(&r, "\"raw_base64\"");
+	CU_ASSERT_EQUAL(g.errors, 1);
+	CU_ASSERT_EQUAL(g.events, 0);
+}
+
+static void sink_cb(void *arg, int ok, const char *err)
+{
+	(void)arg;
+	(void)ok;
+	(void)err;
+	CU_FAIL("the file sink answers at once");
+}
+
+/* A write past the file size limit (EFBIG, as ENOSPC would) is cut back; the next write is whole. */
+static void test_deadletter_file_failed_write(void)
+{
+	char path[300], err[256] = "";
+	snprintf(path, sizeof path, "%s/dead.ndjson", dir);
+	jr_sink *s = deadletter_file_open(path, err, sizeof err);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	jr_event *ev = tev_new("small", "//s", "t");
+	jr_dlrecord r = { .ev = ev, .origin = "t", .code = "NOT_FOUND", .message = "m",
+			  .cls = JR_ERR_INVALID_REQUEST };
+	CU_ASSERT_EQUAL(s->write(s, &r, sink_cb, NULL, err, sizeof err), 0);
+	struct stat st;
+	CU_ASSERT_EQUAL_FATAL(stat(path, &st), 0);
+	off_t one = st.st_size;
+	struct rlimit old, lim;
+	getrlimit(RLIMIT_FSIZE, &old);
+	lim = old;
+	lim.rlim_cur = (rlim_t)one + 3 * (rlim_t)one / 2; /* room for a small record, not a big one */
+	void (*prev)(int) = signal(SIGXFSZ, SIG_IGN);
+	CU_ASSERT_EQUAL_FATAL(setrlimit(RLIMIT_FSIZE, &lim), 0);
+	static char big[8192];
+	memset(big, 'b', sizeof big - 1);
+	jr_event *bev = tev_new("big", "//s", "t");
+	tev_data(bev, JR_DATA_TEXT, big, sizeof big - 1);
+	r.ev = bev;
+	CU_ASSERT_EQUAL(s->write(s, &r, sink_cb, NULL, err, sizeof err), -1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "File too large"));
+	CU_ASSERT_EQUAL(stat(path, &st), 0);
+	CU_ASSERT_EQUAL(st.st_size, one); /* cut back: no partial line */
+	r.ev = ev;
+	CU_ASSERT_EQUAL(s->write(s, &r, sink_cb, NULL, err, sizeof err), 0);
+	setrlimit(RLIMIT_FSIZE, &old);
+	signal(SIGXFSZ, prev);
+	s->close(s);
+	FILE *f = fopen(path, "r");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+	char line[4096];
+	int n = 0;
+	while (fgets(line, sizeof line, f)) {
+		n++;
+		CU_ASSERT_EQUAL(strncmp(line, "{\"failed_at\"", 12), 0);
+		CU_ASSERT_EQUAL(line[strlen(line) - 1], '\n');
+	}
+	fclose(f);
+	CU_ASSERT_EQUAL(n, 2);
+	event_free(ev);
+	event_free(bev);
+}
+
 int main(void)
 {
 	if (!mkdtemp(dir))
@@ -187,6 +332,8 @@ int main(void)
 		{"missing files named; folders in name order", test_missing_file_and_folder_order},
 		{".http captures", test_http_capture},
 		{"dead-letter record format", test_deadletter_record},
+		{"dead-letter records of bad input read back", test_deadletter_readable},
+		{"a failed dead-letter write is cut back", test_deadletter_file_failed_write},
 		{NULL, NULL},
 	};
 	int rc = cu_run("input", tests);

@@ -485,6 +485,35 @@ static void test_write_message(void)
 	buf_free(&b);
 }
 
+/* json_write_text: any bytes give a valid JSON string of valid UTF-8; the valid text is kept. */
+static void test_write_text(void)
+{
+	static const struct { const char *in; size_t n; const char *want; } cases[] = {
+		{ "plain", 5, "\"plain\"" },
+		{ "caf\xc3\xa9 \"q\"", 9, "\"caf\xc3\xa9 \\\"q\\\"\"" },
+		{ "dl-\xff", 4, "\"dl-\xef\xbf\xbd\"" },
+		{ "\xc0\xaf\n", 3, "\"\xef\xbf\xbd\xef\xbf\xbd\\n\"" },
+		{ "a\0b\xed\xa0\x80", 6, "\"a\\u0000b\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\"" },
+		{ "\xe2\x82", 2, "\"\xef\xbf\xbd\xef\xbf\xbd\"" },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		jr_buf b;
+		buf_init(&b, 0);
+		CU_ASSERT_EQUAL(json_write_text(&b, cases[i].in, cases[i].n), 0);
+		CU_ASSERT_TRUE(b.len == strlen(cases[i].want) && memcmp(b.data, cases[i].want, b.len) == 0);
+		jr_arena a;
+		arena_init(&a);
+		CU_ASSERT_PTR_NOT_NULL(jsonparse(&a, b.data, b.len, 4, NULL, 0));
+		arena_free(&a);
+		buf_free(&b);
+	}
+	jr_buf small;
+	buf_init(&small, 6);
+	CU_ASSERT_EQUAL(json_write_text(&small, "ab\xff" "cd", 5), -1);
+	CU_ASSERT_EQUAL(small.len, 0); /* nothing half written */
+	buf_free(&small);
+}
+
 int main(void)
 {
 	static const cu_test tests[] = {
@@ -500,6 +529,7 @@ int main(void)
 		{ "path", test_path },
 		{ "write_escapes", test_write_escapes },
 		{ "write_escape_positions", test_write_escape_positions },
+		{ "write_text", test_write_text },
 		{ "render", test_render },
 		{ "builders", test_builders },
 		{ "base64", test_base64 },

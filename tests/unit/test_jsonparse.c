@@ -179,11 +179,63 @@ static void test_one_byte_changes(void)
 	CU_ASSERT_TRUE(compared - before > 10000);
 }
 
+/* expect_bad: doc is refused by both paths with a reason containing why. */
+static void expect_bad(const char *doc, size_t len, const char *why)
+{
+	jr_arena a;
+	char e[256] = "";
+	arena_init(&a);
+	const jr_json *v = jsonparse(&a, doc, len, 64, e, sizeof e);
+	if (v || !strstr(e, why)) {
+		fprintf(stderr, "[%.*s]: %s (%s), wanted an error with \"%s\"\n", (int)len, doc,
+			v ? "accepted" : "refused", e, why);
+		CU_FAIL("strict UTF-8 check");
+	}
+	check(doc, len, 64);
+	arena_free(&a);
+}
+
+#define BAD(lit, why) expect_bad(lit, sizeof lit - 1, why)
+
+static void test_strict_utf8(void)
+{
+	/* raw bytes yajl's own check takes: overlong, surrogate, past U+10FFFF */
+	BAD("\"\xC0\x80\"", "invalid UTF-8 in the string ending at byte");
+	BAD("\"\xE0\x80\xAF\"", "invalid UTF-8");
+	BAD("\"\xED\xA0\x80\"", "invalid UTF-8");
+	BAD("\"\xF4\x90\x80\x80\"", "invalid UTF-8");
+	BAD("\"\xF5\x80\x80\x80\"", "invalid");
+	BAD("{\"k\xC0\xAF\":1}", "invalid UTF-8");
+	BAD("{\"id\":\"x\",\"data\":[\"ok\",\"\xED\xBF\xBF\"]}", "invalid UTF-8");
+	/* escapes of half a surrogate pair */
+	BAD("\"\\ud800\"", "unpaired surrogate escape \\ud800");
+	BAD("\"\\udc00\"", "invalid UTF-8"); /* yajl writes a lone low one as ED B0 80 */
+	BAD("\"\\uD800\\u0041\"", "unpaired surrogate escape");
+	BAD("\"a\\ud83d\\ud83d\"", "unpaired surrogate escape");
+	BAD("{\"\\udfff\":1}", "invalid UTF-8");
+	BAD("{\"\\ud800x\":1}", "unpaired surrogate escape");
+	/* still fine: a pair, an escaped backslash before u, a NUL escape */
+	jr_arena a;
+	arena_init(&a);
+	char e[256];
+	const jr_json *v = jsonparse(&a, "\"\\ud83d\\ude00\"", 14, 64, e, sizeof e);
+	CU_ASSERT_PTR_NOT_NULL(v);
+	v = jsonparse(&a, "\"\\\\ud800\"", 9, 64, e, sizeof e);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(v);
+	CU_ASSERT_STRING_EQUAL(v->s, "\\ud800");
+	v = jsonparse(&a, "\"x\\u0000y\"", 10, 64, e, sizeof e);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(v);
+	CU_ASSERT_EQUAL(v->n, 3);
+	CU_ASSERT_EQUAL(memcmp(v->s, "x\0y", 3), 0);
+	arena_free(&a);
+}
+
 int main(void)
 {
 	static const cu_test tests[] = {
 		{"edge cases", test_edge_cases},
 		{"depth limit", test_depth_limit},
+		{"strict UTF-8 in strings", test_strict_utf8},
 		{"google-cloudevents test data", test_testdata},
 		{"one-byte changes of an event", test_one_byte_changes},
 		{NULL, NULL},

@@ -15,6 +15,7 @@
 #include <grpc/grpc.h>
 
 #include "json.h"
+#include "jsonparse.h"
 #include "log.h"
 #include "loop.h"
 
@@ -90,6 +91,52 @@ static void test_json_line(void)
 	for (int i = 20; i < 26; i++)
 		CU_ASSERT_TRUE(t[i] >= '0' && t[i] <= '9');
 	free(s);
+}
+
+/* parses: every line of s is one JSON object (jsonparse: strict UTF-8). */
+static int all_lines_parse(const char *s)
+{
+	int ok = 1;
+	jr_arena a;
+	arena_init(&a);
+	for (const char *nl; (nl = strchr(s, '\n')) != NULL; s = nl + 1) {
+		char why[256] = "";
+		const jr_json *v = jsonparse(&a, s, (size_t)(nl - s), 8, why, sizeof why);
+		if (!v || v->type != JR_JSON_OBJECT) {
+			fprintf(stderr, "not a JSON line (%s): %.120s\n", why, s);
+			ok = 0;
+		}
+	}
+	arena_free(&a);
+	return ok;
+}
+
+/* A value over 64 KiB, and bytes that are not UTF-8: the line stays valid JSON. */
+static void test_long_and_bad_values(void)
+{
+	open_log();
+	size_t n = 70 * 1024;
+	char *big = malloc(n + 1);
+	CU_ASSERT_FATAL(big != NULL);
+	memset(big, 'x', n);
+	memcpy(big + 16 * 1024 - 1, "\xE2\x82\xAC", 3); /* a character across the cut */
+	big[n] = '\0';
+	log_kv(JR_LOG_INFO, "T-BIG", "big", "event_id", big, "after", "kept", NULL);
+	log_kv(JR_LOG_INFO, "T-BAD", "bad \xff", "event_id", "dl-\xff", "source", "/s\xC0\x80", NULL);
+	char *many[8];
+	for (int i = 0; i < 8; i++)
+		many[i] = big + i * 1024; /* 8 values of about 16 KiB: the line would pass 64 KiB */
+	log_kv(JR_LOG_INFO, "T-MANY", "many", "a", many[0], "b", many[1], "c", many[2], "d", many[3],
+	       "e", many[4], "f", many[5], NULL);
+	char *s = log_text();
+	CU_ASSERT_EQUAL(count_lines(s), 3);
+	CU_ASSERT_TRUE(all_lines_parse(s));
+	CU_ASSERT_PTR_NOT_NULL(strstr(s, "...(cut, 71680 bytes)\",\"after\":\"kept\""));
+	CU_ASSERT_PTR_NOT_NULL(strstr(s, "\"event_id\":\"dl-\xEF\xBF\xBD\""));
+	CU_ASSERT_PTR_NOT_NULL(strstr(s, "\"msgid\":\"T-MANY\""));
+	CU_ASSERT_PTR_NULL(strstr(s, "\"event_id\":,"));
+	free(s);
+	free(big);
 }
 
 static void test_text_time(void)
@@ -220,6 +267,7 @@ static void test_loop_batches(void)
 }
 
 static const cu_test tests[] = {
+	{"long_and_bad_values", test_long_and_bad_values},
 	{"json_line", test_json_line},
 	{"text_time", test_text_time},
 	{"batch_holds_info", test_batch_holds_info},

@@ -23,6 +23,7 @@
 #include "google/pubsub/v1/pubsub.pb-c.h"
 #include "grpcx.h"
 #include "pubsub.h"
+#include "utf8.h"
 
 typedef Google__Pubsub__V1__StreamingPullResponse Resp;
 typedef Google__Pubsub__V1__ReceivedMessage Recv;
@@ -63,6 +64,20 @@ static const char *ref_time(const Google__Protobuf__Timestamp *t, char *buf, siz
 	return buf;
 }
 
+/*
+ * text_same: the hand reader's string o is protobuf-c's p. protobuf-c's C
+ * string stops at a NUL byte; the hand reader writes UTF8_NUL_TEXT for it and
+ * goes on, so up to there they agree.
+ */
+static int text_same(const char *o, const char *p)
+{
+	const char *nul = strstr(o, UTF8_NUL_TEXT);
+	if (!nul)
+		return strcmp(o, p) == 0;
+	size_t k = (size_t)(nul - o);
+	return strlen(p) == k && memcmp(o, p, k) == 0;
+}
+
 /* same: the hand reader's messages are protobuf-c's r, field by field. */
 static int same(const Resp *r, const jr_pubsub_msg *m, size_t n)
 {
@@ -81,12 +96,12 @@ static int same(const Resp *r, const jr_pubsub_msg *m, size_t n)
 				return 0;
 			continue;
 		}
-		if (!o->message_id || strcmp(o->message_id, pm->message_id))
+		if (!o->message_id || !text_same(o->message_id, pm->message_id))
 			return 0;
 		if (o->data_len != pm->data.len || (o->data_len && memcmp(o->data, pm->data.data, o->data_len)))
 			return 0;
 		const char *ok = pm->ordering_key && pm->ordering_key[0] ? pm->ordering_key : NULL;
-		if ((ok == NULL) != (o->ordering_key == NULL) || (ok && strcmp(ok, o->ordering_key)))
+		if ((ok == NULL) != (o->ordering_key == NULL) || (ok && !text_same(o->ordering_key, ok)))
 			return 0;
 		char tb[48];
 		const char *t = pm->publish_time ? ref_time(pm->publish_time, tb, sizeof tb) : NULL;
@@ -95,8 +110,8 @@ static int same(const Resp *r, const jr_pubsub_msg *m, size_t n)
 		if (o->n_attrs != pm->n_attributes)
 			return 0;
 		for (size_t k = 0; k < o->n_attrs; k++)
-			if (strcmp(o->attrs[k].key, pm->attributes[k]->key) ||
-			    strcmp(o->attrs[k].value, pm->attributes[k]->value))
+			if (!text_same(o->attrs[k].key, pm->attributes[k]->key) ||
+			    !text_same(o->attrs[k].value, pm->attributes[k]->value))
 				return 0;
 	}
 	return 1;

@@ -55,7 +55,7 @@ static char *render(const char *src, jr_event *ev)
 	const char *missing = NULL;
 	int rc = tmpl_render(t, ev, "r1", &out, &missing);
 	char *s = rc == 0 ? buf_take(&out) : rc == -1 ? jr_asprintf("<missing:%s>", missing) :
-						     jr_strdup("<error>");
+		  rc == -3 ? jr_asprintf("<nul:%s>", missing) : jr_strdup("<error>");
 	buf_free(&out);
 	tmpl_free(t);
 	return s;
@@ -224,6 +224,23 @@ static void test_compile_errors(void)
 			    "letters, digits and '_')");
 }
 
+/* A NUL byte in a rendered value is a render error naming the variable, never a cut value. */
+static void test_nul_in_value(void)
+{
+	jr_event *ev = tev_new("1", "s", "t");
+	jr_json *o = tev_obj(ev);
+	jr_json *ab = json_new_string(&ev->arena, "a\0b", 3);
+	tev_put(ev, o, "s", ab);
+	tev_put(ev, o, "n", tev_str(ev, "plain"));
+	tev_data_json(ev, o);
+	CHECK_RENDER(ev, "x={{data.s}}", "<nul:data.s>");
+	CHECK_RENDER(ev, "{{data.n}}", "plain");
+	CHECK_RENDER(ev, "{{data}}", "{\"s\":\"a\\u0000b\",\"n\":\"plain\"}"); /* JSON: escaped */
+	tev_data(ev, JR_DATA_TEXT, "a\0b", 3);
+	CHECK_RENDER(ev, "{{data}}", "<nul:data>");
+	event_free(ev);
+}
+
 static void test_buffer_limit(void)
 {
 	jr_event *ev = sample();
@@ -251,6 +268,7 @@ int main(void)
 		{"optional and whitespace", test_optional_and_whitespace},
 		{"compile errors", test_compile_errors},
 		{"buffer limit", test_buffer_limit},
+		{"a NUL byte in a value", test_nul_in_value},
 		{NULL, NULL},
 	};
 	return cu_run("template", tests);
