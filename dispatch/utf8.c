@@ -6,6 +6,47 @@
  */
 #include "utf8.h"
 
+#include <stdint.h>
+#include <string.h>
+
+/*
+ * Most text is ASCII: the loops below first skip eight bytes at a time while
+ * none has its high bit set (and, for attribute text, none is below 0x20 or
+ * 0x7F), and only then look at one character at a time.
+ */
+#define BYTES(c) (0x0101010101010101ULL * (c))
+
+static uint64_t load8(const unsigned char *p)
+{
+	uint64_t w;
+	memcpy(&w, p, 8);
+	return w;
+}
+
+/* ascii_run: how many of the n bytes at u are ASCII, counted eight at a time (a multiple of 8). */
+static size_t ascii_run(const unsigned char *u, size_t n)
+{
+	size_t i = 0;
+	while (i + 8 <= n && !(load8(u + i) & BYTES(0x80)))
+		i += 8;
+	return i;
+}
+
+/* printable_run: the same for printable ASCII, 0x20-0x7E (no control character, no DEL). */
+static size_t printable_run(const unsigned char *u, size_t n)
+{
+	size_t i = 0;
+	while (i + 8 <= n) {
+		uint64_t w = load8(u + i), d = w ^ BYTES(0x7F);
+		uint64_t low = (w - BYTES(0x20)) & ~w;         /* a byte below 0x20 */
+		uint64_t del = (d - BYTES(0x01)) & ~d;         /* a byte equal to 0x7F */
+		if ((w | low | del) & BYTES(0x80))
+			break;
+		i += 8;
+	}
+	return i;
+}
+
 size_t utf8_char_len(const unsigned char *s, size_t n)
 {
 	unsigned c = s[0];
@@ -43,6 +84,9 @@ size_t utf8_invalid_at(const char *s, size_t n)
 	const unsigned char *u = (const unsigned char *)s;
 	size_t i = 0;
 	while (i < n) {
+		i += ascii_run(u + i, n - i);
+		if (i >= n)
+			break;
 		if (u[i] < 0x80) {
 			i++;
 			continue;
@@ -75,6 +119,9 @@ utf8_flaw utf8_text_check(const char *s, size_t n, size_t *at)
 	const unsigned char *u = (const unsigned char *)s;
 	size_t i = 0;
 	while (i < n) {
+		i += printable_run(u + i, n - i);
+		if (i >= n)
+			break;
 		unsigned c = u[i];
 		if (c >= 0x20 && c < 0x7F) {
 			i++;

@@ -157,7 +157,7 @@ static int on_number(void *ctx, const char *s, size_t n)
  */
 static int strict(jp_ctx *c, const unsigned char *s, size_t n)
 {
-	if (utf8_valid((const char *)s, n))
+	if (!c->h || utf8_valid((const char *)s, n)) /* the fast path's strings are printable ASCII */
 		return 1;
 	c->bad_at = c->h ? yajl_get_bytes_consumed(c->h) : 1;
 	if (c->bad_at == 0)
