@@ -43,8 +43,10 @@
  * with Connection: close: a clear answer, and the others go on.
  *
  * Memory. Before a POST's body is read, the pre_body hook (authentication)
- * may answer it, and its Content-Length is counted against max_inflight
- * (bytes of all requests at once; a chunked body is counted as it grows).
+ * may answer it, and twice its Content-Length is counted against
+ * max_inflight (bytes of all requests at once): the body, and as much again
+ * for what the handler will decode from it, so a request admitted is rarely
+ * refused after its body was read. A chunked body is counted as it grows.
  * Past it: 503 with Retry-After, and nothing more of the body is kept. The
  * handler adds what it decoded (httpd_req_hold). Counts are given back when
  * the answer was sent. After a burst (in flight fell to a quarter of a high
@@ -123,6 +125,8 @@ struct jr_http_req {
 	int too_large;
 	int over_budget;            /* past max_inflight: the body is dropped, 503 at its end */
 	size_t held;                /* bytes counted against max_inflight for this request */
+	size_t body_held;           /* of them, for the body (as many again are the allowance) */
+	size_t allow;               /* counted for what the handler decodes, not yet claimed */
 	char trace[33];
 	int64_t done_ms;
 	struct MHD_Response *resp;  /* ST_ANSWERED: to queue */
@@ -282,7 +286,7 @@ static void release(jr_httpd *h, jr_http_req *r)
 {
 	if (r->held)
 		atomic_fetch_sub(&h->inflight, r->held);
-	r->held = 0;
+	r->held = r->body_held = r->allow = 0;
 	if (r->body.cap > BODY_KEEP_BYTES)
 		buf_free(&r->body);
 }
@@ -464,9 +468,11 @@ static enum MHD_Result first_call(jr_httpd *h, jr_http_req *r, const char *url,
 	r->over_budget = 0;
 	size_t want = cl ? (size_t)strtoull(cl, NULL, 10) : 0;
 	if (want) {
-		if (budget_take(h, want) < 0)
+		/* the body, and as much again for what the handler decodes from it */
+		if (budget_take(h, 2 * want) < 0)
 			return refuse_busy(h, r);
-		r->held = want;
+		r->held = 2 * want;
+		r->body_held = r->allow = want;
 		buf_space(&r->body, want); /* room for the whole body, so it is never copied to grow */
 	}
 	r->stage = ST_BODY;
@@ -484,17 +490,20 @@ static void body_chunk(jr_httpd *h, jr_http_req *r, const char *p, size_t n)
 		drop_body(h, r);
 		return;
 	}
-	if (need > r->held) {
+	if (need > r->body_held) {
 		/* a chunked body (or one past its Content-Length, which MHD prevents) */
-		size_t next = r->held * 2 > need ? r->held * 2 : need;
+		size_t next = r->body_held * 2 > need ? r->body_held * 2 : need;
 		next = next < CHUNK_HOLD_MIN ? CHUNK_HOLD_MIN : next;
 		next = next > h->o.max_body ? h->o.max_body : next;
-		if (budget_take(h, next - r->held) < 0) {
+		size_t more = next - r->body_held;
+		if (budget_take(h, 2 * more) < 0) {
 			r->over_budget = 1;
 			drop_body(h, r);
 			return;
 		}
-		r->held = next;
+		r->held += 2 * more;
+		r->body_held = next;
+		r->allow += more;
 	}
 	buf_add(&r->body, p, n);
 }
@@ -923,9 +932,12 @@ int64_t httpd_req_age_ms(const jr_http_req *r)
 
 int httpd_req_hold(jr_http_req *r, size_t bytes)
 {
-	if (budget_take(r->c->h, bytes) < 0)
+	size_t use = bytes < r->allow ? bytes : r->allow;
+	size_t more = bytes - use;
+	if (more && budget_take(r->c->h, more) < 0)
 		return -1;
-	r->held += bytes;
+	r->allow -= use;
+	r->held += more;
 	return 0;
 }
 

@@ -16,9 +16,10 @@
  *
  * Memory before the body: a POST's headers go to the pre_body hook (push
  * authentication) before any body byte is read or 100 Continue sent, so a
- * refused request costs no body memory. Bodies, and what the handler holds
- * for a request (httpd_req_hold), count against max_inflight across all
- * connections: a request that would pass it gets 503 with Retry-After.
+ * refused request costs no body memory. Bodies (twice their length: the
+ * body and what is decoded from it) and what the handler holds past that
+ * (httpd_req_hold) count against max_inflight across all connections: a
+ * request that would pass it gets 503 with Retry-After.
  *
  * Connections: a kept-alive connection waits at most idle_timeout_ms for
  * its next request; when max_connections are open, a new connection closes
@@ -93,8 +94,9 @@ const char *httpd_req_trace(const jr_http_req *r);
 int64_t httpd_req_age_ms(const jr_http_req *r);
 
 /*
- * httpd_req_hold: counts bytes more (the request's decoded events, say)
- * against max_inflight until the request's answer is sent. 0, or -1 with
+ * httpd_req_hold: the handler holds bytes for r (its decoded events, say)
+ * until r's answer is sent. Each body was admitted with as many bytes again
+ * counted for this; only what passes that is counted now. 0, or -1 with
  * nothing counted when that would pass max_inflight while bytes of other
  * requests are in flight (alone, a request is never refused). Loop thread.
  */
