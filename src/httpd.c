@@ -22,9 +22,10 @@
  * full (request line, headers, body) within conn_timeout_ms of its first
  * byte, else it gets 408 and the socket is shut down. MHD tells nothing of
  * bytes before a whole request line, so for a connection waiting for a
- * request the watchdog asks the kernel (TCP_INFO's tcpi_last_data_recv)
- * whether data came since the wait began; if so the request's time starts
- * there (known to within one watchdog period). A new connection that sends
+ * request the watchdog asks the kernel (TCP_INFO: tcpi_bytes_received,
+ * tcpi_last_data_recv) whether data came since the wait began; if so the
+ * request's time starts at the latest data seen then (within one watchdog
+ * period of its first byte). A new connection that sends
  * nothing gets 408 after conn_timeout_ms. A kept-alive connection waits
  * idle_timeout_ms for its next request; then it is shut down silently (an
  * unasked-for 408 there could be taken as the answer to a request the
@@ -64,7 +65,7 @@
 #include <malloc.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
+#include <linux/tcp.h> /* struct tcp_info with tcpi_bytes_received */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -92,7 +93,6 @@
 #define DEFAULT_MAX_INFLIGHT (64u << 20)
 #define TRIM_MARK (8u << 20)        /* in-flight bytes past which a fall is followed by malloc_trim */
 #define FRESH_EVICT_MS 1000         /* a new connection silent this long may be closed for another */
-#define DATA_SLACK_MS 50            /* data this long after a wait began is the next request's */
 #define CHUNK_HOLD_MIN (64u << 10)  /* a chunked body is counted in steps of at least this */
 
 typedef enum conn_phase {
@@ -141,6 +141,7 @@ struct conn_rec {
 	int fd;
 	conn_phase phase;   /* h->mu */
 	int64_t since_ms;   /* h->mu */
+	uint64_t rx_mark;   /* h->mu: bytes received from the client when its wait began */
 	int cut;            /* h->mu: shut down by the watchdog or for a new connection */
 	int over_limit;
 	jr_link link;       /* h->mu: in h->conns */
@@ -595,31 +596,18 @@ static void *on_request_line(void *cls, const char *uri, struct MHD_Connection *
 	return &c->req;
 }
 
-static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
-			 enum MHD_RequestTerminationCode toe)
+/* tcp_rx: bytes received on fd so far, and ms since the latest data (TCP_INFO). 0, or -1. */
+static int tcp_rx(int fd, uint64_t *bytes, int64_t *age_ms)
 {
-	(void)conn;
-	(void)toe;
-	jr_httpd *h = cls;
-	jr_http_req *r = *con_cls;
-	if (!r)
-		return;
-	pthread_mutex_lock(&h->mu);
-	if (r->c->phase == PH_HANDED) {
-		h->unsent--;
-		pthread_cond_broadcast(&h->sent);
-	}
-	r->c->phase = PH_IDLE;
-	r->c->since_ms = now_ms();
-	pthread_mutex_unlock(&h->mu);
-	for (int i = 0; i < r->n_extra; i++) {
-		free(r->extra[i][0]);
-		free(r->extra[i][1]);
-	}
-	r->n_extra = 0;
-	release(h, r);
-	r->stage = ST_NEW;
-	*con_cls = NULL;
+	struct tcp_info ti;
+	socklen_t len = sizeof ti;
+	memset(&ti, 0, sizeof ti);
+	if (fd < 0 || getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0 ||
+	    len < offsetof(struct tcp_info, tcpi_bytes_received) + sizeof ti.tcpi_bytes_received)
+		return -1;
+	*bytes = ti.tcpi_bytes_received;
+	*age_ms = ti.tcpi_last_data_recv;
+	return 0;
 }
 
 /* cut: shuts c's socket down; MHD sees the end of the stream and closes it. h->mu held. */
@@ -656,6 +644,45 @@ static int evict_one(jr_httpd *h, int64_t now)
 	return 1;
 }
 
+/* make_room: cuts idle connections while more than max_connections are open. h->mu held. */
+static void make_room(jr_httpd *h, int64_t now)
+{
+	while (h->n_conns - h->n_cut > h->o.max_connections && evict_one(h, now))
+		;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+			 enum MHD_RequestTerminationCode toe)
+{
+	(void)conn;
+	(void)toe;
+	jr_httpd *h = cls;
+	jr_http_req *r = *con_cls;
+	if (!r)
+		return;
+	uint64_t rx = 0;
+	int64_t age;
+	tcp_rx(r->c->fd, &rx, &age); /* what the client sent up to now: the next request comes after */
+	pthread_mutex_lock(&h->mu);
+	r->c->rx_mark = rx;
+	if (r->c->phase == PH_HANDED) {
+		h->unsent--;
+		pthread_cond_broadcast(&h->sent);
+	}
+	r->c->phase = PH_IDLE;
+	r->c->since_ms = now_ms();
+	make_room(h, r->c->since_ms); /* past the limit, an idle connection goes at once */
+	pthread_mutex_unlock(&h->mu);
+	for (int i = 0; i < r->n_extra; i++) {
+		free(r->extra[i][0]);
+		free(r->extra[i][1]);
+	}
+	r->n_extra = 0;
+	release(h, r);
+	r->stage = ST_NEW;
+	*con_cls = NULL;
+}
+
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
 			  enum MHD_ConnectionNotificationCode code)
 {
@@ -673,8 +700,7 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
 		pthread_mutex_lock(&h->mu);
 		list_append(&h->conns, &c->link);
 		h->n_conns++;
-		if (h->n_conns - h->n_cut > h->o.max_connections)
-			evict_one(h, c->since_ms);
+		make_room(h, c->since_ms);
 		c->over_limit = h->n_conns - h->n_cut > h->o.max_connections;
 		pthread_mutex_unlock(&h->mu);
 		*socket_context = c;
@@ -722,19 +748,17 @@ static int64_t watchdog_period(const jr_httpd *h)
 }
 
 /*
- * data_since: when a connection waiting for a request (PH_FRESH, PH_IDLE)
- * received data since its wait began: the time of the latest data, from the
- * kernel; -1 when none came. h->mu held.
+ * data_since: for a connection waiting for a request (PH_FRESH, PH_IDLE):
+ * when data came since its wait began, the time of the latest data (not
+ * before the wait began); -1 when none came. h->mu held.
  */
 static int64_t data_since(const conn_rec *c, int64_t now)
 {
-	struct tcp_info ti;
-	socklen_t len = sizeof ti;
-	if (getsockopt(c->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0 ||
-	    len < offsetof(struct tcp_info, tcpi_last_data_recv) + sizeof ti.tcpi_last_data_recv)
+	uint64_t bytes;
+	int64_t age;
+	if (tcp_rx(c->fd, &bytes, &age) < 0 || bytes <= c->rx_mark)
 		return -1;
-	int64_t at = now - (int64_t)ti.tcpi_last_data_recv;
-	return at > c->since_ms + DATA_SLACK_MS ? at : -1;
+	return now - age > c->since_ms ? now - age : c->since_ms;
 }
 
 /* trim_after_burst: returns freed memory to the system once a burst is over. */
@@ -782,6 +806,7 @@ static void watchdog(void *arg)
 		}
 		cut(h, c);
 	}
+	make_room(h, now);
 	pthread_mutex_unlock(&h->mu);
 	for (int i = 0; i < timed_out; i++)
 		count_status(408);
