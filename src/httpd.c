@@ -39,9 +39,12 @@
  * backlog holds the rest), so that limit is set a little above
  * max_connections. A connection arriving past max_connections first shuts
  * down the longest-idle kept-alive connection (or a new one that has sent
- * nothing for FRESH_EVICT_MS): idle clients cannot lock new ones out. When
- * none is idle, a request on a connection past max_connections gets 503
- * with Connection: close: a clear answer, and the others go on.
+ * nothing for FRESH_EVICT_MS), and while more than max_connections are open
+ * a connection that goes idle is closed at once (so idle connections never
+ * hold MHD at its hard limit with new ones in the backlog): idle clients
+ * cannot lock new ones out. When none is idle, a request on a connection
+ * past max_connections gets 503 with Connection: close: a clear answer, and
+ * the others go on.
  *
  * Memory. Before a POST's body is read, the pre_body hook (authentication)
  * may answer it, and twice its Content-Length is counted against

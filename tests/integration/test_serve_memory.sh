@@ -62,7 +62,7 @@ n204=$(echo "$res" | node -e 'console.log(JSON.parse(require("fs").readFileSync(
 wait_lines "$WORK/record.jsonl" '"method":"RunJob"' "$n204"
 assert_eq "$(count_records RunJob)" "$n204" "a RunJob for each 204, and for nothing else"
 grep -q '"msgid":"HTTP-MEMORY-BUDGET"' "$SERVE_LOG" || fail "no HTTP-MEMORY-BUDGET log line"
-rss_back_under $((rest + 8 * MIB))
+rss_back_under $((rest + 16 * MIB))
 echo "RSS after the burst: $(rss_kb) kB"
 alive "10 MiB bodies"
 
@@ -78,7 +78,7 @@ expect(r.status === 204, "100 events: " + r.status + " " + r.body);
 expect(!records().some((x) => /^(over|huge)/.test(env(x).CE_ID)), "nothing of a refused batch dispatched");
 expect(records().filter((x) => /^at/.test(env(x).CE_ID)).length === 100, "the batch at the limit dispatched");
 '
-rss_back_under $((rest + 8 * MIB))
+rss_back_under $((rest + 16 * MIB))
 stop_serve TERM
 assert_eq "$SERVE_RC" 0 "exit code after SIGTERM"
 
