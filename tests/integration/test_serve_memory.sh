@@ -36,8 +36,7 @@ rss_kb() { sed -n 's/^VmRSS:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$SERVE_PID/st
 
 # rss_back_under KB: polls (bounded: 10 s) until the server's RSS is at most KB.
 rss_back_under() {
-	local i
-	for i in $(seq 100); do
+	for _ in $(seq 100); do
 		[ "$(rss_kb)" -le "$1" ] && return 0
 		sleep 0.1
 	done
