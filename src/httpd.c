@@ -271,12 +271,15 @@ static void set_phase(conn_rec *c, conn_phase p)
 
 /* ---- the memory budget (any thread) ---- */
 
-/* budget_take: counts n bytes more; -1 (nothing counted) past max_inflight unless nothing is in flight. */
-static int budget_take(jr_httpd *h, size_t n)
+/*
+ * budget_take: counts n bytes more for a request that holds `own` already;
+ * -1 (nothing counted) past max_inflight, unless no other request holds any.
+ */
+static int budget_take(jr_httpd *h, size_t n, size_t own)
 {
 	size_t cur = atomic_load(&h->inflight);
 	do {
-		if (cur && cur + n > h->o.max_inflight)
+		if (cur > own && cur + n > h->o.max_inflight)
 			return -1;
 	} while (!atomic_compare_exchange_weak(&h->inflight, &cur, cur + n));
 	size_t hi = atomic_load(&h->high);
@@ -473,7 +476,7 @@ static enum MHD_Result first_call(jr_httpd *h, jr_http_req *r, const char *url,
 	size_t want = cl ? (size_t)strtoull(cl, NULL, 10) : 0;
 	if (want) {
 		/* the body, and as much again for what the handler decodes from it */
-		if (budget_take(h, 2 * want) < 0)
+		if (budget_take(h, 2 * want, r->held) < 0)
 			return refuse_busy(h, r);
 		r->held = 2 * want;
 		r->body_held = r->allow = want;
@@ -500,7 +503,7 @@ static void body_chunk(jr_httpd *h, jr_http_req *r, const char *p, size_t n)
 		next = next < CHUNK_HOLD_MIN ? CHUNK_HOLD_MIN : next;
 		next = next > h->o.max_body ? h->o.max_body : next;
 		size_t more = next - r->body_held;
-		if (budget_take(h, 2 * more) < 0) {
+		if (budget_take(h, 2 * more, r->held) < 0) {
 			r->over_budget = 1;
 			drop_body(h, r);
 			return;
@@ -962,16 +965,11 @@ int httpd_req_hold(jr_http_req *r, size_t bytes)
 {
 	size_t use = bytes < r->allow ? bytes : r->allow;
 	size_t more = bytes - use;
-	if (more && budget_take(r->c->h, more) < 0)
+	if (more && budget_take(r->c->h, more, r->held) < 0)
 		return -1;
 	r->allow -= use;
 	r->held += more;
 	return 0;
-}
-
-size_t httpd_inflight(const jr_httpd *h)
-{
-	return atomic_load(&((jr_httpd *)h)->inflight);
 }
 
 void httpd_req_add_header(jr_http_req *r, const char *name, const char *value)

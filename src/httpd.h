@@ -101,8 +101,6 @@ int64_t httpd_req_age_ms(const jr_http_req *r);
  * requests are in flight (alone, a request is never refused). Loop thread.
  */
 int httpd_req_hold(jr_http_req *r, size_t bytes);
-/* httpd_inflight: bytes counted against max_inflight now (bodies and holds). */
-size_t httpd_inflight(const jr_httpd *h);
 
 /*
  * httpd_req_add_header: adds a response header (Retry-After, say) to the

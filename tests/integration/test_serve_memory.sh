@@ -5,7 +5,9 @@
 # limits.inflight_bytes (default 64 MiB) plus 16 MiB of its RSS at rest; the
 # requests past the budget get 503 with Retry-After before their body is
 # read; every 204 was dispatched; the memory goes back to the system after
-# the burst. A batch past limits.batch_events is refused whole (400). With
+# the burst. A batch past limits.batch_events is refused whole (400). A
+# request alone is admitted even past the budget (so it is never refused for
+# ever). With
 # auth:, 60 such connections without a token each get 401 before any body
 # byte is read (no 100 Continue is sent) and RSS does not move.
 # RSS is read from /proc/PID/status (VmRSS), sampled every 10 ms.
@@ -78,6 +80,26 @@ expect(!records().some((x) => /^(over|huge)/.test(env(x).CE_ID)), "nothing of a 
 expect(records().filter((x) => /^at/.test(env(x).CE_ID)).length === 100, "the batch at the limit dispatched");
 '
 rss_back_under $((rest + 16 * MIB))
+stop_serve TERM
+assert_eq "$SERVE_RC" 0 "exit code after SIGTERM"
+
+echo "== a request alone is admitted even when it and its events pass the budget"
+cat >"$WORK/small.yaml" <<YAML
+project: demo-project
+region: europe-west2
+limits: { event_bytes: 1MiB, inflight_bytes: 1MiB }
+routes:
+  - name: all
+    match: { type: test.ok }
+    job: ok
+YAML
+export JOBRELAY_CONFIG="$WORK/small.yaml"
+start_serve
+client '
+const r = await post("/", { "ce-specversion": "1.0", "ce-id": "alone", "ce-source": "s", "ce-type": "test.ok", "content-type": "application/octet-stream" }, "x".repeat(1 << 20));
+expect(r.status === 204, "a 1 MiB event with inflight_bytes 1MiB: " + r.status + " " + r.body);
+expect(records().some((x) => env(x).CE_ID === "alone"), "and it was dispatched");
+'
 stop_serve TERM
 assert_eq "$SERVE_RC" 0 "exit code after SIGTERM"
 
