@@ -10,7 +10,9 @@
 # ever). With
 # auth:, 60 such connections without a token each get 401 before any body
 # byte is read (no 100 Continue is sent) and RSS does not move.
-# RSS is read from /proc/PID/status (VmRSS), sampled every 10 ms.
+# RSS is read from /proc/PID/status (VmRSS), sampled every 10 ms. Under
+# AddressSanitizer (its quarantine keeps freed memory) the RSS bounds are
+# not checked; everything else is.
 # shellcheck source=tests/integration/serve_lib.sh
 . "$(dirname "$0")/serve_lib.sh"
 
@@ -34,10 +36,15 @@ write_config "$WORK/jobrelay.yaml"
 export JOBRELAY_CONFIG="$WORK/jobrelay.yaml"
 start_serve --request-timeout 60s
 
+# ASAN: 1 when the binary is built with AddressSanitizer.
+ASAN=0
+if ldd "$JOBRELAY" 2>/dev/null | grep -q libasan; then ASAN=1; fi
+
 rss_kb() { sed -n 's/^VmRSS:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$SERVE_PID/status"; }
 
 # rss_back_under KB: polls (bounded: 10 s) until the server's RSS is at most KB.
 rss_back_under() {
+	[ "$ASAN" = 0 ] || return 0
 	for _ in $(seq 100); do
 		[ "$(rss_kb)" -le "$1" ] && return 0
 		sleep 0.1
@@ -47,6 +54,7 @@ rss_back_under() {
 
 # check JSON JS-EXPR WHAT: fails with WHAT when JS-EXPR (over r = the helper's result) is false.
 check() {
+	case "$3" in *RSS*) [ "$ASAN" = 0 ] || return 0 ;; esac
 	node -e 'const r = JSON.parse(process.argv[1]); if (!('"$2"')) { console.error("FAIL: " + process.argv[2] + ": " + JSON.stringify(r).slice(0, 600)); process.exit(1); }' "$1" "$3"
 }
 
