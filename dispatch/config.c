@@ -36,6 +36,9 @@ void config_defaults(jr_config *c)
 		.json_depth = 64,
 		.attributes = 100,
 		.header_bytes = 64u << 10,
+		.batch_events = 1000,
+		.inflight_bytes = 64u << 20,
+		.idle_timeout_ms = 5000,
 	};
 }
 

@@ -88,6 +88,9 @@ typedef struct jr_limits {
 	int json_depth;         /* default 64 */
 	int attributes;         /* default 100 */
 	size_t header_bytes;    /* default 64 KiB */
+	int batch_events;       /* events in one batch request; default 1000 */
+	size_t inflight_bytes;  /* serve: request bodies and decoded events held at once; default 64 MiB */
+	int64_t idle_timeout_ms; /* serve: a kept-alive connection's wait for its next request; default 5 s */
 } jr_limits;
 
 /*

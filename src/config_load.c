@@ -1150,11 +1150,22 @@ static const field auth_fields[] = {
 	FEND,
 };
 
+static void limits_after(loader *l, const field *f, yaml_node_t *v, void *base, const char *path)
+{
+	(void)f;
+	const jr_limits *m = &((jr_config *)base)->limits;
+	if (m->inflight_bytes < m->event_bytes)
+		key_err(l, v, path, "inflight_bytes is smaller than event_bytes");
+}
+
 static const field limits_fields[] = {
 	FSIZE("event_bytes", jr_config, limits.event_bytes, 1024, 1LL << 30),
 	FINT("json_depth", jr_config, limits.json_depth, 1, 10000),
 	FINT("attributes", jr_config, limits.attributes, 1, 100000),
 	FSIZE("header_bytes", jr_config, limits.header_bytes, 1024, 1LL << 30),
+	FINT("batch_events", jr_config, limits.batch_events, 1, 100000),
+	FSIZE("inflight_bytes", jr_config, limits.inflight_bytes, 1LL << 20, 1LL << 40),
+	FDUR("idle_timeout", jr_config, limits.idle_timeout_ms, 1000, 3600000),
 	FEND,
 };
 
@@ -1172,7 +1183,7 @@ static const field top_fields[] = {
 	FMAP("dedup", dedup_fields, NULL),
 	FMAP("auth", auth_fields, auth_after),
 	FFN("routes", stash_routes, 0, 0),
-	FMAP("limits", limits_fields, NULL),
+	FMAP("limits", limits_fields, limits_after),
 	FDUR("shutdown_grace", jr_config, shutdown_grace_ms, 0, DUR_MAX_MS),
 	FDUR("call_timeout", jr_config, call_timeout_ms, 1, DUR_MAX_MS),
 	FMAP("read_retry", read_retry_fields, read_retry_after),

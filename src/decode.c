@@ -18,6 +18,7 @@
 #define DEF_JSON_DEPTH 64
 #define DEF_ATTRIBUTES 100
 #define DEF_HEADER_BYTES (64u << 10)
+#define DEF_BATCH_EVENTS 1000
 
 void dec_limits(const jr_limits *in, jr_limits *out)
 {
@@ -28,6 +29,9 @@ void dec_limits(const jr_limits *in, jr_limits *out)
 	out->json_depth = in->json_depth > 0 ? in->json_depth : DEF_JSON_DEPTH;
 	out->attributes = in->attributes > 0 ? in->attributes : DEF_ATTRIBUTES;
 	out->header_bytes = in->header_bytes ? in->header_bytes : DEF_HEADER_BYTES;
+	out->batch_events = in->batch_events > 0 ? in->batch_events : DEF_BATCH_EVENTS;
+	out->inflight_bytes = in->inflight_bytes;
+	out->idle_timeout_ms = in->idle_timeout_ms;
 }
 
 void dec_init(dec_ctx *x, const jr_decode_ctx *dc)
@@ -128,7 +132,12 @@ static int dec_batch(const dec_ctx *x, const char *text, size_t len)
 		calls = dec_fail(x, err);
 	else if (root->type != JR_JSON_ARRAY)
 		calls = dec_fail(x, "a batch must be a JSON array");
-	else
+	else if (root->n > (size_t)x->lim.batch_events) {
+		/* the whole batch is refused: none of its events may run (a resend would run them twice) */
+		snprintf(err, sizeof err, "batch of %zu events is over the limit of %d events",
+			 root->n, x->lim.batch_events);
+		calls = dec_fail(x, err);
+	} else
 		for (size_t i = 0; i < root->n; i++)
 			calls += batch_element(x, root->items[i], i);
 	arena_free(&scratch);

@@ -18,24 +18,44 @@
  *
  * Slow clients. MHD's CONNECTION_TIMEOUT is an idle timeout: a client that
  * sends a byte a second never trips it. So every connection also has a
- * deadline, checked by a loop timer: a request must arrive in full (request
- * line, headers, body) within conn_timeout_ms of its request line, else it
- * gets 408 and the socket is shut down. A new connection gets the same
- * time for its first request line (then 408 too). A kept-alive connection
- * may stay idle longer, IDLE_MS (620 s, past the 600 s that Google's load
- * balancers keep idle connections, so the server is never the side that
- * closes one under a request in flight), or conn_timeout_ms if that is
- * longer; then it is shut down silently (an unasked-for 408 there could be
- * taken as the answer to a request the client is just sending). MHD's own
- * idle timeout is set to the same. Shutting down (not closing) a socket from
- * the loop thread is safe because MHD's NOTIFY_CLOSED callback, which removes the record under
- * the same mutex, runs before MHD closes the descriptor; MHD then sees the
- * end of the stream and cleans up on its own thread.
+ * deadline, checked by a loop timer (the watchdog): a request must arrive in
+ * full (request line, headers, body) within conn_timeout_ms of its first
+ * byte, else it gets 408 and the socket is shut down. MHD tells nothing of
+ * bytes before a whole request line, so for a connection waiting for a
+ * request the watchdog asks the kernel (TCP_INFO: tcpi_bytes_received,
+ * tcpi_last_data_recv) whether data came since the wait began; if so the
+ * request's time starts at the latest data seen then (within one watchdog
+ * period of its first byte). A new connection that sends
+ * nothing gets 408 after conn_timeout_ms. A kept-alive connection waits
+ * idle_timeout_ms for its next request; then it is shut down silently (an
+ * unasked-for 408 there could be taken as the answer to a request the
+ * client is just sending). MHD's own idle timeout is a backstop past both.
+ * Shutting down (not closing) a socket from the loop thread is safe because
+ * MHD's NOTIFY_CLOSED callback, which removes the record under the same
+ * mutex, runs before MHD closes the descriptor; MHD then sees the end of
+ * the stream and cleans up on its own thread.
  *
  * Connection count. MHD stops accepting at its hard limit (the kernel's
  * backlog holds the rest), so that limit is set a little above
- * max_connections, and a request on a connection past max_connections gets
- * 503 with Connection: close: a clear answer, and the others go on.
+ * max_connections. A connection arriving past max_connections first shuts
+ * down the longest-idle kept-alive connection (or a new one that has sent
+ * nothing for FRESH_EVICT_MS), and while more than max_connections are open
+ * a connection that goes idle is closed at once (so idle connections never
+ * hold MHD at its hard limit with new ones in the backlog): idle clients
+ * cannot lock new ones out. When none is idle, a request on a connection
+ * past max_connections gets 503 with Connection: close: a clear answer, and
+ * the others go on.
+ *
+ * Memory. Before a POST's body is read, the pre_body hook (authentication)
+ * may answer it, and twice its Content-Length is counted against
+ * max_inflight (bytes of all requests at once): the body, and as much again
+ * for what the handler will decode from it, so a request admitted is rarely
+ * refused after its body was read. A chunked body is counted as it grows.
+ * Past it: 503 with Retry-After, and nothing more of the body is kept. The
+ * handler adds what it decoded (httpd_req_hold). Counts are given back when
+ * the answer was sent. After a burst (in flight fell to a quarter of a high
+ * mark of TRIM_MARK or more) the watchdog calls malloc_trim, so the freed
+ * bodies and events go back to the system.
  *
  * Rejected: a thread per connection (MHD_USE_THREAD_PER_CONNECTION) —
  * 10,000 idle push connections would be 10,000 stacks; and answering POSTs on
@@ -45,8 +65,10 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <malloc.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <linux/tcp.h> /* struct tcp_info with tcpi_bytes_received */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -70,7 +92,11 @@
 #define MAX_EXTRA_HEADERS 4
 #define BODY_KEEP_BYTES (64u << 10) /* a connection keeps a body buffer up to this size */
 #define SEND_WAIT_MS 2000           /* httpd_free waits this long for answers to go out */
-#define IDLE_MS 620000              /* a kept-alive connection may wait this long for its next request */
+#define DEFAULT_IDLE_MS 5000
+#define DEFAULT_MAX_INFLIGHT (64u << 20)
+#define TRIM_MARK (8u << 20)        /* in-flight bytes past which a fall is followed by malloc_trim */
+#define FRESH_EVICT_MS 1000         /* a new connection silent this long may be closed for another */
+#define CHUNK_HOLD_MIN (64u << 10)  /* a chunked body is counted in steps of at least this */
 
 typedef enum conn_phase {
 	PH_FRESH,    /* connected, no request line yet */
@@ -100,6 +126,10 @@ struct jr_http_req {
 	size_t header_bytes;
 	jr_buf body;
 	int too_large;
+	int over_budget;            /* past max_inflight: the body is dropped, 503 at its end */
+	size_t held;                /* bytes counted against max_inflight for this request */
+	size_t body_held;           /* of them, for the body (as many again are the allowance) */
+	size_t allow;               /* counted for what the handler decodes, not yet claimed */
 	char trace[33];
 	int64_t done_ms;
 	struct MHD_Response *resp;  /* ST_ANSWERED: to queue */
@@ -114,7 +144,8 @@ struct conn_rec {
 	int fd;
 	conn_phase phase;   /* h->mu */
 	int64_t since_ms;   /* h->mu */
-	int cut;            /* h->mu: the watchdog shut it down */
+	uint64_t rx_mark;   /* h->mu: bytes received from the client when its wait began */
+	int cut;            /* h->mu: shut down by the watchdog or for a new connection */
 	int over_limit;
 	jr_link link;       /* h->mu: in h->conns */
 	jr_http_req req;
@@ -129,14 +160,17 @@ struct jr_httpd {
 	pthread_cond_t sent;  /* signalled when `unsent` drops */
 	jr_link conns;
 	int n_conns;
+	int n_cut;            /* mu: of n_conns, those shut down and not yet closed */
+	atomic_size_t inflight; /* bytes counted against max_inflight */
+	atomic_size_t high;   /* highest `inflight` since the last malloc_trim */
+	atomic_ulong evicted; /* idle connections closed for new ones, not yet in the metric */
 	atomic_int pending;   /* handed to the loop, not yet answered */
 	int unsent;           /* mu: handed, not yet completed by MHD */
 	atomic_int quiesced;
 	int closing;          /* mu: httpd_free began; nothing more goes to the loop */
 	jr_timer_id watchdog;
-	int64_t idle_ms;      /* kept-alive connections between requests */
 	struct MHD_Response *r204, *r404, *r405, *r405get, *r413, *r431, *r503busy, *r503quiet,
-		*rhealth, *rready, *rnotready;
+		*r503mem, *rhealth, *rready, *rnotready;
 };
 
 /*
@@ -209,6 +243,9 @@ static void make_static_responses(jr_httpd *h)
 	h->r503quiet = static_response("shutting down\n", "text/plain");
 	MHD_add_response_header(h->r503quiet, MHD_HTTP_HEADER_CONNECTION, "close");
 	MHD_add_response_header(h->r503quiet, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+	h->r503mem = static_response("server busy: request memory at its limit\n", "text/plain");
+	MHD_add_response_header(h->r503mem, MHD_HTTP_HEADER_CONNECTION, "close");
+	MHD_add_response_header(h->r503mem, MHD_HTTP_HEADER_RETRY_AFTER, "1");
 	h->rhealth = static_response("ok\n", "text/plain");
 	h->rready = static_response("ready\n", "text/plain");
 	h->rnotready = static_response("not ready\n", "text/plain");
@@ -217,7 +254,8 @@ static void make_static_responses(jr_httpd *h)
 static void free_static_responses(jr_httpd *h)
 {
 	struct MHD_Response *all[] = {h->r204, h->r404, h->r405, h->r405get, h->r413, h->r431,
-				      h->r503busy, h->r503quiet, h->rhealth, h->rready, h->rnotready};
+				      h->r503busy, h->r503quiet, h->r503mem, h->rhealth, h->rready,
+				      h->rnotready};
 	for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
 		if (all[i])
 			MHD_destroy_response(all[i]);
@@ -229,6 +267,42 @@ static void set_phase(conn_rec *c, conn_phase p)
 	c->phase = p;
 	c->since_ms = now_ms();
 	pthread_mutex_unlock(&c->h->mu);
+}
+
+/* ---- the memory budget (any thread) ---- */
+
+/*
+ * budget_take: counts n bytes more for a request that holds `own` already;
+ * -1 (nothing counted) past max_inflight, unless no other request holds any.
+ */
+static int budget_take(jr_httpd *h, size_t n, size_t own)
+{
+	size_t cur = atomic_load(&h->inflight);
+	do {
+		if (cur > own && cur + n > h->o.max_inflight)
+			return -1;
+	} while (!atomic_compare_exchange_weak(&h->inflight, &cur, cur + n));
+	size_t hi = atomic_load(&h->high);
+	while (cur + n > hi && !atomic_compare_exchange_weak(&h->high, &hi, cur + n))
+		;
+	return 0;
+}
+
+/* release: gives back what r counted, and its body memory when that was large. */
+static void release(jr_httpd *h, jr_http_req *r)
+{
+	if (r->held)
+		atomic_fetch_sub(&h->inflight, r->held);
+	r->held = r->body_held = r->allow = 0;
+	if (r->body.cap > BODY_KEEP_BYTES)
+		buf_free(&r->body);
+}
+
+/* drop_body: frees the body read so far and gives back its count. */
+static void drop_body(jr_httpd *h, jr_http_req *r)
+{
+	buf_free(&r->body);
+	release(h, r);
 }
 
 /* answer_now: queues r on MHD's thread (r is not consumed). */
@@ -324,6 +398,29 @@ static void deliver(void *arg)
 	h->o.post(h->o.post_arg, r);
 }
 
+/* answer_text: answers status with text and closes the connection (the body, if any, is not read). */
+static enum MHD_Result answer_text(jr_http_req *r, unsigned int status, const char *text)
+{
+	struct MHD_Response *resp = MHD_create_response_from_buffer(strlen(text), (void *)text,
+								    MHD_RESPMEM_MUST_COPY);
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; charset=utf-8");
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+	enum MHD_Result rc = answer_now(r, status, resp);
+	MHD_destroy_response(resp);
+	return rc;
+}
+
+/* refuse_busy: 503 for a request whose body would pass max_inflight. */
+static enum MHD_Result refuse_busy(jr_httpd *h, jr_http_req *r)
+{
+	char n[24];
+	snprintf(n, sizeof n, "%zu", atomic_load(&h->inflight));
+	log_kv(JR_LOG_WARNING, "HTTP-MEMORY-BUDGET",
+	       "request refused: request memory in flight at limits.inflight_bytes", "inflight_bytes",
+	       n, NULL);
+	return answer_now(r, MHD_HTTP_SERVICE_UNAVAILABLE, h->r503mem);
+}
+
 static enum MHD_Result first_call(jr_httpd *h, jr_http_req *r, const char *url,
 				  const char *method)
 {
@@ -360,16 +457,62 @@ static enum MHD_Result first_call(jr_httpd *h, jr_http_req *r, const char *url,
 		       "bytes", n, NULL);
 		return answer_now(r, MHD_HTTP_REQUEST_HEADER_FIELDS_TOO_LARGE, h->r431);
 	}
+	find_trace(r);
+	if (h->o.pre_body) {
+		/* before any body byte is read, and before 100 Continue is sent */
+		char text[256] = "";
+		int st = h->o.pre_body(h->o.pre_body_arg, r, text, sizeof text);
+		if (st)
+			return answer_text(r, st >= 400 && st <= 599 ? (unsigned int)st : 500, text);
+	}
 	const char *cl = httpd_req_header(r, "content-length");
 	if (cl && strtoull(cl, NULL, 10) > h->o.max_body) {
 		log_kv(JR_LOG_WARNING, "HTTP-BODY-TOO-LARGE", "request refused: Content-Length past the limit",
 		       "content_length", cl, NULL);
 		return answer_now(r, MHD_HTTP_CONTENT_TOO_LARGE, h->r413);
 	}
-	find_trace(r);
 	buf_reset(&r->body);
+	r->over_budget = 0;
+	size_t want = cl ? (size_t)strtoull(cl, NULL, 10) : 0;
+	if (want) {
+		/* the body, and as much again for what the handler decodes from it */
+		if (budget_take(h, 2 * want, r->held) < 0)
+			return refuse_busy(h, r);
+		r->held = 2 * want;
+		r->body_held = r->allow = want;
+		buf_space(&r->body, want); /* room for the whole body, so it is never copied to grow */
+	}
 	r->stage = ST_BODY;
 	return MHD_YES;
+}
+
+/* body_chunk: keeps n more body bytes, counting them against max_inflight as the body grows. */
+static void body_chunk(jr_httpd *h, jr_http_req *r, const char *p, size_t n)
+{
+	if (r->too_large || r->over_budget)
+		return; /* read and dropped up to its end */
+	size_t need = r->body.len + n;
+	if (need > h->o.max_body) {
+		r->too_large = 1;
+		drop_body(h, r);
+		return;
+	}
+	if (need > r->body_held) {
+		/* a chunked body (or one past its Content-Length, which MHD prevents) */
+		size_t next = r->body_held * 2 > need ? r->body_held * 2 : need;
+		next = next < CHUNK_HOLD_MIN ? CHUNK_HOLD_MIN : next;
+		next = next > h->o.max_body ? h->o.max_body : next;
+		size_t more = next - r->body_held;
+		if (budget_take(h, 2 * more, r->held) < 0) {
+			r->over_budget = 1;
+			drop_body(h, r);
+			return;
+		}
+		r->held += 2 * more;
+		r->body_held = next;
+		r->allow += more;
+	}
+	buf_add(&r->body, p, n);
 }
 
 static enum MHD_Result body_done(jr_httpd *h, jr_http_req *r)
@@ -378,6 +521,8 @@ static enum MHD_Result body_done(jr_httpd *h, jr_http_req *r)
 		log_kv(JR_LOG_WARNING, "HTTP-BODY-TOO-LARGE", "request refused: body past the limit", NULL);
 		return answer_now(r, MHD_HTTP_CONTENT_TOO_LARGE, h->r413);
 	}
+	if (r->over_budget)
+		return refuse_busy(h, r);
 	r->done_ms = now_ms();
 	pthread_mutex_lock(&h->mu);
 	if (h->closing) {
@@ -415,10 +560,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		return answer_get(h, r);
 	case ST_BODY:
 		if (*upload_size) {
-			if (!r->too_large && buf_add(&r->body, upload, *upload_size) < 0) {
-				r->too_large = 1;
-				buf_reset(&r->body);
-			}
+			body_chunk(h, r, upload, *upload_size);
 			*upload_size = 0;
 			return MHD_YES;
 		}
@@ -439,7 +581,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	return MHD_YES;
 }
 
-/* on_request_line: MHD saw a request line; the request's deadline starts. */
+/* on_request_line: MHD saw a request line; the request's deadline runs from its first byte. */
 static void *on_request_line(void *cls, const char *uri, struct MHD_Connection *conn)
 {
 	(void)cls;
@@ -450,8 +592,69 @@ static void *on_request_line(void *cls, const char *uri, struct MHD_Connection *
 	if (!c)
 		return NULL;
 	c->req.stage = ST_NEW;
-	set_phase(c, PH_READING);
+	pthread_mutex_lock(&c->h->mu);
+	if (c->phase != PH_READING) {
+		/* the watchdog saw no byte of it yet: they all came since its last look */
+		c->phase = PH_READING;
+		c->since_ms = now_ms();
+	}
+	pthread_mutex_unlock(&c->h->mu);
 	return &c->req;
+}
+
+/* tcp_rx: bytes received on fd so far, and ms since the latest data (TCP_INFO). 0, or -1. */
+static int tcp_rx(int fd, uint64_t *bytes, int64_t *age_ms)
+{
+	struct tcp_info ti;
+	socklen_t len = sizeof ti;
+	memset(&ti, 0, sizeof ti);
+	if (fd < 0 || getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0 ||
+	    len < offsetof(struct tcp_info, tcpi_bytes_received) + sizeof ti.tcpi_bytes_received)
+		return -1;
+	*bytes = ti.tcpi_bytes_received;
+	*age_ms = ti.tcpi_last_data_recv;
+	return 0;
+}
+
+/* cut: shuts c's socket down; MHD sees the end of the stream and closes it. h->mu held. */
+static void cut(jr_httpd *h, conn_rec *c)
+{
+	shutdown(c->fd, SHUT_RDWR);
+	c->cut = 1;
+	h->n_cut++;
+}
+
+/*
+ * evict_one: makes room for a new connection: cuts the longest-idle kept-alive
+ * connection, else the oldest new one that has sent nothing for FRESH_EVICT_MS.
+ * 1 when one was cut. h->mu held.
+ */
+static int evict_one(jr_httpd *h, int64_t now)
+{
+	conn_rec *best = NULL;
+	for (jr_link *l = h->conns.next; l != &h->conns; l = l->next) {
+		conn_rec *c = list_item(l, conn_rec, link);
+		if (c->cut || c->fd < 0)
+			continue;
+		int idle = c->phase == PH_IDLE;
+		if (!idle && !(c->phase == PH_FRESH && now - c->since_ms >= FRESH_EVICT_MS))
+			continue;
+		int best_idle = best && best->phase == PH_IDLE;
+		if (!best || (idle && !best_idle) || (idle == best_idle && c->since_ms < best->since_ms))
+			best = c;
+	}
+	if (!best)
+		return 0;
+	cut(h, best);
+	atomic_fetch_add(&h->evicted, 1);
+	return 1;
+}
+
+/* make_room: cuts idle connections while more than max_connections are open. h->mu held. */
+static void make_room(jr_httpd *h, int64_t now)
+{
+	while (h->n_conns - h->n_cut > h->o.max_connections && evict_one(h, now))
+		;
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
@@ -463,21 +666,25 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	jr_http_req *r = *con_cls;
 	if (!r)
 		return;
+	uint64_t rx = 0;
+	int64_t age;
+	tcp_rx(r->c->fd, &rx, &age); /* what the client sent up to now: the next request comes after */
 	pthread_mutex_lock(&h->mu);
+	r->c->rx_mark = rx;
 	if (r->c->phase == PH_HANDED) {
 		h->unsent--;
 		pthread_cond_broadcast(&h->sent);
 	}
 	r->c->phase = PH_IDLE;
 	r->c->since_ms = now_ms();
+	make_room(h, r->c->since_ms); /* past the limit, an idle connection goes at once */
 	pthread_mutex_unlock(&h->mu);
 	for (int i = 0; i < r->n_extra; i++) {
 		free(r->extra[i][0]);
 		free(r->extra[i][1]);
 	}
 	r->n_extra = 0;
-	if (r->body.cap > BODY_KEEP_BYTES)
-		buf_free(&r->body);
+	release(h, r);
 	r->stage = ST_NEW;
 	*con_cls = NULL;
 }
@@ -498,7 +705,9 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
 		c->since_ms = now_ms();
 		pthread_mutex_lock(&h->mu);
 		list_append(&h->conns, &c->link);
-		c->over_limit = ++h->n_conns > h->o.max_connections;
+		h->n_conns++;
+		make_room(h, c->since_ms);
+		c->over_limit = h->n_conns - h->n_cut > h->o.max_connections;
 		pthread_mutex_unlock(&h->mu);
 		*socket_context = c;
 		return;
@@ -509,7 +718,10 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
 	pthread_mutex_lock(&h->mu);
 	list_remove(&c->link);
 	h->n_conns--;
+	if (c->cut)
+		h->n_cut--;
 	pthread_mutex_unlock(&h->mu);
+	release(h, &c->req);
 	buf_free(&c->req.body);
 	free(c->req.hdrs);
 	free(c);
@@ -541,18 +753,53 @@ static int64_t watchdog_period(const jr_httpd *h)
 	return p < 50 ? 50 : p > 1000 ? 1000 : p;
 }
 
+/*
+ * data_since: for a connection waiting for a request (PH_FRESH, PH_IDLE):
+ * when data came since its wait began, the time of the latest data (not
+ * before the wait began); -1 when none came. h->mu held.
+ */
+static int64_t data_since(const conn_rec *c, int64_t now)
+{
+	uint64_t bytes;
+	int64_t age;
+	if (tcp_rx(c->fd, &bytes, &age) < 0 || bytes <= c->rx_mark)
+		return -1;
+	return now - age > c->since_ms ? now - age : c->since_ms;
+}
+
+/* trim_after_burst: returns freed memory to the system once a burst is over. */
+static void trim_after_burst(jr_httpd *h)
+{
+	size_t hi = atomic_load(&h->high), cur = atomic_load(&h->inflight);
+	if (hi < TRIM_MARK || cur > hi / 4)
+		return;
+	atomic_store(&h->high, cur);
+	malloc_trim(0);
+}
+
 static void watchdog(void *arg)
 {
 	jr_httpd *h = arg;
 	int64_t now = now_ms();
+	int64_t idle_ms = h->o.idle_timeout_ms;
+	int64_t send_ms = idle_ms > h->o.conn_timeout_ms ? idle_ms : h->o.conn_timeout_ms;
 	int timed_out = 0, idle = 0;
 	pthread_mutex_lock(&h->mu);
 	for (jr_link *l = h->conns.next; l != &h->conns; l = l->next) {
 		conn_rec *c = list_item(l, conn_rec, link);
 		if (c->cut || c->fd < 0 || c->phase == PH_HANDED)
 			continue;
+		if (c->phase == PH_FRESH || c->phase == PH_IDLE) {
+			int64_t at = data_since(c, now);
+			if (at >= 0) {
+				/* its next request has begun: its time runs from (about) its first byte */
+				c->phase = PH_READING;
+				c->since_ms = at;
+			}
+		}
 		int reading = c->phase == PH_READING || c->phase == PH_FRESH;
-		if (now - c->since_ms <= (reading ? h->o.conn_timeout_ms : h->idle_ms))
+		int64_t limit = reading ? h->o.conn_timeout_ms : c->phase == PH_IDLE ? idle_ms : send_ms;
+		if (now - c->since_ms <= limit)
 			continue;
 		if (reading) {
 			/* MHD writes nothing while it reads a request, so these bytes cannot interleave */
@@ -563,9 +810,9 @@ static void watchdog(void *arg)
 		} else {
 			idle++;
 		}
-		shutdown(c->fd, SHUT_RDWR);
-		c->cut = 1;
+		cut(h, c);
 	}
+	make_room(h, now);
 	pthread_mutex_unlock(&h->mu);
 	for (int i = 0; i < timed_out; i++)
 		count_status(408);
@@ -580,6 +827,10 @@ static void watchdog(void *arg)
 	}
 	if (idle)
 		metric_add(m.cut, "reason=\"idle\"", idle);
+	unsigned long evicted = atomic_exchange(&h->evicted, 0);
+	if (evicted)
+		metric_add(m.cut, "reason=\"evicted\"", (double)evicted);
+	trim_after_burst(h);
 	h->watchdog = loop_timer_add(h->loop, watchdog_period(h), watchdog, h);
 }
 
@@ -601,7 +852,7 @@ jr_httpd *httpd_start(jr_loop *l, const jr_httpd_opts *o, char *err, size_t errl
 	m.responses = metric_register("jobrelay_http_responses_total", JR_METRIC_COUNTER,
 				      "HTTP responses by status code.", NULL, 0);
 	m.cut = metric_register("jobrelay_http_connections_cut_total", JR_METRIC_COUNTER,
-				"Connections closed by the server's request deadline, by reason.",
+				"Connections closed by the server, by reason.",
 				NULL, 0);
 	jr_httpd *h = jr_calloc(1, sizeof *h);
 	list_init(&h->conns);
@@ -616,6 +867,10 @@ jr_httpd *httpd_start(jr_loop *l, const jr_httpd_opts *o, char *err, size_t errl
 		h->o.max_connections = DEFAULT_MAX_CONNECTIONS;
 	if (h->o.conn_timeout_ms <= 0)
 		h->o.conn_timeout_ms = DEFAULT_CONN_TIMEOUT_MS;
+	if (h->o.idle_timeout_ms <= 0)
+		h->o.idle_timeout_ms = DEFAULT_IDLE_MS;
+	if (!h->o.max_inflight)
+		h->o.max_inflight = DEFAULT_MAX_INFLIGHT;
 	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)o->port)};
 	const char *bind = o->bind ? o->bind : "0.0.0.0";
 	if (o->port < 0 || o->port > 65535 || inet_pton(AF_INET, bind, &sa.sin_addr) != 1) {
@@ -626,8 +881,10 @@ jr_httpd *httpd_start(jr_loop *l, const jr_httpd_opts *o, char *err, size_t errl
 	pthread_mutex_init(&h->mu, NULL);
 	pthread_cond_init(&h->sent, NULL);
 	make_static_responses(h);
-	h->idle_ms = h->o.conn_timeout_ms > IDLE_MS ? h->o.conn_timeout_ms : IDLE_MS;
-	unsigned int idle_s = (unsigned int)((h->idle_ms + 999) / 1000);
+	/* MHD's idle timeout is a backstop: the watchdog cuts connections before it */
+	int64_t backstop_ms = h->o.idle_timeout_ms > h->o.conn_timeout_ms ? h->o.idle_timeout_ms
+									   : h->o.conn_timeout_ms;
+	unsigned int idle_s = (unsigned int)((backstop_ms + 999) / 1000 + 2);
 	h->d = MHD_start_daemon(
 		MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
 			MHD_USE_TURBO | MHD_USE_ERROR_LOG,
@@ -702,6 +959,17 @@ const char *httpd_req_trace(const jr_http_req *r)
 int64_t httpd_req_age_ms(const jr_http_req *r)
 {
 	return now_ms() - r->done_ms;
+}
+
+int httpd_req_hold(jr_http_req *r, size_t bytes)
+{
+	size_t use = bytes < r->allow ? bytes : r->allow;
+	size_t more = bytes - use;
+	if (more && budget_take(r->c->h, more, r->held) < 0)
+		return -1;
+	r->allow -= use;
+	r->held += more;
+	return 0;
 }
 
 void httpd_req_add_header(jr_http_req *r, const char *name, const char *value)

@@ -12,7 +12,19 @@
  * Limits: a body past max_body gets 413, request headers past max_header
  * get 431, a request on a connection past max_connections gets 503 (the
  * others go on), and a request that does not arrive in full within
- * conn_timeout_ms of its request line (a slow client) gets 408.
+ * conn_timeout_ms of its first byte (a slow client) gets 408.
+ *
+ * Memory before the body: a POST's headers go to the pre_body hook (push
+ * authentication) before any body byte is read or 100 Continue sent, so a
+ * refused request costs no body memory. Bodies (twice their length: the
+ * body and what is decoded from it) and what the handler holds past that
+ * (httpd_req_hold) count against max_inflight across all connections: a
+ * request that would pass it gets 503 with Retry-After.
+ *
+ * Connections: a kept-alive connection waits at most idle_timeout_ms for
+ * its next request; when max_connections are open, a new connection closes
+ * the longest-idle one, so a new client is answered even when every slot
+ * is held by an idle connection.
  */
 #ifndef JR_HTTPD_H
 #define JR_HTTPD_H
@@ -40,8 +52,18 @@ typedef struct jr_httpd_opts {
 	size_t max_body;          /* 0: 10 MiB */
 	size_t max_header;        /* request line + headers; 0: 64 KiB */
 	int max_connections;      /* 0: 1000 */
-	int64_t conn_timeout_ms;  /* a request must arrive in full within it (else 408); 0: 30 s.
-				     Kept-alive connections may idle 620 s between requests. */
+	int64_t conn_timeout_ms;  /* a request must arrive in full within it (else 408); 0: 30 s */
+	int64_t idle_timeout_ms;  /* a kept-alive connection's wait for its next request; 0: 5 s */
+	size_t max_inflight;      /* bodies + held bytes of all requests at once; 0: 64 MiB */
+	/*
+	 * pre_body: runs on MHD's thread (not the loop's) once a POST's headers
+	 * are in, before its body is read; req's method, path, headers and trace
+	 * are valid there, nothing else. 0 lets the request go on; an HTTP status
+	 * (400-599) answers it at once with text (textlen bytes, NUL-terminated,
+	 * filled by the hook) and closes the connection, no body read. NULL: none.
+	 */
+	int (*pre_body)(void *arg, const jr_http_req *req, char *text, size_t textlen);
+	void *pre_body_arg;
 } jr_httpd_opts;
 
 /*
@@ -70,6 +92,15 @@ const char *httpd_req_body(const jr_http_req *r, size_t *len);
 const char *httpd_req_trace(const jr_http_req *r);
 /* httpd_req_age_ms: milliseconds since the request's body was complete. */
 int64_t httpd_req_age_ms(const jr_http_req *r);
+
+/*
+ * httpd_req_hold: the handler holds bytes for r (its decoded events, say)
+ * until r's answer is sent. Each body was admitted with as many bytes again
+ * counted for this; only what passes that is counted now. 0, or -1 with
+ * nothing counted when that would pass max_inflight while bytes of other
+ * requests are in flight (alone, a request is never refused). Loop thread.
+ */
+int httpd_req_hold(jr_http_req *r, size_t bytes);
 
 /*
  * httpd_req_add_header: adds a response header (Retry-After, say) to the

@@ -336,30 +336,49 @@ static void set_trace(serve *s, sreq *q)
 }
 
 /*
- * authorized: 1, or 0 after answering 401/403. The token is taken from
- * X-Serverless-Authorization when the request has that header, else from
- * Authorization: Cloud Run's IAM check prefers it the same way.
+ * pre_body: push authentication, on MHD's thread before the body is read
+ * (httpd.h), so a request without valid credentials costs no body memory.
+ * The token is taken from X-Serverless-Authorization when the request has
+ * that header, else from Authorization: Cloud Run's IAM check prefers it the
+ * same way. auth_check may run on any thread; s->auth and s->cfg do not
+ * change while the server runs.
  */
-static int authorized(serve *s, sreq *q)
+static int pre_body(void *arg, const jr_http_req *http, char *text, size_t textlen)
 {
-	if (!s->auth)
-		return 1;
+	serve *s = arg;
 	char why[128];
 	const char *hdr = "x-serverless-authorization";
-	const char *v = httpd_req_header(q->http, hdr);
+	const char *v = httpd_req_header(http, hdr);
 	if (!v) {
 		hdr = "authorization";
-		v = httpd_req_header(q->http, hdr);
+		v = httpd_req_header(http, hdr);
 	}
 	int code = auth_check(s->auth, v, (int64_t)time(NULL), why, sizeof why);
 	if (code == 0)
-		return 1;
-	char c[8];
+		return 0;
+	char c[8], trace[TRACE_MAX] = "";
+	const char *t = httpd_req_trace(http);
+	if (t && s->cfg->project)
+		snprintf(trace, sizeof trace, "projects/%s/traces/%s", s->cfg->project, t);
+	log_set_trace(trace);
 	snprintf(c, sizeof c, "%d", code);
 	log_kv(JR_LOG_WARNING, "AUTH-REJECTED", "push request refused", "status", c, "reason", why,
-	       "header", hdr, "path", httpd_req_path(q->http), NULL);
-	answer(q, code, code == 401 ? "unauthenticated" : "forbidden");
-	return 0;
+	       "header", hdr, "path", httpd_req_path(http), NULL);
+	log_set_trace(NULL);
+	snprintf(text, textlen, "%s\n", code == 401 ? "unauthenticated" : "forbidden");
+	return code;
+}
+
+/*
+ * held_bytes: what q's decoded events hold, for the memory budget: each
+ * event's arena bytes plus a block (arenas grow in 4 KiB blocks).
+ */
+static size_t held_bytes(const sreq *q)
+{
+	size_t n = q->cap_evs * sizeof *q->evs;
+	for (size_t i = 0; i < q->n_evs; i++)
+		n += q->evs[i]->arena.used + 4096;
+	return n;
 }
 
 static void on_raw_done(void *arg, int ok)
@@ -408,11 +427,6 @@ static void on_post(void *arg, jr_http_req *http)
 		log_set_trace(NULL);
 		return;
 	}
-	if (!authorized(s, q)) {
-		sreq_put(q);
-		log_set_trace(NULL);
-		return;
-	}
 	size_t nh, len;
 	const jr_header *h = httpd_req_headers(http, &nh);
 	const char *body = httpd_req_body(http, &len);
@@ -420,6 +434,17 @@ static void on_post(void *arg, jr_http_req *http)
 			    .cb = on_decoded, .arg = q};
 	decode_http(&dc, h, nh, httpd_req_path(http), body, len);
 	metric_add(s->received, "source=\"serve\"", (double)(q->n_evs + (size_t)q->invalid));
+	if (httpd_req_hold(http, held_bytes(q)) < 0) {
+		/* its events would pass limits.inflight_bytes: none is dispatched */
+		for (size_t i = 0; i < q->n_evs; i++)
+			event_free(q->evs[i]);
+		q->n_evs = 0;
+		q->delay_ms = 1000;
+		answer(q, 503, "server busy: request memory at its limit");
+		sreq_put(q);
+		log_set_trace(NULL);
+		return;
+	}
 	if (q->invalid && !invalid_parts(s, q, body, len)) {
 		sreq_put(q);
 		log_set_trace(NULL);
@@ -599,6 +624,9 @@ static int start_http(serve *s)
 		.ready = is_ready, .ready_arg = s, .max_body = s->cfg->limits.event_bytes,
 		.max_header = s->cfg->limits.header_bytes, .max_connections = s->o->max_connections,
 		.conn_timeout_ms = s->o->request_timeout_ms,
+		.idle_timeout_ms = s->cfg->limits.idle_timeout_ms,
+		.max_inflight = s->cfg->limits.inflight_bytes,
+		.pre_body = s->auth ? pre_body : NULL, .pre_body_arg = s,
 	};
 	char err[256];
 	s->http = httpd_start(s->loop, &ho, err, sizeof err);

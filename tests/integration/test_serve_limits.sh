@@ -3,7 +3,7 @@
 # jobrelay serve past its limits: oversized bodies (413, with Content-Length
 # and chunked), oversized headers (431, under and over MHD's own buffer),
 # slow clients sending a byte a second (408 while others are still served),
-# more connections than --max-connections (503 for the extra ones only);
+# more connections than --max-connections, all busy (503 for the extra ones only);
 # after each the daemon is alive and serves.
 # shellcheck source=tests/integration/serve_lib.sh
 . "$(dirname "$0")/serve_lib.sh"
@@ -74,21 +74,19 @@ expect(fastIds.length === 20, "the 20 fast requests dispatched: " + fastIds.leng
 alive "slow clients"
 grep -q '"msgid":"HTTP-REQUEST-TIMEOUT"' "$SERVE_LOG" || fail "no HTTP-REQUEST-TIMEOUT log line"
 
-echo "== connections past --max-connections: 503 for those, the others go on"
+echo "== connections past --max-connections, none of them idle: 503 for those, the others go on"
 client '
 const cs = [];
-for (let i = 0; i < 6; i++) {
-  const c = await conn();
-  const r = await c.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
-  expect(r.status === 200, "connection " + i + " health: " + r.status);
-  cs.push(c);
-}
-const postReq = (id) => "POST / HTTP/1.1\r\nHost: x\r\nce-specversion: 1.0\r\nce-id: " + id + "\r\nce-source: s\r\nce-type: test.ok\r\nContent-Length: 0\r\n\r\n";
-let r = await cs[0].send(postReq("c0"));
-expect(r.status === 204, "a connection within the limit is served: " + r.status);
-r = await cs[5].send(postReq("c5"));
+for (let i = 0; i < 6; i++) cs.push(await conn());
+// the first four each begin a request and leave it unfinished: busy, not idle, so
+// no connection may be closed to make room for the last two
+const head = (id, len) => "POST / HTTP/1.1\r\nHost: x\r\nce-specversion: 1.0\r\nce-id: " + id + "\r\nce-source: s\r\nce-type: test.ok\r\nContent-Length: " + len + "\r\n\r\n";
+for (let i = 0; i < 4; i++) cs[i].send(head("c" + i, 4) + "ab");
+let r = await cs[5].send(head("c5", 0));
 expect(r.status === 503 && r.headers["retry-after"] && /too many connections/.test(r.body), "a connection past the limit gets 503: " + r.status + " " + r.body);
-r = await cs[1].send(postReq("c1"));
+r = await cs[0].send("cd");
+expect(r.status === 204, "a connection within the limit is served: " + r.status);
+r = await cs[1].send("cd");
 expect(r.status === 204, "and the others still are: " + r.status);
 for (const c of cs) c.close();
 expect(!records().some((x) => env(x).CE_ID === "c5"), "the refused request was not dispatched");

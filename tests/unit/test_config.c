@@ -79,6 +79,9 @@ static void test_defaults(void)
 	CU_ASSERT_EQUAL(c.limits.json_depth, 64);
 	CU_ASSERT_EQUAL(c.limits.attributes, 100);
 	CU_ASSERT_EQUAL(c.limits.header_bytes, 64u << 10);
+	CU_ASSERT_EQUAL(c.limits.batch_events, 1000);
+	CU_ASSERT_EQUAL(c.limits.inflight_bytes, 64u << 20);
+	CU_ASSERT_EQUAL(c.limits.idle_timeout_ms, 5000);
 	jr_policies d;
 	policies_default(&d);
 	CU_ASSERT_EQUAL(memcmp(&d, &c.policies, sizeof d), 0);
@@ -245,7 +248,8 @@ static void test_all_keys(void)
 	jr_config c;
 	expect_ok(&c, "project: p\n"
 		      "region: r\n"
-		      "limits: { event_bytes: 1MiB, json_depth: 32, attributes: 50, header_bytes: 8KiB }\n"
+		      "limits: { event_bytes: 1MiB, json_depth: 32, attributes: 50, header_bytes: 8KiB,\n"
+		      "  batch_events: 10, inflight_bytes: 16MiB, idle_timeout: 2s }\n"
 		      "shutdown_grace: 5s\n"
 		      "call_timeout: 1m30s\n"
 		      "read_retry: { initial_backoff: 50ms, max_backoff: 2s, max_attempts: 3, "
@@ -263,6 +267,9 @@ static void test_all_keys(void)
 	CU_ASSERT_EQUAL(c.limits.json_depth, 32);
 	CU_ASSERT_EQUAL(c.limits.attributes, 50);
 	CU_ASSERT_EQUAL(c.limits.header_bytes, 8192);
+	CU_ASSERT_EQUAL(c.limits.batch_events, 10);
+	CU_ASSERT_EQUAL(c.limits.inflight_bytes, 16u << 20);
+	CU_ASSERT_EQUAL(c.limits.idle_timeout_ms, 2000);
 	CU_ASSERT_EQUAL(c.shutdown_grace_ms, 5000);
 	CU_ASSERT_EQUAL(c.call_timeout_ms, 90000);
 	CU_ASSERT_EQUAL(c.read_retry.initial_backoff_ms, 50);
@@ -346,6 +353,8 @@ static void test_project_fallback(void)
 static void test_unknown_keys(void)
 {
 	expect_errors("project: p\nfoo: 1\n", "t.yaml:2: unknown key 'foo'\n");
+	expect_errors("limits: { event_bytes: 8MiB, inflight_bytes: 4MiB }\n",
+		      "t.yaml:1: limits: inflight_bytes is smaller than event_bytes\n");
 	expect_errors("flow_control:\n  max_msgs: 3\n",
 		      "t.yaml:2: unknown key 'flow_control.max_msgs'\n");
 	expect_errors("project: p\n"

@@ -952,6 +952,53 @@ static void test_pulled_nul(void)
 	}
 }
 
+/* batch_of: a batch of n minimal events (caller frees). */
+static char *batch_of(size_t n)
+{
+	jr_buf b;
+	buf_init(&b, 0);
+	buf_addc(&b, '[');
+	for (size_t i = 0; i < n; i++)
+		buf_printf(&b, "%s{\"specversion\":\"1.0\",\"id\":\"%zu\",\"source\":\"/s\",\"type\":\"t\"}",
+			   i ? "," : "", i);
+	buf_addc(&b, ']');
+	return buf_take(&b);
+}
+
+/* a batch past limits.batch_events is refused whole: one error, no event */
+static void test_batch_events(void)
+{
+	got g;
+	got_init(&g);
+	g.lim.batch_events = 3;
+	char *four = batch_of(4), *three = batch_of(3);
+	CU_ASSERT_EQUAL(got_doc(&g, four), 1);
+	CU_ASSERT_EQUAL(g.n_ev, 0);
+	CU_ASSERT_EQUAL_FATAL(g.n_err, 1);
+	CU_ASSERT_TRUE(has(g.err[0], "batch of 4 events is over the limit of 3 events"));
+	jr_header h[] = { { "Content-Type", "application/cloudevents-batch+json" } };
+	CU_ASSERT_EQUAL(decode_http(&g.dc, h, 1, "/", four, strlen(four)), 1);
+	CU_ASSERT_EQUAL(g.n_ev, 0);
+	CU_ASSERT_EQUAL(g.n_err, 2);
+	CU_ASSERT_EQUAL(got_doc(&g, three), 3);
+	CU_ASSERT_EQUAL(g.n_ev, 3);
+	got_free(&g);
+	free(four);
+	free(three);
+
+	/* unset (0): the default of 1000 */
+	got_init(&g);
+	char *k = batch_of(1000), *k1 = batch_of(1001);
+	CU_ASSERT_EQUAL(got_doc(&g, k), 1000);
+	CU_ASSERT_EQUAL(g.n_err, 0);
+	got_free(&g);
+	CU_ASSERT_EQUAL(got_doc(&g, k1), 1);
+	CU_ASSERT_TRUE(g.n_err == 1 && g.n_ev == 0 && has(g.err[0], "over the limit of 1000 events"));
+	got_free(&g);
+	free(k);
+	free(k1);
+}
+
 int main(void)
 {
 	static const cu_test tests[] = {
@@ -969,6 +1016,7 @@ int main(void)
 		{ "json_content_types", test_json_content_types },
 		{ "rfc3339", test_rfc3339 },
 		{ "limits", test_limits },
+		{ "batch_events", test_batch_events },
 		{ NULL, NULL },
 	};
 	return cu_run("decode", tests);
