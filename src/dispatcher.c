@@ -1187,6 +1187,11 @@ static void unrouted(delivery *dv)
 	dead_letter(dv, &rec, &d->unrouted_dl, &d->unrouted_failed);
 }
 
+void dispatcher_shed(jr_dispatcher *d, const jr_event *ev)
+{
+	dedup_bump(d->holds, route_key_hash(ev->source, ev->id, NULL), loop_now_ms());
+}
+
 void dispatcher_submit(jr_dispatcher *d, jr_event *ev, int attempt, const unsigned char *only,
 		       jr_outcome_cb cb, void *arg)
 {

@@ -132,6 +132,13 @@ void dispatcher_free(jr_dispatcher *d);
 void dispatcher_submit(jr_dispatcher *d, jr_event *ev, int attempt, const unsigned char *only,
 		       jr_outcome_cb cb, void *arg);
 
+/*
+ * dispatcher_shed: a delivery of ev that its source turned away unsubmitted
+ * (serve's load shedding). Like a hold it costs no attempt: it counts in the
+ * table of holds that dispatcher_submit subtracts. ev is only read.
+ */
+void dispatcher_shed(jr_dispatcher *d, const jr_event *ev);
+
 /* jr_raw_cb: the end of a raw dead letter; ok = 1 when every sink confirmed it. */
 typedef void (*jr_raw_cb)(void *arg, int ok);
 

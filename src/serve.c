@@ -407,8 +407,10 @@ static int admitted(serve *s, sreq *q)
 	metric_add(s->shed, NULL, 1);
 	q->delay_ms = wait - budget;
 	answer(q, 503, "overloaded: too many dispatches waiting for the Run API; retry later");
-	for (size_t i = 0; i < q->n_evs; i++)
+	for (size_t i = 0; i < q->n_evs; i++) {
+		dispatcher_shed(s->d, q->evs[i]); /* the sender counts this delivery: no attempt */
 		event_free(q->evs[i]);
+	}
 	q->n_evs = 0;
 	return 0;
 }

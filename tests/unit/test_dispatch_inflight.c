@@ -6,7 +6,8 @@
  * sends nothing and ends as a duplicate when the first started the job, or
  * sends its own when the first failed; shutdown ends a waiting one unsent.
  * dispatcher_queued counts tasks waiting for a call slot, and
- * dispatcher_latency_ms averages the answers' latency. Nothing sleeps.
+ * dispatcher_latency_ms averages the answers' latency, and a delivery shed
+ * before submit costs no attempt. Nothing sleeps.
  */
 #include "cu.h"
 
@@ -249,6 +250,25 @@ static void test_queue_and_latency(void)
 		event_free(ev[i]);
 }
 
+/* Deliveries shed before submit cost no attempt: the next submit's attempt is less them. */
+static void test_shed_no_attempt(void)
+{
+	fixture f;
+	fx_open(&f, one_route);
+	jr_event *e1 = tev_new("e1", "/s", "t.x");
+	dispatcher_shed(f.d, e1);
+	dispatcher_shed(f.d, e1);
+	result r = {0};
+	dispatcher_submit(f.d, e1, 3, NULL, on_outcome, &r);
+	fx_turn(&f);
+	fx_answer(&f, JR_GRPC_UNAVAILABLE, 10);
+	CU_ASSERT_EQUAL(r.done, 1);
+	CU_ASSERT_EQUAL(r.o.kind, JR_OUTCOME_RETRY);
+	CU_ASSERT_EQUAL(r.o.attempt, 1);
+	fx_close(&f);
+	event_free(e1);
+}
+
 int main(void)
 {
 	grpc_init();
@@ -258,6 +278,7 @@ int main(void)
 		{"other events and sources are not held back", test_other_keys},
 		{"shutdown while waiting: unsent, held", test_stop_while_waiting},
 		{"queue depth and latency average", test_queue_and_latency},
+		{"a shed delivery costs no attempt", test_shed_no_attempt},
 		{NULL, NULL},
 	};
 	int rc = cu_run("dispatch_inflight", tests);
