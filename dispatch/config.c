@@ -25,6 +25,7 @@ void config_defaults(jr_config *c)
 	c->dedup_max_entries = 100000;
 	c->shutdown_grace_ms = 8000;
 	c->call_timeout_ms = 30000;
+	c->serve_max_queue_wait_ms = 5000;
 	c->read_retry = (jr_read_retry){
 		.initial_backoff_ms = 1000,
 		.max_backoff_ms = 30000,

@@ -124,6 +124,7 @@ typedef struct jr_config {
 	int64_t dedup_max_entries;
 	int64_t shutdown_grace_ms; /* default 8 s */
 	int64_t call_timeout_ms;   /* RunJob deadline, default 30 s */
+	int64_t serve_max_queue_wait_ms; /* serve: longest expected wait for a call slot, default 5 s */
 	jr_read_retry read_retry;
 	jr_limits limits;
 	/* auth (serve) */

@@ -1141,6 +1141,11 @@ static void read_retry_after(loader *l, const field *f, yaml_node_t *v, void *ba
 		key_err(l, v, path, "max_backoff is shorter than initial_backoff");
 }
 
+static const field serve_fields[] = {
+	FDUR("max_queue_wait", jr_config, serve_max_queue_wait_ms, 1, 600000),
+	FEND,
+};
+
 static const field auth_fields[] = {
 	FFN("mode", read_auth_mode, 0, 0),
 	FFN("audience", read_audience, 0, 0),
@@ -1187,6 +1192,7 @@ static const field top_fields[] = {
 	FDUR("shutdown_grace", jr_config, shutdown_grace_ms, 0, DUR_MAX_MS),
 	FDUR("call_timeout", jr_config, call_timeout_ms, 1, DUR_MAX_MS),
 	FMAP("read_retry", read_retry_fields, read_retry_after),
+	FMAP("serve", serve_fields, NULL),
 	FEND,
 };
 

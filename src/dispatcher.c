@@ -9,6 +9,12 @@
  * last task of a delivery ends, the delivery's outcome goes to the source.
  * Dead-letter writes may complete later (a Pub/Sub sink); a task waits for
  * its sink before it counts as ended, so DONE always means durable.
+ *
+ * A task owns its key (route_key_hash) from submit until it ends: a second
+ * delivery of the same event and route meanwhile (a redelivery whose first
+ * delivery is still queued, sent or followed) parks its task on the owner
+ * and sends nothing. When the owner ends, a parked task whose owner started
+ * the job is a duplicate; otherwise it goes on as if just submitted.
  */
 #include "dispatcher.h"
 
@@ -33,6 +39,7 @@
 #define HOLDS_TTL_MS 3600000 /* how long the holds of an event are remembered */
 #define HOLDS_MAX 100000      /* events whose holds are remembered; the oldest go first */
 #define CREDS_HOLD_MIN_MS 1000 /* an event held for want of a token waits at least this long */
+#define LATENCY_WEIGHT 8      /* a RunJob latency enters the moving average with weight 1/8 */
 
 typedef struct delivery delivery;
 typedef struct job_breaker job_breaker;
@@ -44,6 +51,7 @@ typedef enum task_phase {
 } task_phase;
 
 typedef struct task {
+	smap_ent own;      /* in d->keys while it owns its key (h: the key, key: "") */
 	delivery *dv;
 	size_t ri;
 	jr_runreq req;
@@ -57,7 +65,10 @@ typedef struct task {
 	int fail_code;
 	int64_t fail_hint_ms;
 	char *fail_msg;
-	struct task *next; /* in the ready queue */
+	int owns;          /* in d->keys */
+	int started;       /* its job started (dispatched, or unconfirmed): parked tasks are duplicates */
+	struct task *waiters; /* tasks of the same key parked on it, oldest first (linked by next) */
+	struct task *next; /* in the ready queue, a route's rate queue, or an owner's waiters */
 } task;
 
 struct delivery {
@@ -146,6 +157,10 @@ struct jr_dispatcher {
 	int open, in_flight;
 	int following; /* tasks whose execution runner.follow is waiting for */
 	task *ready_head, *ready_tail;
+	int queued;           /* tasks in the ready queue */
+	smap keys;            /* tasks that own their key (in flight in the wide sense) */
+	double latency_ms;    /* moving average of RunJob latency; lat_seen = 0: none yet */
+	int lat_seen;
 	jr_route_stats *rs;
 	route_rate *rr;       /* n_routes */
 	int rate_waiting;     /* tasks in the route queues */
@@ -225,6 +240,7 @@ void dispatcher_free(jr_dispatcher *d)
 		free(b);
 	}
 	smap_free(&d->brk);
+	smap_free(&d->keys);
 	buf_free(&d->line);
 	free(d);
 }
@@ -242,6 +258,16 @@ int dispatcher_following(const jr_dispatcher *d)
 int dispatcher_in_flight(const jr_dispatcher *d)
 {
 	return d->in_flight;
+}
+
+int dispatcher_queued(const jr_dispatcher *d)
+{
+	return d->queued;
+}
+
+int64_t dispatcher_latency_ms(const jr_dispatcher *d)
+{
+	return d->lat_seen ? (int64_t)(d->latency_ms + 0.5) : -1;
 }
 
 const jr_route_stats *dispatcher_route_stats(const jr_dispatcher *d)
@@ -557,9 +583,13 @@ static void delivery_step(delivery *dv)
 		loop_timer_add(dv->d->loop, 0, finish_cb, dv);
 }
 
+static void task_release(jr_dispatcher *d, task *t);
+
 static void task_end(task *t)
 {
 	delivery *dv = t->dv;
+	if (t->owns)
+		task_release(dv->d, t);
 	runreq_free(&t->req);
 	free(t->fail_msg);
 	free(t->execution);
@@ -668,14 +698,19 @@ static void task_hold(task *t, const char *job, jr_errclass cls, int64_t wait_ms
 	task_end(t);
 }
 
-/* task_duplicate: t's key already succeeded within dedup.ttl: done, no RunJob. */
-static void task_duplicate(task *t)
+/*
+ * task_duplicate: t's key already succeeded within dedup.ttl, or (in_flight)
+ * the delivery t waited for started the job: done, no RunJob.
+ */
+static void task_duplicate(task *t, int in_flight)
 {
 	delivery *dv = t->dv;
 	jr_dispatcher *d = dv->d;
 	const jr_route *r = &d->cfg->routes[t->ri];
 	count(m.outcomes, "route", r->name, "outcome", "duplicate");
-	log_kv(JR_LOG_INFO, "DISPATCH-DUPLICATE", "already dispatched within dedup.ttl; skipped",
+	log_kv(JR_LOG_INFO, "DISPATCH-DUPLICATE",
+	       in_flight ? "started by another delivery of the event; skipped"
+			 : "already dispatched within dedup.ttl; skipped",
 	       "route", r->name, "event_id", dv->ev->id, "source", dv->ev->source, NULL);
 	d->rs[t->ri].duplicates++;
 	dv->out.duplicates++;
@@ -688,6 +723,7 @@ static void task_dispatched(task *t, const jr_runresult *res)
 	const jr_route *r = &d->cfg->routes[t->ri];
 	task_breaker_result(t, JR_ERR_UNKNOWN, 1);
 	dedup_add(d->dedup, t->key, loop_now_ms());
+	t->started = 1;
 	count(m.outcomes, "route", r->name, "outcome", "dispatched");
 	char att[16];
 	snprintf(att, sizeof att, "%d", t->dv->attempt);
@@ -717,6 +753,7 @@ static void task_unconfirmed(task *t, int code, const char *why)
 	const char *exec = t->execution ? t->execution : "(unnamed)";
 	task_breaker_result(t, JR_ERR_UNKNOWN, 1); /* RunJob itself succeeded */
 	dedup_add(d->dedup, t->key, loop_now_ms());
+	t->started = 1;
 	count(m.outcomes, "route", r->name, "outcome", "unconfirmed");
 	char att[16], msg[1400];
 	snprintf(att, sizeof att, "%d", dv->attempt);
@@ -889,6 +926,11 @@ static void on_run_done(void *arg, const jr_runresult *res)
 	char l[160];
 	metrics_labels(l, sizeof l, "route", r->name, NULL);
 	metric_observe(m.latency, l, (double)res->latency_ms / 1000.0);
+	if (d->lat_seen)
+		d->latency_ms += ((double)res->latency_ms - d->latency_ms) / LATENCY_WEIGHT;
+	else
+		d->latency_ms = (double)res->latency_ms;
+	d->lat_seen = 1;
 	if (res->code == JR_GRPC_RESOURCE_EXHAUSTED && !res->has_class)
 		rate_decrease(d, t->ri, res->retry_delay_ms);
 	if (res->code == 0 && r->ack == JR_ACK_ON_COMPLETION && d->runner.follow) {
@@ -952,7 +994,7 @@ static void task_send(task *t)
 	jr_ratelimit *rl = &d->rr[t->ri].rl;
 	if (dedup_seen(d->dedup, t->key, now)) {
 		ratelimit_refund(rl);
-		task_duplicate(t); /* another delivery of the event succeeded meanwhile */
+		task_duplicate(t, 0); /* another delivery of the event succeeded meanwhile */
 		return;
 	}
 	if (task_render(t) < 0) {
@@ -993,6 +1035,7 @@ static void drain_ready(jr_dispatcher *d)
 			d->ready_head = t->next;
 			if (!d->ready_head)
 				d->ready_tail = NULL;
+			d->queued--;
 			if (!rate_take(d, t))
 				continue;
 		}
@@ -1020,6 +1063,7 @@ void dispatcher_stop(jr_dispatcher *d)
 	while (d->ready_head) {
 		task *t = d->ready_head;
 		d->ready_head = t->next;
+		d->queued--;
 		task_unsent(t);
 	}
 	d->ready_tail = NULL;
@@ -1054,6 +1098,65 @@ static void task_submit(jr_dispatcher *d, task *t)
 	else
 		d->ready_head = t;
 	d->ready_tail = t;
+	d->queued++;
+}
+
+/* task_park: t waits for owner, which holds the same key, to end (sends nothing meanwhile). */
+static void task_park(task *owner, task *t)
+{
+	const jr_route *r = &t->dv->d->cfg->routes[t->ri];
+	log_kv(JR_LOG_INFO, "DISPATCH-WAIT",
+	       "another delivery of the event is in flight; waiting for its outcome", "route",
+	       r->name, "event_id", t->dv->ev->id, "source", t->dv->ev->source, NULL);
+	task **pp = &owner->waiters;
+	while (*pp)
+		pp = &(*pp)->next;
+	t->next = NULL;
+	*pp = t;
+}
+
+/*
+ * task_start: t (in no queue) goes on: a duplicate when its key succeeded
+ * within dedup.ttl; parked when another task owns its key; else it takes the
+ * key and is submitted.
+ */
+static void task_start(jr_dispatcher *d, task *t)
+{
+	if (dedup_seen(d->dedup, t->key, loop_now_ms())) {
+		task_duplicate(t, 0);
+		return;
+	}
+	smap_ent *e = smap_find(&d->keys, "", t->key);
+	if (e) {
+		task_park((task *)e, t);
+		return;
+	}
+	t->own.h = t->key;
+	t->own.key = "";
+	smap_add(&d->keys, &t->own);
+	t->owns = 1;
+	task_submit(d, t);
+}
+
+/*
+ * task_release: t, which owns its key, ends: the key is free, and the tasks
+ * parked on t are duplicates when t started the job, else they go on in turn.
+ */
+static void task_release(jr_dispatcher *d, task *t)
+{
+	smap_del(&d->keys, &t->own);
+	t->owns = 0;
+	task *w = t->waiters;
+	t->waiters = NULL;
+	while (w) {
+		task *next = w->next;
+		w->next = NULL;
+		if (t->started)
+			task_duplicate(w, 1);
+		else
+			task_start(d, w);
+		w = next;
+	}
 }
 
 static void start_route(delivery *dv, size_t ri)
@@ -1063,10 +1166,7 @@ static void start_route(delivery *dv, size_t ri)
 	t->ri = ri;
 	t->key = route_key_hash(dv->ev->source, dv->ev->id, dv->d->cfg->routes[ri].name);
 	dv->pending++;
-	if (dedup_seen(dv->d->dedup, t->key, loop_now_ms()))
-		task_duplicate(t);
-	else
-		task_submit(dv->d, t);
+	task_start(dv->d, t);
 }
 
 static void unrouted(delivery *dv)
@@ -1085,6 +1185,11 @@ static void unrouted(delivery *dv)
 		.code = "UNROUTED", .message = "no route matches the event", .failed_at_ms = wall_ms(),
 	};
 	dead_letter(dv, &rec, &d->unrouted_dl, &d->unrouted_failed);
+}
+
+void dispatcher_shed(jr_dispatcher *d, const jr_event *ev)
+{
+	dedup_bump(d->holds, route_key_hash(ev->source, ev->id, NULL), loop_now_ms());
 }
 
 void dispatcher_submit(jr_dispatcher *d, jr_event *ev, int attempt, const unsigned char *only,

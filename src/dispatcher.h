@@ -17,7 +17,10 @@
  * one that RunJob answered RESOURCE_EXHAUSTED) takes a token before each
  * call and waits in its route's queue for one, without holding a call slot;
  * a call to a job whose circuit breaker is open is not sent but held (the
- * RETRY outcome with hold set).
+ * RETRY outcome with hold set). A route delivery whose key (source, id,
+ * route) another delivery has in flight (queued, sent, looked up or
+ * followed) sends nothing and waits for it: a duplicate when that one
+ * started the job, else it goes on as if just submitted.
  */
 #ifndef JR_DISPATCHER_H
 #define JR_DISPATCHER_H
@@ -129,6 +132,13 @@ void dispatcher_free(jr_dispatcher *d);
 void dispatcher_submit(jr_dispatcher *d, jr_event *ev, int attempt, const unsigned char *only,
 		       jr_outcome_cb cb, void *arg);
 
+/*
+ * dispatcher_shed: a delivery of ev that its source turned away unsubmitted
+ * (serve's load shedding). Like a hold it costs no attempt: it counts in the
+ * table of holds that dispatcher_submit subtracts. ev is only read.
+ */
+void dispatcher_shed(jr_dispatcher *d, const jr_event *ev);
+
 /* jr_raw_cb: the end of a raw dead letter; ok = 1 when every sink confirmed it. */
 typedef void (*jr_raw_cb)(void *arg, int ok);
 
@@ -162,6 +172,16 @@ int dispatcher_open(const jr_dispatcher *d);
 int dispatcher_following(const jr_dispatcher *d);
 /* dispatcher_in_flight: RunJob calls sent and not yet answered. */
 int dispatcher_in_flight(const jr_dispatcher *d);
+/*
+ * dispatcher_queued: route deliveries (tasks) waiting for a call slot; not
+ * those waiting for a rate-limit token or for another delivery of their key.
+ */
+int dispatcher_queued(const jr_dispatcher *d);
+/*
+ * dispatcher_latency_ms: the moving average (weight 1/8 for each answer) of
+ * how long RunJob calls took, in ms; -1 before the first answer.
+ */
+int64_t dispatcher_latency_ms(const jr_dispatcher *d);
 
 /* Per-route counters since dispatcher_new (index = route index). */
 typedef struct jr_route_stats {

@@ -12,6 +12,12 @@
  * held here between deliveries: a retry is the sender's next delivery, and
  * its deliveryAttempt (when the push body carries one) is the attempt count.
  *
+ * Load shedding: a request whose events would wait for a RunJob call slot
+ * longer than serve.max_queue_wait (estimated from the dispatcher's queue,
+ * `concurrency` and the moving average of RunJob latency) is answered 503
+ * with Retry-After at once, and nothing of it is dispatched; a request is
+ * always admitted when no dispatch is waiting, so a large batch still goes.
+ *
  * A request that does not decode is an invalid_event: with a dead-letter
  * file the raw body (cut at 64 KiB) is dead-lettered, and once the sink
  * confirmed the request is answered by its valid events (204 when there are
@@ -92,7 +98,7 @@ struct serve {
 	jr_link open;       /* requests not yet finished */
 	int n_open;
 	jr_link free_list;
-	jr_metric *received, *requests;
+	jr_metric *received, *requests, *shed;
 	jr_runner inner;          /* the Run API client, or the --dry-run runner */
 	const char *submit_trace; /* the trace of the request being submitted, during submit */
 	struct traced_call *call_free;
@@ -392,6 +398,42 @@ static void on_raw_done(void *arg, int ok)
 	log_set_trace(NULL);
 }
 
+/*
+ * queue_wait_ms: the expected wait for a call slot of the last of n tasks
+ * submitted behind `queued` waiting ones, when `concurrency` slots each free
+ * up every latency_ms.
+ */
+static int64_t queue_wait_ms(int queued, size_t n, int concurrency, int64_t latency_ms)
+{
+	return ((int64_t)queued + (int64_t)n) * latency_ms / (concurrency > 0 ? concurrency : 1);
+}
+
+/*
+ * admitted: 1 when q's events may be dispatched now; else 0 after answering
+ * 503 (its events freed, nothing dispatched). Before the first RunJob answer
+ * a call is taken to last the whole budget, so `concurrency` tasks may wait.
+ */
+static int admitted(serve *s, sreq *q)
+{
+	int queued = dispatcher_queued(s->d);
+	if (queued == 0 || q->n_evs == 0)
+		return 1;
+	int64_t budget = s->cfg->serve_max_queue_wait_ms;
+	int64_t lat = dispatcher_latency_ms(s->d);
+	int64_t wait = queue_wait_ms(queued, q->n_evs, s->cfg->concurrency, lat < 0 ? budget : lat);
+	if (wait <= budget)
+		return 1;
+	metric_add(s->shed, NULL, 1);
+	q->delay_ms = wait - budget;
+	answer(q, 503, "overloaded: too many dispatches waiting for the Run API; retry later");
+	for (size_t i = 0; i < q->n_evs; i++) {
+		dispatcher_shed(s->d, q->evs[i]); /* the sender counts this delivery: no attempt */
+		event_free(q->evs[i]);
+	}
+	q->n_evs = 0;
+	return 0;
+}
+
 /* invalid_parts: dead-letters an undecodable body. 1 when the request may go on, 0 after answering. */
 static int invalid_parts(serve *s, sreq *q, const char *body, size_t len)
 {
@@ -445,7 +487,7 @@ static void on_post(void *arg, jr_http_req *http)
 		log_set_trace(NULL);
 		return;
 	}
-	if (q->invalid && !invalid_parts(s, q, body, len)) {
+	if (!admitted(s, q) || (q->invalid && !invalid_parts(s, q, body, len))) {
 		sreq_put(q);
 		log_set_trace(NULL);
 		return;
@@ -514,7 +556,8 @@ static void on_signal(void *arg, int signo)
 	__atomic_store_n(&s->ready, 0, __ATOMIC_RELEASE);
 	httpd_quiesce(s->http);
 	char n[16], g[32];
-	snprintf(n, sizeof n, "%d", s->n_open + httpd_pending(s->http));
+	/* handed to the loop and not answered: those in s->open, and those not yet delivered */
+	snprintf(n, sizeof n, "%d", httpd_pending(s->http));
 	snprintf(g, sizeof g, "%lldms", (long long)s->cfg->shutdown_grace_ms);
 	log_kv(JR_LOG_INFO, "SERVE-DRAIN", "signal received: no new requests; finishing those in flight",
 	       "signal", name, "open_requests", n, "grace", g, NULL);
@@ -685,6 +728,9 @@ int serve_run(const jr_config *cfg, const jr_serve_opts *o)
 				     "Events received, by source.", NULL, 0);
 	s.requests = metric_register("jobrelay_http_requests_total", JR_METRIC_COUNTER,
 				     "POST requests handed to the dispatcher side.", NULL, 0);
+	s.shed = metric_register("jobrelay_http_shed_total", JR_METRIC_COUNTER,
+				 "POST requests answered 503 at once: their dispatches would wait "
+				 "longer than serve.max_queue_wait.", NULL, 0);
 	labels_from_env();
 	s.loop = loop_new();
 	dry_runner dr = {.loop = s.loop};

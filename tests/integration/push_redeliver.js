@@ -14,8 +14,8 @@
 //
 // FILE: pstest's message format (one {"data", "attributes"} a line, "{{n}}" = the
 // message's number); message n is line n % lines, with messageId "p<n>".
-// OUT.jsonl: one line per delivery attempt {"n","attempt","start","end","status"|"error"}
-// (times in ms since the epoch). PROGRESS.json: {"acked","outstanding","attempts"},
+// OUT.jsonl: one line per delivery attempt {"n","attempt","start","end","status"|"error"},
+// with "retry_after" when the answer had a Retry-After header (times in ms since the epoch). PROGRESS.json: {"acked","outstanding","attempts"},
 // rewritten (atomically) at most every 100 ms and at the end. Exits 0 when every
 // message got a 2xx; SIGTERM stops it (exit 1).
 
@@ -97,12 +97,13 @@ function deliver(n) {
   const start = Date.now();
   const payload = body(n, attempt);
   let done = false;
-  const end = (status, error) => {
+  const end = (status, error, retryAfter) => {
     if (done) return;
     done = true;
     outstanding--;
     const rec = { n, attempt, start, end: Date.now() };
     if (status !== undefined) rec.status = status;
+    if (retryAfter !== undefined) rec.retry_after = retryAfter;
     if (error) rec.error = error;
     fs.writeSync(log, JSON.stringify(rec) + '\n');
     if (status >= 200 && status < 300) {
@@ -118,7 +119,7 @@ function deliver(n) {
     headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) },
   }, (res) => {
     res.resume();
-    res.on('end', () => end(res.statusCode));
+    res.on('end', () => end(res.statusCode, undefined, res.headers['retry-after']));
     res.on('error', (e) => end(undefined, e.code || e.message));
   });
   req.on('timeout', () => req.destroy(new Error('timeout')));

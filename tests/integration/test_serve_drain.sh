@@ -109,6 +109,9 @@ KA_PID=$!
 read -r _ <"$WORK/ka.ready"
 kill -TERM "$SERVE_PID"
 wait_log SERVE-DRAIN
+# open_requests: the three held requests, each counted once
+open_n=$(sed -n 's/.*"msgid":"SERVE-DRAIN".*"open_requests":"\([0-9]*\)".*/\1/p' "$SERVE_LOG")
+assert_eq "$open_n" 3 "SERVE-DRAIN open_requests"
 code=$(curl -s -o /dev/null -w '%{http_code}' -X POST "http://127.0.0.1:$SERVE_PORT/" || true)
 assert_eq "$code" 000 "a new connection while draining is refused"
 echo go >"$WORK/ka.go"
