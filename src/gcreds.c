@@ -14,8 +14,10 @@
  */
 #include "gcreds.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +36,7 @@
 #include "json.h"
 #include "jsonparse.h"
 #include "log.h"
+#include "loop.h"
 #include "mem.h"
 #include "version.h"
 
@@ -66,6 +69,7 @@ typedef struct src {
 	const char *subject_file, *subject_url, *subject_field;
 	const jr_json *subject_headers; /* EXTERNAL, url source: an object of header strings */
 	const char *impersonation_url;  /* EXTERNAL (optional), IMPERSONATED */
+	const jr_json *delegates;       /* IMPERSONATED: the delegation chain (an array of strings), or NULL */
 	struct src *inner;              /* IMPERSONATED: the source credentials */
 } src;
 
@@ -89,6 +93,7 @@ struct jr_gcreds {
 	int64_t valid_until_ms; /* monotonic: handed to calls until then */
 	int64_t renew_at_ms;    /* monotonic: renewed in the background from then on */
 	int wanted, fetching, started;
+	pthread_t thread; /* the worker, once started */
 	int failed;         /* the last fetch failed: the next is at retry_at_ms */
 	int64_t retry_at_ms, retry_ms;
 	unsigned long fetches; /* fetches ended, for gcreds_check */
@@ -96,11 +101,15 @@ struct jr_gcreds {
 	pending *waiting;
 };
 
-static int64_t mono_ms(void)
+/* abs_time: the CLOCK_MONOTONIC time ms from now, for pthread_cond_timedwait. */
+static struct timespec abs_time(int64_t ms)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	int64_t ns = ts.tv_nsec + (ms % 1000) * 1000000;
+	ts.tv_sec += (time_t)(ms / 1000 + ns / 1000000000);
+	ts.tv_nsec = (long)(ns % 1000000000);
+	return ts;
 }
 
 /* ---- HTTP: one bounded request with libcurl ---- */
@@ -117,8 +126,40 @@ static size_t on_body(char *p, size_t size, size_t nmemb, void *arg)
 	return buf_add(arg, p, size * nmemb) == 0 ? size * nmemb : 0;
 }
 
-/* url_ok: https, or http when allowed or to a loopback host; -1 with err. */
-static int url_ok(const char *url, int allow_http, char *err, size_t errlen)
+/*
+ * One fetch (every request of a source's chain: subject token, STS,
+ * generateAccessToken) has GCREDS_FETCH_MS in all, so a call waiting for it
+ * is answered well within its own deadline. fetch_deadline is the worker's
+ * (0 elsewhere: a request gets the whole budget); stopping aborts transfers.
+ */
+static _Thread_local int64_t fetch_deadline;
+static atomic_int stopping;
+
+static int64_t fetch_left_ms(void)
+{
+	return fetch_deadline ? fetch_deadline - loop_now_ms() : GCREDS_FETCH_MS;
+}
+
+static int on_progress(void *arg, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
+{
+	(void)arg, (void)dt, (void)dn, (void)ut, (void)un;
+	return atomic_load(&stopping); /* non-zero aborts the transfer */
+}
+
+/* link_local: h is an IPv4 link-local address (169.254.0.0/16): a cloud's instance metadata. */
+static int link_local(const char *h)
+{
+	unsigned char a[4];
+	return inet_pton(AF_INET, h, a) == 1 && a[0] == 169 && a[1] == 254;
+}
+
+/*
+ * url_ok: https, or http when allowed, to a loopback host, or to a
+ * link-local one (an instance metadata service, as an external account's
+ * url source on Azure); -1 with err. *local: plain http to such a host,
+ * which must not go through a proxy.
+ */
+static int url_ok(const char *url, int allow_http, int *local, char *err, size_t errlen)
 {
 	CURLU *u = curl_url();
 	char *scheme = NULL, *host = NULL;
@@ -133,11 +174,12 @@ static int url_ok(const char *url, int allow_http, char *err, size_t errlen)
 			memmove(h, h + 1, hl - 2);
 			h[hl - 2] = '\0';
 		}
-		if (!strcmp(scheme, "https") ||
-		    (!strcmp(scheme, "http") && (allow_http || grpcx_is_loopback(h))))
+		*local = grpcx_is_loopback(h) || link_local(h);
+		if (!strcmp(scheme, "https") || (!strcmp(scheme, "http") && (allow_http || *local)))
 			rc = 0;
 		else
-			snprintf(err, errlen, "%s: only https:// (http:// to a loopback host)", url);
+			snprintf(err, errlen, "%s: only https:// (http:// to a loopback or link-local host)",
+				 url);
 	} else {
 		snprintf(err, errlen, "%s: not a URL", url);
 	}
@@ -150,11 +192,18 @@ static int url_ok(const char *url, int allow_http, char *err, size_t errlen)
 /* http_do: rq into out (at most GCREDS_MAX_BODY bytes); 0 and *status, or -1 with err. */
 static int http_do(const http_req *rq, jr_buf *out, long *status, char *err, size_t errlen)
 {
-	if (url_ok(rq->url, rq->allow_http, err, errlen) < 0)
+	int local = 0;
+	if (url_ok(rq->url, rq->allow_http, &local, err, errlen) < 0)
 		return -1;
+	int64_t left = fetch_left_ms();
+	if (left <= 0) {
+		snprintf(err, errlen, "%s: not asked: the token fetch took over %d ms", rq->url,
+			 GCREDS_FETCH_MS);
+		return -1;
+	}
 	char cerr[CURL_ERROR_SIZE];
-	CURL *c = httpc_easy(rq->url, rq->allow_http ? HTTPC_HTTP | HTTPC_NOPROXY : HTTPC_HTTP,
-			     GCREDS_FETCH_MS, GCREDS_MAX_BODY, cerr);
+	CURL *c = httpc_easy(rq->url, HTTPC_HTTP | (rq->allow_http || local ? HTTPC_NOPROXY : 0),
+			     (long)left, GCREDS_MAX_BODY, cerr);
 	if (!c) {
 		snprintf(err, errlen, "curl_easy_init failed");
 		return -1;
@@ -164,6 +213,8 @@ static int http_do(const http_req *rq, jr_buf *out, long *status, char *err, siz
 		hl = curl_slist_append(hl, rq->headers[i]);
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
+	curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
 	if (hl)
 		curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
 	if (rq->body)
@@ -234,7 +285,8 @@ static int token_from(const char *url, long status, const jr_buf *b, const char 
 				secs = (int64_t)timegm(&tm) - (int64_t)time(NULL);
 		}
 		t->token = jr_strndup(tv->s, tv->n);
-		t->expires_in = secs > 0 ? secs : 60;
+		/* Google's access tokens live an hour at most; a clock or an answer off by more is not trusted */
+		t->expires_in = secs < 1 ? 1 : secs > 3600 ? 3600 : secs;
 		rc = 0;
 	}
 	arena_free(&a);
@@ -460,14 +512,26 @@ static int subject_token(const src *s, jr_buf *out, char *err, size_t errlen)
 	return rc;
 }
 
-/* impersonate: generateAccessToken at url with the bearer token of the source credentials. */
-static int impersonate(const char *url, const char *bearer, tok *t, char *err, size_t errlen)
+/*
+ * impersonate: generateAccessToken at url with the bearer token of the
+ * source credentials, through the delegation chain delegates (NULL: none).
+ */
+static int impersonate(const char *url, const jr_json *delegates, const char *bearer, tok *t,
+		       char *err, size_t errlen)
 {
 	char *auth = jr_asprintf("Authorization: Bearer %s", bearer);
 	const char *hdr[] = {"Content-Type: application/json", auth, NULL};
-	http_req rq = {.url = url, .headers = hdr,
-		       .body = "{\"scope\":[\"" SCOPE "\"],\"lifetime\":\"3600s\"}"};
+	jr_buf body;
+	buf_init(&body, GCREDS_MAX_BODY);
+	buf_addlit(&body, "{\"scope\":[\"" SCOPE "\"],\"lifetime\":\"3600s\"");
+	if (delegates && delegates->type == JR_JSON_ARRAY && delegates->n) {
+		buf_addlit(&body, ",\"delegates\":");
+		json_write(&body, delegates);
+	}
+	buf_addc(&body, '}');
+	http_req rq = {.url = url, .headers = hdr, .body = body.data};
 	int rc = token_request(&rq, "accessToken", "expireTime", t, err, errlen);
+	buf_free(&body);
 	free(auth);
 	return rc;
 }
@@ -492,7 +556,7 @@ static int fetch_external(const src *s, tok *t, char *err, size_t errlen)
 		return t->token ? 0 : -1;
 	tok sts = *t;
 	*t = (tok){0};
-	int rc = impersonate(s->impersonation_url, sts.token, t, err, errlen);
+	int rc = impersonate(s->impersonation_url, NULL, sts.token, t, err, errlen);
 	free(sts.token);
 	return rc;
 }
@@ -502,7 +566,7 @@ static int fetch_impersonated(const src *s, tok *t, char *err, size_t errlen)
 	tok inner = {0};
 	if (fetch(s->inner, &inner, err, errlen) < 0)
 		return -1;
-	int rc = impersonate(s->impersonation_url, inner.token, t, err, errlen);
+	int rc = impersonate(s->impersonation_url, s->delegates, inner.token, t, err, errlen);
 	free(inner.token);
 	return rc;
 }
@@ -602,6 +666,7 @@ static int src_impersonated(jr_arena *a, const jr_json *o, const char *path, src
 		snprintf(err, errlen, "credentials file %s: nested impersonation is not supported", path);
 		return -1;
 	}
+	s->delegates = json_get(o, "delegates"); /* the file's tree lives in the arena */
 	s->inner = arena_alloc(a, sizeof *s->inner);
 	return src_from_json(a, in, path, s->inner, err, errlen);
 }
@@ -735,7 +800,7 @@ static int64_t next_due(const jr_gcreds *g, int64_t now)
 
 static void fetch_ended(jr_gcreds *g, tok *t, const char *err)
 {
-	int64_t now = mono_ms();
+	int64_t now = loop_now_ms();
 	pending *p = NULL;
 	char *token = NULL, *error = NULL;
 	int was_failing;
@@ -787,17 +852,17 @@ static void *worker(void *arg)
 	for (;;) {
 		pthread_mutex_lock(&g->mu);
 		for (;;) {
-			int64_t now = mono_ms(), due = next_due(g, now);
+			int64_t now = loop_now_ms(), due = next_due(g, now);
+			if (atomic_load(&stopping)) {
+				pthread_mutex_unlock(&g->mu);
+				return NULL;
+			}
 			if ((g->wanted && !g->failed) || due == 0)
 				break;
 			if (due < 0) {
 				pthread_cond_wait(&g->wake, &g->mu);
 			} else {
-				struct timespec ts;
-				clock_gettime(CLOCK_MONOTONIC, &ts);
-				int64_t ns = ts.tv_nsec + (due % 1000) * 1000000;
-				ts.tv_sec += due / 1000 + ns / 1000000000;
-				ts.tv_nsec = ns % 1000000000;
+				struct timespec ts = abs_time(due);
 				pthread_cond_timedwait(&g->wake, &g->mu, &ts);
 			}
 		}
@@ -805,27 +870,28 @@ static void *worker(void *arg)
 		pthread_mutex_unlock(&g->mu);
 		tok t = {0};
 		char err[400] = "";
+		fetch_deadline = loop_now_ms() + GCREDS_FETCH_MS;
 		if (fetch(&g->s, &t, err, sizeof err) < 0)
 			t.token = NULL;
+		fetch_deadline = 0;
 		fetch_ended(g, &t, err);
 	}
 	return NULL;
 }
 
-/* want_locked: a token is needed: start the worker (first time) and wake it. */
-static void want_locked(jr_gcreds *g)
+/* want_locked: a token is needed: start the worker (first time) and wake it. -1 when it cannot start. */
+static int want_locked(jr_gcreds *g)
 {
 	g->wanted = 1;
 	if (!g->started) {
-		pthread_t th;
-		pthread_attr_t at;
-		pthread_attr_init(&at);
-		pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-		if (pthread_create(&th, &at, worker, g) == 0)
-			g->started = 1;
-		pthread_attr_destroy(&at);
+		if (pthread_create(&g->thread, NULL, worker, g) != 0) {
+			snprintf(g->last_err, sizeof g->last_err, "cannot start the token thread");
+			return -1;
+		}
+		g->started = 1;
 	}
 	pthread_cond_signal(&g->wake);
+	return 0;
 }
 
 /* ---- the gRPC plugin ---- */
@@ -837,7 +903,7 @@ static int plugin_get(void *state, grpc_auth_metadata_context ctx,
 {
 	(void)ctx;
 	jr_gcreds *g = state;
-	int64_t now = mono_ms();
+	int64_t now = loop_now_ms();
 	pthread_mutex_lock(&g->mu);
 	if (valid_locked(g, now)) {
 		if (now >= g->renew_at_ms && !g->fetching)
@@ -848,7 +914,9 @@ static int plugin_get(void *state, grpc_auth_metadata_context ctx,
 		pthread_mutex_unlock(&g->mu);
 		return 1;
 	}
-	if (g->failed && now < g->retry_at_ms) {
+	if ((g->failed && (g->fetching || now < g->retry_at_ms)) || atomic_load(&stopping) ||
+	    want_locked(g) < 0) {
+		/* tokens are failing: answer now rather than wait for a fetch that may hang */
 		*n = 0;
 		*status = GRPC_STATUS_UNAUTHENTICATED;
 		*details = error_text(g);
@@ -860,7 +928,6 @@ static int plugin_get(void *state, grpc_auth_metadata_context ctx,
 	p->user_data = user_data;
 	p->next = g->waiting;
 	g->waiting = p;
-	want_locked(g);
 	pthread_mutex_unlock(&g->mu);
 	return 0;
 }
@@ -974,23 +1041,19 @@ jr_gcreds *gcreds_active(void)
 
 int gcreds_check(jr_gcreds *g, int64_t timeout_ms, char *err, size_t errlen)
 {
-	int64_t end = mono_ms() + timeout_ms;
+	int64_t end = loop_now_ms() + timeout_ms;
 	pthread_mutex_lock(&g->mu);
 	unsigned long seen = g->fetches;
 	int ok;
-	while (!(ok = valid_locked(g, mono_ms()))) {
+	while (!(ok = valid_locked(g, loop_now_ms()))) {
 		if (g->fetches != seen && g->failed)
 			break; /* a fetch asked for after this call began has failed */
-		int64_t left = end - mono_ms();
+		int64_t left = end - loop_now_ms();
 		if (left <= 0)
 			break;
-		if (!g->fetching)
-			want_locked(g);
-		struct timespec ts;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		int64_t ns = ts.tv_nsec + (left % 1000) * 1000000;
-		ts.tv_sec += left / 1000 + ns / 1000000000;
-		ts.tv_nsec = ns % 1000000000;
+		if (!g->fetching && want_locked(g) < 0)
+			break;
+		struct timespec ts = abs_time(left);
 		pthread_cond_timedwait(&g->done, &g->mu, &ts);
 	}
 	if (!ok)
@@ -1024,7 +1087,7 @@ int gcreds_failing(const jr_gcreds *g)
 		return 0;
 	jr_gcreds *m = (jr_gcreds *)g;
 	pthread_mutex_lock(&m->mu);
-	int f = m->failed && !valid_locked(m, mono_ms());
+	int f = m->failed && !valid_locked(m, loop_now_ms());
 	pthread_mutex_unlock(&m->mu);
 	return f;
 }
@@ -1035,7 +1098,7 @@ int64_t gcreds_retry_in_ms(const jr_gcreds *g)
 		return 0;
 	jr_gcreds *m = (jr_gcreds *)g;
 	pthread_mutex_lock(&m->mu);
-	int64_t now = mono_ms();
+	int64_t now = loop_now_ms();
 	int64_t r = m->failed && m->retry_at_ms > now ? m->retry_at_ms - now : 0;
 	pthread_mutex_unlock(&m->mu);
 	return r;
@@ -1043,7 +1106,13 @@ int64_t gcreds_retry_in_ms(const jr_gcreds *g)
 
 int gcreds_call_error(int code, const char *message)
 {
-	return code != 0 && message && strstr(message, ERR_MARK) != NULL;
+	/* the details gRPC core writes for a plugin's failure: its prefix, then the plugin's text */
+	static const char grpc_prefix[] = "Getting metadata from plugin failed with error: ";
+	if (code == 0 || !message)
+		return 0;
+	if (!strncmp(message, grpc_prefix, sizeof grpc_prefix - 1))
+		message += sizeof grpc_prefix - 1;
+	return !strncmp(message, ERR_MARK, sizeof ERR_MARK - 1);
 }
 
 int gcreds_startup_check(int64_t wait_ms)
@@ -1064,4 +1133,31 @@ int gcreds_startup_check(int64_t wait_ms)
 		       g->source, "account", g->account[0] ? g->account : NULL, "quota_project",
 		       g->quota[0] ? g->quota : NULL, NULL);
 	return 0;
+}
+
+void gcreds_shutdown(void)
+{
+	jr_gcreds *g = the_creds;
+	if (!g)
+		return;
+	atomic_store(&stopping, 1);
+	pthread_mutex_lock(&g->mu);
+	pending *p = g->waiting;
+	g->waiting = NULL;
+	int started = g->started;
+	pthread_cond_broadcast(&g->wake);
+	pthread_mutex_unlock(&g->mu);
+	if (started)
+		pthread_join(g->thread, NULL); /* a transfer under way is aborted by on_progress */
+	answer(g, p, NULL, ERR_MARK "jobrelay is shutting down");
+}
+
+void gcreds_token_rejected(jr_gcreds *g)
+{
+	if (!g)
+		return;
+	pthread_mutex_lock(&g->mu);
+	g->valid_until_ms = 0; /* the next call waits for a new token */
+	g->renew_at_ms = 0;
+	pthread_mutex_unlock(&g->mu);
 }

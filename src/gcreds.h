@@ -26,8 +26,10 @@
  * it in the background before then), and while fetches fail retries with
  * backoff (GCREDS_RETRY_MIN_MS doubling to GCREDS_RETRY_MAX_MS) on its own,
  * so readiness returns without traffic. A call made while no valid token is
- * held waits for the fetch under way; while the source is failing it fails
- * at once with UNAUTHENTICATED and a text that gcreds_call_error recognises.
+ * held waits for the fetch under way (one fetch, every request of a source's
+ * chain, has GCREDS_FETCH_MS in all); while the source is failing it fails at
+ * once with a text that gcreds_call_error recognises (gRPC core ends such a
+ * call UNAVAILABLE, "Getting metadata from plugin failed with error: ...").
  */
 #ifndef JR_GCREDS_H
 #define JR_GCREDS_H
@@ -102,5 +104,18 @@ jr_gcreds *gcreds_active(void);
  * failure. 0 (also when no channel uses them), or -1: exit 3.
  */
 int gcreds_startup_check(int64_t wait_ms);
+
+/*
+ * gcreds_shutdown: before grpc_shutdown: stops the token thread (a transfer
+ * under way is aborted) and answers every call still waiting for a token
+ * with an error; later calls fail at once. No-op without credentials.
+ */
+void gcreds_shutdown(void);
+
+/*
+ * gcreds_token_rejected: an API answered UNAUTHENTICATED: the token held is
+ * not handed out again; the next call waits for a new one. NULL is a no-op.
+ */
+void gcreds_token_rejected(jr_gcreds *g);
 
 #endif

@@ -15,6 +15,7 @@
 #include <yaml.h>
 
 #include "config_load.h"
+#include "gcreds.h"
 #include "jobctl.h"
 #include "log.h"
 #include "pull.h"
@@ -205,6 +206,7 @@ static int cmd_jobctl(const globals *g, int argc, char **argv)
 	}
 	grpc_init();
 	int rc = jobctl_main(have ? &c : NULL, argc, argv);
+	gcreds_shutdown();
 	grpc_shutdown();
 	if (have)
 		config_free(&c);
@@ -264,8 +266,10 @@ static int cmd_replay(const globals *g, int argc, char **argv)
 		if (!o.dry_run)
 			grpc_init();
 		rc = replay_run(&c, &o);
-		if (!o.dry_run)
+		if (!o.dry_run) {
+			gcreds_shutdown();
 			grpc_shutdown();
+		}
 	}
 	config_free(&c);
 	return rc;
@@ -307,6 +311,7 @@ static int run_daemon(const globals *g, int (*run)(const jr_config *, const void
 		signals_block();
 		grpc_init();
 		rc = run(&c, o);
+		gcreds_shutdown();
 		grpc_shutdown();
 	}
 	config_free(&c);

@@ -560,6 +560,8 @@ static void call_done(void *arg, int ok)
 		}
 	} else {
 		res.retry_delay_ms = read_retry_info(&k->u.trailing_md, &al);
+		if (res.code == GRPC_STATUS_UNAUTHENTICATED) /* the API refused the token: get another */
+			gcreds_token_rejected(gcreds_active());
 		if (gcreds_call_error(res.code, res.message)) { /* never reached the API */
 			res.has_class = 1;
 			res.cls = JR_ERR_CREDENTIALS;

@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "list.h"
+#include "gcreds.h"
 #include "log.h"
 #include "mem.h"
 #include "metrics.h"
@@ -157,22 +158,31 @@ static void watch_end(watch *w, int code, const char *message, const jr_executio
 
 static void poll_now(void *arg);
 
+/* creds_delay: how long a read refused for want of a token waits: the token source's next try, at least 1 s. */
+static int64_t creds_delay(void)
+{
+	int64_t d = gcreds_retry_in_ms(gcreds_active());
+	return d > 1000 ? d : 1000;
+}
+
 static void on_get(void *arg, const jr_adminres *res)
 {
 	watch *w = arg;
 	flow *f = w->f;
 	w->in_call = 0;
 	const jr_execution *e = res->code == 0 && res->n_execs ? &res->execs[0] : NULL;
+	if (e && runadmin_state_done(e->state)) { /* an answer that came in time counts, closing or not */
+		watch_end(w, 0, "", e);
+		return;
+	}
 	if (f->closing) {
 		watch_end(w, JR_GRPC_CANCELLED, "jobrelay is shutting down", e);
 		return;
 	}
-	if (e && runadmin_state_done(e->state)) {
-		watch_end(w, 0, "", e);
-		return;
-	}
 	int64_t d;
-	if (res->code != 0) {
+	if (gcreds_call_error(res->code, res->message)) {
+		d = creds_delay(); /* no token: the read never left; it costs no attempt */
+	} else if (res->code != 0) {
 		w->errors++;
 		if (res->code == JR_GRPC_INVALID_ARGUMENT ||
 		    ((res->code == JR_GRPC_NOT_FOUND || res->code == JR_GRPC_PERMISSION_DENIED) &&
@@ -351,6 +361,11 @@ static void on_page(void *arg, const jr_adminres *res)
 	if (res->code == JR_GRPC_NOT_FOUND) {
 		/* the job is gone: no execution of it can be this event's */
 		find_end(fd, &r);
+		return;
+	}
+	if (gcreds_call_error(res->code, res->message) && !f->closing) {
+		fd->attempts--; /* no token: the lookup never left; it costs no attempt */
+		fd->timer = loop_timer_add(runapi_loop(f->api), creds_delay(), find_again, fd);
 		return;
 	}
 	if (res->code != 0) {
