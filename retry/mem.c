@@ -1,5 +1,6 @@
 #include "mem.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -316,4 +317,25 @@ char *arena_strndup(jr_arena *a, const char *s, size_t n)
 char *arena_strdup(jr_arena *a, const char *s)
 {
 	return arena_strndup(a, s, strlen(s));
+}
+
+const char BUF_TOO_LARGE[] = "larger than the limit";
+
+int buf_read_file(jr_buf *b, const char *path, const char **why)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f) {
+		*why = strerror(errno);
+		return -1;
+	}
+	char chunk[8192];
+	size_t n;
+	*why = NULL;
+	while (!*why && (n = fread(chunk, 1, sizeof chunk, f)) > 0)
+		if (buf_add(b, chunk, n) < 0)
+			*why = BUF_TOO_LARGE;
+	if (!*why && ferror(f))
+		*why = strerror(errno ? errno : EIO);
+	fclose(f);
+	return *why ? -1 : 0;
 }

@@ -59,6 +59,13 @@ int buf_addc(jr_buf *b, char c);
 int buf_addi(jr_buf *b, long long v);
 /* buf_printf: append formatted text; -1 past max. */
 int buf_printf(jr_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/*
+ * buf_read_file: appends the whole file at path to b. 0, or -1 with *why
+ * (static text): the system's reason ("No such file or directory"), or
+ * BUF_TOO_LARGE (that very pointer) when it would pass b's max.
+ */
+extern const char BUF_TOO_LARGE[];
+int buf_read_file(jr_buf *b, const char *path, const char **why);
 /* buf_take: hands the NUL-terminated content to the caller (never NULL) and empties b. */
 char *buf_take(jr_buf *b);
 

@@ -1252,23 +1252,12 @@ int config_load_string(jr_config *c, const char *name, const char *text, size_t 
 
 int config_load_file(jr_config *c, const char *path, jr_buf *errs)
 {
-	FILE *f = fopen(path, "rb");
 	jr_buf text;
 	buf_init(&text, CONFIG_MAX_BYTES);
-	const char *why = NULL;
-	if (!f) {
-		why = strerror(errno);
-	} else {
-		char chunk[65536];
-		size_t n;
-		while (!why && (n = fread(chunk, 1, sizeof chunk, f)) > 0)
-			if (buf_add(&text, chunk, n) < 0)
-				why = "larger than 16 MiB";
-		if (!why && ferror(f))
-			why = strerror(errno);
-		fclose(f);
-	}
-	if (why) {
+	const char *why;
+	if (buf_read_file(&text, path, &why) < 0) {
+		if (why == BUF_TOO_LARGE)
+			why = "larger than 16 MiB";
 		config_defaults(c);
 		c->path = jr_strdup(path);
 		buf_printf(errs, "%s: cannot read: %s\n", path, why);

@@ -433,21 +433,14 @@ static int fetch_user(const src *s, tok *t, char *err, size_t errlen)
 /* read_file_max: the file at path into b (bounded by b's max); -1 with err. */
 static int read_file_max(const char *what, const char *path, jr_buf *b, char *err, size_t errlen)
 {
-	FILE *f = fopen(path, "rb");
-	if (!f) {
-		snprintf(err, errlen, "%s %s: %s", what, path, strerror(errno));
-		return -1;
-	}
-	char chunk[4096];
-	size_t n;
-	int rc = 0;
-	while (rc == 0 && (n = fread(chunk, 1, sizeof chunk, f)) > 0)
-		if (buf_add(b, chunk, n) < 0) {
-			snprintf(err, errlen, "%s %s: over %zu bytes", what, path, b->max);
-			rc = -1;
-		}
-	fclose(f);
-	return rc;
+	const char *why;
+	if (buf_read_file(b, path, &why) == 0)
+		return 0;
+	if (why == BUF_TOO_LARGE)
+		snprintf(err, errlen, "%s %s: over %zu bytes", what, path, b->max);
+	else
+		snprintf(err, errlen, "%s %s: %s", what, path, why);
+	return -1;
 }
 
 /* subject_raw: the subject token source's bytes (its file, or its URL's answer) into b. */

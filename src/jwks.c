@@ -329,29 +329,15 @@ jr_jwks *jwks_from_json(const char *text, size_t len, char *err, size_t errlen)
 
 jr_jwks *jwks_from_file(const char *path, char *err, size_t errlen)
 {
-	FILE *f = fopen(path, "rb");
-	if (!f) {
-		snprintf(err, errlen, "jwks_file %s: %s", path, strerror(errno));
-		return NULL;
-	}
 	jr_buf b;
 	buf_init(&b, JWKS_MAX_BYTES);
-	char chunk[8192];
-	size_t r;
-	int big = 0;
-	while ((r = fread(chunk, 1, sizeof chunk, f)) > 0)
-		if (buf_add(&b, chunk, r)) {
-			big = 1;
-			break;
-		}
-	int rerr = ferror(f);
-	fclose(f);
+	const char *why;
 	jr_jwks *j = NULL;
 	char perr[200];
-	if (big)
+	if (buf_read_file(&b, path, &why) < 0 && why == BUF_TOO_LARGE)
 		snprintf(err, errlen, "jwks_file %s: larger than %d bytes", path, JWKS_MAX_BYTES);
-	else if (rerr)
-		snprintf(err, errlen, "jwks_file %s: read error", path);
+	else if (why)
+		snprintf(err, errlen, "jwks_file %s: %s", path, why);
 	else if (!(j = jwks_from_json(b.data ? b.data : "", b.len, perr, sizeof perr)))
 		snprintf(err, errlen, "jwks_file %s: %s", path, perr);
 	buf_free(&b);
