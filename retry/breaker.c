@@ -100,6 +100,12 @@ static void window_add(jr_breaker *b, int failed)
 	b->pos = (b->pos + 1) % b->c.window;
 }
 
+void breaker_release(jr_breaker *b, uint32_t ticket)
+{
+	if (ticket == b->epoch && b->state == JR_BREAKER_HALF_OPEN)
+		b->probes_out--; /* the probe's slot goes to the next call */
+}
+
 int breaker_record(jr_breaker *b, int64_t now_ms, uint32_t ticket, int failed)
 {
 	if (ticket != b->epoch || b->state == JR_BREAKER_OPEN)

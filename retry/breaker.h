@@ -65,6 +65,11 @@ jr_breaker_pass breaker_allow(jr_breaker *b, int64_t now_ms);
  * 1 when the state changed (read b->state, b->open_for_ms).
  */
 int breaker_record(jr_breaker *b, int64_t now_ms, uint32_t ticket, int failed);
+/*
+ * breaker_release: a call let through with ticket never reached the job (no
+ * access token): it counts neither way; a half-open probe's slot is freed.
+ */
+void breaker_release(jr_breaker *b, uint32_t ticket);
 /* breaker_failure_rate: failures / calls in the window now (0 when empty). */
 double breaker_failure_rate(const jr_breaker *b);
 /* breaker_remaining_ms: OPEN: ms until it may half-open (>= 0); else 0. */

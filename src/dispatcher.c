@@ -536,6 +536,17 @@ static void breaker_changed(const job_breaker *b)
 	count(m.brk_trans, "job", b->name, "state", breaker_state_name(s));
 }
 
+/* task_breaker_release: t's call never reached the job; it counts neither way for its breaker. */
+static void task_breaker_release(task *t)
+{
+	job_breaker *b = t->brk;
+	if (!b)
+		return;
+	t->brk = NULL;
+	b->refs--;
+	breaker_release(&b->b, t->ticket);
+}
+
 /* task_breaker_result: t's call ended; its result counts for its job's breaker. */
 static void task_breaker_result(task *t, jr_errclass cls, int ok)
 {
@@ -949,8 +960,8 @@ static void on_run_done(void *arg, const jr_runresult *res)
 	} else if (res->code == 0) {
 		task_dispatched(t, res);
 	} else if (res->has_class && res->cls == JR_ERR_CREDENTIALS) {
-		/* the call never reached the API: no execution, no attempt */
-		task_breaker_result(t, JR_ERR_CREDENTIALS, 0);
+		/* the call never reached the API: no execution, no attempt, nothing for the breaker */
+		task_breaker_release(t);
 		count(m.errors, "route", r->name, "class", "credentials");
 		task_hold(t, t->req.name, JR_ERR_CREDENTIALS,
 			  res->retry_delay_ms > CREDS_HOLD_MIN_MS ? res->retry_delay_ms : CREDS_HOLD_MIN_MS);

@@ -195,6 +195,33 @@ static void test_names(void)
 	CU_ASSERT_STRING_EQUAL(breaker_state_name(JR_BREAKER_OPEN), "open");
 }
 
+/* A released call (it never reached the job) counts neither way; a probe's slot is freed. */
+static void test_release(void)
+{
+	jr_breaker b;
+	breaker_init(&b, &conf);
+	/* closed: releases leave the window empty, so min_calls is never reached by them */
+	for (int i = 0; i < 10; i++)
+		breaker_release(&b, breaker_allow(&b, 0).ticket);
+	CU_ASSERT_EQUAL(b.n, 0);
+	open_it(&b, 0);
+	/* half-open: the released probe neither closes nor reopens, and another may go */
+	jr_breaker_pass p = breaker_allow(&b, 1000);
+	CU_ASSERT_TRUE(p.allowed);
+	CU_ASSERT_FALSE(breaker_allow(&b, 1000).allowed);
+	breaker_release(&b, p.ticket);
+	CU_ASSERT_EQUAL(b.state, JR_BREAKER_HALF_OPEN);
+	p = breaker_allow(&b, 1001);
+	CU_ASSERT_TRUE(p.allowed);
+	CU_ASSERT_EQUAL(breaker_record(&b, 1002, p.ticket, 0), 1);
+	CU_ASSERT_EQUAL(b.state, JR_BREAKER_CLOSED);
+	/* a stale ticket's release changes nothing */
+	open_it(&b, 2000);
+	breaker_release(&b, p.ticket);
+	CU_ASSERT_EQUAL(b.state, JR_BREAKER_OPEN);
+	breaker_free(&b);
+}
+
 int main(void)
 {
 	static const cu_test tests[] = {
@@ -205,6 +232,7 @@ int main(void)
 		{"reopen_doubles_up_to_max", test_reopen_doubles_up_to_max},
 		{"several_probes", test_several_probes},
 		{"stale_results_ignored", test_stale_results_ignored},
+		{"release", test_release},
 		{"names", test_names},
 		{NULL, NULL},
 	};
