@@ -14,7 +14,6 @@
  */
 #include "gcreds.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -146,54 +145,12 @@ static int on_progress(void *arg, curl_off_t dt, curl_off_t dn, curl_off_t ut, c
 	return atomic_load(&stopping); /* non-zero aborts the transfer */
 }
 
-/* link_local: h is an IPv4 link-local address (169.254.0.0/16): a cloud's instance metadata. */
-static int link_local(const char *h)
-{
-	unsigned char a[4];
-	return inet_pton(AF_INET, h, a) == 1 && a[0] == 169 && a[1] == 254;
-}
-
-/*
- * url_ok: https, or http when allowed, to a loopback host, or to a
- * link-local one (an instance metadata service, as an external account's
- * url source on Azure); -1 with err. *local: plain http to such a host,
- * which must not go through a proxy.
- */
-static int url_ok(const char *url, int allow_http, int *local, char *err, size_t errlen)
-{
-	CURLU *u = curl_url();
-	char *scheme = NULL, *host = NULL;
-	int rc = -1;
-	if (u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
-	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
-	    curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK) {
-		char h[256];
-		snprintf(h, sizeof h, "%s", host);
-		size_t hl = strlen(h);
-		if (hl > 2 && h[0] == '[' && h[hl - 1] == ']') { /* [::1] */
-			memmove(h, h + 1, hl - 2);
-			h[hl - 2] = '\0';
-		}
-		*local = grpcx_is_loopback(h) || link_local(h);
-		if (!strcmp(scheme, "https") || (!strcmp(scheme, "http") && (allow_http || *local)))
-			rc = 0;
-		else
-			snprintf(err, errlen, "%s: only https:// (http:// to a loopback or link-local host)",
-				 url);
-	} else {
-		snprintf(err, errlen, "%s: not a URL", url);
-	}
-	curl_free(scheme);
-	curl_free(host);
-	curl_url_cleanup(u);
-	return rc;
-}
-
 /* http_do: rq into out (at most GCREDS_MAX_BODY bytes); 0 and *status, or -1 with err. */
 static int http_do(const http_req *rq, jr_buf *out, long *status, char *err, size_t errlen)
 {
-	int local = 0;
-	if (url_ok(rq->url, rq->allow_http, &local, err, errlen) < 0)
+	int plain = 0;
+	if (httpc_url_check("token source", rq->url, rq->allow_http ? HTTPC_HTTP : HTTPC_LINK_LOCAL,
+			    &plain, err, errlen) < 0)
 		return -1;
 	int64_t left = fetch_left_ms();
 	if (left <= 0) {
@@ -202,7 +159,7 @@ static int http_do(const http_req *rq, jr_buf *out, long *status, char *err, siz
 		return -1;
 	}
 	char cerr[CURL_ERROR_SIZE];
-	CURL *c = httpc_easy(rq->url, HTTPC_HTTP | (rq->allow_http || local ? HTTPC_NOPROXY : 0),
+	CURL *c = httpc_easy(rq->url, HTTPC_HTTP | (plain ? HTTPC_NOPROXY : 0),
 			     (long)left, GCREDS_MAX_BODY, cerr);
 	if (!c) {
 		snprintf(err, errlen, "curl_easy_init failed");

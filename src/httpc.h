@@ -7,8 +7,19 @@
 
 #include <curl/curl.h>
 
-#define HTTPC_HTTP 1    /* http:// allowed as well as https:// */
-#define HTTPC_NOPROXY 2 /* never through a proxy (the metadata server) */
+#define HTTPC_HTTP 1       /* http:// allowed as well as https:// (to any host) */
+#define HTTPC_NOPROXY 2    /* never through a proxy (the metadata server) */
+#define HTTPC_LINK_LOCAL 4 /* httpc_url_check: http:// also to a link-local IPv4 host */
+
+/*
+ * httpc_url_check: url may be fetched: https://, or http:// to a loopback
+ * host, to a link-local one with HTTPC_LINK_LOCAL (an instance metadata
+ * service), or to any with HTTPC_HTTP. *plain gets 1 for an http:// URL so
+ * let through (it must not go through a proxy unless HTTPC_HTTP allowed it).
+ * 0, or -1 with err naming what ("jwks_url") and url.
+ */
+int httpc_url_check(const char *what, const char *url, int flags, int *plain, char *err,
+		    size_t errlen);
 
 /*
  * httpc_easy: a new easy handle for url: no redirects, no signals,

@@ -44,7 +44,6 @@
  */
 #include "jwks.h"
 
-#include <arpa/inet.h>
 #include <curl/curl.h>
 #include <errno.h>
 #include <openssl/bn.h>
@@ -563,41 +562,6 @@ static void *refresher(void *arg)
 	return NULL;
 }
 
-static int host_is_loopback(const char *h)
-{
-	unsigned char a[16];
-	if (strcasecmp(h, "localhost") == 0 || strcmp(h, "[::1]") == 0 || strcmp(h, "::1") == 0)
-		return 1;
-	return strncmp(h, "127.", 4) == 0 && inet_pton(AF_INET, h, a) == 1;
-}
-
-/* url_check: 0 when url may be fetched (https, or http to loopback); sets *loopback. */
-static int url_check(const char *url, int *loopback, char *err, size_t errlen)
-{
-	CURLU *u = curl_url();
-	char *scheme = NULL, *host = NULL;
-	int rc = -1;
-	if (!u || curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
-	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK) {
-		snprintf(err, errlen, "jwks_url %s: not a valid URL", url);
-	} else {
-		curl_url_get(u, CURLUPART_HOST, &host, 0); /* file:// has none */
-		*loopback = host && host_is_loopback(host);
-		if (strcmp(scheme, "https") == 0 || (strcmp(scheme, "http") == 0 && *loopback))
-			rc = 0;
-		else if (strcmp(scheme, "http") == 0)
-			snprintf(err, errlen,
-				 "jwks_url %s: http:// is only allowed to a loopback host; use https://",
-				 url);
-		else
-			snprintf(err, errlen, "jwks_url %s: expected an https:// URL", url);
-	}
-	curl_free(scheme);
-	curl_free(host);
-	curl_url_cleanup(u);
-	return rc;
-}
-
 static void curl_init_once(void)
 {
 	curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -609,7 +573,7 @@ jr_jwks *jwks_from_url(const char *url, int64_t now_s, int timeout_ms, char *err
 	static pthread_once_t once = PTHREAD_ONCE_INIT;
 	pthread_once(&once, curl_init_once);
 	int loopback = 0;
-	if (url_check(url, &loopback, err, errlen))
+	if (httpc_url_check("jwks_url", url, 0, &loopback, err, errlen))
 		return NULL;
 	jr_jwks *j = jwks_alloc();
 	j->url = jr_strdup(url);
