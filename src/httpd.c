@@ -100,6 +100,7 @@ struct jr_http_req {
 	size_t header_bytes;
 	jr_buf body;
 	int too_large;
+	int has_body;               /* Content-Length > 0 or chunked */
 	char trace[33];
 	int64_t done_ms;
 	struct MHD_Response *resp;  /* ST_ANSWERED: to queue */
@@ -116,6 +117,7 @@ struct conn_rec {
 	int64_t since_ms;   /* h->mu */
 	int cut;            /* h->mu: the watchdog shut it down */
 	int over_limit;
+	int linger;         /* MHD's thread: answered before the body was read: close lingering */
 	jr_link link;       /* h->mu: in h->conns */
 	jr_http_req req;
 };
@@ -231,9 +233,15 @@ static void set_phase(conn_rec *c, conn_phase p)
 	pthread_mutex_unlock(&c->h->mu);
 }
 
-/* answer_now: queues r on MHD's thread (r is not consumed). */
+/*
+ * answer_now: queues r on MHD's thread (r is not consumed). An answer at the
+ * first call makes MHD close the connection without reading the body; if
+ * there is one, the close lingers.
+ */
 static enum MHD_Result answer_now(jr_http_req *r, unsigned int status, struct MHD_Response *resp)
 {
+	if (r->stage == ST_NEW && r->has_body)
+		r->c->linger = 1;
 	r->stage = ST_DONE;
 	set_phase(r->c, PH_ANSWERING);
 	count_status(status);
@@ -315,6 +323,101 @@ static void find_trace(jr_http_req *r)
 	r->trace[0] = '\0';
 }
 
+/* ---- framing (RFC 9112 §6.1, §6.3, §3.2) ---- */
+
+static int is_tchar(unsigned char ch)
+{
+	return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+	       (ch && strchr("!#$%&'*+-.^_`|~", ch));
+}
+
+static int is_token(const char *s)
+{
+	if (!*s)
+		return 0;
+	for (; *s; s++)
+		if (!is_tchar((unsigned char)*s))
+			return 0;
+	return 1;
+}
+
+/* digits_equal: a and b are both 1*DIGIT with the same value (leading zeros aside). */
+static int digits_equal(const char *a, const char *b)
+{
+	while (*a == '0' && a[1])
+		a++;
+	while (*b == '0' && b[1])
+		b++;
+	return strcmp(a, b) == 0;
+}
+
+static int all_digits(const char *s)
+{
+	return *s && strspn(s, "0123456789") == strlen(s);
+}
+
+/*
+ * te_codings: adds the comma-separated codings of one Transfer-Encoding
+ * value to *n; *chunked_only stays 1 while every coding seen is "chunked".
+ */
+static void te_codings(const char *v, int *n, int *chunked_only)
+{
+	const char *p = v;
+	for (;;) {
+		const char *end = strchr(p, ',');
+		size_t len = end ? (size_t)(end - p) : strlen(p);
+		while (len && (*p == ' ' || *p == '\t'))
+			p++, len--;
+		while (len && (p[len - 1] == ' ' || p[len - 1] == '\t'))
+			len--;
+		if (len) { /* empty list elements are allowed and ignored (RFC 9110 §5.6.1) */
+			(*n)++;
+			if (len != 7 || strncasecmp(p, "chunked", 7) != 0)
+				*chunked_only = 0;
+		}
+		if (!end)
+			break;
+		p = end + 1;
+	}
+}
+
+const char *httpd_framing_error(const char *version, const jr_header *h, size_t n)
+{
+	int http10 = version && strcmp(version, "HTTP/1.0") == 0;
+	int hosts = 0, te_headers = 0, codings = 0, chunked_only = 1;
+	const char *cl = NULL;
+	for (size_t i = 0; i < n; i++) {
+		const char *name = h[i].name, *v = h[i].value ? h[i].value : "";
+		if (!is_token(name))
+			return "invalid header name";
+		if (strcasecmp(name, "host") == 0) {
+			hosts++;
+		} else if (strcasecmp(name, "transfer-encoding") == 0) {
+			te_headers++;
+			te_codings(v, &codings, &chunked_only);
+		} else if (strcasecmp(name, "content-length") == 0) {
+			if (!all_digits(v))
+				return "invalid Content-Length";
+			if (cl && !digits_equal(cl, v))
+				return "conflicting Content-Length headers";
+			cl = v;
+		}
+	}
+	if (hosts > 1)
+		return "more than one Host header";
+	if (!hosts && !http10)
+		return "HTTP/1.1 request without Host";
+	if (te_headers) {
+		if (http10)
+			return "Transfer-Encoding in an HTTP/1.0 request";
+		if (cl)
+			return "both Content-Length and Transfer-Encoding";
+		if (codings != 1 || !chunked_only)
+			return "unsupported Transfer-Encoding (only chunked is)";
+	}
+	return NULL;
+}
+
 /* ---- the access handler (MHD's thread) ---- */
 
 static void deliver(void *arg)
@@ -324,8 +427,25 @@ static void deliver(void *arg)
 	h->o.post(h->o.post_arg, r);
 }
 
+/* refuse_framing: 400 and Connection: close for a request whose body length is ambiguous. */
+static enum MHD_Result refuse_framing(jr_http_req *r, const char *why)
+{
+	log_kv(JR_LOG_WARNING, "HTTP-BAD-FRAMING", "request refused: ambiguous framing, connection closed",
+	       "reason", why, NULL);
+	char msg[128];
+	int len = snprintf(msg, sizeof msg, "bad request: %s\n", why);
+	struct MHD_Response *resp =
+		MHD_create_response_from_buffer((size_t)len, msg, MHD_RESPMEM_MUST_COPY);
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain");
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+	r->has_body = 1; /* unknown: whatever follows is read and dropped */
+	enum MHD_Result rc = answer_now(r, MHD_HTTP_BAD_REQUEST, resp);
+	MHD_destroy_response(resp);
+	return rc;
+}
+
 static enum MHD_Result first_call(jr_httpd *h, jr_http_req *r, const char *url,
-				  const char *method)
+				  const char *method, const char *version)
 {
 	r->method = method;
 	r->path = url;
@@ -334,6 +454,12 @@ static enum MHD_Result first_call(jr_httpd *h, jr_http_req *r, const char *url,
 	r->too_large = 0;
 	r->n_extra = 0;
 	r->resp = NULL;
+	MHD_get_connection_values_n(r->c->conn, MHD_HEADER_KIND, add_header, r);
+	const char *bad = httpd_framing_error(version, r->hdrs, r->n_hdrs);
+	if (bad)
+		return refuse_framing(r, bad);
+	const char *cl = httpd_req_header(r, "content-length");
+	r->has_body = httpd_req_header(r, "transfer-encoding") || (cl && strspn(cl, "0") < strlen(cl));
 	int is_get = strcmp(method, MHD_HTTP_METHOD_GET) == 0 ||
 		     strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
 	if (is_get) {
@@ -352,7 +478,6 @@ static enum MHD_Result first_call(jr_httpd *h, jr_http_req *r, const char *url,
 		       "request refused: connections past max_connections", NULL);
 		return answer_now(r, MHD_HTTP_SERVICE_UNAVAILABLE, h->r503busy);
 	}
-	MHD_get_connection_values_n(r->c->conn, MHD_HEADER_KIND, add_header, r);
 	if (r->header_bytes > h->o.max_header) {
 		char n[32];
 		snprintf(n, sizeof n, "%zu", r->header_bytes);
@@ -360,7 +485,6 @@ static enum MHD_Result first_call(jr_httpd *h, jr_http_req *r, const char *url,
 		       "bytes", n, NULL);
 		return answer_now(r, MHD_HTTP_REQUEST_HEADER_FIELDS_TOO_LARGE, h->r431);
 	}
-	const char *cl = httpd_req_header(r, "content-length");
 	if (cl && strtoull(cl, NULL, 10) > h->o.max_body) {
 		log_kv(JR_LOG_WARNING, "HTTP-BODY-TOO-LARGE", "request refused: Content-Length past the limit",
 		       "content_length", cl, NULL);
@@ -398,7 +522,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 				  const char *method, const char *version, const char *upload,
 				  size_t *upload_size, void **con_cls)
 {
-	(void)version;
 	(void)conn;
 	jr_httpd *h = cls;
 	jr_http_req *r = *con_cls;
@@ -406,7 +529,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		return MHD_NO; /* no request line callback ran: cannot happen */
 	switch (r->stage) {
 	case ST_NEW:
-		return first_call(h, r, url, method);
+		return first_call(h, r, url, method, version);
 	case ST_GET:
 		if (*upload_size) {
 			*upload_size = 0;
