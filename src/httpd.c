@@ -45,6 +45,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -53,6 +54,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -71,6 +74,8 @@
 #define BODY_KEEP_BYTES (64u << 10) /* a connection keeps a body buffer up to this size */
 #define SEND_WAIT_MS 2000           /* httpd_free waits this long for answers to go out */
 #define IDLE_MS 620000              /* a kept-alive connection may wait this long for its next request */
+#define LINGER_QUIET_MS 2000        /* a lingering close ends after this long without data */
+#define LINGER_MIN_BYTES (1u << 20) /* a lingering close reads at most 4 x max_body, at least this */
 
 typedef enum conn_phase {
 	PH_FRESH,    /* connected, no request line yet */
@@ -137,6 +142,16 @@ struct jr_httpd {
 	int closing;          /* mu: httpd_free began; nothing more goes to the loop */
 	jr_timer_id watchdog;
 	int64_t idle_ms;      /* kept-alive connections between requests */
+	struct {
+		int epfd;             /* the lingering sockets, each with a linger_sock as data */
+		pthread_t thread;
+		int started;
+		atomic_int stop;
+		pthread_mutex_t mu;   /* socks, n */
+		jr_link socks;
+		int n, max;
+		size_t max_bytes;
+	} lg;
 	struct MHD_Response *r204, *r404, *r405, *r405get, *r413, *r431, *r503busy, *r503quiet,
 		*rhealth, *rready, *rnotready;
 };
@@ -321,6 +336,146 @@ static void find_trace(jr_http_req *r)
 	if (xc && strlen(xc) >= 32 && (xc[32] == '\0' || xc[32] == '/') && hex32(xc, r->trace) == 0)
 		return;
 	r->trace[0] = '\0';
+}
+
+/*
+ * ---- lingering close (RFC 9112 §9.6; its own thread) ----
+ *
+ * When MHD closes a connection whose client is still sending (an answer
+ * given before the body was read), close() with unread bytes makes the
+ * kernel send a reset, and a client that reads only after sending (Python's
+ * http.client) or whose unread answer the reset discards (Node) loses it.
+ * So MHD's NOTIFY_CLOSED callback, which runs before MHD closes the socket,
+ * keeps a duplicate of it here: its write side is shut (a FIN after the
+ * answer) and what arrives is read and dropped until the client closes,
+ * LINGER_QUIET_MS pass without data, the request timeout passes, or
+ * lg.max_bytes were read; then it is closed. At most lg.max sockets linger;
+ * past that they are closed at once.
+ */
+
+typedef struct linger_sock {
+	int fd;
+	int done;
+	int64_t until_ms, quiet_until_ms;
+	size_t left;
+	jr_link link;   /* lg.mu: in lg.socks */
+} linger_sock;
+
+/* linger_read: reads and drops what is there; marks ls done at the end of the stream. */
+static void linger_read(linger_sock *ls, int64_t now)
+{
+	char scratch[16384];
+	while (!ls->done) {
+		size_t want = ls->left < sizeof scratch ? ls->left : sizeof scratch;
+		ssize_t got = recv(ls->fd, scratch, want, MSG_DONTWAIT);
+		if (got > 0) {
+			ls->left -= (size_t)got;
+			ls->quiet_until_ms = now + LINGER_QUIET_MS;
+			if (!ls->left)
+				ls->done = 1;
+		} else if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+			return;
+		} else {
+			ls->done = 1;
+		}
+	}
+}
+
+static void *linger_main(void *arg)
+{
+	jr_httpd *h = arg;
+	struct epoll_event ev[32];
+	while (!atomic_load(&h->lg.stop)) {
+		int n = epoll_wait(h->lg.epfd, ev, 32, 100);
+		int64_t now = now_ms();
+		for (int i = 0; i < n; i++)
+			linger_read(ev[i].data.ptr, now);
+		pthread_mutex_lock(&h->lg.mu);
+		for (jr_link *l = h->lg.socks.next, *next; l != &h->lg.socks; l = next) {
+			next = l->next;
+			linger_sock *ls = list_item(l, linger_sock, link);
+			if (!ls->done && now < ls->until_ms && now < ls->quiet_until_ms)
+				continue;
+			list_remove(&ls->link);
+			h->lg.n--;
+			epoll_ctl(h->lg.epfd, EPOLL_CTL_DEL, ls->fd, NULL);
+			close(ls->fd);
+			free(ls);
+		}
+		pthread_mutex_unlock(&h->lg.mu);
+	}
+	return NULL;
+}
+
+/* linger_start: the lingering thread; without it (no epoll, no thread) closes are plain. */
+static void linger_start(jr_httpd *h)
+{
+	list_init(&h->lg.socks);
+	pthread_mutex_init(&h->lg.mu, NULL);
+	h->lg.max = h->o.max_connections / 8 > 16 ? h->o.max_connections / 8 : 16;
+	h->lg.max_bytes = h->o.max_body > LINGER_MIN_BYTES / 4 ? 4 * h->o.max_body : LINGER_MIN_BYTES;
+	h->lg.epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (h->lg.epfd >= 0 && pthread_create(&h->lg.thread, NULL, linger_main, h) == 0)
+		h->lg.started = 1;
+}
+
+/* linger_stop: ends the thread and closes every socket still lingering. */
+static void linger_stop(jr_httpd *h)
+{
+	if (h->lg.started) {
+		atomic_store(&h->lg.stop, 1);
+		pthread_join(h->lg.thread, NULL);
+	}
+	while (h->lg.socks.next != &h->lg.socks) {
+		linger_sock *ls = list_item(h->lg.socks.next, linger_sock, link);
+		list_remove(&ls->link);
+		close(ls->fd);
+		free(ls);
+	}
+	if (h->lg.epfd >= 0)
+		close(h->lg.epfd);
+	pthread_mutex_destroy(&h->lg.mu);
+}
+
+/* linger_add: keeps a duplicate of fd (MHD closes its own) for a lingering close. MHD's thread. */
+static void linger_add(jr_httpd *h, int fd)
+{
+	if (!h->lg.started)
+		return;
+	pthread_mutex_lock(&h->lg.mu);
+	int full = h->lg.n >= h->lg.max;
+	if (!full)
+		h->lg.n++;
+	pthread_mutex_unlock(&h->lg.mu);
+	if (full)
+		return;
+	linger_sock *ls = jr_calloc(1, sizeof *ls);
+	ls->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	int64_t now = now_ms();
+	ls->until_ms = now + h->o.conn_timeout_ms;
+	ls->quiet_until_ms = now + LINGER_QUIET_MS;
+	ls->left = h->lg.max_bytes;
+	struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.ptr = ls};
+	if (ls->fd < 0 || shutdown(ls->fd, SHUT_WR) != 0 ||
+	    epoll_ctl(h->lg.epfd, EPOLL_CTL_ADD, ls->fd, &ev) != 0) {
+		if (ls->fd >= 0)
+			close(ls->fd);
+		free(ls);
+		pthread_mutex_lock(&h->lg.mu);
+		h->lg.n--;
+		pthread_mutex_unlock(&h->lg.mu);
+		return;
+	}
+	pthread_mutex_lock(&h->lg.mu);
+	list_append(&h->lg.socks, &ls->link);
+	pthread_mutex_unlock(&h->lg.mu);
+}
+
+/* unread_bytes: whether the client sent bytes not yet read (a close now would reset). */
+static int unread_bytes(int fd)
+{
+	int n = 0;
+	return ioctl(fd, FIONREAD, &n) == 0 && n > 0;
 }
 
 /* ---- framing (RFC 9112 §6.1, §6.3, §3.2) ---- */
@@ -632,7 +787,10 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
 	pthread_mutex_lock(&h->mu);
 	list_remove(&c->link);
 	h->n_conns--;
+	int lingering = !h->closing && !c->cut && c->fd >= 0 && (c->linger || unread_bytes(c->fd));
 	pthread_mutex_unlock(&h->mu);
+	if (lingering)
+		linger_add(h, c->fd);
 	buf_free(&c->req.body);
 	free(c->req.hdrs);
 	free(c);
@@ -749,6 +907,7 @@ jr_httpd *httpd_start(jr_loop *l, const jr_httpd_opts *o, char *err, size_t errl
 	pthread_mutex_init(&h->mu, NULL);
 	pthread_cond_init(&h->sent, NULL);
 	make_static_responses(h);
+	linger_start(h);
 	h->idle_ms = h->o.conn_timeout_ms > IDLE_MS ? h->o.conn_timeout_ms : IDLE_MS;
 	unsigned int idle_s = (unsigned int)((h->idle_ms + 999) / 1000);
 	h->d = MHD_start_daemon(
@@ -771,6 +930,7 @@ jr_httpd *httpd_start(jr_loop *l, const jr_httpd_opts *o, char *err, size_t errl
 		snprintf(err, errlen, "cannot listen on %s:%d: %s", bind, o->port,
 			 errno ? strerror(errno) : "libmicrohttpd refused to start");
 		free_static_responses(h);
+		linger_stop(h);
 		pthread_cond_destroy(&h->sent);
 		pthread_mutex_destroy(&h->mu);
 		free(h);
@@ -898,6 +1058,7 @@ void httpd_free(jr_httpd *h)
 			break;
 	pthread_mutex_unlock(&h->mu);
 	MHD_stop_daemon(h->d);
+	linger_stop(h);
 	fold_counts();
 	free_static_responses(h);
 	pthread_cond_destroy(&h->sent);
