@@ -749,6 +749,12 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	r->c->phase = PH_IDLE;
 	r->c->since_ms = now_ms();
 	pthread_mutex_unlock(&h->mu);
+	if (r->resp) {
+		/* answered on the loop, but MHD ended the request (the client half-closed) unqueued */
+		if (r->resp != h->r204)
+			MHD_destroy_response(r->resp);
+		r->resp = NULL;
+	}
 	for (int i = 0; i < r->n_extra; i++) {
 		free(r->extra[i][0]);
 		free(r->extra[i][1]);
