@@ -32,6 +32,16 @@
  * the same mutex, runs before MHD closes the descriptor; MHD then sees the
  * end of the stream and cleans up on its own thread.
  *
+ * Framing. Before anything else, the first call of the access handler checks
+ * the request's version and headers (httpd_framing_error): a request whose
+ * body length is ambiguous gets 400 and MHD closes the connection, so no
+ * byte after its head is ever read as a request.
+ *
+ * Lingering close. An answer queued at that first call makes MHD close the
+ * connection without reading the body; closing a socket with unread bytes
+ * resets it, and the client may lose the answer. So such connections, and
+ * any closed with bytes unread, are handed to a lingering thread (below).
+ *
  * Connection count. MHD stops accepting at its hard limit (the kernel's
  * backlog holds the rest), so that limit is set a little above
  * max_connections, and a request on a connection past max_connections gets
@@ -361,11 +371,14 @@ typedef struct linger_sock {
 	jr_link link;   /* lg.mu: in lg.socks */
 } linger_sock;
 
-/* linger_read: reads and drops what is there; marks ls done at the end of the stream. */
+/*
+ * linger_read: reads and drops up to 64 KiB (epoll reports the rest again);
+ * marks ls done at the end of the stream or of its byte budget.
+ */
 static void linger_read(linger_sock *ls, int64_t now)
 {
 	char scratch[16384];
-	while (!ls->done) {
+	for (int i = 0; i < 4 && !ls->done; i++) {
 		size_t want = ls->left < sizeof scratch ? ls->left : sizeof scratch;
 		ssize_t got = recv(ls->fd, scratch, want, MSG_DONTWAIT);
 		if (got > 0) {
@@ -388,9 +401,10 @@ static void *linger_main(void *arg)
 	while (!atomic_load(&h->lg.stop)) {
 		int n = epoll_wait(h->lg.epfd, ev, 32, 100);
 		int64_t now = now_ms();
+		/* under mu: a socket is added to epoll and the list in one critical section */
+		pthread_mutex_lock(&h->lg.mu);
 		for (int i = 0; i < n; i++)
 			linger_read(ev[i].data.ptr, now);
-		pthread_mutex_lock(&h->lg.mu);
 		for (jr_link *l = h->lg.socks.next, *next; l != &h->lg.socks; l = next) {
 			next = l->next;
 			linger_sock *ls = list_item(l, linger_sock, link);
@@ -456,19 +470,20 @@ static void linger_add(jr_httpd *h, int fd)
 	ls->quiet_until_ms = now + LINGER_QUIET_MS;
 	ls->left = h->lg.max_bytes;
 	struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.ptr = ls};
-	if (ls->fd < 0 || shutdown(ls->fd, SHUT_WR) != 0 ||
-	    epoll_ctl(h->lg.epfd, EPOLL_CTL_ADD, ls->fd, &ev) != 0) {
+	pthread_mutex_lock(&h->lg.mu);
+	if (ls->fd >= 0 && shutdown(ls->fd, SHUT_WR) == 0 &&
+	    epoll_ctl(h->lg.epfd, EPOLL_CTL_ADD, ls->fd, &ev) == 0) {
+		list_append(&h->lg.socks, &ls->link);
+		ls = NULL;
+	} else {
+		h->lg.n--;
+	}
+	pthread_mutex_unlock(&h->lg.mu);
+	if (ls) {
 		if (ls->fd >= 0)
 			close(ls->fd);
 		free(ls);
-		pthread_mutex_lock(&h->lg.mu);
-		h->lg.n--;
-		pthread_mutex_unlock(&h->lg.mu);
-		return;
 	}
-	pthread_mutex_lock(&h->lg.mu);
-	list_append(&h->lg.socks, &ls->link);
-	pthread_mutex_unlock(&h->lg.mu);
 }
 
 /* unread_bytes: whether the client sent bytes not yet read (a close now would reset). */
