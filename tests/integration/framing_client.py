@@ -8,6 +8,9 @@ with a FAIL line on the first unmet expectation.
                         each of CONTROLS is answered 204
   big PORT BYTES TIMES  POSTs BYTES with http.client, TIMES times, each on a
                         new connection; every one reads 413
+  flood PORT MAX        declares a 1 GiB body and sends it as fast as it can: the
+                        server must end the connection before MAX bytes were sent
+                        (its lingering close is bounded)
 """
 import http.client
 import re
@@ -153,12 +156,31 @@ def check_big(port, size, times):
     print("ok: http.client read the 413 %d of %d times" % (times, times))
 
 
+def check_flood(port, most):
+    s = socket.create_connection(("127.0.0.1", port), timeout=DEADLINE_S)
+    s.sendall(head("flood", "Content-Length: %d" % (1 << 30)))
+    chunk = b"\0" * (1 << 20)
+    sent = 0
+    try:
+        while sent < 2 * most:
+            sent += s.send(chunk)
+    except OSError:
+        pass
+    finally:
+        s.close()
+    if sent >= most:
+        fail("the server still read after %d bytes of a refused body (bound %d)" % (sent, most))
+    print("ok: a refused 1 GiB body was cut after %d MiB" % (sent >> 20))
+
+
 def main():
     port, check = int(sys.argv[1]), sys.argv[2]
     if check == "framing":
         check_framing(port)
     elif check == "big":
         check_big(port, int(sys.argv[3]), int(sys.argv[4]))
+    elif check == "flood":
+        check_flood(port, int(sys.argv[3]))
     else:
         fail("unknown check " + check)
 

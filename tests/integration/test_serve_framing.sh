@@ -7,7 +7,8 @@
 # once, and the connection is closed, so bytes after them are never read as
 # a second request: nothing of them reaches the Run API. Then the lingering
 # close: 20 MiB POSTs from Python's http.client and from Node's http read
-# their 413 rather than a reset. The daemon serves after each.
+# their 413 rather than a reset, and a client that goes on sending is cut
+# after the lingering close's byte bound. The daemon serves after each.
 # shellcheck source=tests/integration/serve_lib.sh
 . "$(dirname "$0")/serve_lib.sh"
 
@@ -58,6 +59,10 @@ expect(!records().some((x) => /^big-/.test(env(x).CE_ID)), "nothing of the overs
 '
 echo "ok: node:http read the 413 3 of 3 times"
 alive "oversized bodies"
+
+echo "== the lingering close is bounded: it reads 4 x event_bytes (40 MiB) at most"
+$FRAMING "$SERVE_PORT" flood $((128 << 20)) # 40 MiB read, plus what socket buffers hold (tcp_rmem may reach 32 MiB)
+alive "a flood after a 413"
 
 stop_serve TERM
 assert_eq "$SERVE_RC" 0 "exit code after SIGTERM"
