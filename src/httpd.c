@@ -35,6 +35,16 @@
  * mutex, runs before MHD closes the descriptor; MHD then sees the end of
  * the stream and cleans up on its own thread.
  *
+ * Framing. Before anything else, the first call of the access handler checks
+ * the request's version and headers (httpd_framing_error): a request whose
+ * body length is ambiguous gets 400 and MHD closes the connection, so no
+ * byte after its head is ever read as a request.
+ *
+ * Lingering close. An answer queued at that first call makes MHD close the
+ * connection without reading the body; closing a socket with unread bytes
+ * resets it, and the client may lose the answer. So such connections, and
+ * any closed with bytes unread, are handed to a lingering thread (below).
+ *
  * Connection count. MHD stops accepting at its hard limit (the kernel's
  * backlog holds the rest), so that limit is set a little above
  * max_connections. A connection arriving past max_connections first shuts
@@ -66,6 +76,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <malloc.h>
+#include <fcntl.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <linux/tcp.h> /* struct tcp_info with tcpi_bytes_received */
@@ -75,6 +86,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -97,6 +110,8 @@
 #define TRIM_MARK (8u << 20)        /* in-flight bytes past which a fall is followed by malloc_trim */
 #define FRESH_EVICT_MS 1000         /* a new connection silent this long may be closed for another */
 #define CHUNK_HOLD_MIN (64u << 10)  /* a chunked body is counted in steps of at least this */
+#define LINGER_QUIET_MS 2000        /* a lingering close ends after this long without data */
+#define LINGER_MIN_BYTES (1u << 20) /* a lingering close reads at most 4 x max_body, at least this */
 
 typedef enum conn_phase {
 	PH_FRESH,    /* connected, no request line yet */
@@ -130,6 +145,7 @@ struct jr_http_req {
 	size_t held;                /* bytes counted against max_inflight for this request */
 	size_t body_held;           /* of them, for the body (as many again are the allowance) */
 	size_t allow;               /* counted for what the handler decodes, not yet claimed */
+	int has_body;               /* Content-Length > 0 or chunked */
 	char trace[33];
 	int64_t done_ms;
 	struct MHD_Response *resp;  /* ST_ANSWERED: to queue */
@@ -147,6 +163,7 @@ struct conn_rec {
 	uint64_t rx_mark;   /* h->mu: bytes received from the client when its wait began */
 	int cut;            /* h->mu: shut down by the watchdog or for a new connection */
 	int over_limit;
+	int linger;         /* MHD's thread: answered before the body was read: close lingering */
 	jr_link link;       /* h->mu: in h->conns */
 	jr_http_req req;
 };
@@ -169,6 +186,16 @@ struct jr_httpd {
 	atomic_int quiesced;
 	int closing;          /* mu: httpd_free began; nothing more goes to the loop */
 	jr_timer_id watchdog;
+	struct {
+		int epfd;             /* the lingering sockets, each with a linger_sock as data */
+		pthread_t thread;
+		int started;
+		atomic_int stop;
+		pthread_mutex_t mu;   /* socks, n */
+		jr_link socks;
+		int n, max;
+		size_t max_bytes;
+	} lg;
 	struct MHD_Response *r204, *r404, *r405, *r405get, *r413, *r431, *r503busy, *r503quiet,
 		*r503mem, *rhealth, *rready, *rnotready;
 };
@@ -305,9 +332,15 @@ static void drop_body(jr_httpd *h, jr_http_req *r)
 	release(h, r);
 }
 
-/* answer_now: queues r on MHD's thread (r is not consumed). */
+/*
+ * answer_now: queues r on MHD's thread (r is not consumed). An answer at the
+ * first call makes MHD close the connection without reading the body; if
+ * there is one, the close lingers.
+ */
 static enum MHD_Result answer_now(jr_http_req *r, unsigned int status, struct MHD_Response *resp)
 {
+	if (r->stage == ST_NEW && r->has_body)
+		r->c->linger = 1;
 	r->stage = ST_DONE;
 	set_phase(r->c, PH_ANSWERING);
 	count_status(status);
@@ -389,6 +422,246 @@ static void find_trace(jr_http_req *r)
 	r->trace[0] = '\0';
 }
 
+/*
+ * ---- lingering close (RFC 9112 §9.6; its own thread) ----
+ *
+ * When MHD closes a connection whose client is still sending (an answer
+ * given before the body was read), close() with unread bytes makes the
+ * kernel send a reset, and a client that reads only after sending (Python's
+ * http.client) or whose unread answer the reset discards (Node) loses it.
+ * So MHD's NOTIFY_CLOSED callback, which runs before MHD closes the socket,
+ * keeps a duplicate of it here: its write side is shut (a FIN after the
+ * answer) and what arrives is read and dropped until the client closes,
+ * LINGER_QUIET_MS pass without data, the request timeout passes, or
+ * lg.max_bytes were read; then it is closed. At most lg.max sockets linger;
+ * past that they are closed at once.
+ */
+
+typedef struct linger_sock {
+	int fd;
+	int done;
+	int64_t until_ms, quiet_until_ms;
+	size_t left;
+	jr_link link;   /* lg.mu: in lg.socks */
+} linger_sock;
+
+/*
+ * linger_read: reads and drops up to 64 KiB (epoll reports the rest again);
+ * marks ls done at the end of the stream or of its byte budget.
+ */
+static void linger_read(linger_sock *ls, int64_t now)
+{
+	char scratch[16384];
+	for (int i = 0; i < 4 && !ls->done; i++) {
+		size_t want = ls->left < sizeof scratch ? ls->left : sizeof scratch;
+		ssize_t got = recv(ls->fd, scratch, want, MSG_DONTWAIT);
+		if (got > 0) {
+			ls->left -= (size_t)got;
+			ls->quiet_until_ms = now + LINGER_QUIET_MS;
+			if (!ls->left)
+				ls->done = 1;
+		} else if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+			return;
+		} else {
+			ls->done = 1;
+		}
+	}
+}
+
+static void *linger_main(void *arg)
+{
+	jr_httpd *h = arg;
+	struct epoll_event ev[32];
+	while (!atomic_load(&h->lg.stop)) {
+		int n = epoll_wait(h->lg.epfd, ev, 32, 100);
+		int64_t now = now_ms();
+		/* under mu: a socket is added to epoll and the list in one critical section */
+		pthread_mutex_lock(&h->lg.mu);
+		for (int i = 0; i < n; i++)
+			linger_read(ev[i].data.ptr, now);
+		for (jr_link *l = h->lg.socks.next, *next; l != &h->lg.socks; l = next) {
+			next = l->next;
+			linger_sock *ls = list_item(l, linger_sock, link);
+			if (!ls->done && now < ls->until_ms && now < ls->quiet_until_ms)
+				continue;
+			list_remove(&ls->link);
+			h->lg.n--;
+			epoll_ctl(h->lg.epfd, EPOLL_CTL_DEL, ls->fd, NULL);
+			close(ls->fd);
+			free(ls);
+		}
+		pthread_mutex_unlock(&h->lg.mu);
+	}
+	return NULL;
+}
+
+/* linger_start: the lingering thread; without it (no epoll, no thread) closes are plain. */
+static void linger_start(jr_httpd *h)
+{
+	list_init(&h->lg.socks);
+	pthread_mutex_init(&h->lg.mu, NULL);
+	h->lg.max = h->o.max_connections / 8 > 16 ? h->o.max_connections / 8 : 16;
+	h->lg.max_bytes = h->o.max_body > LINGER_MIN_BYTES / 4 ? 4 * h->o.max_body : LINGER_MIN_BYTES;
+	h->lg.epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (h->lg.epfd >= 0 && pthread_create(&h->lg.thread, NULL, linger_main, h) == 0)
+		h->lg.started = 1;
+}
+
+/* linger_stop: ends the thread and closes every socket still lingering. */
+static void linger_stop(jr_httpd *h)
+{
+	if (h->lg.started) {
+		atomic_store(&h->lg.stop, 1);
+		pthread_join(h->lg.thread, NULL);
+	}
+	while (h->lg.socks.next != &h->lg.socks) {
+		linger_sock *ls = list_item(h->lg.socks.next, linger_sock, link);
+		list_remove(&ls->link);
+		close(ls->fd);
+		free(ls);
+	}
+	if (h->lg.epfd >= 0)
+		close(h->lg.epfd);
+	pthread_mutex_destroy(&h->lg.mu);
+}
+
+/* linger_add: keeps a duplicate of fd (MHD closes its own) for a lingering close. MHD's thread. */
+static void linger_add(jr_httpd *h, int fd)
+{
+	if (!h->lg.started)
+		return;
+	pthread_mutex_lock(&h->lg.mu);
+	int full = h->lg.n >= h->lg.max;
+	if (!full)
+		h->lg.n++;
+	pthread_mutex_unlock(&h->lg.mu);
+	if (full)
+		return;
+	linger_sock *ls = jr_calloc(1, sizeof *ls);
+	ls->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	int64_t now = now_ms();
+	ls->until_ms = now + h->o.conn_timeout_ms;
+	ls->quiet_until_ms = now + LINGER_QUIET_MS;
+	ls->left = h->lg.max_bytes;
+	struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.ptr = ls};
+	pthread_mutex_lock(&h->lg.mu);
+	if (ls->fd >= 0 && shutdown(ls->fd, SHUT_WR) == 0 &&
+	    epoll_ctl(h->lg.epfd, EPOLL_CTL_ADD, ls->fd, &ev) == 0) {
+		list_append(&h->lg.socks, &ls->link);
+		ls = NULL;
+	} else {
+		h->lg.n--;
+	}
+	pthread_mutex_unlock(&h->lg.mu);
+	if (ls) {
+		if (ls->fd >= 0)
+			close(ls->fd);
+		free(ls);
+	}
+}
+
+/* unread_bytes: whether the client sent bytes not yet read (a close now would reset). */
+static int unread_bytes(int fd)
+{
+	int n = 0;
+	return ioctl(fd, FIONREAD, &n) == 0 && n > 0;
+}
+
+/* ---- framing (RFC 9112 §6.1, §6.3, §3.2) ---- */
+
+static int is_tchar(unsigned char ch)
+{
+	return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+	       (ch && strchr("!#$%&'*+-.^_`|~", ch));
+}
+
+static int is_token(const char *s)
+{
+	if (!*s)
+		return 0;
+	for (; *s; s++)
+		if (!is_tchar((unsigned char)*s))
+			return 0;
+	return 1;
+}
+
+/* digits_equal: a and b are both 1*DIGIT with the same value (leading zeros aside). */
+static int digits_equal(const char *a, const char *b)
+{
+	while (*a == '0' && a[1])
+		a++;
+	while (*b == '0' && b[1])
+		b++;
+	return strcmp(a, b) == 0;
+}
+
+static int all_digits(const char *s)
+{
+	return *s && strspn(s, "0123456789") == strlen(s);
+}
+
+/*
+ * te_codings: adds the comma-separated codings of one Transfer-Encoding
+ * value to *n; *chunked_only stays 1 while every coding seen is "chunked".
+ */
+static void te_codings(const char *v, int *n, int *chunked_only)
+{
+	const char *p = v;
+	for (;;) {
+		const char *end = strchr(p, ',');
+		size_t len = end ? (size_t)(end - p) : strlen(p);
+		while (len && (*p == ' ' || *p == '\t'))
+			p++, len--;
+		while (len && (p[len - 1] == ' ' || p[len - 1] == '\t'))
+			len--;
+		if (len) { /* empty list elements are allowed and ignored (RFC 9110 §5.6.1) */
+			(*n)++;
+			if (len != 7 || strncasecmp(p, "chunked", 7) != 0)
+				*chunked_only = 0;
+		}
+		if (!end)
+			break;
+		p = end + 1;
+	}
+}
+
+const char *httpd_framing_error(const char *version, const jr_header *h, size_t n)
+{
+	int http10 = version && strcmp(version, "HTTP/1.0") == 0;
+	int hosts = 0, te_headers = 0, codings = 0, chunked_only = 1;
+	const char *cl = NULL;
+	for (size_t i = 0; i < n; i++) {
+		const char *name = h[i].name, *v = h[i].value ? h[i].value : "";
+		if (!is_token(name))
+			return "invalid header name";
+		if (strcasecmp(name, "host") == 0) {
+			hosts++;
+		} else if (strcasecmp(name, "transfer-encoding") == 0) {
+			te_headers++;
+			te_codings(v, &codings, &chunked_only);
+		} else if (strcasecmp(name, "content-length") == 0) {
+			if (!all_digits(v))
+				return "invalid Content-Length";
+			if (cl && !digits_equal(cl, v))
+				return "conflicting Content-Length headers";
+			cl = v;
+		}
+	}
+	if (hosts > 1)
+		return "more than one Host header";
+	if (!hosts && !http10)
+		return "HTTP/1.1 request without Host";
+	if (te_headers) {
+		if (http10)
+			return "Transfer-Encoding in an HTTP/1.0 request";
+		if (cl)
+			return "both Content-Length and Transfer-Encoding";
+		if (codings != 1 || !chunked_only)
+			return "unsupported Transfer-Encoding (only chunked is)";
+	}
+	return NULL;
+}
+
 /* ---- the access handler (MHD's thread) ---- */
 
 static void deliver(void *arg)
@@ -410,6 +683,23 @@ static enum MHD_Result answer_text(jr_http_req *r, unsigned int status, const ch
 	return rc;
 }
 
+/* refuse_framing: 400 and Connection: close for a request whose body length is ambiguous. */
+static enum MHD_Result refuse_framing(jr_http_req *r, const char *why)
+{
+	log_kv(JR_LOG_WARNING, "HTTP-BAD-FRAMING", "request refused: ambiguous framing, connection closed",
+	       "reason", why, NULL);
+	char msg[128];
+	int len = snprintf(msg, sizeof msg, "bad request: %s\n", why);
+	struct MHD_Response *resp =
+		MHD_create_response_from_buffer((size_t)len, msg, MHD_RESPMEM_MUST_COPY);
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain");
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+	r->has_body = 1; /* unknown: whatever follows is read and dropped */
+	enum MHD_Result rc = answer_now(r, MHD_HTTP_BAD_REQUEST, resp);
+	MHD_destroy_response(resp);
+	return rc;
+}
+
 /* refuse_busy: 503 for a request whose body would pass max_inflight. */
 static enum MHD_Result refuse_busy(jr_httpd *h, jr_http_req *r)
 {
@@ -422,7 +712,7 @@ static enum MHD_Result refuse_busy(jr_httpd *h, jr_http_req *r)
 }
 
 static enum MHD_Result first_call(jr_httpd *h, jr_http_req *r, const char *url,
-				  const char *method)
+				  const char *method, const char *version)
 {
 	r->method = method;
 	r->path = url;
@@ -431,6 +721,12 @@ static enum MHD_Result first_call(jr_httpd *h, jr_http_req *r, const char *url,
 	r->too_large = 0;
 	r->n_extra = 0;
 	r->resp = NULL;
+	MHD_get_connection_values_n(r->c->conn, MHD_HEADER_KIND, add_header, r);
+	const char *bad = httpd_framing_error(version, r->hdrs, r->n_hdrs);
+	if (bad)
+		return refuse_framing(r, bad);
+	const char *cl = httpd_req_header(r, "content-length");
+	r->has_body = httpd_req_header(r, "transfer-encoding") || (cl && strspn(cl, "0") < strlen(cl));
 	int is_get = strcmp(method, MHD_HTTP_METHOD_GET) == 0 ||
 		     strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
 	if (is_get) {
@@ -449,7 +745,6 @@ static enum MHD_Result first_call(jr_httpd *h, jr_http_req *r, const char *url,
 		       "request refused: connections past max_connections", NULL);
 		return answer_now(r, MHD_HTTP_SERVICE_UNAVAILABLE, h->r503busy);
 	}
-	MHD_get_connection_values_n(r->c->conn, MHD_HEADER_KIND, add_header, r);
 	if (r->header_bytes > h->o.max_header) {
 		char n[32];
 		snprintf(n, sizeof n, "%zu", r->header_bytes);
@@ -465,7 +760,6 @@ static enum MHD_Result first_call(jr_httpd *h, jr_http_req *r, const char *url,
 		if (st)
 			return answer_text(r, st >= 400 && st <= 599 ? (unsigned int)st : 500, text);
 	}
-	const char *cl = httpd_req_header(r, "content-length");
 	if (cl && strtoull(cl, NULL, 10) > h->o.max_body) {
 		log_kv(JR_LOG_WARNING, "HTTP-BODY-TOO-LARGE", "request refused: Content-Length past the limit",
 		       "content_length", cl, NULL);
@@ -543,7 +837,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 				  const char *method, const char *version, const char *upload,
 				  size_t *upload_size, void **con_cls)
 {
-	(void)version;
 	(void)conn;
 	jr_httpd *h = cls;
 	jr_http_req *r = *con_cls;
@@ -551,7 +844,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		return MHD_NO; /* no request line callback ran: cannot happen */
 	switch (r->stage) {
 	case ST_NEW:
-		return first_call(h, r, url, method);
+		return first_call(h, r, url, method, version);
 	case ST_GET:
 		if (*upload_size) {
 			*upload_size = 0;
@@ -679,6 +972,12 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	r->c->since_ms = now_ms();
 	make_room(h, r->c->since_ms); /* past the limit, an idle connection goes at once */
 	pthread_mutex_unlock(&h->mu);
+	if (r->resp) {
+		/* answered on the loop, but MHD ended the request (the client half-closed) unqueued */
+		if (r->resp != h->r204)
+			MHD_destroy_response(r->resp);
+		r->resp = NULL;
+	}
 	for (int i = 0; i < r->n_extra; i++) {
 		free(r->extra[i][0]);
 		free(r->extra[i][1]);
@@ -720,8 +1019,11 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
 	h->n_conns--;
 	if (c->cut)
 		h->n_cut--;
+	int lingering = !h->closing && !c->cut && c->fd >= 0 && (c->linger || unread_bytes(c->fd));
 	pthread_mutex_unlock(&h->mu);
 	release(h, &c->req);
+	if (lingering)
+		linger_add(h, c->fd);
 	buf_free(&c->req.body);
 	free(c->req.hdrs);
 	free(c);
@@ -881,6 +1183,7 @@ jr_httpd *httpd_start(jr_loop *l, const jr_httpd_opts *o, char *err, size_t errl
 	pthread_mutex_init(&h->mu, NULL);
 	pthread_cond_init(&h->sent, NULL);
 	make_static_responses(h);
+	linger_start(h);
 	/* MHD's idle timeout is a backstop: the watchdog cuts connections before it */
 	int64_t backstop_ms = h->o.idle_timeout_ms > h->o.conn_timeout_ms ? h->o.idle_timeout_ms
 									   : h->o.conn_timeout_ms;
@@ -905,6 +1208,7 @@ jr_httpd *httpd_start(jr_loop *l, const jr_httpd_opts *o, char *err, size_t errl
 		snprintf(err, errlen, "cannot listen on %s:%d: %s", bind, o->port,
 			 errno ? strerror(errno) : "libmicrohttpd refused to start");
 		free_static_responses(h);
+		linger_stop(h);
 		pthread_cond_destroy(&h->sent);
 		pthread_mutex_destroy(&h->mu);
 		free(h);
@@ -1043,6 +1347,7 @@ void httpd_free(jr_httpd *h)
 			break;
 	pthread_mutex_unlock(&h->mu);
 	MHD_stop_daemon(h->d);
+	linger_stop(h);
 	fold_counts();
 	free_static_responses(h);
 	pthread_cond_destroy(&h->sent);

@@ -9,6 +9,13 @@
  * callback) answers with exactly one httpd_respond, which resumes the
  * connection. No thread blocks per request.
  *
+ * Framing: a request whose body length is ambiguous (httpd_framing_error)
+ * gets 400 and its connection is closed. A connection closed after an
+ * answer given before its request's body was read (400, 405, 413, 503...)
+ * is closed lingering: its write side is shut and what the client still
+ * sends is read and dropped, for a bounded time and byte count, so the
+ * client reads the answer instead of a reset.
+ *
  * Limits: a body past max_body gets 413, request headers past max_header
  * get 431, a request on a connection past max_connections gets 503 (the
  * others go on), and a request that does not arrive in full within
@@ -74,6 +81,19 @@ typedef struct jr_httpd_opts {
 jr_httpd *httpd_start(jr_loop *l, const jr_httpd_opts *o, char *err, size_t errlen);
 /* httpd_port: the bound port (useful after port 0). */
 int httpd_port(const jr_httpd *h);
+
+/*
+ * httpd_framing_error: checks the framing of a request per RFC 9112, from
+ * its HTTP version ("HTTP/1.0", "HTTP/1.1"; NULL counts as 1.1) and its
+ * headers in arrival order (duplicates kept). Returns NULL when the body
+ * length is unambiguous, else a static reason; the server then answers 400
+ * and closes the connection. Refused: a header name that is not a token
+ * (whitespace before the colon, say); both Content-Length and
+ * Transfer-Encoding; Content-Lengths that are not digits or differ;
+ * a Transfer-Encoding other than a single `chunked`, or any in HTTP/1.0;
+ * an HTTP/1.1 request without Host, or any with more than one. Pure.
+ */
+const char *httpd_framing_error(const char *version, const jr_header *h, size_t n);
 
 /* httpd_req_method / httpd_req_path: "POST", "/"; valid until httpd_respond. */
 const char *httpd_req_method(const jr_http_req *r);
