@@ -39,11 +39,9 @@
 
 #include <grpc/grpc_security.h>
 
-#define GCREDS_FETCH_MS 10000      /* one token request, connect to answer */
 #define GCREDS_EARLY_MS 300000     /* a token is renewed this long before it expires */
 #define GCREDS_RETRY_MIN_MS 500    /* first retry after a failed fetch */
 #define GCREDS_RETRY_MAX_MS 10000  /* the retry interval doubles up to this */
-#define GCREDS_MAX_BODY (64 * 1024) /* largest answer or credentials file read */
 
 typedef struct jr_gcreds jr_gcreds;
 

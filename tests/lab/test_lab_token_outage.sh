@@ -47,16 +47,22 @@ not_ready() { [ "$(readyz)" = 503 ]; }
 wait_until 10 is_ready || fail "pull not ready before the outage"
 ps_cmd stats || fail "stats: $PS_REPLY"
 acked0=$(ps_field acked)
-for i in $(seq 1 "$N"); do ce "out-$i" lab.ok; done |
-	node -e 'for (const l of require("fs").readFileSync(0, "utf8").trim().split("\n"))
-  console.log(JSON.stringify({ data: l, attributes: { "content-type": "application/cloudevents+json" } }));' \
-		>"$LAB/outage.jsonl"
-ps_cmd publish "$TOPIC" "$LAB/outage.jsonl" || fail "publish: $PS_REPLY"
+# messages: the structured event as the data, its content type as an attribute
+messages() {
+	for i in $(seq "$1" "$2"); do ce "out-$i" lab.ok; done |
+		node -e 'for (const l of require("fs").readFileSync(0, "utf8").trim().split("\n"))
+  console.log(JSON.stringify({ data: l, attributes: { "content-type": "application/cloudevents+json" } }));'
+}
+messages 1 20 >"$LAB/before.jsonl"
+messages 21 "$N" >"$LAB/during.jsonl"
+ps_cmd publish "$TOPIC" "$LAB/before.jsonl" || fail "publish: $PS_REPLY"
 ps_cmd wait-acked $((acked0 + 20)) 30s || fail "the first 20 events: $PS_REPLY"
 
 lab_gauth_control '{"fail":{"metadata":500},"expires_in":3}'
 outage_end=$((SECONDS + 20))
 wait_until 15 not_ready || fail "/readyz did not turn 503 while no token could be had"
+# the rest is published while no token can be had: every one of them must wait
+ps_cmd publish "$TOPIC" "$LAB/during.jsonl" || fail "publish: $PS_REPLY"
 # the outage lasts 20 s: meanwhile pull keeps running and nothing may be dead-lettered
 while [ "$SECONDS" -lt "$outage_end" ]; do
 	kill -0 "$BG_PID" 2>/dev/null || fail "pull exited during the outage"
