@@ -6,7 +6,8 @@
  *   node bench/gen_events.js [--full] COUNT [SEED] > events.ndjson
  *
  * The data is the google-cloudevents StorageObjectData shape
- * (testdata/google/events/cloud/storage/v1/StorageObjectData-simple.json),
+ * (tests/data/google-cloudevents/testdata/google/events/cloud/storage/v1/
+ * StorageObjectData-simple.json),
  * with values drawn from a seeded PRNG, so the same COUNT, SEED and shape
  * always give the same bytes.
  *

@@ -17,7 +17,7 @@ SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD=${1:-$SRC/build}
 export JOBRELAY=${JOBRELAY:-$BUILD/src/jobrelay}
 [ -x "$JOBRELAY" ] || { echo "bench/soak.sh: no $JOBRELAY (make build)" >&2; exit 2; }
-export JR_SOURCE_DIR=$SRC JR_BUILD_DIR=$BUILD JR_TESTDATA=${JR_TESTDATA:-$SRC/../shared/testdata}
+export JR_SOURCE_DIR=$SRC JR_BUILD_DIR=$BUILD JR_TESTDATA=${JR_TESTDATA:-$SRC/tests/data}
 export SOAK_EVENTS=${SOAK_EVENTS:-10000} SOAK_KILLS=${SOAK_KILLS:-4} SOAK_WAIT=${SOAK_WAIT:-1800}
 OUT=${OUT:-/tmp/jobrelay-soak}
 mkdir -p "$OUT"

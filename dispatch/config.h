@@ -1,5 +1,5 @@
 /*
- * config.h — the configuration model of product.md §2, as loaded.
+ * config.h — the configuration model of docs/configuration.md, as loaded.
  *
  * src/config.c reads YAML into it; dispatch/ and retry/ only read it. A
  * jr_config owns everything reachable from it; config_free releases it.
@@ -139,7 +139,7 @@ typedef struct jr_config {
 	size_t n_routes;
 } jr_config;
 
-/* config_defaults: fills c with the defaults of §2 and §5 (no routes). */
+/* config_defaults: fills c with the defaults of docs/configuration.md (no routes). */
 void config_defaults(jr_config *c);
 /* config_free: releases everything c owns (not c itself). */
 void config_free(jr_config *c);

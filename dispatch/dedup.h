@@ -1,5 +1,5 @@
 /*
- * dedup.h — the keys that succeeded recently (product.md §5, dedup).
+ * dedup.h — the keys that succeeded recently (docs/policies.md, dedup).
  *
  * A key is route_key_hash(source, id, route): the 64-bit value behind
  * JOBRELAY_KEY. dedup_add records that the key's route succeeded;

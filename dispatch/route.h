@@ -59,7 +59,7 @@ char *route_job_display(const jr_config *c, const jr_route *r);
 void route_key(const char *source, const char *id, const char *route, char out[17]);
 /* route_key_hash: the same key as a number (FNV-1a 64 of source \0 id \0 route). */
 uint64_t route_key_hash(const char *source, const char *id, const char *route);
-/* runreq_write_json: the request in the proto3 JSON mapping (the "request" of §4's dry-run line). */
+/* runreq_write_json: the request in the proto3 JSON mapping (the "request" of the --dry-run line). */
 int runreq_write_json(jr_buf *out, const jr_runreq *req);
 
 #endif

@@ -1,5 +1,5 @@
 /*
- * template.h — `{{name}}` templates of product.md §2.
+ * template.h — `{{name}}` templates (docs/configuration.md, templates).
  *
  * A template is compiled once (at config load) into literal and variable
  * parts, then rendered per event. Names: CloudEvent attributes and

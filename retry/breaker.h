@@ -1,5 +1,5 @@
 /*
- * breaker.h — a circuit breaker for one job (product.md §5).
+ * breaker.h — a circuit breaker for one job (docs/policies.md).
  *
  * CLOSED: every call goes through and its result enters a count window of
  * the last `window` calls. When at least `min_calls` are in the window and

@@ -1,5 +1,5 @@
 /*
- * errclass.h — the error table of product.md §5, in one place.
+ * errclass.h — the error table (docs/reference.md, error classes), in one place.
  *
  * JR_ERRCLASS_MAP lists each error class with its default policy; JR_GRPC_MAP
  * lists each gRPC status code with its name and the class it falls into. The

@@ -24,7 +24,7 @@ typedef struct jr_policies {
 	jr_policy cls[JR_ERR__COUNT];
 } jr_policies;
 
-/* policies_default: fills p with the defaults of the §5 table. */
+/* policies_default: fills p with the defaults of the error table (retry/errclass.h). */
 void policies_default(jr_policies *p);
 
 /* backoff_bound_ms: min(max_ms, initial_ms * 2^(attempt-1)) for attempt >= 1, without overflow. */

@@ -1,6 +1,6 @@
 /*
  * ratelimit.h — a token bucket per route, with AIMD on RESOURCE_EXHAUSTED
- * (product.md §5).
+ * (docs/policies.md).
  *
  * A configured route (`rate_limit: {per_second, burst}`) starts with a full
  * bucket of `burst` tokens refilled at `per_second`; each RunJob call takes

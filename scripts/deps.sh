@@ -22,7 +22,7 @@ BUILD_PACKAGES=(
 # llvm-symbolizer, which turns sanitizer and libFuzzer reports into file:line).
 TEST_PACKAGES=(git ca-certificates curl clang libclang-rt-14-dev llvm)
 # The deployment tests: PyYAML reads the manifests; podman, runc and debootstrap build and
-# run the container images (tests/deploy/test_container.sh; ../shared/guide/peers.md).
+# run the container images (tests/deploy/test_container.sh; docs/testing.md).
 TEST_PACKAGES+=(python3 python3-yaml podman runc debootstrap)
 # The production lab (tests/lab): ip sets up its network namespace, openssl makes its CA.
 TEST_PACKAGES+=(iproute2 openssl)

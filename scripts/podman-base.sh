@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Makes the base image the Dockerfiles start from, docker.io/library/debian:bookworm-slim,
-# in local podman storage, from Debian's archive alone (no image registry is reachable here;
-# ../shared/guide/peers.md): debootstrap --variant=minbase, slimmed the way Debian's official
-# slim images are (no docs, man pages or locales; apt keeps no .debs or lists), then
-# `podman import`. On Cloud Build the same FROM line pulls Docker Hub's image instead.
+# in local podman storage, from Debian's archive alone, for machines that reach no image
+# registry (docs/deploy.md, "The container image"): debootstrap --variant=minbase, slimmed
+# the way Debian's official slim images are (no docs, man pages or locales; apt keeps no
+# .debs or lists), then `podman import`. On Cloud Build the same FROM line pulls Docker
+# Hub's image instead.
 #
 #   scripts/podman-base.sh            make it unless it exists (idempotent)
 #   scripts/podman-base.sh --force    make it again

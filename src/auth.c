@@ -1,7 +1,7 @@
 /*
  * auth.c — verifying Google OIDC tokens on push requests.
  *
- * The order of the checks is the rule of §6 made safe: nothing in the
+ * The order of the checks makes the rules of docs/auth.md safe: nothing in the
  * payload is believed before the signature over header.payload verified
  * with a key from the JWKS, and the header is only read for what picks
  * that key (alg must be RS256, kid names the key). In mode cloud_run_iam

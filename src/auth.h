@@ -1,5 +1,5 @@
 /*
- * auth.h — push authentication for `serve` (product.md §6).
+ * auth.h — push authentication for `serve` (docs/auth.md).
  *
  * Pub/Sub push and Eventarc send `Authorization: Bearer <JWT>`, a Google
  * OIDC token signed RS256. auth_check verifies it against the keys of a

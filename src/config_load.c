@@ -1,5 +1,5 @@
 /*
- * config_load.c — the YAML configuration of product.md §2 into jr_config.
+ * config_load.c — the YAML configuration (docs/configuration.md) into jr_config.
  *
  * libyaml loads the whole file into a node document (yaml_parser_load); the
  * loader then walks it against tables of the keys it accepts. Each table

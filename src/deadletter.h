@@ -1,5 +1,5 @@
 /*
- * deadletter.h — the dead-letter record format of product.md §5 and the
+ * deadletter.h — the dead-letter record format of docs/dead-letter.md and the
  * NDJSON file sink.
  */
 #ifndef JR_DEADLETTER_H

@@ -1,5 +1,5 @@
 /*
- * decode.h — every input form of product.md §3 into jr_event.
+ * decode.h — every input form of docs/decoding.md into jr_event.
  *
  * Each decoder reports through one callback, called once per event found:
  * with the event (ownership passes to the callback) or with ev == NULL and a
@@ -20,7 +20,7 @@ typedef void (*jr_decode_cb)(void *arg, jr_event *ev, const char *err);
 typedef struct jr_decode_ctx {
 	const jr_limits *limits;
 	const char *origin;     /* copied into each event */
-	const char *topic;      /* config `topic:` for rule 3 of §3, may be NULL */
+	const char *topic;      /* config `topic:` for rule 3 of decode_message, may be NULL */
 	jr_decode_cb cb;
 	void *arg;
 } jr_decode_ctx;
@@ -56,7 +56,7 @@ int decode_http_capture(const jr_decode_ctx *dc, const char *text, size_t len);
 
 /*
  * decode_message: turns ev->message (already filled, in ev's arena) into the
- * CloudEvent by the three rules of §3. Returns 0, or -1 with a reason in
+ * CloudEvent by the three rules of docs/decoding.md. Returns 0, or -1 with a reason in
  * err[errlen].
  */
 int decode_message(jr_event *ev, const jr_limits *lim, const char *topic, char *err,

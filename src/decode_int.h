@@ -3,7 +3,7 @@
  *
  * decode.c        document forms: structured, batch, push body, dead letter
  * decode_ce.c     building and validating a CloudEvent from attributes
- * decode_msg.c    a Pub/Sub message into an event (the three rules of §3)
+ * decode_msg.c    a Pub/Sub message into an event (the three rules of docs/decoding.md)
  * decode_http.c   HTTP requests and `.http` captures
  */
 #ifndef JR_DECODE_INT_H

@@ -1,5 +1,5 @@
 /*
- * decode_msg.c — a Pub/Sub message into a CloudEvent (product.md §3).
+ * decode_msg.c — a Pub/Sub message into a CloudEvent (docs/decoding.md).
  *
  * Rule 1: attributes hold ce-specversion: binary mode of the CloudEvents
  * Pub/Sub binding (ce-* attributes, the content-type attribute, the data).

@@ -103,7 +103,7 @@ typedef struct route_rate {
 	jr_timer_id timer;
 } route_rate;
 
-/* The metric families the dispatcher updates (product.md §7). */
+/* The metric families the dispatcher updates (docs/operations.md, metrics). */
 static struct {
 	jr_metric *outcomes, *errors, *latency, *in_flight, *dl_writes, *unrouted;
 	jr_metric *brk_state, *brk_trans, *rl_waits, *rl_decr, *rl_rate;

@@ -8,7 +8,7 @@
  * dead-letter records to the sink. The source hands it an event and gets
  * exactly one outcome callback, from the loop, when every route of this
  * delivery has finished: the source then acks, answers or retries as its own
- * table in product.md §5 says. RunJob calls in flight are bounded by
+ * table in docs/reference.md (outcomes) says. RunJob calls in flight are bounded by
  * `concurrency`; calls past it wait in a queue, and are rendered only when
  * they leave it (a render error then ends that route as it would at submit).
  *
@@ -78,7 +78,7 @@ typedef struct jr_outcome {
 	jr_outcome_kind kind;
 	/*
 	 * RETRY with hold = 1: every route to try again was held because its
-	 * job's circuit breaker is open (product.md §5): no RunJob was sent for
+	 * job's circuit breaker is open (docs/policies.md): no RunJob was sent for
 	 * them, and the delivery costs no attempt (the dispatcher counts it, and
 	 * subtracts the held deliveries of an event from the attempt its next
 	 * submit gives). delay_ms is then the breaker's remaining open time (or

@@ -1,5 +1,5 @@
 /*
- * dltopic.h — the Pub/Sub topic dead-letter sink (product.md §5).
+ * dltopic.h — the Pub/Sub topic dead-letter sink (docs/dead-letter.md).
  *
  * Each record is published as one message with
  * google.pubsub.v1.Publisher/Publish over gRPC core, asynchronously on the

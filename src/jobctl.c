@@ -1,6 +1,6 @@
 /*
  * jobctl.c — `jobrelay jobs list|run` and `jobrelay executions
- * list|get|cancel|wait` (product.md §1; docs/jobs.md).
+ * list|get|cancel|wait` (docs/jobs.md).
  *
  * One loop and one Run API client for the command; each call is started and
  * the loop run until its callback has printed what it got (results are only

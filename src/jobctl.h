@@ -1,5 +1,5 @@
 /*
- * jobctl.h — the manual job-control commands (product.md §1): `jobs list`,
+ * jobctl.h — the manual job-control commands: `jobs list`,
  * `jobs run`, `executions list|get|cancel|wait`. docs/jobs.md describes them.
  */
 #ifndef JR_JOBCTL_H

@@ -1,5 +1,5 @@
 /*
- * log.h — structured logs (product.md §7).
+ * log.h — structured logs (docs/reference.md, logs).
  *
  * JSON: one Cloud Logging object a line, {"severity","time","message","msgid",
  * "logging.googleapis.com/labels":{...},...fields}. Text: "time LEVEL MSGID

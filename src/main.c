@@ -125,7 +125,7 @@ static void print_route(const jr_config *c, const jr_route *r)
 }
 
 /*
- * print_policies: the effective failure policy of route r (product.md §5):
+ * print_policies: the effective failure policy of route r (docs/policies.md):
  * each class's action (retry with attempts and backoff), whether it trips
  * the job's breaker, and the route's rate limit.
  */
@@ -299,7 +299,7 @@ static int run_pull(const jr_config *c, const void *o)
 }
 
 /*
- * run_daemon: what pull and serve share: logs on stdout (product.md §7), the
+ * run_daemon: what pull and serve share: logs on stdout (docs/reference.md, logs), the
  * config, SIGTERM/SIGINT blocked before grpc_init starts threads, then run.
  */
 static int run_daemon(const globals *g, int (*run)(const jr_config *, const void *), const void *o)

@@ -1,5 +1,5 @@
 /*
- * metrics.h — Prometheus metrics (product.md §7).
+ * metrics.h — Prometheus metrics (docs/reference.md, metrics).
  *
  * A process-wide registry of metric families, each with series keyed by
  * their label text ("route=\"csv\",outcome=\"dispatched\""). Updates come

@@ -1,6 +1,6 @@
 /*
  * pull.c — the pull driver: Pub/Sub messages in, dispatcher outcomes out as
- * acks, modacks and nacks (product.md §5, the `pull` column).
+ * acks, modacks and nacks (docs/pull.md; docs/reference.md, outcomes).
  *
  * A received message is copied into one allocation of its exact size (the
  * driver's record, the ack id and the message: ids, data, attributes), and

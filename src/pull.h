@@ -1,6 +1,6 @@
 /*
  * pull.h — `jobrelay pull`: the StreamingPull worker on the configured
- * subscription (product.md §1, §5 `pull` column, §6 SIGTERM).
+ * subscription (docs/pull.md).
  */
 #ifndef JR_PULL_H
 #define JR_PULL_H
@@ -17,7 +17,7 @@ typedef struct jr_pull_opts {
 /*
  * pull_run: pulls cfg->subscription and dispatches every message until
  * SIGTERM or SIGINT, then drains (in-flight deliveries get shutdown_grace,
- * the rest are nacked, acks are flushed) and returns the exit code of §1:
+ * the rest are nacked, acks are flushed) and returns the exit code (docs/pull.md):
  * 0 after a drain; 2 without a subscription, or with a dead-letter file or
  * port that cannot be opened; 3 when Pub/Sub or the Run API cannot be
  * reached at start-up, or the subscription cannot be pulled (NOT_FOUND,

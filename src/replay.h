@@ -22,7 +22,7 @@ typedef struct jr_replay_opts {
 	FILE *summary;            /* the summary at the end */
 } jr_replay_opts;
 
-/* replay_run: runs the whole replay; returns the exit code of product.md §1. */
+/* replay_run: runs the whole replay; returns the exit code (docs/replay.md). */
 int replay_run(const jr_config *cfg, const jr_replay_opts *o);
 
 #endif

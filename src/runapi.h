@@ -87,7 +87,7 @@ int runapi_wait_ready(jr_runapi *c, int64_t timeout_ms);
 /*
  * runapi_startup_check: runapi_wait_ready for min(call_timeout_ms,
  * RUNAPI_STARTUP_WAIT_MS), logged as RUNAPI-READY or RUNAPI-UNREACHABLE.
- * 0, or -1: the command exits 3 (product.md §1).
+ * 0, or -1: the command exits 3 (docs/reference.md, exit codes).
  */
 int runapi_startup_check(jr_runapi *c, int64_t call_timeout_ms);
 /* runapi_in_flight: calls started whose callback has not yet run. */

@@ -104,7 +104,7 @@ static void flow_close(void *obj)
 	free(f);
 }
 
-/* The metric families (product.md §7): executions followed, and the lookups' results. */
+/* The metric families (docs/jobs.md, metrics): executions followed, and the lookups' results. */
 static jr_metric *m_followed, *m_lookups;
 
 static flow *flow_of(jr_runapi *api)

@@ -4,7 +4,7 @@
  * Each POST becomes one sreq: its body is decoded into events (one for
  * binary, structured and push forms, several for a batch), each event is
  * submitted to the dispatcher, and when the last outcome is in the request
- * is answered for all of them (product.md §5, `serve` column): 204 when
+ * is answered for all of them (docs/serve.md): 204 when
  * every event is done (dispatched, dropped, unrouted, or dead-lettered with
  * the sink's confirmation), else 503 — or 429 when only RESOURCE_EXHAUSTED
  * asks for a retry — with Retry-After from the longest delay asked for.
@@ -25,7 +25,7 @@
  * is dispatched, so a resent batch cannot run twice; a sink that fails gives
  * 503.
  *
- * Shutdown (§6): on SIGTERM the server quiesces, requests in flight get up
+ * Shutdown (docs/serve.md): on SIGTERM the server quiesces, requests in flight get up
  * to shutdown_grace to finish, and what is left is answered 503; then RunJob
  * calls still open are cancelled and the process exits 0. A second signal
  * exits at once. sreqs are kept on a free list, so a steady load allocates

@@ -1,6 +1,6 @@
 /*
  * serve.h — `jobrelay serve`: the HTTP server for Pub/Sub push and Eventarc
- * deliveries (product.md §6), answering per the `serve` column of §5.
+ * deliveries, answering as docs/serve.md says.
  */
 #ifndef JR_SERVE_H
 #define JR_SERVE_H
@@ -19,8 +19,8 @@ typedef struct jr_serve_opts {
 } jr_serve_opts;
 
 /*
- * serve_run: serves until SIGTERM or SIGINT, then drains (product.md §6) and
- * returns the exit code of §1: 0 after a drain; 2 for a dead-letter file or
+ * serve_run: serves until SIGTERM or SIGINT, then drains (docs/serve.md) and
+ * returns the exit code: 0 after a drain; 2 for a dead-letter file or
  * port that cannot be opened, or an invalid auth section; 3 when the Run API
  * cannot be reached at start-up. signals_block must have run before
  * grpc_init (so every thread blocks SIGTERM and SIGINT), and grpc_init

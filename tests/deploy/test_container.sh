@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # shellcheck disable=SC2016,SC2119 # $ for the container's shell; start_fake takes optional flags
-# The container images, built and run with podman as ../shared/guide/peers.md shows (the base
+# The container images, built and run with podman (docs/testing.md, docs/deploy.md; the base
 # image made from Debian's archive by scripts/podman-base.sh, no registry):
 # - the jobrelay image (Dockerfile): builds from this tree; runs as an unprivileged user with
 #   no build tools inside; `jobrelay version` resolves every library; an argument picks the

@@ -1,6 +1,6 @@
 /*
  * fuzz_push.c — libFuzzer entry point for JSON documents: Pub/Sub push bodies
- * (and so the three rules of product.md §3 on the message inside), structured
+ * (and so the three rules of docs/decoding.md on the message inside), structured
  * events, batches and dead-letter records, all through decode_json_doc.
  */
 #include <stddef.h>

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# test_on_completion.sh — routes with ack: on_completion (product.md §4):
+# test_on_completion.sh — routes with ack: on_completion (docs/jobs.md):
 # the event is done only when its execution finishes; a failed or cancelled
 # execution is an application error (dead-lettered by default), a timed-out
 # one a timeout error (retried, then dead-lettered). First through replay,

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# test_policy.sh — the failure policies of product.md §5 against the Run API
+# test_policy.sh — the failure policies against the Run API
 # fake (docs/policies.md):
 #  - a job failing with PERMISSION_DENIED opens its circuit breaker; while it
 #    is open no RunJob reaches the job (its records fall between the

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# test_pull_errors.sh — RunJob errors under jobrelay pull (product.md §5, the
-# `pull` column): a retryable error leaves the message in Pub/Sub
+# test_pull_errors.sh — RunJob errors under jobrelay pull (docs/pull.md,
+# what happens to a message): a retryable error leaves the message in Pub/Sub
 # (modifyAckDeadline) and its redelivery succeeds, with the attempt counted
 # per message id; a permanent error dead-letters the event and acks it; when
 # the dead-letter sink fails the message is nacked with backoff and stays in

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# test_pull_sigterm.sh — SIGTERM with messages in flight (product.md §6):
+# test_pull_sigterm.sh — SIGTERM with messages in flight (docs/pull.md):
 # the deliveries in flight finish within shutdown_grace and are acked, the
 # messages not yet dispatched are nacked, jobrelay exits 0, and a second
 # jobrelay dispatches the rest: nothing is lost. With a grace shorter than

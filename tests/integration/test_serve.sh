@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # shellcheck disable=SC2119 # start_serve and start_fake take optional flags
 # jobrelay serve over real HTTP on loopback, dispatching to the Run API fake:
-# every HTTP form of product.md §3 from the captures and bodies in
-# ../shared/testdata, batch answers, injected errors (503/429 with
+# every HTTP form of docs/decoding.md from the captures and bodies in
+# tests/data, batch answers, injected errors (503/429 with
 # Retry-After), undecodable input (400 without a dead-letter file, 204 and a
 # record with one), GET endpoints, trace correlation and Cloud Run labels.
 # shellcheck source=tests/integration/serve_lib.sh

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Push authentication (product.md §6) end to end: `jobrelay serve` with an
+# Push authentication (docs/auth.md) end to end: `jobrelay serve` with an
 # auth: section, over real HTTP on loopback, dispatching to the Run API fake.
 # RSA keys are made in the test (Node's crypto), the JWKS is a file, or is
 # served by a small Node HTTP server on 127.0.0.1 for jwks_url; tokens are
-# signed in the test. Each token of the JWT matrix gets the status §6 names,
+# signed in the test. Each token of the JWT matrix gets the status docs/auth.md names,
 # only the events with a passing token reach the Run API, and no part of any
 # token shows up in jobrelay's log. Then auth.mode cloud_run_iam: tokens as
 # Cloud Run IAM hands them on (signature replaced by its marker) pass there

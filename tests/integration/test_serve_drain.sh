@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # shellcheck disable=SC2119 # start_serve and start_fake take optional flags
-# jobrelay serve on SIGTERM (product.md §6): requests in flight (held by the
+# jobrelay serve on SIGTERM (docs/serve.md): requests in flight (held by the
 # Run API fake's delay) finish within shutdown_grace, or get 503 when it
 # runs out; new connections are refused and new requests on kept-alive
 # connections get 503; exit 0. A second signal exits at once. Nothing is

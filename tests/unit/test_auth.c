@@ -1,5 +1,5 @@
 /*
- * Push authentication (product.md §6): the JWT matrix. Keys are made here
+ * Push authentication (docs/auth.md): the JWT matrix. Keys are made here
  * with OpenSSL and tokens signed here; the JWKS is a file in a temp dir, or
  * for the refresh cases served by a libmicrohttpd server on 127.0.0.1.
  * Times are passed in, never read: NOW is a fixed Unix time.

@@ -160,7 +160,7 @@ static void test_example_file(void)
 	config_free(&c);
 }
 
-/* The example of product.md §2, as written there. */
+/* A configuration that uses every part of the schema (docs/configuration.md). */
 static const char *const spec_example =
 	"project: acme-prod            # default project of jobs (else $GOOGLE_CLOUD_PROJECT)\n"
 	"region: europe-west2          # default region of jobs\n"
@@ -667,7 +667,7 @@ int main(void)
 	static const cu_test tests[] = {
 		{"defaults", test_defaults},
 		{"examples/jobrelay.yaml", test_example_file},
-		{"product.md example", test_spec_example},
+		{"full example", test_spec_example},
 		{"JSON config", test_json_config},
 		{"all keys", test_all_keys},
 		{"policy inheritance", test_policy_inheritance},

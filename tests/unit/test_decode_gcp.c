@@ -1,7 +1,7 @@
 /*
  * test_decode_gcp.c — the decoders against Google's inputs: google-cloudevents
  * examples, eventarc-samples captures and logs, functions-framework push
- * bodies and conformance cases; Pub/Sub messages by the three rules of §3,
+ * bodies and conformance cases; Pub/Sub messages by the three rules of docs/decoding.md,
  * unwrapped push, dead-letter records, binary-mode details.
  */
 #include "dtest.h"
