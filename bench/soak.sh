@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bench/soak.sh — the long fault soak (issue 5; docs/benchmarks.md, "fault soak").
+# bench/soak.sh — the long fault soak (docs/benchmarks.md, "fault soak").
 #
 #   bench/soak.sh [BUILD_DIR]      BUILD_DIR defaults to build (jobrelay is built in it)
 #
