@@ -14,6 +14,7 @@
 
 #include "config.h"
 #include "event.h"
+#include "header.h"
 
 typedef void (*jr_decode_cb)(void *arg, jr_event *ev, const char *err);
 
@@ -34,11 +35,6 @@ typedef struct jr_decode_ctx {
  */
 int decode_json_doc(const jr_decode_ctx *dc, const char *text, size_t len);
 
-/* An HTTP header as received; names compared case-insensitively. */
-typedef struct jr_header {
-	const char *name;
-	const char *value;
-} jr_header;
 
 /*
  * decode_http: an HTTP request body with its headers: binary, structured,

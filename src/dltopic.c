@@ -27,6 +27,7 @@
 #include "grpcx.h"
 #include "list.h"
 #include "log.h"
+#include "pct.h"
 #include "utf8.h"
 
 #define PUBLISH_METHOD "/google.pubsub.v1.Publisher/Publish"
@@ -397,7 +398,7 @@ jr_sink *dltopic_open(jr_loop *l, const char *topic, int64_t timeout_ms, char *e
 	size_t n = strlen(topic);
 	t->params = jr_malloc(sizeof "topic=" + 3 * n);
 	memcpy(t->params, "topic=", 6);
-	t->plen = 6 + grpcx_urlencode(topic, n, t->params + 6);
+	t->plen = 6 + pct_encode(topic, n, t->params + 6);
 	t->timeout_ms = timeout_ms;
 	snprintf(t->target, sizeof t->target, "%s", target);
 	/* an event's structured JSON: the event is at most limits.event_bytes; past 10 MB it cannot be published anyway */

@@ -20,10 +20,10 @@
 #include <openssl/pem.h>
 
 #include "base64.h"
-#include "grpcx.h"
 #include "httpc.h"
 #include "jsonparse.h"
 #include "loop.h"
+#include "pct.h"
 
 #define SCOPE "https://www.googleapis.com/auth/cloud-platform"
 #define DEFAULT_TOKEN_URI "https://oauth2.googleapis.com/token"
@@ -177,7 +177,7 @@ static void form_add(jr_buf *f, const char *k, const char *v)
 	size_t n = strlen(v);
 	char *o = buf_space(f, 3 * n + 1);
 	if (o)
-		buf_added(f, grpcx_urlencode(v, n, o));
+		buf_added(f, pct_encode(v, n, o));
 }
 
 /* token_request: rq's answer, read for a token in members tk and life (token_from). */

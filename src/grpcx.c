@@ -293,30 +293,6 @@ const char *grpcx_api_client(void)
 	return v;
 }
 
-static int unreserved(unsigned char ch)
-{
-	return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
-	       ch == '-' || ch == '_' || ch == '.' || ch == '~';
-}
-
-size_t grpcx_urlencode(const char *s, size_t n, char *out)
-{
-	static const char hex[] = "0123456789ABCDEF";
-	size_t k = 0;
-	for (size_t i = 0; i < n; i++) {
-		unsigned char ch = (unsigned char)s[i];
-		if (unreserved(ch)) {
-			out[k++] = (char)ch;
-		} else {
-			out[k++] = '%';
-			out[k++] = hex[ch >> 4];
-			out[k++] = hex[ch & 15];
-		}
-	}
-	out[k] = '\0';
-	return k;
-}
-
 int grpcx_message_slice(grpc_byte_buffer *bb, size_t max, grpc_slice *out)
 {
 	if (grpc_byte_buffer_length(bb) > max)

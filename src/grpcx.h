@@ -112,12 +112,6 @@ int grpcx_wait_ready(grpc_channel *ch, jr_loop *l, int64_t timeout_ms);
 const char *grpcx_api_client(void);
 
 /*
- * grpcx_urlencode: writes s[0..n) percent-encoded (RFC 3986 unreserved kept)
- * to out, which must hold 3n+1 bytes; returns the length written (NUL added).
- */
-size_t grpcx_urlencode(const char *s, size_t n, char *out);
-
-/*
  * grpcx_message_slice: the received message bb as one slice (a new ref, or a
  * copy when it came in pieces or compressed) when it is at most max bytes.
  * 0 (unref *out after), or -1.

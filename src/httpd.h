@@ -39,7 +39,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "decode.h"
+#include "header.h"
 #include "loop.h"
 
 typedef struct jr_httpd jr_httpd;

@@ -78,6 +78,7 @@
 #include "log.h"
 #include "mem.h"
 #include "metrics.h"
+#include "pct.h"
 #include "policy.h"
 #include "utf8.h"
 
@@ -1044,7 +1045,7 @@ size_t pubsub_routing_header(const char *subscription, char *out, size_t cap)
 	if (cap < sizeof key + 3 * n)
 		return 0;
 	memcpy(out, key, sizeof key - 1);
-	return sizeof key - 1 + grpcx_urlencode(subscription, n, out + sizeof key - 1);
+	return sizeof key - 1 + pct_encode(subscription, n, out + sizeof key - 1);
 }
 
 static void random_client_id(char out[33])

@@ -26,6 +26,7 @@
 #include "grpcx.h"
 #include "list.h"
 #include "mem.h"
+#include "pct.h"
 
 #define ADMIN_MAX_MESSAGE 1024
 #define ADMIN_MAX_NAME 4096
@@ -377,7 +378,7 @@ static int start(jr_runadmin *a, int m, const ProtobufCMessage *msg, const char 
 	admin_call *k = jr_calloc(1, sizeof *k + kl + 2 + 3 * vl + 1);
 	memcpy(k->params, key, kl);
 	k->params[kl] = '=';
-	size_t plen = kl + 1 + grpcx_urlencode(v, vl, k->params + kl + 1);
+	size_t plen = kl + 1 + pct_encode(v, vl, k->params + kl + 1);
 	k->tag.fn = call_done;
 	k->tag.arg = k;
 	k->a = a;

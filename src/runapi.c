@@ -38,6 +38,7 @@
 #include "grpcx.h"
 #include "list.h"
 #include "mem.h"
+#include "pct.h"
 
 #define RUN_DEFAULT_ENDPOINT "run.googleapis.com:443"
 #define RUN_METHOD "/google.cloud.run.v2.Jobs/RunJob"
@@ -152,7 +153,7 @@ static size_t routing_value(const char *name, char *out)
 	}
 	size_t n = strlen(key);
 	memcpy(out, key, n);
-	return n + grpcx_urlencode(v, vl, out + n);
+	return n + pct_encode(v, vl, out + n);
 }
 
 static size_t routing_cap(const char *name)
