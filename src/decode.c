@@ -14,6 +14,14 @@
 #include <stdio.h>
 #include <string.h>
 
+#define BATCH_TOO_LARGE "batch of "
+
+int decode_batch_too_large(const char *err)
+{
+	return err && !strncmp(err, BATCH_TOO_LARGE, sizeof BATCH_TOO_LARGE - 1) &&
+	       strstr(err, " events is over the limit of ");
+}
+
 void dec_init(dec_ctx *x, const jr_decode_ctx *dc)
 {
 	x->dc = dc;
@@ -106,7 +114,7 @@ static int dec_batch(const dec_ctx *x, const char *text, size_t len)
 		calls = dec_fail(x, "a batch must be a JSON array");
 	else if (root->n > (size_t)x->lim.batch_events) {
 		/* the whole batch is refused: none of its events may run (a resend would run them twice) */
-		snprintf(err, sizeof err, "batch of %zu events is over the limit of %d events",
+		snprintf(err, sizeof err, BATCH_TOO_LARGE "%zu events is over the limit of %d events",
 			 root->n, x->lim.batch_events);
 		calls = dec_fail(x, err);
 	} else

@@ -35,6 +35,9 @@ typedef struct jr_decode_ctx {
  */
 int decode_json_doc(const jr_decode_ctx *dc, const char *text, size_t len);
 
+/* decode_batch_too_large: err is the error of a batch past limits.batch_events (refused whole). */
+int decode_batch_too_large(const char *err);
+
 
 /*
  * decode_http: an HTTP request body with its headers: binary, structured,

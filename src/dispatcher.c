@@ -39,6 +39,7 @@
 #define HOLDS_TTL_MS 3600000 /* how long the holds of an event are remembered */
 #define HOLDS_MAX 100000      /* events whose holds are remembered; the oldest go first */
 #define CREDS_HOLD_MIN_MS 1000 /* an event held for want of a token waits at least this long */
+#define WAITER_RETRY_MS 1000   /* a delivery of an event in flight elsewhere is tried again after this */
 #define LATENCY_WEIGHT 8      /* a RunJob latency enters the moving average with weight 1/8 */
 
 typedef struct delivery delivery;
@@ -66,7 +67,8 @@ typedef struct task {
 	int64_t fail_hint_ms;
 	char *fail_msg;
 	int owns;          /* in d->keys */
-	int started;       /* its job started (dispatched, or unconfirmed): parked tasks are duplicates */
+	int started;       /* its job started (dispatched, or unconfirmed) */
+	int final;         /* unconfirmed: its dead letter may not be durable yet */
 	struct task *waiters; /* tasks of the same key parked on it, oldest first (linked by next) */
 	struct task *next; /* in the ready queue, a route's rate queue, or an owner's waiters */
 } task;
@@ -765,6 +767,7 @@ static void task_unconfirmed(task *t, int code, const char *why)
 	task_breaker_result(t, JR_ERR_UNKNOWN, 1); /* RunJob itself succeeded */
 	dedup_add(d->dedup, t->key, loop_now_ms());
 	t->started = 1;
+	t->final = 1;
 	count(m.outcomes, "route", r->name, "outcome", "unconfirmed");
 	char att[16], msg[1400];
 	snprintf(att, sizeof att, "%d", dv->attempt);
@@ -1112,10 +1115,29 @@ static void task_submit(jr_dispatcher *d, task *t)
 	d->queued++;
 }
 
-/* task_park: t waits for owner, which holds the same key, to end (sends nothing meanwhile). */
+/*
+ * task_later: t, a delivery of an event whose other delivery is (or was just)
+ * in flight, sends nothing now: it is tried again after WAITER_RETRY_MS at no
+ * cost of an attempt (a hold), when the other's outcome is settled and
+ * durable; dedup then tells whether the job started.
+ */
+static void task_later(task *t)
+{
+	mark_retry(t->dv, t->ri, WAITER_RETRY_MS, JR_ERR_NETWORK);
+	task_end(t);
+}
+
+/*
+ * task_park: t waits for owner, which holds the same key, to end (sends
+ * nothing meanwhile). One waiter a key: a further delivery is tried later.
+ */
 static void task_park(task *owner, task *t)
 {
 	const jr_route *r = &t->dv->d->cfg->routes[t->ri];
+	if (owner->waiters) {
+		task_later(t);
+		return;
+	}
 	log_kv(JR_LOG_INFO, "DISPATCH-WAIT",
 	       "another delivery of the event is in flight; waiting for its outcome", "route",
 	       r->name, "event_id", t->dv->ev->id, "source", t->dv->ev->source, NULL);
@@ -1150,8 +1172,12 @@ static void task_start(jr_dispatcher *d, task *t)
 }
 
 /*
- * task_release: t, which owns its key, ends: the key is free, and the tasks
- * parked on t are duplicates when t started the job, else they go on in turn.
+ * task_release: t, which owns its key, ends: the key is free. The task
+ * parked on t is a duplicate when t started the job and nothing of its
+ * outcome is still to be made durable; otherwise (a retry, a hold, a dead
+ * letter, an unconfirmed execution) it is tried later (task_later), never
+ * sent at once: a retry keeps its policy's delay, and no delivery is
+ * answered before the other's dead letter is written.
  */
 static void task_release(jr_dispatcher *d, task *t)
 {
@@ -1162,10 +1188,10 @@ static void task_release(jr_dispatcher *d, task *t)
 	while (w) {
 		task *next = w->next;
 		w->next = NULL;
-		if (t->started)
+		if (t->started && !t->final)
 			task_duplicate(w, 1);
 		else
-			task_start(d, w);
+			task_later(w);
 		w = next;
 	}
 }

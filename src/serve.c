@@ -56,7 +56,6 @@
 
 /* How long serve waits for the Run API channel at start-up (at most call_timeout). */
 #define DEFAULT_PORT 8080
-#define RAW_MAX (64u << 10) /* bytes of an undecodable body kept in its dead letter */
 #define TRACE_MAX 160
 
 typedef struct serve serve;
@@ -441,7 +440,8 @@ static int invalid_parts(serve *s, sreq *q, const char *body, size_t len)
 	snprintf(n, sizeof n, "%d", q->invalid);
 	log_kv(JR_LOG_ERROR, "EVENT-INVALID", "request body rejected", "error", q->error, "parts", n,
 	       "path", httpd_req_path(q->http), NULL);
-	if (!s->sink) {
+	/* no sink, or a batch past limits.batch_events (the sender must split it; none of it ran) */
+	if (!s->sink || (q->n_evs == 0 && decode_batch_too_large(q->error))) {
 		for (size_t i = 0; i < q->n_evs; i++)
 			event_free(q->evs[i]);
 		char text[300];
@@ -452,7 +452,8 @@ static int invalid_parts(serve *s, sreq *q, const char *body, size_t len)
 	}
 	/* answered only once the sinks confirmed (on_raw_done) */
 	q->open++;
-	dispatcher_dead_letter_raw(s->d, body, len < RAW_MAX ? len : RAW_MAX, NULL, "http", q->error,
+	/* the whole body (at most limits.event_bytes): a record cut short could not be replayed */
+	dispatcher_dead_letter_raw(s->d, body, len, NULL, "http", q->error,
 				   on_raw_done, q);
 	return 1;
 }

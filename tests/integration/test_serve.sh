@@ -239,6 +239,29 @@ expect(r.status === 204, "invalid JSON dead-lettered: " + r.status + " " + r.bod
 grep -q '"raw":"{\\"specversion\\": \\"1.0\\", \\"id\\": "' "$WORK/dead.ndjson" || fail "no dead letter with the raw body"
 grep -q '"class":"invalid_event"' "$WORK/dead.ndjson" || fail "dead letter class invalid_event"
 
+echo "== an undecodable body past 64 KiB is dead-lettered whole (a cut record could not be replayed)"
+lines_before=$(wc -l <"$WORK/dead.ndjson")
+client '
+const big = "{\"specversion\": \"1.0\", \"id\": \"" + "x".repeat(100000);
+const r = await post("/", { "content-type": "application/cloudevents+json" }, big);
+expect(r.status === 204, "a large invalid body dead-lettered: " + r.status + " " + r.body);
+'
+assert_eq "$(($(wc -l <"$WORK/dead.ndjson") - lines_before))" 1 "records for the large body"
+tail -n 1 "$WORK/dead.ndjson" | node -e '
+const r = JSON.parse(require("fs").readFileSync(0, "utf8"));
+if (!r.raw || r.raw.length !== 100000 + 30) { console.error("FAIL: raw body of", r.raw && r.raw.length, "bytes"); process.exit(1); }'
+
+echo "== a batch past limits.batch_events: 400, nothing dispatched, nothing dead-lettered"
+lines_before=$(wc -l <"$WORK/dead.ndjson")
+client '
+const evs = [];
+for (let i = 0; i < 1001; i++) evs.push({ specversion: "1.0", id: "cap-" + i, source: "/cap", type: "com.example.order" });
+const r = await post("/", { "content-type": "application/cloudevents-batch+json" }, JSON.stringify(evs));
+expect(r.status === 400 && /batch of 1001 events is over the limit of 1000 events/.test(r.body), "1001 events: " + r.status + " " + r.body);
+'
+assert_eq "$(wc -l <"$WORK/dead.ndjson")" "$lines_before" "dead-letter records after the over-cap batch"
+! grep -q '"value":"cap-' "$WORK/record.jsonl" || fail "an event of the over-cap batch was dispatched"
+
 echo "== GET endpoints, trace correlation, labels"
 curl -sf "http://127.0.0.1:$SERVE_PORT/healthz" | grep -q ok || fail "/healthz"
 curl -sf "http://127.0.0.1:$SERVE_PORT/readyz" | grep -q ready || fail "/readyz"
