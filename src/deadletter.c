@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include "json.h"
@@ -136,6 +137,8 @@ static off_t file_end(file_sink *f, char *err, size_t errlen)
 	return st.st_size;
 }
 
+static int file_append(file_sink *f, char *err, size_t errlen);
+
 static int file_write(jr_sink *s, const jr_dlrecord *r, jr_sink_cb cb, void *arg, char *err,
 		      size_t errlen)
 {
@@ -145,6 +148,18 @@ static int file_write(jr_sink *s, const jr_dlrecord *r, jr_sink_cb cb, void *arg
 		snprintf(err, errlen, "dead-letter record too large for %s", f->path);
 		return -1;
 	}
+	/* an exclusive lock while the record goes in: a cut-back after a failed write
+	 * must never cut another writer's record (a second instance, a replay) */
+	while (flock(f->fd, LOCK_EX) < 0 && errno == EINTR)
+		;
+	int rc = file_append(f, err, errlen);
+	flock(f->fd, LOCK_UN);
+	return rc;
+}
+
+/* file_append: f->line at the end of the file, durable, or nothing of it (the lock held). */
+static int file_append(file_sink *f, char *err, size_t errlen)
+{
 	off_t end = file_end(f, err, errlen);
 	if (end < 0)
 		return -1;

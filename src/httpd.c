@@ -917,6 +917,8 @@ static void cut(jr_httpd *h, conn_rec *c)
 	h->n_cut++;
 }
 
+static int64_t data_since(const conn_rec *c, int64_t now);
+
 /*
  * evict_one: makes room for a new connection: cuts the longest-idle kept-alive
  * connection, else the oldest new one that has sent nothing for FRESH_EVICT_MS.
@@ -933,8 +935,12 @@ static int evict_one(jr_httpd *h, int64_t now)
 		if (!idle && !(c->phase == PH_FRESH && now - c->since_ms >= FRESH_EVICT_MS))
 			continue;
 		int best_idle = best && best->phase == PH_IDLE;
-		if (!best || (idle && !best_idle) || (idle == best_idle && c->since_ms < best->since_ms))
-			best = c;
+		if (best && !(idle && !best_idle) && !(idle == best_idle && c->since_ms < best->since_ms))
+			continue;
+		/* a next request already on its way is not idle: never cut it mid-line */
+		if (data_since(c, now) >= 0 || unread_bytes(c->fd))
+			continue;
+		best = c;
 	}
 	if (!best)
 		return 0;
@@ -1138,14 +1144,18 @@ static void watchdog(void *arg)
 
 /* ---- public ---- */
 
-/* conn_cap: max_connections plus headroom, within the descriptors the process may open. */
-static unsigned int conn_cap(int max_connections)
+/*
+ * conn_cap: max_connections plus headroom, within the descriptors the
+ * process may open less 64 for the rest and linger (the lingering closes'
+ * own descriptors).
+ */
+static unsigned int conn_cap(int max_connections, int linger)
 {
 	long cap = (long)max_connections + (max_connections / 8 > 16 ? max_connections / 8 : 16);
 	struct rlimit rl;
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
-	    (long)rl.rlim_cur - 64 < cap)
-		cap = (long)rl.rlim_cur - 64;
+	    (long)rl.rlim_cur - 64 - linger < cap)
+		cap = (long)rl.rlim_cur - 64 - linger;
 	return cap < 1 ? 1u : (unsigned int)cap;
 }
 
@@ -1195,7 +1205,7 @@ jr_httpd *httpd_start(jr_loop *l, const jr_httpd_opts *o, char *err, size_t errl
 		MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h,
 		MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
 		MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u,
-		MHD_OPTION_CONNECTION_LIMIT, conn_cap(h->o.max_connections),
+		MHD_OPTION_CONNECTION_LIMIT, conn_cap(h->o.max_connections, h->lg.max),
 		MHD_OPTION_CONNECTION_TIMEOUT, idle_s,
 		/* the pool holds the headers (MHD answers 431 past it) plus read and write buffers */
 		MHD_OPTION_CONNECTION_MEMORY_LIMIT, h->o.max_header + (size_t)(16u << 10),

@@ -481,7 +481,7 @@ static size_t surrogates_at(const char *text, size_t len)
 	while ((p = memchr(p, '\\', (size_t)(end - p))) != NULL) {
 		unsigned v, w;
 		if (end - p < 6 || p[1] != 'u' || !hex4(p + 2, &v)) {
-			p += 2;
+			p += end - p < 2 ? end - p : 2; /* never past the end (yajl refuses a lone '\\' anyway) */
 			continue;
 		}
 		if (v >= 0xDC00 && v <= 0xDFFF)

@@ -423,7 +423,7 @@ static int admitted(serve *s, sreq *q)
 	if (wait <= budget)
 		return 1;
 	metric_add(s->shed, NULL, 1);
-	q->delay_ms = wait - budget;
+	q->delay_ms = wait - budget < 60000 ? wait - budget : 60000; /* Retry-After at most a minute */
 	answer(q, 503, "overloaded: too many dispatches waiting for the Run API; retry later");
 	for (size_t i = 0; i < q->n_evs; i++) {
 		dispatcher_shed(s->d, q->evs[i]); /* the sender counts this delivery: no attempt */
