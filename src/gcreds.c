@@ -45,12 +45,13 @@ struct jr_gcreds {
 	jr_arena arena; /* the source's strings; never freed */
 	gcreds_src s;
 	char source[300], quota[128];
+	grpc_slice quota_md;    /* quota as a slice, made once (empty: none) */
 	pthread_mutex_t mu;
 	pthread_cond_t wake; /* the worker: a token is wanted */
 	pthread_cond_t done; /* gcreds_check: a fetch ended */
 	/* under mu: */
 	char account[256];
-	char *token;
+	grpc_slice bearer;      /* "Bearer <token>", made once a fetch; empty: none yet */
 	int64_t valid_until_ms; /* monotonic: handed to calls until then */
 	int64_t renew_at_ms;    /* monotonic: renewed in the background from then on */
 	int wanted, fetching, started;
@@ -77,22 +78,23 @@ static struct timespec abs_time(int64_t ms)
 
 static int valid_locked(const jr_gcreds *g, int64_t now)
 {
-	return g->token && now < g->valid_until_ms;
+	return GRPC_SLICE_LENGTH(g->bearer) && now < g->valid_until_ms;
 }
 
-/* md_fill: the call metadata for token (md: 2 entries); the count. */
-static size_t md_fill(const jr_gcreds *g, const char *token, grpc_metadata *md)
+/*
+ * md_fill: the call metadata for bearer (md: 2 entries, each value a new
+ * reference to a slice made once, so a call costs no allocation); the count.
+ */
+static size_t md_fill(const jr_gcreds *g, grpc_slice bearer, grpc_metadata *md)
 {
-	char *v = jr_asprintf("Bearer %s", token);
 	size_t n = 0;
 	memset(md, 0, 2 * sizeof *md);
 	md[n].key = grpc_slice_from_static_string("authorization");
-	md[n++].value = grpc_slice_from_copied_string(v);
-	if (g->quota[0]) {
+	md[n++].value = grpc_slice_ref(bearer);
+	if (GRPC_SLICE_LENGTH(g->quota_md)) {
 		md[n].key = grpc_slice_from_static_string("x-goog-user-project");
-		md[n++].value = grpc_slice_from_copied_string(g->quota);
+		md[n++].value = grpc_slice_ref(g->quota_md);
 	}
-	free(v);
 	return n;
 }
 
@@ -103,14 +105,18 @@ static char *error_text(const jr_gcreds *g)
 	return gpr_strdup(e);
 }
 
-/* answer: the waiting plugin requests get token (NULL: the error); called without mu. */
-static void answer(jr_gcreds *g, pending *p, const char *token, const char *error)
+/*
+ * answer: the waiting plugin requests get bearer (an empty slice: the
+ * error); called without mu. bearer's reference is the caller's.
+ */
+static void answer(jr_gcreds *g, pending *p, grpc_slice bearer, const char *error)
 {
 	grpc_metadata md[2];
-	size_t n = token ? md_fill(g, token, md) : 0;
+	int ok = GRPC_SLICE_LENGTH(bearer) > 0;
+	size_t n = ok ? md_fill(g, bearer, md) : 0;
 	while (p) {
 		pending *next = p->next;
-		if (token)
+		if (ok)
 			p->cb(p->user_data, md, n, GRPC_STATUS_OK, NULL);
 		else
 			p->cb(p->user_data, NULL, 0, GRPC_STATUS_UNAUTHENTICATED, error);
@@ -126,7 +132,7 @@ static int64_t next_due(const jr_gcreds *g, int64_t now)
 {
 	if (g->failed)
 		return g->retry_at_ms > now ? g->retry_at_ms - now : 0;
-	if (g->token)
+	if (GRPC_SLICE_LENGTH(g->bearer))
 		return g->renew_at_ms > now ? g->renew_at_ms - now : 0;
 	return -1;
 }
@@ -135,7 +141,8 @@ static void fetch_ended(jr_gcreds *g, gcreds_token *t, const char *err)
 {
 	int64_t now = loop_now_ms();
 	pending *p = NULL;
-	char *token = NULL, *error = NULL;
+	char *error = NULL;
+	grpc_slice bearer = grpc_empty_slice();
 	int was_failing;
 	pthread_mutex_lock(&g->mu);
 	g->fetching = 0;
@@ -144,8 +151,10 @@ static void fetch_ended(jr_gcreds *g, gcreds_token *t, const char *err)
 	if (t->token) {
 		/* renewed GCREDS_EARLY_MS before expiry, or half-way for a short-lived token */
 		int64_t life = t->expires_in * 1000;
-		free(g->token);
-		g->token = t->token;
+		char *v = jr_asprintf("Bearer %s", t->token);
+		grpc_slice_unref(g->bearer);
+		g->bearer = grpc_slice_from_copied_string(v);
+		free(v);
 		g->renew_at_ms = now + (life < 2 * GCREDS_EARLY_MS ? life / 2 : life - GCREDS_EARLY_MS);
 		g->valid_until_ms = now + life - (life < 4 * VALID_MARGIN_MS ? life / 4 : VALID_MARGIN_MS);
 		g->failed = 0;
@@ -161,14 +170,14 @@ static void fetch_ended(jr_gcreds *g, gcreds_token *t, const char *err)
 		p = g->waiting;
 		g->waiting = NULL;
 		if (valid_locked(g, now))
-			token = jr_strdup(g->token);
+			bearer = grpc_slice_ref(g->bearer);
 		else
 			error = error_text(g);
 	}
 	pthread_cond_broadcast(&g->done);
 	pthread_mutex_unlock(&g->mu);
-	answer(g, p, token, error);
-	free(token);
+	answer(g, p, bearer, error);
+	grpc_slice_unref(bearer);
 	gpr_free(error);
 	if (!t->token)
 		log_kv(was_failing ? JR_LOG_DEBUG : JR_LOG_WARNING, "CREDENTIALS-FAILED",
@@ -177,6 +186,7 @@ static void fetch_ended(jr_gcreds *g, gcreds_token *t, const char *err)
 	else if (was_failing)
 		log_kv(JR_LOG_INFO, "CREDENTIALS-OK", "access tokens can be had again", "source",
 		       g->source, NULL);
+	free(t->token); /* its copy lives in g->bearer */
 }
 
 static void *worker(void *arg)
@@ -239,7 +249,7 @@ static int plugin_get(void *state, grpc_auth_metadata_context ctx,
 	if (valid_locked(g, now)) {
 		if (now >= g->renew_at_ms && !g->fetching)
 			want_locked(g); /* renew ahead; this call still has a good token */
-		*n = md_fill(g, g->token, md);
+		*n = md_fill(g, g->bearer, md);
 		*status = GRPC_STATUS_OK;
 		*details = NULL;
 		pthread_mutex_unlock(&g->mu);
@@ -329,6 +339,8 @@ static void discover(void)
 	if (qp && *qp)
 		snprintf(g->quota, sizeof g->quota, "%s", qp);
 	if (rc == 0) {
+		if (g->quota[0])
+			g->quota_md = grpc_slice_from_copied_string(g->quota);
 		the_creds = g;
 		return;
 	}
@@ -468,7 +480,7 @@ void gcreds_shutdown(void)
 	pthread_mutex_unlock(&g->mu);
 	if (started)
 		pthread_join(g->thread, NULL); /* a transfer under way is aborted by on_progress */
-	answer(g, p, NULL, ERR_MARK "jobrelay is shutting down");
+	answer(g, p, grpc_empty_slice(), ERR_MARK "jobrelay is shutting down");
 }
 
 void gcreds_token_rejected(jr_gcreds *g)
