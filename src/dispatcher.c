@@ -13,8 +13,10 @@
  * A task owns its key (route_key_hash) from submit until it ends: a second
  * delivery of the same event and route meanwhile (a redelivery whose first
  * delivery is still queued, sent or followed) parks its task on the owner
- * and sends nothing. When the owner ends, a parked task whose owner started
- * the job is a duplicate; otherwise it goes on as if just submitted.
+ * and sends nothing (one a key; a further one is held at once). When the
+ * owner ends, the parked task is a duplicate when the owner started the job;
+ * otherwise it is held for WAITER_RETRY_MS, so it never skips a retry's delay
+ * or is answered before the owner's dead letter is durable.
  */
 #include "dispatcher.h"
 
@@ -69,8 +71,8 @@ typedef struct task {
 	int owns;          /* in d->keys */
 	int started;       /* its job started (dispatched, or unconfirmed) */
 	int final;         /* unconfirmed: its dead letter may not be durable yet */
-	struct task *waiters; /* tasks of the same key parked on it, oldest first (linked by next) */
-	struct task *next; /* in the ready queue, a route's rate queue, or an owner's waiters */
+	struct task *waiter; /* the one task of the same key parked on it, or NULL */
+	struct task *next; /* in the ready queue or a route's rate queue */
 } task;
 
 struct delivery {
@@ -1134,18 +1136,14 @@ static void task_later(task *t)
 static void task_park(task *owner, task *t)
 {
 	const jr_route *r = &t->dv->d->cfg->routes[t->ri];
-	if (owner->waiters) {
+	if (owner->waiter) {
 		task_later(t);
 		return;
 	}
 	log_kv(JR_LOG_INFO, "DISPATCH-WAIT",
 	       "another delivery of the event is in flight; waiting for its outcome", "route",
 	       r->name, "event_id", t->dv->ev->id, "source", t->dv->ev->source, NULL);
-	task **pp = &owner->waiters;
-	while (*pp)
-		pp = &(*pp)->next;
-	t->next = NULL;
-	*pp = t;
+	owner->waiter = t;
 }
 
 /*
@@ -1183,17 +1181,14 @@ static void task_release(jr_dispatcher *d, task *t)
 {
 	smap_del(&d->keys, &t->own);
 	t->owns = 0;
-	task *w = t->waiters;
-	t->waiters = NULL;
-	while (w) {
-		task *next = w->next;
-		w->next = NULL;
-		if (t->started && !t->final)
-			task_duplicate(w, 1);
-		else
-			task_later(w);
-		w = next;
-	}
+	task *w = t->waiter;
+	t->waiter = NULL;
+	if (!w)
+		return;
+	if (t->started && !t->final)
+		task_duplicate(w, 1);
+	else
+		task_later(w);
 }
 
 static void start_route(delivery *dv, size_t ri)
