@@ -689,15 +689,9 @@ static enum MHD_Result refuse_framing(jr_http_req *r, const char *why)
 	log_kv(JR_LOG_WARNING, "HTTP-BAD-FRAMING", "request refused: ambiguous framing, connection closed",
 	       "reason", why, NULL);
 	char msg[128];
-	int len = snprintf(msg, sizeof msg, "bad request: %s\n", why);
-	struct MHD_Response *resp =
-		MHD_create_response_from_buffer((size_t)len, msg, MHD_RESPMEM_MUST_COPY);
-	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain");
-	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+	snprintf(msg, sizeof msg, "bad request: %s\n", why);
 	r->has_body = 1; /* unknown: whatever follows is read and dropped */
-	enum MHD_Result rc = answer_now(r, MHD_HTTP_BAD_REQUEST, resp);
-	MHD_destroy_response(resp);
-	return rc;
+	return answer_text(r, MHD_HTTP_BAD_REQUEST, msg);
 }
 
 /* refuse_busy: 503 for a request whose body would pass max_inflight. */
