@@ -12,7 +12,7 @@
 #    and stream parse.
 # 3. replay against the Run API fake (tests/peers/runfake) on loopback: RunJob calls/s,
 #    jobrelay's CPU per call, and the fake's own CPU per call (cpu.sinceListening of its
-#    stats file); and bench/runapi_bench (the RunJob client alone) against a fresh fake.
+#    stats file); and bench/runjob_bench (the RunJob client alone) against a fresh fake.
 #
 # Each measurement runs REPS times; the table shows the run with the median CPU time,
 # and the spread (min-max CPU) so the noise of a shared machine is visible.
@@ -60,8 +60,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-say "building jobrelay, yajl_baseline, runapi_bench in $BUILD"
-timeout 600 cmake --build "$BUILD" -j2 --target jobrelay yajl_baseline runapi_bench >"$WORK/build.log" 2>&1 ||
+say "building jobrelay, yajl_baseline, runjob_bench in $BUILD"
+timeout 600 cmake --build "$BUILD" -j2 --target jobrelay yajl_baseline runjob_bench >"$WORK/build.log" 2>&1 ||
 	die "build failed, see $WORK/build.log"
 JOBRELAY=$BUILD/src/jobrelay
 grep -q 'CMAKE_BUILD_TYPE:STRING=Release' "$BUILD/CMakeCache.txt" ||
@@ -205,23 +205,23 @@ runjob_replay() {
 	echo "$(cat "$WORK/time.tmp") $calls $FAKE_RESULT"
 }
 
-# runapi_client -> "user sys wall rss calls fake_calls fake_ok fake_cpu_us"
-runapi_client() {
+# runjob_client -> "user sys wall rss calls fake_calls fake_ok fake_cpu_us"
+runjob_client() {
 	fake_start
-	/usr/bin/time -f '%U %S %e %M' -o "$WORK/time.tmp" timeout 600 "$BUILD/bench/runapi_bench" \
-		"127.0.0.1:$PORT" "$JOB" "$RUNJOB_EVENTS" 64 >"$WORK/runapi_bench.out" 2>&1 ||
-		die "runapi_bench failed (see $WORK/runapi_bench.out)"
+	/usr/bin/time -f '%U %S %e %M' -o "$WORK/time.tmp" timeout 600 "$BUILD/bench/runjob_bench" \
+		"127.0.0.1:$PORT" "$JOB" "$RUNJOB_EVENTS" 64 >"$WORK/runjob_bench.out" 2>&1 ||
+		die "runjob_bench failed (see $WORK/runjob_bench.out)"
 	fake_stop
-	# the fake also saw runapi_bench's warm-up call
+	# the fake also saw runjob_bench's warm-up call
 	echo "$(cat "$WORK/time.tmp") $RUNJOB_EVENTS $(echo "$FAKE_RESULT" | awk '{ print $1 - 1, $2 - 1, $3 }')"
 }
 
 say "replay against the Run API fake: $RUNJOB_EVENTS events x $REPS (record: $RECORD)"
 : >"$WORK/runjob.txt"
 for ((i = 0; i < REPS; i++)); do runjob_replay >>"$WORK/runjob.txt"; done
-say "runapi_bench (the client alone) against the fake: $RUNJOB_EVENTS calls x $REPS"
+say "runjob_bench (the client alone) against the fake: $RUNJOB_EVENTS calls x $REPS"
 : >"$WORK/client.txt"
-for ((i = 0; i < REPS; i++)); do runapi_client >>"$WORK/client.txt"; done
+for ((i = 0; i < REPS; i++)); do runjob_client >>"$WORK/client.txt"; done
 RUNJOB=$(median "$WORK/runjob.txt")
 CLIENT=$(median "$WORK/client.txt")
 LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -264,6 +264,6 @@ rrow() { # rrow NAME MEDIAN_LINE ("user sys wall rss calls fake_calls fake_ok fa
 			name, $5, $3, $5 / $3, cpu * 1e6 / $5, $8 / $5, $4 / 1024, $9, $10 }'
 }
 rrow "replay ($RUNJOB_EVENTS events, 20 routes)" "$RUNJOB"
-rrow "runapi_bench (RunJob client alone)" "$CLIENT"
+rrow "runjob_bench (RunJob client alone)" "$CLIENT"
 echo
 echo "targets: replay --dry-run >= 300000 events/s on one core; RSS flat from $SMALL to $EVENTS events"

@@ -86,9 +86,9 @@ static int member(jr_buf *out, int *first, const char *name, const char *value)
 	if (!*first && buf_addc(out, ',') < 0)
 		return -1;
 	*first = 0;
-	if (json_write_string(out, name, strlen(name)) < 0 || buf_addc(out, ':') < 0)
+	if (jstr_write(out, name, strlen(name)) < 0 || buf_addc(out, ':') < 0)
 		return -1;
-	return json_write_string(out, value, strlen(value));
+	return jstr_write(out, value, strlen(value));
 }
 
 static int write_data(jr_buf *out, const jr_event *ev)
@@ -112,7 +112,7 @@ static int write_data(jr_buf *out, const jr_event *ev)
 	case JR_DATA_TEXT:
 		if (buf_adds(out, ",\"data\":") < 0)
 			return -1;
-		return json_write_string(out, ev->data, ev->data_len);
+		return jstr_write(out, ev->data, ev->data_len);
 	}
 	return -1;
 }
@@ -132,7 +132,7 @@ int event_write_structured(jr_buf *out, const jr_event *ev)
 		return -1;
 	for (size_t i = 0; i < ev->n_ext; i++) {
 		if (buf_addc(out, ',') < 0 ||
-		    json_write_string(out, ev->ext[i].name, strlen(ev->ext[i].name)) < 0 ||
+		    jstr_write(out, ev->ext[i].name, strlen(ev->ext[i].name)) < 0 ||
 		    buf_addc(out, ':') < 0 || json_write(out, ev->ext[i].value) < 0)
 			return -1;
 	}
@@ -148,9 +148,9 @@ static int write_attrs(jr_buf *out, const jr_message *m)
 	for (size_t i = 0; i < m->n_attrs; i++) {
 		const jr_kv *kv = &m->attrs[i];
 		if ((i && buf_addc(out, ',') < 0) ||
-		    json_write_string(out, kv->key, strlen(kv->key)) < 0 ||
+		    jstr_write(out, kv->key, strlen(kv->key)) < 0 ||
 		    buf_addc(out, ':') < 0 ||
-		    json_write_string(out, kv->value, strlen(kv->value)) < 0)
+		    jstr_write(out, kv->value, strlen(kv->value)) < 0)
 			return -1;
 	}
 	return buf_addc(out, '}');

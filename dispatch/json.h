@@ -11,6 +11,7 @@
 
 #include <stddef.h>
 
+#include "jstring.h"
 #include "mem.h"
 
 typedef enum jr_json_type {
@@ -54,20 +55,6 @@ const jr_json *json_path(const jr_json *root, const char *path);
 
 /* json_write: appends v as compact JSON to out; -1 when out's max is reached. */
 int json_write(jr_buf *out, const jr_json *v);
-/*
- * json_write_string: appends s (n bytes) as a quoted, escaped JSON string.
- * The bytes are copied as they are: the output is valid UTF-8 only when s
- * is (every decoded string is; see json_write_text for any other).
- */
-int json_write_string(jr_buf *out, const char *s, size_t n);
-/*
- * json_write_text: as json_write_string, but each byte that starts no valid
- * UTF-8 sequence (dispatch/utf8.h) is written as U+FFFD, so the output is
- * always valid JSON and UTF-8. For text about the input (error messages, log
- * values), never for data that must come back as it was. -1 past out's max
- * (out unchanged).
- */
-int json_write_text(jr_buf *out, const char *s, size_t n);
 /* json_render: strings as their raw text, anything else as compact JSON (template rendering). */
 int json_render(jr_buf *out, const jr_json *v);
 

@@ -395,7 +395,7 @@ static int write_duration(jr_buf *out, int64_t ms)
 /* write_str: s as a JSON string. */
 static int write_str(jr_buf *out, const char *s)
 {
-	return json_write_string(out, s, strlen(s));
+	return jstr_write(out, s, strlen(s));
 }
 
 static int write_container(jr_buf *out, const jr_runreq *req)

@@ -1,7 +1,7 @@
 /*
  * fuzz_pbwire.c — libFuzzer entry point for the protobuf messages jobrelay
  * reads by hand from gRPC answers: the StreamingPullResponse
- * (pubsub_decode_response) and the RunJob Operation (runapi_decode_operation).
+ * (pubsub_decode_response) and the RunJob Operation (runjob_decode_operation).
  * Every input goes to both. Checked: a refused StreamingPullResponse returns
  * nothing; a read one gives messages whose ack id is a string, whose data
  * lies inside the input, whose attributes are strings and whose counts agree;
@@ -15,7 +15,7 @@
 
 #include "mem.h"
 #include "pubsub.h"
-#include "runapi.h"
+#include "runjob.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -47,12 +47,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	arena_free(&a);
 
 	arena_init(&a);
-	char msgbuf[RUNAPI_MAX_MESSAGE + 1];
+	char msgbuf[RUNJOB_MAX_MESSAGE + 1];
 	jr_runresult r = { .code = 0, .message = "", .retry_delay_ms = -1 };
-	runapi_decode_operation(data, size, &a, &r, msgbuf);
+	runjob_decode_operation(data, size, &a, &r, msgbuf);
 	if (r.code == 0 && !r.operation)
 		abort();
-	if (!r.message || strlen(r.message) > RUNAPI_MAX_MESSAGE)
+	if (!r.message || strlen(r.message) > RUNJOB_MAX_MESSAGE)
 		abort();
 	if ((r.execution && strlen(r.execution) > size) || (r.log_uri && strlen(r.log_uri) > size))
 		abort();

@@ -17,6 +17,7 @@
 
 #include "config_load.h"
 #include "dispatcher.h"
+#include "loop.h"
 #include "testev.h"
 
 #define CALLS_MAX 8
@@ -89,7 +90,7 @@ static void fx_open(fixture *f, const char *yaml)
 	buf_free(&errs);
 	f->s = (stub){.l = loop_new()};
 	jr_runner rn = {.run = s_run, .ctx = &f->s};
-	f->d = dispatcher_new(&f->c, f->s.l, rn, NULL, NULL, NULL);
+	f->d = dispatcher_new(&f->c, loop_timers(f->s.l), rn, NULL, NULL, NULL);
 }
 
 /* fx_turn: runs the loop until nothing is due now (outcomes are posted as 0 ms timers). */

@@ -16,6 +16,7 @@
 
 #include "config_load.h"
 #include "dispatcher.h"
+#include "loop.h"
 #include "testev.h"
 
 #define EXEC "projects/p/locations/r/jobs/j/executions/j-abcde"
@@ -44,7 +45,7 @@ static void answer_now(void *arg)
 			  .retry_delay_ms = -1, .recovered = a->recovered};
 	if (a->code == 0)
 		r.execution = EXEC;
-	if (a->creds_ms > 0) { /* what runapi reports for a call the token source refused */
+	if (a->creds_ms > 0) { /* what runjob reports for a call the token source refused */
 		r.code = JR_GRPC_UNAVAILABLE;
 		r.has_class = 1;
 		r.cls = JR_ERR_CREDENTIALS;
@@ -161,7 +162,7 @@ static void deliver(const char *yaml, stub *s, rec_sink *k, int n, result *out)
 	*k = (rec_sink){.s = {.name = "test", .write = rs_write, .close = rs_close}};
 	s->l = loop_new();
 	jr_runner rn = {.run = s_run, .follow = s_follow, .find = s_find, .ctx = s};
-	jr_dispatcher *d = dispatcher_new(&c, s->l, rn, &k->s, NULL, NULL);
+	jr_dispatcher *d = dispatcher_new(&c, loop_timers(s->l), rn, &k->s, NULL, NULL);
 	jr_event *ev = tev_new("e1", "/t", "t.x");
 	for (int i = 0; i < n; i++) {
 		out[i] = (result){0};

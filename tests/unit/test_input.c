@@ -9,7 +9,7 @@
 
 #include "config.h"
 #include "cu.h"
-#include "deadletter.h"
+#include "dl_file.h"
 #include "decode.h"
 #include "jsonparse.h"
 #include "input.h"
@@ -276,7 +276,7 @@ static void test_deadletter_file_failed_write(void)
 {
 	char path[300], err[256] = "";
 	snprintf(path, sizeof path, "%s/dead.ndjson", dir);
-	jr_sink *s = deadletter_file_open(path, err, sizeof err);
+	jr_sink *s = dl_file_open(path, err, sizeof err);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
 	jr_event *ev = tev_new("small", "//s", "t");
 	jr_dlrecord r = { .ev = ev, .origin = "t", .code = "NOT_FOUND", .message = "m",

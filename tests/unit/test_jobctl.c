@@ -9,7 +9,7 @@
 
 #include "google/cloud/run/v2/condition.pb-c.h"
 #include "jobctl.h"
-#include "runadmin.h"
+#include "runexec.h"
 
 enum {
 	RECONCILING = GOOGLE__CLOUD__RUN__V2__CONDITION__STATE__CONDITION_RECONCILING,
@@ -20,39 +20,39 @@ enum {
 static void test_state(void)
 {
 	jr_execution e = {0};
-	CU_ASSERT_EQUAL(runadmin_exec_state(-1, NULL, NULL, &e), JR_EXEC_PENDING);
+	CU_ASSERT_EQUAL(runexec_exec_state(-1, NULL, NULL, &e), JR_EXEC_PENDING);
 	e.start_ms = 1;
-	CU_ASSERT_EQUAL(runadmin_exec_state(RECONCILING, NULL, "running", &e), JR_EXEC_RUNNING);
-	CU_ASSERT_EQUAL(runadmin_exec_state(SUCCEEDED, NULL, NULL, &e), JR_EXEC_SUCCEEDED);
+	CU_ASSERT_EQUAL(runexec_exec_state(RECONCILING, NULL, "running", &e), JR_EXEC_RUNNING);
+	CU_ASSERT_EQUAL(runexec_exec_state(SUCCEEDED, NULL, NULL, &e), JR_EXEC_SUCCEEDED);
 	e.failed = 1;
-	CU_ASSERT_EQUAL(runadmin_exec_state(FAILED, "NON_ZERO_EXIT_CODE", "exit 3", &e), JR_EXEC_FAILED);
-	CU_ASSERT_EQUAL(runadmin_exec_state(FAILED, NULL, "Task x-0 timed out after 600s", &e),
+	CU_ASSERT_EQUAL(runexec_exec_state(FAILED, "NON_ZERO_EXIT_CODE", "exit 3", &e), JR_EXEC_FAILED);
+	CU_ASSERT_EQUAL(runexec_exec_state(FAILED, NULL, "Task x-0 timed out after 600s", &e),
 			JR_EXEC_TIMED_OUT);
-	CU_ASSERT_EQUAL(runadmin_exec_state(FAILED, NULL, "the configured TIMEOUT was reached", &e),
+	CU_ASSERT_EQUAL(runexec_exec_state(FAILED, NULL, "the configured TIMEOUT was reached", &e),
 			JR_EXEC_TIMED_OUT);
-	CU_ASSERT_EQUAL(runadmin_exec_state(FAILED, "CANCELLED", "cancelled", &e), JR_EXEC_CANCELLED);
+	CU_ASSERT_EQUAL(runexec_exec_state(FAILED, "CANCELLED", "cancelled", &e), JR_EXEC_CANCELLED);
 	e.failed = 0;
 	e.cancelled = 2;
-	CU_ASSERT_EQUAL(runadmin_exec_state(FAILED, NULL, "stopped", &e), JR_EXEC_CANCELLED);
+	CU_ASSERT_EQUAL(runexec_exec_state(FAILED, NULL, "stopped", &e), JR_EXEC_CANCELLED);
 	/* no Completed condition: the counts and completion time decide */
 	e.completion_ms = 5;
-	CU_ASSERT_EQUAL(runadmin_exec_state(-1, NULL, NULL, &e), JR_EXEC_CANCELLED);
+	CU_ASSERT_EQUAL(runexec_exec_state(-1, NULL, NULL, &e), JR_EXEC_CANCELLED);
 	e.cancelled = 0;
-	CU_ASSERT_EQUAL(runadmin_exec_state(-1, NULL, NULL, &e), JR_EXEC_SUCCEEDED);
+	CU_ASSERT_EQUAL(runexec_exec_state(-1, NULL, NULL, &e), JR_EXEC_SUCCEEDED);
 	e.failed = 1;
-	CU_ASSERT_EQUAL(runadmin_exec_state(-1, NULL, NULL, &e), JR_EXEC_FAILED);
-	CU_ASSERT_STRING_EQUAL(runadmin_state_name(JR_EXEC_TIMED_OUT), "TIMED_OUT");
-	CU_ASSERT_FALSE(runadmin_state_done(JR_EXEC_RUNNING));
-	CU_ASSERT_TRUE(runadmin_state_done(JR_EXEC_CANCELLED));
+	CU_ASSERT_EQUAL(runexec_exec_state(-1, NULL, NULL, &e), JR_EXEC_FAILED);
+	CU_ASSERT_STRING_EQUAL(runexec_state_name(JR_EXEC_TIMED_OUT), "TIMED_OUT");
+	CU_ASSERT_FALSE(runexec_state_done(JR_EXEC_RUNNING));
+	CU_ASSERT_TRUE(runexec_state_done(JR_EXEC_CANCELLED));
 }
 
 static void test_env(void)
 {
 	jr_kv env[] = {{"A", "1"}, {"JOBRELAY_KEY", "old"}, {"SECRET", NULL}, {"JOBRELAY_KEY", "k2"}};
 	jr_execution e = {.env = env, .n_env = 4};
-	CU_ASSERT_STRING_EQUAL(runadmin_env_get(&e, "JOBRELAY_KEY"), "k2");
-	CU_ASSERT_PTR_NULL(runadmin_env_get(&e, "SECRET"));
-	CU_ASSERT_PTR_NULL(runadmin_env_get(&e, "B"));
+	CU_ASSERT_STRING_EQUAL(runexec_env_get(&e, "JOBRELAY_KEY"), "k2");
+	CU_ASSERT_PTR_NULL(runexec_env_get(&e, "SECRET"));
+	CU_ASSERT_PTR_NULL(runexec_env_get(&e, "B"));
 }
 
 static void test_time(void)

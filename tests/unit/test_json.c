@@ -264,11 +264,11 @@ static void test_write_escapes(void)
 {
 	jr_buf b;
 	buf_init(&b, 0);
-	CU_ASSERT_EQUAL(json_write_string(&b, "q\"b\\s/\x01\t\r\n\b\f\x1f", 13), 0);
+	CU_ASSERT_EQUAL(jstr_write(&b, "q\"b\\s/\x01\t\r\n\b\f\x1f", 13), 0);
 	CU_ASSERT_STRING_EQUAL(b.data, "\"q\\\"b\\\\s/\\u0001\\t\\r\\n\\b\\f\\u001f\"");
 	buf_free(&b);
 	buf_init(&b, 8);
-	CU_ASSERT_EQUAL(json_write_string(&b, "0123456789", 10), -1);
+	CU_ASSERT_EQUAL(jstr_write(&b, "0123456789", 10), -1);
 	buf_free(&b);
 }
 
@@ -297,14 +297,14 @@ static void test_write_escape_positions(void)
 				buf_add(&want, s + at + 1, len - at - 1);
 				buf_addc(&want, '"');
 				buf_reset(&b);
-				CU_ASSERT_EQUAL(json_write_string(&b, s, len), 0);
+				CU_ASSERT_EQUAL(jstr_write(&b, s, len), 0);
 				CU_ASSERT_EQUAL(b.len, want.len);
 				CU_ASSERT_EQUAL(memcmp(b.data, want.data, want.len), 0);
 			}
 		}
 	}
 	buf_reset(&b);
-	CU_ASSERT_EQUAL(json_write_string(&b, " !#[]~\x7f\x80\xff/", 10), 0);
+	CU_ASSERT_EQUAL(jstr_write(&b, " !#[]~\x7f\x80\xff/", 10), 0);
 	CU_ASSERT_STRING_EQUAL(b.data, "\" !#[]~\x7f\x80\xff/\"");
 	buf_free(&b);
 	buf_free(&want);
@@ -485,7 +485,7 @@ static void test_write_message(void)
 	buf_free(&b);
 }
 
-/* json_write_text: any bytes give a valid JSON string of valid UTF-8; the valid text is kept. */
+/* jstr_write_text: any bytes give a valid JSON string of valid UTF-8; the valid text is kept. */
 static void test_write_text(void)
 {
 	static const struct { const char *in; size_t n; const char *want; } cases[] = {
@@ -499,7 +499,7 @@ static void test_write_text(void)
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		jr_buf b;
 		buf_init(&b, 0);
-		CU_ASSERT_EQUAL(json_write_text(&b, cases[i].in, cases[i].n), 0);
+		CU_ASSERT_EQUAL(jstr_write_text(&b, cases[i].in, cases[i].n), 0);
 		CU_ASSERT_TRUE(b.len == strlen(cases[i].want) && memcmp(b.data, cases[i].want, b.len) == 0);
 		jr_arena a;
 		arena_init(&a);
@@ -509,7 +509,7 @@ static void test_write_text(void)
 	}
 	jr_buf small;
 	buf_init(&small, 6);
-	CU_ASSERT_EQUAL(json_write_text(&small, "ab\xff" "cd", 5), -1);
+	CU_ASSERT_EQUAL(jstr_write_text(&small, "ab\xff" "cd", 5), -1);
 	CU_ASSERT_EQUAL(small.len, 0); /* nothing half written */
 	buf_free(&small);
 }
