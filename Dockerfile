@@ -7,7 +7,7 @@
 # the Debian packages of the libraries it loads and CA certificates, and runs as an
 # unprivileged user. The packages are found by running `jobrelay version` under LD_DEBUG=files:
 # the libraries it is linked to and those it loads with dlopen (libmicrohttpd and libcurl,
-# src/lazylib.c; `version` touches both), so the list cannot drift from the build.
+# src/io/lazylib.c; `version` touches both), so the list cannot drift from the build.
 #
 #   docker run IMAGE                 jobrelay serve, on $PORT (default 8080)
 #   docker run IMAGE pull            jobrelay pull (health endpoints on $PORT)

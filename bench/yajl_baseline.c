@@ -4,7 +4,7 @@
  *
  *   yajl_baseline tree|stream FILE
  *
- * The file is read the way src/input.c reads NDJSON: 256 KiB chunks, lines
+ * The file is read the way src/cmd/input.c reads NDJSON: 256 KiB chunks, lines
  * found with memchr, each line parsed as one document. "tree" builds and
  * frees a yajl_tree per line (yajl_tree_parse, which wants a NUL-terminated
  * string: the newline is overwritten in place). "stream" runs the callback

@@ -1,7 +1,7 @@
 /*
  * config.h — the configuration model of docs/configuration.md, as loaded.
  *
- * src/config.c reads YAML into it; dispatch/ and retry/ only read it. A
+ * src/cmd/config_load.c reads YAML into it; dispatch/ and retry/ only read it. A
  * jr_config owns everything reachable from it; config_free releases it.
  */
 #ifndef JR_CONFIG_H

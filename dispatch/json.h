@@ -1,7 +1,7 @@
 /*
  * json.h — a small JSON value tree, independent of any parser.
  *
- * The adapters in src/ parse JSON with yajl into this tree (src/jsonparse.h);
+ * The adapters in src/ parse JSON with yajl into this tree (src/decode/jsonparse.h);
  * routing and templates read it here without knowing about yajl. Nodes live
  * in the arena of the event that holds them. Numbers keep their source text,
  * so they render exactly as they arrived.

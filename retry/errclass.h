@@ -16,7 +16,7 @@
  * credentials: jobrelay could not get an access token, so the call never
  * reached the API; such events are held (JR_ACT_HOLD: no attempt counted,
  * never dead-lettered) until tokens can be had. Its backoff is the token
- * source's retry (src/gcreds.h); it has no configurable policy.
+ * source's retry (src/google/gcreds.h); it has no configurable policy.
  */
 #define JR_ERRCLASS_MAP(X)                                                          \
 	X(INVALID_EVENT, "invalid_event", JR_ACT_DEAD_LETTER, 1, 0, 0, 0)             \

@@ -30,7 +30,7 @@
  * validation, every error and its message stay yajl's. It costs yajl's
  * lexer and one allocation of yajl's per token on the common path.
  *
- * Strings are held to RFC 3629 (dispatch/utf8.h) on top of yajl's looser
+ * Strings are held to RFC 3629 (src/base/utf8.h) on top of yajl's looser
  * check, and a \\u escape of half a surrogate pair without its other half is
  * an error (yajl would write '?' or pair it with any escape that follows).
  * The fast path takes ASCII only, so it never meets either.

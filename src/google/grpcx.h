@@ -44,7 +44,7 @@ typedef struct grpcx_channel_opts {
 /*
  * grpcx_channel_new: a channel to o->endpoint: plaintext with insecure
  * credentials, or TLS with jobrelay's Application Default Credentials on
- * every call (src/gcreds.h; a credentials file that cannot be used fails
+ * every call (src/google/gcreds.h; a credentials file that cannot be used fails
  * here, naming it). jobrelay's user agent, keepalive pings only while calls
  * are open (o->keepalive_ms), no transparent retries, no BDP probes.
  * The first call also turns off Abseil's mutex deadlock detection (a debug

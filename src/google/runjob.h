@@ -69,14 +69,14 @@ int runjob_in_flight(const jr_runjob *c);
 
 /*
  * runjob_channel / runjob_loop: the client's channel and loop, for clients of
- * the other Run API services on the same connection (src/runexec.c).
+ * the other Run API services on the same connection (src/google/runexec.c).
  * runjob_closing: runjob_free has begun; start nothing new.
  */
 grpc_channel *runjob_channel(jr_runjob *c);
 jr_loop *runjob_loop(jr_runjob *c);
 int runjob_closing(const jr_runjob *c);
 /*
- * runjob_attach: gives c one companion object (src/runwatch.c: executions
+ * runjob_attach: gives c one companion object (src/google/runwatch.c: executions
  * being followed), closed by close(obj) first thing in runjob_free, while
  * the channel and loop still work; close must end every callback it owes.
  * runjob_attached: that object, or NULL.

@@ -6,8 +6,8 @@
  * (gnutls with its load-time initialisation, p11-kit, nettle, gmp, krb5,
  * ldap, ssh2, rtmp, nghttp2, ...: about 3.6 MiB of RSS and a share of the
  * start-up relocations; docs/benchmarks.md, "pull"). jobrelay is therefore
- * not linked against them: this file defines the functions src/httpd.c,
- * src/jwks.c and src/main.c call, with the prototypes of the libraries' own
+ * not linked against them: this file defines the functions src/io/httpd.c,
+ * src/google/jwks.c and src/cmd/main.c call, with the prototypes of the libraries' own
  * headers, and each forwards to the real function found with dlopen/dlsym
  * the first time any function of that library is called (pthread_once).
  *

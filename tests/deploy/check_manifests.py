@@ -5,8 +5,8 @@ Parses the manifests deploy/gcloud.sh rendered (service.yaml, job.yaml, the aler
 and deploy/cloudbuild.yaml, and checks them against what jobrelay and its image read:
 the port (the Dockerfile's $PORT and EXPOSE; Cloud Run sets PORT from containerPort, and
 jobrelay reads getenv("PORT")), the config file ($JOBRELAY_CONFIG in the Dockerfile and in
-src/main.c, mounted from a Secret Manager secret at that very path), the service accounts
-deploy/gcloud.sh creates, the probe paths jobrelay answers (src/httpd.c), and the job image's
+src/cmd/main.c, mounted from a Secret Manager secret at that very path), the service accounts
+deploy/gcloud.sh creates, the probe paths jobrelay answers (src/io/httpd.c), and the job image's
 required environment (deploy/job-image/entrypoint.sh). Prints one line per failed check and
 exits 1, or prints "ok" and exits 0. Needs PyYAML (Debian: python3-yaml).
 """
@@ -55,13 +55,13 @@ def main():
     runtime = "job-runtime@%s.iam.gserviceaccount.com" % project
 
     # what jobrelay reads, from its source
-    main_c = read(os.path.join(src, "src/main.c"))
-    serve_c = read(os.path.join(src, "src/serve.c"))
-    httpd_c = read(os.path.join(src, "src/httpd.c"))
-    check('getenv("JOBRELAY_CONFIG")' in main_c, "src/main.c no longer reads $JOBRELAY_CONFIG")
-    check('getenv("PORT")' in serve_c, "src/serve.c no longer reads $PORT")
+    main_c = read(os.path.join(src, "src/cmd/main.c"))
+    serve_c = read(os.path.join(src, "src/cmd/serve.c"))
+    httpd_c = read(os.path.join(src, "src/io/httpd.c"))
+    check('getenv("JOBRELAY_CONFIG")' in main_c, "src/cmd/main.c no longer reads $JOBRELAY_CONFIG")
+    check('getenv("PORT")' in serve_c, "src/cmd/serve.c no longer reads $PORT")
     for path in ("/healthz", "/readyz"):
-        check('"%s"' % path in httpd_c, "src/httpd.c does not answer %s" % path)
+        check('"%s"' % path in httpd_c, "src/io/httpd.c does not answer %s" % path)
 
     env, expose, user, entrypoint, cmd = dockerfile_runtime(read(os.path.join(src, "Dockerfile")))
     config_path = env.get("JOBRELAY_CONFIG")

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# test_lazylib.sh — libmicrohttpd and libcurl are loaded only when used (src/lazylib.c):
+# test_lazylib.sh — libmicrohttpd and libcurl are loaded only when used (src/io/lazylib.c):
 # a replay does not load them (nor gnutls, which libmicrohttpd brings), `jobrelay version`
 # loads both through the forwarders and prints their versions. The dynamic loader's own
 # record (LD_DEBUG=files) says what was loaded. serve (test_serve*.sh) and jwks_url

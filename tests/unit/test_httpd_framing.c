@@ -1,4 +1,4 @@
-/* httpd_framing_error (src/httpd.h): the RFC 9112 framing rules, case by case. A head is
+/* httpd_framing_error (src/io/httpd.h): the RFC 9112 framing rules, case by case. A head is
  * written as "VERSION|Name: value|Name: value"; NULL means accepted, else the reason must
  * contain the expected text. */
 #include <string.h>

@@ -1,6 +1,6 @@
 /*
  * test_json.c — the jr_json tree (dispatch/json.c), the yajl parser building
- * it (src/jsonparse.c), and event.c's writers and base64.
+ * it (src/decode/jsonparse.c), and event.c's writers and base64.
  */
 #include <string.h>
 

@@ -1,4 +1,4 @@
-/* The intrusive list (retry/list.h): order, removal from any place, membership, and
+/* The intrusive list (src/base/list.h): order, removal from any place, membership, and
  * random operations against an array kept in the same order. */
 #include <stdint.h>
 

@@ -1,4 +1,4 @@
-/* The one UTF-8 validator (dispatch/utf8.h) and the one base64 coder (dispatch/base64.h). */
+/* The one UTF-8 validator (src/base/utf8.h) and the one base64 coder (src/base/base64.h). */
 #include <string.h>
 
 #include "base64.h"
