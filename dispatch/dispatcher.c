@@ -46,18 +46,23 @@
 typedef struct delivery delivery;
 typedef struct job_breaker job_breaker;
 
+/* A task's phase changes only through task_set_phase. */
 typedef enum task_phase {
 	TASK_CALL,      /* RunJob sent (or about to be) */
 	TASK_FIND,      /* an ambiguous failure: runner.find looks for its execution */
 	TASK_FOLLOW,    /* ack: on_completion: runner.follow waits for the execution */
 } task_phase;
 
+static const char *const phase_names[] = {"CALL", "FIND", "FOLLOW"};
+_Static_assert(sizeof phase_names / sizeof phase_names[0] == TASK_FOLLOW + 1,
+	       "phase_names names every task_phase");
+
 typedef struct task {
 	smap_ent own;      /* in d->keys while it owns its key (h: the key, key: "") */
 	delivery *dv;
 	size_t ri;
 	jr_runreq req;
-	task_phase phase;
+	task_phase phase;  /* TASK_CALL when made (calloc); then only task_set_phase */
 	int64_t sent_ms;   /* wall clock when RunJob was sent */
 	uint64_t key;      /* route_key_hash: the dedup key */
 	job_breaker *brk;          /* the job's breaker while the call counts for it */
@@ -555,6 +560,16 @@ static void task_breaker_result(task *t, jr_errclass cls, int ok)
 
 /* ---- tasks ---- */
 
+/* task_set_phase: the one place a task's phase changes (logged at debug level). */
+static void task_set_phase(task *t, task_phase next)
+{
+	if (log_enabled(JR_LOG_DEBUG))
+		log_kv(JR_LOG_DEBUG, "TASK-PHASE", "task phase changed", "route",
+		       t->dv->d->cfg->routes[t->ri].name, "event_id", t->dv->ev->id, "from",
+		       phase_names[t->phase], "to", phase_names[next], NULL);
+	t->phase = next;
+}
+
 static void finish_cb(void *arg)
 {
 	delivery *dv = arg;
@@ -940,7 +955,7 @@ static void on_run_done(void *arg, const jr_runresult *res)
 		log_kv(JR_LOG_INFO, "DISPATCH-STARTED", "execution started; following it", "route",
 		       r->name, "event_id", t->dv->ev->id, "job", t->req.name, "execution",
 		       res->execution, "log_uri", res->log_uri, NULL);
-		t->phase = TASK_FOLLOW;
+		task_set_phase(t, TASK_FOLLOW);
 		t->execution = res->execution ? jr_strdup(res->execution) : NULL;
 		if (d->runner.follow(d->runner.ctx, &t->req, res, on_follow_done, t) == 0) {
 			d->following++;
@@ -958,7 +973,7 @@ static void on_run_done(void *arg, const jr_runresult *res)
 		task_hold(t, t->req.name, JR_ERR_CREDENTIALS,
 			  res->retry_delay_ms > CREDS_HOLD_MIN_MS ? res->retry_delay_ms : CREDS_HOLD_MIN_MS);
 	} else if (ambiguous(res->code) && !res->has_class && d->runner.find) {
-		t->phase = TASK_FIND;
+		task_set_phase(t, TASK_FIND);
 		t->fail_code = res->code;
 		t->fail_hint_ms = res->retry_delay_ms;
 		t->fail_msg = jr_strdup(res->message ? res->message : "");
