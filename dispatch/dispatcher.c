@@ -46,18 +46,23 @@
 typedef struct delivery delivery;
 typedef struct job_breaker job_breaker;
 
+/* A task's phase changes only through task_set_phase. */
 typedef enum task_phase {
 	TASK_CALL,      /* RunJob sent (or about to be) */
 	TASK_FIND,      /* an ambiguous failure: runner.find looks for its execution */
 	TASK_FOLLOW,    /* ack: on_completion: runner.follow waits for the execution */
 } task_phase;
 
+static const char *const phase_names[] = {"CALL", "FIND", "FOLLOW"};
+_Static_assert(sizeof phase_names / sizeof phase_names[0] == TASK_FOLLOW + 1,
+	       "phase_names names every task_phase");
+
 typedef struct task {
 	smap_ent own;      /* in d->keys while it owns its key (h: the key, key: "") */
 	delivery *dv;
 	size_t ri;
 	jr_runreq req;
-	task_phase phase;
+	task_phase phase;  /* TASK_CALL when made (calloc); then only task_set_phase */
 	int64_t sent_ms;   /* wall clock when RunJob was sent */
 	uint64_t key;      /* route_key_hash: the dedup key */
 	job_breaker *brk;          /* the job's breaker while the call counts for it */
@@ -275,6 +280,43 @@ long dispatcher_unrouted(const jr_dispatcher *d, long *dead_lettered, long *fail
 	return d->unrouted;
 }
 
+/* ---- traces: the lines about an event carry its Cloud Trace ---- */
+
+/* trace_hex32: the 32 hex digits at s, lower-cased into out; -1 when not that or all zero. */
+static int trace_hex32(const char *s, char out[33])
+{
+	for (int i = 0; i < 32; i++) {
+		char ch = s[i];
+		if (ch >= 'A' && ch <= 'F')
+			ch = (char)(ch - 'A' + 'a');
+		if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f')))
+			return -1;
+		out[i] = ch;
+	}
+	out[32] = '\0';
+	return strspn(out, "0") == 32 ? -1 : 0;
+}
+
+/*
+ * trace_use: the lines logged from here on name ev's trace (ev->trace: a
+ * traceparent "VV-TRACEID-SPANID-FF" or an X-Cloud-Trace-Context
+ * "TRACEID/SPAN;o=1") as "projects/P/traces/TRACEID", as serve's own lines
+ * do; none when ev is NULL, has no valid trace, or no project is set. Each
+ * entry point that calls it ends with trace_use(d, NULL).
+ */
+static void trace_use(const jr_dispatcher *d, const jr_event *ev)
+{
+	char id[33], trace[160] = "";
+	const char *tp = ev ? ev->trace : NULL;
+	size_t n = tp ? strlen(tp) : 0;
+	int ok = n >= 55 && tp[2] == '-' && tp[35] == '-' && trace_hex32(tp + 3, id) == 0;
+	if (!ok && n >= 32 && (tp[32] == '\0' || tp[32] == '/'))
+		ok = trace_hex32(tp, id) == 0;
+	if (ok && d->cfg->project)
+		snprintf(trace, sizeof trace, "projects/%s/traces/%s", d->cfg->project, id);
+	log_set_trace(trace);
+}
+
 /* ---- dead letters ---- */
 
 /* What the log lines of a dead letter name. */
@@ -376,8 +418,11 @@ static void raw_answer(void *arg)
 static void on_sink_done(void *arg, int ok, const char *err)
 {
 	dl_wait *w = arg;
-	dl_end(w->d, &w->note, ok, w->line, w->line ? strlen(w->line) : 0, err);
+	jr_dispatcher *d = w->d;
 	delivery *dv = w->dv;
+	if (dv)
+		trace_use(d, dv->ev);
+	dl_end(d, &w->note, ok, w->line, w->line ? strlen(w->line) : 0, err);
 	if (!dv) {
 		w->ok = ok;
 		raw_answer(w);
@@ -391,6 +436,7 @@ static void on_sink_done(void *arg, int ok, const char *err)
 	dl_wait_free(w);
 	dv->pending--;
 	delivery_step(dv);
+	trace_use(d, NULL);
 }
 
 /*
@@ -554,6 +600,16 @@ static void task_breaker_result(task *t, jr_errclass cls, int ok)
 }
 
 /* ---- tasks ---- */
+
+/* task_set_phase: the one place a task's phase changes (logged at debug level). */
+static void task_set_phase(task *t, task_phase next)
+{
+	if (log_enabled(JR_LOG_DEBUG))
+		log_kv(JR_LOG_DEBUG, "TASK-PHASE", "task phase changed", "route",
+		       t->dv->d->cfg->routes[t->ri].name, "event_id", t->dv->ev->id, "from",
+		       phase_names[t->phase], "to", phase_names[next], NULL);
+	t->phase = next;
+}
 
 static void finish_cb(void *arg)
 {
@@ -886,15 +942,17 @@ static void find_failed(task *t, int code, const char *why)
 static void on_find_done(void *arg, const jr_runresult *res)
 {
 	task *t = arg;
+	jr_dispatcher *d = t->dv->d;
+	trace_use(d, t->dv->ev);
 	if (res->code == 0) {
 		task_dispatched(t, res);
-		return;
+	} else {
+		if (res->code != JR_GRPC_NOT_FOUND)
+			find_failed(t, res->code, res->message);
+		task_failed(t, errclass_from_grpc(t->fail_code), grpc_code_name(t->fail_code),
+			    t->fail_msg ? t->fail_msg : "", t->fail_hint_ms);
 	}
-	if (res->code != JR_GRPC_NOT_FOUND)
-		find_failed(t, res->code, res->message);
-	jr_errclass cls = errclass_from_grpc(t->fail_code);
-	task_failed(t, cls, grpc_code_name(t->fail_code), t->fail_msg ? t->fail_msg : "",
-		    t->fail_hint_ms);
+	trace_use(d, NULL);
 }
 
 /*
@@ -905,13 +963,16 @@ static void on_find_done(void *arg, const jr_runresult *res)
 static void on_follow_done(void *arg, const jr_runresult *res)
 {
 	task *t = arg;
-	t->dv->d->following--;
+	jr_dispatcher *d = t->dv->d;
+	d->following--;
+	trace_use(d, t->dv->ev);
 	if (res->code == 0 && !res->has_class)
 		task_dispatched(t, res);
 	else if (!res->has_class && res->code != JR_GRPC_CANCELLED)
 		task_unconfirmed(t, res->code, res->message);
 	else
 		task_failed_res(t, res);
+	trace_use(d, NULL);
 }
 
 static int ambiguous(int code)
@@ -924,6 +985,7 @@ static void on_run_done(void *arg, const jr_runresult *res)
 	task *t = arg;
 	jr_dispatcher *d = t->dv->d;
 	const jr_route *r = &d->cfg->routes[t->ri];
+	trace_use(d, t->dv->ev);
 	d->in_flight--;
 	metric_set(m.in_flight, NULL, d->in_flight);
 	char l[160];
@@ -940,7 +1002,7 @@ static void on_run_done(void *arg, const jr_runresult *res)
 		log_kv(JR_LOG_INFO, "DISPATCH-STARTED", "execution started; following it", "route",
 		       r->name, "event_id", t->dv->ev->id, "job", t->req.name, "execution",
 		       res->execution, "log_uri", res->log_uri, NULL);
-		t->phase = TASK_FOLLOW;
+		task_set_phase(t, TASK_FOLLOW);
 		t->execution = res->execution ? jr_strdup(res->execution) : NULL;
 		if (d->runner.follow(d->runner.ctx, &t->req, res, on_follow_done, t) == 0) {
 			d->following++;
@@ -958,7 +1020,7 @@ static void on_run_done(void *arg, const jr_runresult *res)
 		task_hold(t, t->req.name, JR_ERR_CREDENTIALS,
 			  res->retry_delay_ms > CREDS_HOLD_MIN_MS ? res->retry_delay_ms : CREDS_HOLD_MIN_MS);
 	} else if (ambiguous(res->code) && !res->has_class && d->runner.find) {
-		t->phase = TASK_FIND;
+		task_set_phase(t, TASK_FIND);
 		t->fail_code = res->code;
 		t->fail_hint_ms = res->retry_delay_ms;
 		t->fail_msg = jr_strdup(res->message ? res->message : "");
@@ -971,6 +1033,7 @@ static void on_run_done(void *arg, const jr_runresult *res)
 		task_failed_res(t, res);
 	}
 	drain_ready(d);
+	trace_use(d, NULL);
 }
 
 /* task_render: t's request; -1 when it cannot be rendered (the task has then ended). */
@@ -993,6 +1056,7 @@ static void task_send(task *t)
 {
 	jr_dispatcher *d = t->dv->d;
 	int64_t now = timers_now(d->tm);
+	trace_use(d, t->dv->ev); /* drain_ready sends the tasks of any event */
 	/* the route's token was taken for this call: it goes back when no call is made */
 	jr_ratelimit *rl = &d->rr[t->ri].rl;
 	if (dedup_seen(d->dedup, t->key, now)) {
@@ -1051,6 +1115,7 @@ static void rate_timer(void *arg)
 	route_rate *rr = arg;
 	rr->timer_on = 0;
 	drain_ready(rr->d);
+	trace_use(rr->d, NULL);
 }
 
 /* task_unsent: dispatcher_stop ends a task that was never sent: to be tried again, no attempt spent. */
@@ -1080,6 +1145,7 @@ void dispatcher_stop(jr_dispatcher *d)
 		}
 		rr->tail = NULL;
 	}
+	trace_use(d, NULL);
 }
 
 static void task_submit(jr_dispatcher *d, task *t)
@@ -1172,10 +1238,12 @@ static void task_release(jr_dispatcher *d, task *t)
 	t->waiter = NULL;
 	if (!w)
 		return;
+	trace_use(d, w->dv->ev); /* w's lines name its own event's trace, then t's again */
 	if (t->started && !t->final)
 		task_duplicate(w, 1);
 	else
 		task_later(w);
+	trace_use(d, t->dv->ev);
 }
 
 static void start_route(delivery *dv, size_t ri)
@@ -1224,6 +1292,7 @@ void dispatcher_submit(jr_dispatcher *d, jr_event *ev, int attempt, const unsign
 	dv->cb = cb;
 	dv->arg = arg;
 	d->open++;
+	trace_use(d, ev);
 	/* hold the delivery open while its routes start, so none can finish it early */
 	dv->pending = 1;
 	for (size_t i = 0; i < d->cfg->n_routes; i++) {
@@ -1241,4 +1310,5 @@ void dispatcher_submit(jr_dispatcher *d, jr_event *ev, int attempt, const unsign
 		unrouted(dv);
 	dv->pending--;
 	delivery_step(dv);
+	trace_use(d, NULL);
 }

@@ -21,6 +21,13 @@
  * route) another delivery has in flight (queued, sent, looked up or
  * followed) sends nothing and waits for it: a duplicate when that one
  * started the job, else it goes on as if just submitted.
+ *
+ * Logs: every line the dispatcher writes about an event names its Cloud
+ * Trace ("projects/P/traces/T", from ev->trace: a traceparent or
+ * X-Cloud-Trace-Context value, with cfg->project), whether it is written from
+ * inside dispatcher_submit or from a runner's, sink's or timer's callback;
+ * an event without one names none. Each of its entry points clears the
+ * calling thread's trace (log_set_trace) before it returns.
  */
 #ifndef JR_DISPATCHER_H
 #define JR_DISPATCHER_H

@@ -98,74 +98,7 @@ struct serve {
 	int n_open;
 	jr_link free_list;
 	jr_metric *received, *requests, *shed;
-	jr_runner inner;          /* the Run API client, or the --dry-run runner */
-	const char *submit_trace; /* the trace of the request being submitted, during submit */
-	struct traced_call *call_free;
 };
-
-/* ---- trace correlation for the lines logged when a RunJob call ends ---- */
-
-/*
- * A RunJob call started while a request is being submitted carries that
- * request's trace, set around the dispatcher's completion callback so its
- * DISPATCH-OK line names the trace. Calls started later from the
- * dispatcher's queue (concurrency reached) are not known to belong to a
- * request here, and log no trace rather than a wrong one.
- */
-typedef struct traced_call {
-	serve *s;
-	jr_run_cb cb;
-	void *arg;
-	char trace[TRACE_MAX];
-	struct traced_call *next; /* free list */
-} traced_call;
-
-static void traced_done(void *arg, const jr_runresult *res)
-{
-	traced_call *c = arg;
-	serve *s = c->s;
-	log_set_trace(c->trace);
-	c->cb(c->arg, res);
-	log_set_trace(NULL);
-	c->next = s->call_free;
-	s->call_free = c;
-}
-
-/* inner_follow / inner_find: the inner runner's, for the dispatcher (no trace to carry). */
-static int inner_follow(void *ctx, const jr_runreq *req, const jr_runresult *started,
-			jr_run_cb cb, void *arg)
-{
-	serve *s = ctx;
-	return s->inner.follow(s->inner.ctx, req, started, cb, arg);
-}
-
-static int inner_find(void *ctx, const jr_runreq *req, int64_t since_ms, jr_run_cb cb, void *arg)
-{
-	serve *s = ctx;
-	return s->inner.find(s->inner.ctx, req, since_ms, cb, arg);
-}
-
-static int traced_run(void *ctx, const jr_runreq *req, int64_t timeout_ms, jr_run_cb cb, void *arg)
-{
-	serve *s = ctx;
-	if (!s->submit_trace || !s->submit_trace[0])
-		return s->inner.run(s->inner.ctx, req, timeout_ms, cb, arg);
-	traced_call *c = s->call_free;
-	if (c)
-		s->call_free = c->next;
-	else
-		c = jr_malloc(sizeof *c);
-	c->s = s;
-	c->cb = cb;
-	c->arg = arg;
-	snprintf(c->trace, sizeof c->trace, "%s", s->submit_trace);
-	int rc = s->inner.run(s->inner.ctx, req, timeout_ms, traced_done, c);
-	if (rc < 0) {
-		c->next = s->call_free;
-		s->call_free = c;
-	}
-	return rc;
-}
 
 /* ---- the --dry-run runner: every RunJob succeeds at once, from the loop ---- */
 
@@ -495,7 +428,6 @@ static void on_post(void *arg, jr_http_req *http)
 	}
 	/* the outcomes come from the loop, never from inside submit, so open is final here */
 	q->open += (int)q->n_evs;
-	s->submit_trace = q->trace;
 	for (size_t i = 0; i < q->n_evs; i++) {
 		jr_event *ev = q->evs[i];
 		/* Pub/Sub counts the deliveries that were held: the dispatcher subtracts them */
@@ -503,7 +435,6 @@ static void on_post(void *arg, jr_http_req *http)
 				      ? ev->message->delivery_attempt : 1;
 		dispatcher_submit(s->d, ev, attempt, NULL, on_outcome, q);
 	}
-	s->submit_trace = NULL;
 	if (q->open == 0)
 		finish(q);
 	log_set_trace(NULL);
@@ -637,19 +568,15 @@ static int open_peers(serve *s, dry_runner *dr)
 		       NULL);
 		return 2;
 	}
-	s->inner = (jr_runner){.run = dry_run, .ctx = dr};
+	/* the dispatcher logs each event's lines with its trace (from the request's headers) */
+	jr_runner r = {.run = dry_run, .ctx = dr};
 	if (!s->o->dry_run) {
 		int rc = open_run_api(s);
 		if (rc)
 			return rc;
-		s->inner = runwatch_runner(s->api);
+		r = runwatch_runner(s->api);
 	}
 	/* no `out`: an event whose dead letter failed gets 503, so its sender keeps it */
-	jr_runner r = {.run = traced_run, .ctx = s};
-	if (s->inner.follow)
-		r.follow = inner_follow;
-	if (s->inner.find)
-		r.find = inner_find;
 	s->d = dispatcher_new(s->cfg, loop_timers(s->loop), r, s->sink, NULL, NULL);
 	return 0;
 }
@@ -706,11 +633,6 @@ static void run_until_drained(serve *s)
 
 static void free_requests(serve *s)
 {
-	while (s->call_free) {
-		traced_call *c = s->call_free;
-		s->call_free = c->next;
-		free(c);
-	}
 	jr_link *l;
 	while ((l = list_first(&s->free_list))) {
 		sreq *q = list_item(l, sreq, link);
