@@ -1,6 +1,6 @@
 /*
  * test_dispatcher.c — the dispatcher's state machine, driven step by step
- * through the stand-ins of dispatch_stubs.h: every RunJob, follow and find
+ * through the stand-ins of dispatcher_stubs.h: every RunJob, follow and find
  * is answered by the test, dead letters are confirmed by it, and time moves
  * only when it advances the stepped clock. No loop, no gRPC, no sleeps.
  *
@@ -18,7 +18,7 @@
 #include <unistd.h>
 
 #include "config_load.h"
-#include "dispatch_stubs.h"
+#include "dispatcher_stubs.h"
 #include "dispatcher.h"
 #include "log.h"
 #include "testev.h"

@@ -1,5 +1,5 @@
 /*
- * dispatch_stubs.h — stand-ins for what the dispatcher talks to, for unit
+ * dispatcher_stubs.h — stand-ins for what the dispatcher talks to, for unit
  * tests of its state machine: a runner whose calls the test answers
  * explicitly, a dead-letter sink that confirms now, later or fails, and a
  * stepped clock under the dispatcher's timers. Nothing runs on its own:

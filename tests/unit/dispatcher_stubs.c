@@ -1,7 +1,7 @@
 /*
- * dispatch_stubs.c — the stand-ins of dispatch_stubs.h.
+ * dispatcher_stubs.c — the stand-ins of dispatcher_stubs.h.
  */
-#include "dispatch_stubs.h"
+#include "dispatcher_stubs.h"
 
 #include <stdio.h>
 #include <string.h>
