@@ -49,11 +49,10 @@ type subState struct {
 
 // lease: one message's deliveries to one subscription.
 type lease struct {
-	delivery    int       // deliveries so far (the current delivery's number)
-	deadline    time.Time // when the current delivery's lease ends; zero after a nack
-	acked       bool      // acked (successfully, with its current delivery's ack id)
-	ackedTwice  bool      // an ack came again after that
-	publishTime time.Time
+	delivery   int       // deliveries so far (the current delivery's number)
+	deadline   time.Time // when the current delivery's lease ends; zero after a nack
+	acked      bool      // acked (successfully, with its current delivery's ack id)
+	ackedTwice bool      // an ack came again after that
 }
 
 // A failure injected with `eod-fail`.
@@ -153,9 +152,6 @@ func (h *harness) outgoing(sub string, rm *pb.ReceivedMessage, d time.Duration) 
 	l := s.msgs[id]
 	if l == nil {
 		l = &lease{}
-		if rm.Message.PublishTime != nil {
-			l.publishTime = time.Unix(rm.Message.PublishTime.Seconds, int64(rm.Message.PublishTime.Nanos)).UTC()
-		}
 		s.msgs[id] = l
 	}
 	if s.opts.dlTopic != "" && l.delivery >= s.opts.maxAttempts {
