@@ -9,7 +9,7 @@
 #
 # start_pstest builds the harness on first use (offline, Debian's Go packages)
 # into $PSTEST_BUILD_DIR (default $JR_BUILD_DIR/pstest, else a folder under
-# /tmp), waits for its LISTENING line through a FIFO, and exports
+# /tmp; rebuilt when a .go file is newer), waits for its LISTENING line through a FIFO, and exports
 # PUBSUB_EMULATOR_HOST. The harness exits when the shell that started it goes
 # away (EOF on its stdin), so a failed test leaves no orphan.
 
@@ -23,7 +23,9 @@ pstest_build() {
 	mkdir -p "$out"
 	(
 		flock 9
-		if [ ! -x "$bin" ] || [ "$PSTEST_DIR/main.go" -nt "$bin" ]; then
+		local stale= f
+		for f in "$PSTEST_DIR"/*.go; do [ "$f" -nt "$bin" ] && stale=1; done
+		if [ ! -x "$bin" ] || [ -n "$stale" ]; then
 			command -v go >/dev/null || { echo "pstest: no Go toolchain; run scripts/deps.sh" >&2; exit 1; }
 			echo "pstest: building $bin" >&2
 			cd "$PSTEST_DIR" &&

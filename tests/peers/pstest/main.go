@@ -32,7 +32,6 @@ import (
 	"time"
 
 	"cloud.google.com/go/pubsub/pstest"
-	"github.com/golang/protobuf/proto"
 	pb "google.golang.org/genproto/googleapis/pubsub/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -59,12 +58,15 @@ type harness struct {
 	emptyRequests int // of which empty: a client's stream keepalive
 
 	rec *os.File // --record: one JSON line per call (under smu)
+
+	service // dead-letter policies and exactly-once delivery (service.go)
 }
 
 // The request metadata a client sends that tests look at.
 var watchedMD = []string{"x-goog-request-params", "x-goog-api-client", "user-agent", "authorization", "x-goog-user-project"}
 
-// interceptor counts the streams opened per method and keeps the last one's metadata.
+// interceptor counts the streams opened per method and keeps the last one's metadata; a
+// StreamingPull stream goes through pullStream (service.go).
 func (h *harness) interceptor(srv interface{}, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 	got := h.record(ss.Context(), info.FullMethod)
 	h.smu.Lock()
@@ -72,34 +74,15 @@ func (h *harness) interceptor(srv interface{}, ss grpc.ServerStream, info *grpc.
 	h.lastMD = got
 	h.smu.Unlock()
 	if info.FullMethod == "/google.pubsub.v1.Subscriber/StreamingPull" {
-		ss = &countingStream{ServerStream: ss, h: h}
+		ss = &pullStream{ServerStream: ss, h: h}
 	}
 	return handler(srv, ss)
-}
-
-// countingStream counts the StreamingPull requests a stream receives, and the empty ones.
-type countingStream struct {
-	grpc.ServerStream
-	h *harness
-}
-
-func (c *countingStream) RecvMsg(m interface{}) error {
-	err := c.ServerStream.RecvMsg(m)
-	if err == nil {
-		c.h.smu.Lock()
-		c.h.requests++
-		if pm, ok := m.(proto.Message); ok && proto.Size(pm) == 0 {
-			c.h.emptyRequests++
-		}
-		c.h.smu.Unlock()
-	}
-	return err
 }
 
 // unaryInterceptor counts unary calls per method and keeps each method's last metadata.
 func (h *harness) unaryInterceptor(ctx context.Context, req interface{}, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (interface{}, error) {
 	h.record(ctx, info.FullMethod)
-	return handler(ctx, req)
+	return h.unaryService(ctx, req, info, handler)
 }
 
 // record notes one call of method and returns the watched metadata it carried.
@@ -140,6 +123,9 @@ func main() {
 	tlsCert := flag.String("tls-cert", "", "serve gRPC over TLS with this PEM certificate (chain); needs -tls-key")
 	tlsKey := flag.String("tls-key", "", "the PEM private key of -tls-cert")
 	record := flag.String("record", "", "append one JSON line per call (method, watched metadata) to this file")
+	dlTopic := flag.String("dead-letter-topic", "", "-subscription has a dead-letter policy with this topic (created at start if missing)")
+	maxAttempts := flag.Int("max-delivery-attempts", 0, "with -dead-letter-topic: max delivery attempts, 5-100 (0: 5)")
+	eod := flag.Bool("exactly-once", false, "-subscription has exactly-once delivery")
 	flag.Parse()
 
 	if !loopback(*host) {
@@ -147,7 +133,7 @@ func main() {
 	}
 	srv := pstest.NewServer()
 	h := &harness{srv: srv, out: os.Stdout, streams: map[string]int{}, lastMD: map[string]interface{}{},
-		calls: map[string]int{}, methodMD: map[string]map[string]interface{}{}}
+		calls: map[string]int{}, methodMD: map[string]map[string]interface{}{}, service: newService()}
 
 	if *record != "" {
 		f, err := os.OpenFile(*record, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
@@ -187,11 +173,22 @@ func main() {
 			fatalf("%v", err)
 		}
 	}
+	if *sub == "" && (*dlTopic != "" || *maxAttempts != 0 || *eod) {
+		fatalf("--dead-letter-topic, --max-delivery-attempts and --exactly-once go with --subscription")
+	}
 	if *sub != "" {
 		if *topic == "" {
 			fatalf("--subscription needs --topic")
 		}
-		if _, err := h.createSub(*sub, *topic, *ackDeadline, *ordering); err != nil {
+		if *dlTopic != "" {
+			if _, err := h.srv.GServer.GetTopic(context.Background(), &pb.GetTopicRequest{Topic: *dlTopic}); err != nil {
+				if _, err := h.createTopic(*dlTopic); err != nil {
+					fatalf("%v", err)
+				}
+			}
+		}
+		o := subOpts{dlTopic: *dlTopic, maxAttempts: *maxAttempts, eod: *eod}
+		if _, err := h.createSub(*sub, *topic, *ackDeadline, *ordering, o); err != nil {
 			fatalf("%v", err)
 		}
 	}
@@ -308,23 +305,33 @@ func (h *harness) command(a []string) (interface{}, error) {
 		}
 		return h.createTopic(a[1])
 	case "create-subscription":
-		if err := need(a, 3, "create-subscription SUB TOPIC [ACK_DEADLINE_S]"); err != nil {
+		const usage = "create-subscription SUB TOPIC [ACK_DEADLINE_S] [--dead-letter-topic T] [--max-delivery-attempts N] [--exactly-once]"
+		if err := need(a, 3, usage); err != nil {
 			return nil, err
 		}
 		ad := 10
-		if len(a) > 3 {
-			v, err := strconv.Atoi(a[3])
+		rest := a[3:]
+		if len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
+			v, err := strconv.Atoi(rest[0])
 			if err != nil {
-				return nil, fmt.Errorf("ack deadline %q: not a number", a[3])
+				return nil, fmt.Errorf("ack deadline %q: not a number", rest[0])
 			}
 			ad = v
+			rest = rest[1:]
 		}
-		return h.createSub(a[1], a[2], ad, false)
+		o, err := parseSubOpts(rest)
+		if err != nil {
+			return nil, fmt.Errorf("%v; usage: %s", err, usage)
+		}
+		return h.createSub(a[1], a[2], ad, false, o)
 	case "delete-subscription":
 		if err := need(a, 2, "delete-subscription SUB"); err != nil {
 			return nil, err
 		}
 		_, err := h.srv.GServer.DeleteSubscription(context.Background(), &pb.DeleteSubscriptionRequest{Subscription: a[1]})
+		if err == nil {
+			h.unregister(a[1])
+		}
 		return map[string]string{"deleted": a[1]}, err
 	case "delete-topic":
 		if err := need(a, 2, "delete-topic TOPIC"); err != nil {
@@ -421,8 +428,25 @@ func (h *harness) command(a []string) (interface{}, error) {
 			return nil, err
 		}
 		return h.wait(a[0], n, d)
+	case "counters", "eod":
+		return h.counters(), nil
+	case "wait-counter":
+		if err := need(a, 4, "wait-counter NAME N TIMEOUT"); err != nil {
+			return nil, err
+		}
+		n, err := strconv.Atoi(a[2])
+		if err != nil {
+			return nil, fmt.Errorf("N %q: not a number", a[2])
+		}
+		d, err := time.ParseDuration(a[3])
+		if err != nil {
+			return nil, err
+		}
+		return h.waitCounter(a[1], n, d)
+	case "eod-fail":
+		return h.eodFail(a)
 	default:
-		return nil, fmt.Errorf("unknown command %q (create-topic, delete-topic, create-subscription, delete-subscription, publish, pull, drain, calls, stream-timeout, stats, messages, streams, wait-acked, wait-delivered, quit)", a[0])
+		return nil, fmt.Errorf("unknown command %q (create-topic, delete-topic, create-subscription, delete-subscription, publish, pull, drain, calls, stream-timeout, stats, messages, streams, wait-acked, wait-delivered, counters, eod, wait-counter, eod-fail, quit)", a[0])
 	}
 }
 
@@ -434,14 +458,30 @@ func (h *harness) createTopic(name string) (interface{}, error) {
 	return map[string]string{"topic": t.Name}, nil
 }
 
-func (h *harness) createSub(name, topic string, ackDeadline int, ordering bool) (interface{}, error) {
-	s, err := h.srv.GServer.CreateSubscription(context.Background(), &pb.Subscription{
-		Name: name, Topic: topic, AckDeadlineSeconds: int32(ackDeadline), EnableMessageOrdering: ordering,
-	})
+func (h *harness) createSub(name, topic string, ackDeadline int, ordering bool, o subOpts) (interface{}, error) {
+	if err := h.checkSubOpts(&o); err != nil {
+		return nil, fmt.Errorf("create subscription %s: %v", name, err)
+	}
+	ps := &pb.Subscription{Name: name, Topic: topic, AckDeadlineSeconds: int32(ackDeadline), EnableMessageOrdering: ordering}
+	if o.dlTopic != "" {
+		ps.DeadLetterPolicy = &pb.DeadLetterPolicy{DeadLetterTopic: o.dlTopic, MaxDeliveryAttempts: int32(o.maxAttempts)}
+	}
+	if o.eod { // enable_exactly_once_delivery (16): GetSubscription answers it
+		ps.XXX_unrecognized = append([]byte(nil), eodSubscriptionField...)
+	}
+	s, err := h.srv.GServer.CreateSubscription(context.Background(), ps)
 	if err != nil {
 		return nil, fmt.Errorf("create subscription %s: %v", name, err)
 	}
-	return map[string]interface{}{"subscription": s.Name, "topic": s.Topic, "ackDeadlineSeconds": s.AckDeadlineSeconds}, nil
+	h.register(s.Name, s.AckDeadlineSeconds, ordering, o)
+	res := map[string]interface{}{"subscription": s.Name, "topic": s.Topic, "ackDeadlineSeconds": s.AckDeadlineSeconds}
+	if o.dlTopic != "" {
+		res["deadLetterTopic"], res["maxDeliveryAttempts"] = o.dlTopic, o.maxAttempts
+	}
+	if o.eod {
+		res["exactlyOnce"] = true
+	}
+	return res, nil
 }
 
 // A line of a message file. data is UTF-8 text, data_base64 raw bytes; "{{n}}" in
@@ -635,19 +675,23 @@ func (h *harness) drainToFile(sub, path string, max int) (interface{}, error) {
 		if len(res.ReceivedMessages) == 0 {
 			break
 		}
-		ids := make([]string, 0, len(res.ReceivedMessages))
-		for _, rm := range res.ReceivedMessages {
+		got := h.deliverAll(sub, res.ReceivedMessages, h.subLease(sub)) // counted as deliveries; dead letters forwarded
+		ids := make([]string, 0, len(got))
+		for _, rm := range got {
 			m := rm.Message
 			b, _ := json.Marshal(drainedMsg{ID: m.MessageId, Data: base64.StdEncoding.EncodeToString(m.Data), Attributes: m.Attributes,
 				PublishTime: time.Unix(m.PublishTime.GetSeconds(), int64(m.PublishTime.GetNanos())).UTC().Format(time.RFC3339Nano)})
 			w.Write(append(b, '\n'))
-			ids = append(ids, rm.AckId)
+			ids = append(ids, m.MessageId) // pstest's ack id
 		}
 		if err := w.Flush(); err != nil {
 			return nil, err
 		}
-		if _, err := h.srv.GServer.Acknowledge(context.Background(), &pb.AcknowledgeRequest{Subscription: sub, AckIds: ids}); err != nil {
-			return nil, fmt.Errorf("ack %s: %v", sub, err)
+		if len(ids) > 0 {
+			if _, err := h.srv.GServer.Acknowledge(context.Background(), &pb.AcknowledgeRequest{Subscription: sub, AckIds: ids}); err != nil {
+				return nil, fmt.Errorf("ack %s: %v", sub, err)
+			}
+			h.noteAcks(sub, ids)
 		}
 		n += len(ids)
 	}
@@ -698,15 +742,16 @@ func (h *harness) pull(sub string, n int, d time.Duration) (interface{}, error) 
 			return nil, fmt.Errorf("pull %s: %v", sub, err)
 		}
 		var ids []string
-		for _, rm := range res.ReceivedMessages {
+		for _, rm := range h.deliverAll(sub, res.ReceivedMessages, h.subLease(sub)) {
 			m := rm.Message
 			out = append(out, pulledMsg{ID: m.MessageId, Data: base64.StdEncoding.EncodeToString(m.Data), Attributes: m.Attributes})
-			ids = append(ids, rm.AckId)
+			ids = append(ids, m.MessageId) // pstest's ack id
 		}
 		if len(ids) > 0 {
 			if _, err := h.srv.GServer.Acknowledge(context.Background(), &pb.AcknowledgeRequest{Subscription: sub, AckIds: ids}); err != nil {
 				return nil, fmt.Errorf("ack %s: %v", sub, err)
 			}
+			h.noteAcks(sub, ids)
 		}
 		if len(out) < n && time.Now().After(end) {
 			b, _ := json.Marshal(out)
