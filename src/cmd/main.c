@@ -15,6 +15,7 @@
 #include <yaml.h>
 
 #include "config_load.h"
+#include "daemon.h"
 #include "gcreds.h"
 #include "jobctl.h"
 #include "log.h"
@@ -22,7 +23,6 @@
 #include "replay.h"
 #include "route.h"
 #include "serve.h"
-#include "signals.h"
 #include "version.h"
 
 typedef struct globals {
@@ -300,20 +300,15 @@ static int run_pull(const jr_config *c, const void *o)
 
 /*
  * run_daemon: what pull and serve share: logs on stdout (docs/reference.md, logs), the
- * config, SIGTERM/SIGINT blocked before grpc_init starts threads, then run.
+ * config, then the host's daemon_main (SIGTERM/SIGINT blocked before grpc_init starts threads).
  */
 static int run_daemon(const globals *g, int (*run)(const jr_config *, const void *), const void *o)
 {
 	log_setup(STDOUT_FILENO, (jr_log_format)g->log_format, (jr_log_level)g->log_level);
 	jr_config c;
 	int rc = load_config(g, &c);
-	if (rc == 0) {
-		signals_block();
-		grpc_init();
-		rc = run(&c, o);
-		gcreds_shutdown();
-		grpc_shutdown();
-	}
+	if (rc == 0)
+		rc = daemon_main(run, &c, o);
 	config_free(&c);
 	return rc;
 }

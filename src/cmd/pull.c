@@ -16,15 +16,13 @@
  */
 #include "pull.h"
 
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "dl_sinks.h"
+#include "daemon.h"
 #include "dispatcher.h"
-#include "httpd.h"
 #include "gcreds.h"
 #include "log.h"
 #include "loop.h"
@@ -32,7 +30,6 @@
 #include "pullq.h"
 #include "runjob.h"
 #include "runwatch.h"
-#include "signals.h"
 
 #define STARTUP_WAIT_MS 10000    /* Pub/Sub and the Run API must be ready within it */
 #define FLUSH_MIN_MS 1000        /* the final flush gets at least this long */
@@ -52,20 +49,15 @@ static const char *const pull_state_names[] = {
 typedef struct pull {
 	const jr_config *cfg;
 	const jr_pull_opts *o;
-	jr_loop *loop;
-	jr_runjob *api;
+	jr_daemon dm;       /* the host: loop, Run API, sinks, dispatcher, health port, signals */
+	jr_loop *loop;      /* dm.loop, borrowed */
+	jr_dispatcher *d;   /* dm.d, borrowed */
 	jr_pubsub *ps;
-	jr_sink *sink;
-	jr_dispatcher *d;
-	jr_httpd *http;
 	jr_pullq *q; /* the messages held; made once the dispatcher is */
 	pull_state state;
 	int exit_code;
-	int signals;
-	int ready; /* read by the HTTP thread */
 	int ack_deadline_s;
-	int64_t grace_end_ms;
-	jr_timer_id grace_timer, flush_timer;
+	jr_timer_id flush_timer;
 } pull;
 
 static void metrics_init(void)
@@ -90,9 +82,7 @@ static void pull_set_state(pull *p, pull_state st, const char *why)
 	p->state = st;
 	if (p->q && st != PULL_RUNNING)
 		pullq_close(p->q); /* nothing is dispatched any more */
-	__atomic_store_n(&p->ready,
-			 st == PULL_RUNNING && p->ps && pubsub_state(p->ps) == JR_PUBSUB_OPEN,
-			 __ATOMIC_RELEASE);
+	daemon_set_ready(&p->dm, st == PULL_RUNNING && p->ps && pubsub_state(p->ps) == JR_PUBSUB_OPEN);
 	char held[24], disp[24];
 	snprintf(held, sizeof held, "%zu", p->q ? pullq_held(p->q) : 0);
 	snprintf(disp, sizeof disp, "%zu", in_flight(p));
@@ -206,11 +196,8 @@ static void flush_deadline(void *arg)
 static void flush_and_close(pull *p)
 {
 	pull_set_state(p, PULL_FLUSHING, "nothing left in flight");
-	if (p->grace_timer) {
-		loop_timer_cancel(p->loop, p->grace_timer);
-		p->grace_timer = 0;
-	}
-	int64_t left = p->grace_end_ms - loop_now_ms();
+	daemon_grace_cancel(&p->dm);
+	int64_t left = daemon_grace_left_ms(&p->dm);
 	p->flush_timer = loop_timer_add(p->loop, left < FLUSH_MIN_MS ? FLUSH_MIN_MS : left,
 					flush_deadline, p);
 	pubsub_close(p->ps);
@@ -222,10 +209,10 @@ static void finish_if_drained(pull *p)
 		flush_and_close(p);
 }
 
+/* grace_over: the host's grace timer fired while deliveries were still in flight. */
 static void grace_over(void *arg)
 {
 	pull *p = arg;
-	p->grace_timer = 0;
 	char n[24];
 	snprintf(n, sizeof n, "%zu", in_flight(p));
 	log_kv(in_flight(p) ? JR_LOG_WARNING : JR_LOG_INFO, "PULL-GRACE-OVER",
@@ -234,39 +221,33 @@ static void grace_over(void *arg)
 	flush_and_close(p);
 }
 
-static void begin_drain(pull *p, const char *why)
-{
-	pull_set_state(p, PULL_DRAINING, why);
-	pullq_drain(p->q);
-	p->grace_end_ms = loop_now_ms() + p->cfg->shutdown_grace_ms;
-	if (in_flight(p) == 0) {
-		flush_and_close(p);
-		return;
-	}
-	p->grace_timer = loop_timer_add(p->loop, p->cfg->shutdown_grace_ms, grace_over, p);
-}
-
-static void on_signal(void *arg, int signo)
+/* begin_drain: the host's first signal while running; its grace timer runs (grace_over). */
+static void begin_drain(void *arg, const char *why)
 {
 	pull *p = arg;
-	const char *name = signo == SIGTERM ? "SIGTERM" : signo == SIGINT ? "SIGINT" : "signal";
-	if (p->signals++ > 0 || p->state == PULL_STARTING) {
-		char n[24];
-		snprintf(n, sizeof n, "%zu", in_flight(p));
-		log_kv(JR_LOG_WARNING, "PULL-EXIT-NOW", p->state == PULL_STARTING
-			       ? "signal during start-up: exiting" : "second signal: exiting at once",
-		       "signal", name, "in_flight", n, NULL);
-		_exit(in_flight(p) ? 1 : 0);
-	}
-	if (p->state == PULL_RUNNING)
-		begin_drain(p, name);
+	if (p->state != PULL_RUNNING)
+		return;
+	pull_set_state(p, PULL_DRAINING, why);
+	pullq_drain(p->q);
+	if (in_flight(p) == 0)
+		flush_and_close(p);
+}
+
+/* exit_now: a signal during start-up, or a second one: the process exits with the code returned. */
+static int exit_now(void *arg, const char *signame, int starting)
+{
+	pull *p = arg;
+	char n[24];
+	snprintf(n, sizeof n, "%zu", in_flight(p));
+	log_kv(JR_LOG_WARNING, "PULL-EXIT-NOW", starting ? "signal during start-up: exiting"
+	       : "second signal: exiting at once", "signal", signame, "in_flight", n, NULL);
+	return in_flight(p) ? 1 : 0;
 }
 
 static void on_state(void *arg, jr_pubsub_state st, int code, const char *detail)
 {
 	pull *p = arg;
-	__atomic_store_n(&p->ready, p->state == PULL_RUNNING && st == JR_PUBSUB_OPEN,
-			 __ATOMIC_RELEASE);
+	daemon_set_ready(&p->dm, p->state == PULL_RUNNING && st == JR_PUBSUB_OPEN);
 	if (st == JR_PUBSUB_FAILED) {
 		log_kv(JR_LOG_ERROR, "PULL-SUBSCRIPTION", "cannot pull the subscription",
 		       "subscription", p->cfg->subscription, "code", grpc_code_name(code), "error",
@@ -280,58 +261,9 @@ static void on_state(void *arg, jr_pubsub_state st, int code, const char *detail
 
 /* ---- start and stop ---- */
 
-static int http_ready(void *arg)
-{
-	pull *p = arg;
-	return __atomic_load_n(&p->ready, __ATOMIC_ACQUIRE) && !gcreds_failing(gcreds_active());
-}
-
-static int env_port(const jr_pull_opts *o)
-{
-	if (o->http_port >= 0)
-		return o->http_port;
-	const char *s = getenv("PORT");
-	if (!s || !*s)
-		return -1;
-	char *end;
-	long v = strtol(s, &end, 10);
-	return *end || v < 0 || v > 65535 ? -2 : (int)v;
-}
-
-static int start_http(pull *p)
-{
-	int port = env_port(p->o);
-	if (port == -1)
-		return 0;
-	if (port < -1) {
-		log_kv(JR_LOG_ERROR, "PULL-PORT", "$PORT is not a port number", "PORT",
-		       getenv("PORT"), NULL);
-		return 2;
-	}
-	jr_httpd_opts ho = { .port = port, .bind = p->o->bind, .ready = http_ready, .ready_arg = p };
-	char err[256];
-	p->http = httpd_start(p->loop, &ho, err, sizeof err);
-	if (!p->http) {
-		log_kv(JR_LOG_ERROR, "PULL-PORT", "cannot serve the health endpoints", "error", err,
-		       NULL);
-		return 2;
-	}
-	char ps[16];
-	snprintf(ps, sizeof ps, "%d", httpd_port(p->http));
-	log_kv(JR_LOG_INFO, "PULL-HTTP", "serving /healthz, /readyz and /metrics", "port", ps,
-	       "bind", p->o->bind ? p->o->bind : "0.0.0.0", NULL);
-	return 0;
-}
-
-static int open_clients(pull *p)
+static int open_pubsub(pull *p)
 {
 	char err[256];
-	p->api = runjob_new(p->loop, p->o->run_endpoint, err, sizeof err);
-	if (!p->api) {
-		log_kv(JR_LOG_ERROR, "RUNJOB-INIT", "cannot create the Run API client", "error", err,
-		       NULL);
-		return 3;
-	}
 	jr_pubsub_opts po = {
 		.subscription = p->cfg->subscription,
 		.endpoint = p->o->pubsub_endpoint,
@@ -351,7 +283,7 @@ static int open_clients(pull *p)
 	return 0;
 }
 
-/* wait_services: both channels ready within STARTUP_WAIT_MS, or exit code 3. */
+/* wait_services: credentials, Pub/Sub and the Run API ready within STARTUP_WAIT_MS, or 3. */
 static int wait_services(pull *p)
 {
 	char ms[32];
@@ -363,11 +295,15 @@ static int wait_services(pull *p)
 		       pubsub_target(p->ps), "subscription", p->cfg->subscription, "waited", ms, NULL);
 		return 3;
 	}
-	if (runjob_startup_check(p->api, p->cfg->call_timeout_ms) < 0 ||
-	    runwatch_startup_check(p->api, p->cfg, NULL) < 0)
-		return 3;
-	return 0;
+	return daemon_check_run_api(&p->dm, NULL);
 }
+
+static int pull_done(void *arg)
+{
+	return ((pull *)arg)->state == PULL_STOPPED;
+}
+
+static void pull_release(void *arg);
 
 static int start(pull *p)
 {
@@ -377,53 +313,45 @@ static int start(pull *p)
 		       "config", cfg->path, NULL);
 		return 2;
 	}
-	p->loop = loop_new();
-	int rc = open_clients(p);
+	jr_daemon_ops ops = {.tag = "PULL", .drain = begin_drain, .grace_over = grace_over,
+			     .exit_now = exit_now, .done = pull_done, .release = pull_release, .arg = p};
+	daemon_open(&p->dm, cfg, &ops);
+	p->loop = p->dm.loop;
+	int rc = daemon_open_run_api(&p->dm, p->o->run_endpoint);
 	if (rc == 0)
-		rc = start_http(p);
-	if (rc == 0 && signals_start(p->loop, on_signal, p) < 0) {
-		log_kv(JR_LOG_ERROR, "PULL-SIGNALS", "cannot start the signal thread", NULL);
+		rc = open_pubsub(p);
+	if (rc == 0)
+		rc = daemon_health(&p->dm, p->o->http_port, p->o->bind);
+	if (rc == 0 && daemon_signals(&p->dm) < 0)
 		rc = 1;
-	}
 	if (rc == 0)
 		rc = wait_services(p);
 	if (rc == 0)
-		rc = dl_sinks_open(cfg, p->loop, &p->sink);
+		rc = daemon_open_sinks(&p->dm);
 	if (rc != 0)
 		return rc;
 	log_kv(JR_LOG_INFO, "PULL-READY", "Pub/Sub and the Run API are reachable", "subscription",
-	       cfg->subscription, "pubsub", pubsub_target(p->ps), "run_api", runjob_target(p->api),
-	       NULL);
+	       cfg->subscription, "pubsub", pubsub_target(p->ps), "run_api",
+	       runjob_target(p->dm.api), NULL);
 	jr_dispatch_opts dop = {.on_follow = on_follow, .on_follow_arg = p};
-	p->d = dispatcher_new(cfg, loop_timers(p->loop), runwatch_runner(p->api), p->sink, NULL, &dop);
+	p->d = p->dm.d = dispatcher_new(cfg, loop_timers(p->loop), runwatch_runner(p->dm.api),
+					p->dm.sink, NULL, &dop);
 	p->q = queue_new(p);
+	daemon_running(&p->dm);
 	pull_set_state(p, PULL_RUNNING, "started");
 	pubsub_start(p->ps);
 	return 0;
 }
 
-/* teardown: cancels what is left; every outcome callback runs before the dispatcher goes. */
-static void teardown(pull *p)
+/* pull_release: the host's teardown step 4: after the dispatcher, before the loop goes. */
+static void pull_release(void *arg)
 {
-	if (p->d)
-		dispatcher_stop(p->d);
-	if (p->api)
-		runjob_free(p->api);
-	while (p->d && dispatcher_open(p->d) > 0)
-		loop_run_once(p->loop, 100);
-	dispatcher_free(p->d);
+	pull *p = arg;
+	p->d = NULL;
 	pubsub_free(p->ps);
 	pullq_free(p->q);
-	if (p->loop) {
-		loop_timer_cancel(p->loop, p->grace_timer);
-		loop_timer_cancel(p->loop, p->flush_timer);
-	}
-	httpd_free(p->http);
-	signals_stop();
-	if (p->sink)
-		p->sink->close(p->sink);
-	if (p->loop)
-		loop_free(p->loop);
+	p->q = NULL;
+	loop_timer_cancel(p->loop, p->flush_timer);
 }
 
 static void summary(const pull *p)
@@ -453,14 +381,10 @@ int pull_run(const jr_config *cfg, const jr_pull_opts *o)
 	metrics_init();
 	int rc = start(&p);
 	if (rc == 0) {
-		while (p.state != PULL_STOPPED)
-			loop_run_once(p.loop, -1);
+		daemon_run(&p.dm);
 		rc = p.exit_code;
 		summary(&p);
 	}
-	/* late signals find nothing to do: pending ones are discarded, not queued to a freed loop */
-	signal(SIGTERM, SIG_IGN);
-	signal(SIGINT, SIG_IGN);
-	teardown(&p);
+	daemon_free(&p.dm);
 	return rc;
 }

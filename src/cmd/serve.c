@@ -41,18 +41,16 @@
 #include <unistd.h>
 
 #include "auth.h"
-#include "dl_sinks.h"
+#include "daemon.h"
 #include "decode.h"
 #include "dispatcher.h"
 #include "httpd.h"
 #include "list.h"
-#include "gcreds.h"
 #include "log.h"
 #include "loop.h"
 #include "metrics.h"
 #include "runjob.h"
 #include "runwatch.h"
-#include "signals.h"
 
 /* How long serve waits for the Run API channel at start-up (at most call_timeout). */
 #define DEFAULT_PORT 8080
@@ -60,6 +58,18 @@
 
 typedef struct serve serve;
 typedef struct sreq sreq;
+
+typedef enum serve_state {
+	SERVE_STARTING,
+	SERVE_RUNNING,
+	SERVE_DRAINING,   /* a signal came: no new requests; those in flight finish */
+	SERVE_GRACE_OVER, /* shutdown_grace passed: what was left is answered 503 */
+	SERVE_STOPPING,   /* drained (or start-up failed): a request still handed over gets 503 */
+} serve_state;
+
+static const char *const serve_state_names[] = {
+	"starting", "running", "draining", "grace_over", "stopping",
+};
 
 /* The worst outcome among a request's events, in the order they dominate. */
 typedef enum verdict {
@@ -85,15 +95,13 @@ struct sreq {
 struct serve {
 	const jr_config *cfg;
 	const jr_serve_opts *o;
-	jr_loop *loop;
-	jr_runjob *api;
-	jr_sink *sink;
-	jr_dispatcher *d;
+	jr_daemon dm;       /* the host: loop, Run API, sinks, dispatcher, signals, grace timer */
+	jr_loop *loop;      /* dm.loop, borrowed */
+	jr_sink *sink;      /* dm.sink, borrowed */
+	jr_dispatcher *d;   /* dm.d, borrowed */
 	jr_httpd *http;
 	jr_auth *auth;
-	int ready;          /* read by /readyz on MHD's thread: set once, cleared on drain */
-	int draining, stopping, grace_over;
-	jr_timer_id grace;
+	serve_state state;  /* serve_set_state */
 	jr_link open;       /* requests not yet finished */
 	int n_open;
 	jr_link free_list;
@@ -397,7 +405,7 @@ static void on_post(void *arg, jr_http_req *http)
 	sreq *q = sreq_get(s, http);
 	set_trace(s, q);
 	metric_add(s->requests, NULL, 1);
-	if (s->stopping) {
+	if (s->state == SERVE_STOPPING) {
 		answer(q, 503, "shutting down");
 		sreq_put(q);
 		log_set_trace(NULL);
@@ -443,17 +451,29 @@ static void on_post(void *arg, jr_http_req *http)
 static int is_ready(void *arg)
 {
 	serve *s = arg;
-	return __atomic_load_n(&s->ready, __ATOMIC_ACQUIRE) && (!s->auth || auth_ready(s->auth)) &&
-	       !gcreds_failing(gcreds_active());
+	return daemon_ready(&s->dm) && (!s->auth || auth_ready(s->auth));
 }
 
-/* ---- shutdown ---- */
+/* ---- state and shutdown ---- */
 
+/* serve_set_state: every change of the server's state: one log line (SERVE-STATE). */
+static void serve_set_state(serve *s, serve_state st, const char *why)
+{
+	if (s->state == st)
+		return;
+	serve_state from = s->state;
+	s->state = st;
+	char n[16];
+	snprintf(n, sizeof n, "%d", s->n_open);
+	log_kv(JR_LOG_INFO, "SERVE-STATE", "serve state changed", "state", serve_state_names[st],
+	       "from", serve_state_names[from], "reason", why, "open_requests", n, NULL);
+}
+
+/* grace_over: the host's grace timer fired: what is still open is answered 503. */
 static void grace_over(void *arg)
 {
 	serve *s = arg;
-	s->grace = 0;
-	s->grace_over = 1;
+	serve_set_state(s, SERVE_GRACE_OVER, "shutdown_grace over");
 	int n = 0;
 	for (jr_link *l = s->open.next; l != &s->open; l = l->next) {
 		sreq *q = list_item(l, sreq, link);
@@ -468,38 +488,41 @@ static void grace_over(void *arg)
 	       "shutdown_grace over: unfinished requests answered 503", "requests", c, NULL);
 }
 
-static void on_signal(void *arg, int signo)
+/* exit_now: a signal during start-up, or a second one: the process exits with the code returned. */
+static int exit_now(void *arg, const char *signame, int starting)
 {
 	serve *s = arg;
-	const char *name = signo == 15 ? "SIGTERM" : signo == 2 ? "SIGINT" : "signal";
-	if (!s->http) {
+	if (starting) {
 		log_kv(JR_LOG_INFO, "SERVE-EXIT-NOW", "signal during start-up: exiting", "signal",
-		       name, NULL);
-		_exit(0);
+		       signame, NULL);
+		return 0;
 	}
-	if (s->draining) {
-		char n[16];
-		snprintf(n, sizeof n, "%d", s->n_open);
-		log_kv(JR_LOG_WARNING, "SERVE-EXIT-NOW", "second signal: exiting at once", "signal",
-		       name, "open_requests", n, NULL);
-		_exit(s->n_open ? 1 : 0);
-	}
-	s->draining = 1;
-	__atomic_store_n(&s->ready, 0, __ATOMIC_RELEASE);
+	char n[16];
+	snprintf(n, sizeof n, "%d", s->n_open);
+	log_kv(JR_LOG_WARNING, "SERVE-EXIT-NOW", "second signal: exiting at once", "signal",
+	       signame, "open_requests", n, NULL);
+	return s->n_open ? 1 : 0;
+}
+
+/* begin_drain: the host's first signal while running; its grace timer runs (grace_over). */
+static void begin_drain(void *arg, const char *signame)
+{
+	serve *s = arg;
+	serve_set_state(s, SERVE_DRAINING, signame);
+	daemon_set_ready(&s->dm, 0);
 	httpd_quiesce(s->http);
 	char n[16], g[32];
 	/* handed to the loop and not answered: those in s->open, and those not yet delivered */
 	snprintf(n, sizeof n, "%d", httpd_pending(s->http));
 	snprintf(g, sizeof g, "%lldms", (long long)s->cfg->shutdown_grace_ms);
 	log_kv(JR_LOG_INFO, "SERVE-DRAIN", "signal received: no new requests; finishing those in flight",
-	       "signal", name, "open_requests", n, "grace", g, NULL);
-	s->grace = loop_timer_add(s->loop, s->cfg->shutdown_grace_ms, grace_over, s);
+	       "signal", signame, "open_requests", n, "grace", g, NULL);
 }
 
 /* drained: every request that reached the loop was answered, and none waits to. */
 static int drained(const serve *s)
 {
-	if (s->grace_over)
+	if (s->state == SERVE_GRACE_OVER)
 		return 1;
 	for (const jr_link *l = s->open.next; l != &s->open; l = l->next)
 		if (list_item(l, sreq, link)->http)
@@ -507,17 +530,14 @@ static int drained(const serve *s)
 	return httpd_pending(s->http) == 0;
 }
 
-/* ---- start and stop ---- */
-
-static int env_port(void)
+/* serve_done: the host's loop ends once a signal came and every request was answered. */
+static int serve_done(void *arg)
 {
-	const char *p = getenv("PORT");
-	if (!p || !*p)
-		return DEFAULT_PORT;
-	char *end;
-	long v = strtol(p, &end, 10);
-	return *end || v < 0 || v > 65535 ? -1 : (int)v;
+	const serve *s = arg;
+	return s->state >= SERVE_DRAINING && drained(s);
 }
+
+/* ---- start and stop ---- */
 
 static void labels_from_env(void)
 {
@@ -539,28 +559,14 @@ static void raise_nofile(void)
 	}
 }
 
-static int open_run_api(serve *s)
-{
-	char err[256];
-	s->api = runjob_new(s->loop, s->o->run_endpoint, err, sizeof err);
-	if (!s->api) {
-		log_kv(JR_LOG_ERROR, "RUNJOB-INIT", "cannot create the Run API client", "error", err,
-		       NULL);
-		return 3;
-	}
-	if (runjob_startup_check(s->api, s->cfg->call_timeout_ms) < 0 ||
-	    runwatch_startup_check(s->api, s->cfg, NULL) < 0)
-		return 3;
-	return 0;
-}
-
 static int open_peers(serve *s, dry_runner *dr)
 {
 	char err[256];
 	if (!s->o->dry_run) {
-		int rc = dl_sinks_open(s->cfg, s->loop, &s->sink);
+		int rc = daemon_open_sinks(&s->dm);
 		if (rc)
 			return rc;
+		s->sink = s->dm.sink;
 	}
 	s->auth = auth_new(s->cfg, err, sizeof err);
 	if (!s->auth && err[0]) {
@@ -571,19 +577,21 @@ static int open_peers(serve *s, dry_runner *dr)
 	/* the dispatcher logs each event's lines with its trace (from the request's headers) */
 	jr_runner r = {.run = dry_run, .ctx = dr};
 	if (!s->o->dry_run) {
-		int rc = open_run_api(s);
+		int rc = daemon_open_run_api(&s->dm, s->o->run_endpoint);
+		if (rc == 0)
+			rc = daemon_check_run_api(&s->dm, NULL);
 		if (rc)
 			return rc;
-		r = runwatch_runner(s->api);
+		r = runwatch_runner(s->dm.api);
 	}
 	/* no `out`: an event whose dead letter failed gets 503, so its sender keeps it */
-	s->d = dispatcher_new(s->cfg, loop_timers(s->loop), r, s->sink, NULL, NULL);
+	s->d = s->dm.d = dispatcher_new(s->cfg, loop_timers(s->loop), r, s->sink, NULL, NULL);
 	return 0;
 }
 
 static int start_http(serve *s)
 {
-	int port = s->o->port >= 0 ? s->o->port : env_port();
+	int port = daemon_env_port(s->o->port, DEFAULT_PORT);
 	if (port < 0) {
 		log_kv(JR_LOG_ERROR, "SERVE-PORT", "$PORT is not a port number", "PORT", getenv("PORT"),
 		       NULL);
@@ -613,22 +621,24 @@ static int start_http(serve *s)
 	return 0;
 }
 
+/* run_until_drained: serves until a signal came and every request was answered, then stops dispatching. */
 static void run_until_drained(serve *s)
 {
-	while (!s->draining || !drained(s))
-		loop_run_once(s->loop, -1);
-	s->stopping = 1;
-	if (s->grace)
-		loop_timer_cancel(s->loop, s->grace);
-	/* tasks not sent end unsent; RunJob calls still open are cancelled; their deliveries end (RETRY) */
-	if (s->d)
-		dispatcher_stop(s->d);
-	if (s->api) {
-		runjob_free(s->api);
-		s->api = NULL;
-	}
-	while (s->d && dispatcher_open(s->d) > 0)
-		loop_run_once(s->loop, 100);
+	daemon_run(&s->dm);
+	serve_set_state(s, SERVE_STOPPING, "drained");
+	daemon_grace_cancel(&s->dm);
+	daemon_stop_dispatch(&s->dm);
+}
+
+/* serve_release: the host's teardown step 4: the HTTP server and the push authentication. */
+static void serve_release(void *arg)
+{
+	serve *s = arg;
+	s->d = NULL;
+	httpd_free(s->http);
+	s->http = NULL;
+	auth_free(s->auth);
+	s->auth = NULL;
 }
 
 static void free_requests(serve *s)
@@ -655,34 +665,26 @@ int serve_run(const jr_config *cfg, const jr_serve_opts *o)
 				 "POST requests answered 503 at once: their dispatches would wait "
 				 "longer than serve.max_queue_wait.", NULL, 0);
 	labels_from_env();
-	s.loop = loop_new();
+	jr_daemon_ops ops = {.tag = "SERVE", .drain = begin_drain, .grace_over = grace_over,
+			     .exit_now = exit_now, .done = serve_done, .release = serve_release,
+			     .arg = &s};
+	daemon_open(&s.dm, cfg, &ops);
+	s.loop = s.dm.loop;
 	dry_runner dr = {.loop = s.loop};
-	int rc = 0;
-	if (signals_start(s.loop, on_signal, &s) < 0) {
-		log_kv(JR_LOG_ERROR, "SERVE-SIGNALS", "cannot start the signal thread", NULL);
-		rc = 2;
-	}
+	int rc = daemon_signals(&s.dm) < 0 ? 2 : 0;
 	if (rc == 0)
 		rc = open_peers(&s, &dr);
 	if (rc == 0)
 		rc = start_http(&s);
 	if (rc == 0) {
-		__atomic_store_n(&s.ready, 1, __ATOMIC_RELEASE);
+		daemon_running(&s.dm);
+		daemon_set_ready(&s.dm, 1);
+		serve_set_state(&s, SERVE_RUNNING, "started");
 		run_until_drained(&s);
 		log_kv(JR_LOG_INFO, "SERVE-STOPPED", "drained; exiting", NULL);
 	}
-	s.stopping = 1;
-	httpd_free(s.http);
-	while (s.d && dispatcher_open(s.d) > 0)
-		loop_run_once(s.loop, 100);
-	dispatcher_free(s.d);
-	if (s.api)
-		runjob_free(s.api);
-	auth_free(s.auth);
-	signals_stop();
-	if (s.sink)
-		s.sink->close(s.sink);
-	loop_free(s.loop);
+	serve_set_state(&s, SERVE_STOPPING, "start-up failed");
+	daemon_free(&s.dm);
 	dry_free(&dr);
 	free_requests(&s);
 	return rc;
