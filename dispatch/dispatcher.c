@@ -35,6 +35,7 @@
 #include "ratelimit.h"
 #include "route.h"
 #include "smap.h"
+#include "trace.h"
 
 #define BREAKERS_MAX 1024 /* jobs with a breaker; the least recently used idle one goes past it */
 #define HOLDS_TTL_MS 3600000 /* how long the holds of an event are remembered */
@@ -282,21 +283,6 @@ long dispatcher_unrouted(const jr_dispatcher *d, long *dead_lettered, long *fail
 
 /* ---- traces: the lines about an event carry its Cloud Trace ---- */
 
-/* trace_hex32: the 32 hex digits at s, lower-cased into out; -1 when not that or all zero. */
-static int trace_hex32(const char *s, char out[33])
-{
-	for (int i = 0; i < 32; i++) {
-		char ch = s[i];
-		if (ch >= 'A' && ch <= 'F')
-			ch = (char)(ch - 'A' + 'a');
-		if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f')))
-			return -1;
-		out[i] = ch;
-	}
-	out[32] = '\0';
-	return strspn(out, "0") == 32 ? -1 : 0;
-}
-
 /*
  * trace_use: the lines logged from here on name ev's trace (ev->trace: a
  * traceparent "VV-TRACEID-SPANID-FF" or an X-Cloud-Trace-Context
@@ -307,12 +293,7 @@ static int trace_hex32(const char *s, char out[33])
 static void trace_use(const jr_dispatcher *d, const jr_event *ev)
 {
 	char id[33], trace[160] = "";
-	const char *tp = ev ? ev->trace : NULL;
-	size_t n = tp ? strlen(tp) : 0;
-	int ok = n >= 55 && tp[2] == '-' && tp[35] == '-' && trace_hex32(tp + 3, id) == 0;
-	if (!ok && n >= 32 && (tp[32] == '\0' || tp[32] == '/'))
-		ok = trace_hex32(tp, id) == 0;
-	if (ok && d->cfg->project)
+	if (ev && trace_id_of(ev->trace, id) == 0 && d->cfg->project)
 		snprintf(trace, sizeof trace, "projects/%s/traces/%s", d->cfg->project, id);
 	log_set_trace(trace);
 }

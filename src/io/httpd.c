@@ -97,6 +97,7 @@
 #include "log.h"
 #include "mem.h"
 #include "metrics.h"
+#include "trace.h"
 
 #define DEFAULT_MAX_BODY (10u << 20)
 #define DEFAULT_MAX_HEADER (64u << 10)
@@ -395,31 +396,12 @@ static enum MHD_Result add_header(void *cls, enum MHD_ValueKind kind, const char
 	return MHD_YES;
 }
 
-static int hex32(const char *s, char *out)
-{
-	for (int i = 0; i < 32; i++) {
-		char ch = s[i];
-		if (ch >= 'A' && ch <= 'F')
-			ch = (char)(ch - 'A' + 'a');
-		if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f')))
-			return -1;
-		out[i] = ch;
-	}
-	out[32] = '\0';
-	return strspn(out, "0") == 32 ? -1 : 0; /* an all-zero trace id is invalid */
-}
-
 /* find_trace: traceparent "VV-TRACEID-SPANID-FF", else X-Cloud-Trace-Context "TRACEID/SPAN;o=1". */
 static void find_trace(jr_http_req *r)
 {
-	r->trace[0] = '\0';
-	const char *tp = httpd_req_header(r, "traceparent");
-	if (tp && strlen(tp) >= 55 && tp[2] == '-' && tp[35] == '-' && hex32(tp + 3, r->trace) == 0)
-		return;
-	const char *xc = httpd_req_header(r, "x-cloud-trace-context");
-	if (xc && strlen(xc) >= 32 && (xc[32] == '\0' || xc[32] == '/') && hex32(xc, r->trace) == 0)
-		return;
-	r->trace[0] = '\0';
+	if (trace_from_traceparent(httpd_req_header(r, "traceparent"), r->trace) < 0 &&
+	    trace_from_cloud_context(httpd_req_header(r, "x-cloud-trace-context"), r->trace) < 0)
+		r->trace[0] = '\0';
 }
 
 /*
