@@ -331,6 +331,7 @@ if (multi) {
   for (let slot = 1; slot <= setup.instances; slot++) {
     if (!kills.some((k) => k.slot === slot)) fail(`process ${slot} was never killed`);
   }
+  if (!connNotes.length) fail('side by side, but no connection of any process to the fake was noted (soak_conns): which process made a call is unknown');
   if (unmappedPeers) fig.runjob.unmapped_connections = unmappedPeers;
 }
 fig.started_twice_allowed = allowDuplicates;

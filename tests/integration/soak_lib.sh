@@ -196,7 +196,8 @@ soak_pull_dead() {
 # soak_conns RUN PID: notes, once each, the TCP connections from PID to the fake
 # ({"ev":"conn","run":RUN,"peer":"127.0.0.1:PORT"}), so that soak_check.js can tell which
 # process made each RunJob when several run at once (the fake records the peer). Read
-# from /proc: the process's socket inodes, and /proc/net/tcp's local port of each.
+# from /proc: the process's socket inodes, and the local port of each in /proc/net/tcp and
+# tcp6 (gRPC connects to 127.0.0.1 over a dual-stack IPv6 socket).
 declare -A SOAK_PEERS_SEEN=()
 soak_conns() {
 	local inodes p fport
@@ -204,7 +205,7 @@ soak_conns() {
 	[ -n "$inodes" ] || return 0
 	fport=$(printf '%04X' "$FAKE_PORT")
 	for p in $(awk -v fp="$fport" -v ino="$inodes" 'BEGIN { n = split(ino, a, " "); for (i = 1; i <= n; i++) s[a[i]] = 1 }
-		NR > 1 { split($2, l, ":"); split($3, r, ":"); if (r[2] == fp && ($10 in s)) print l[2] }' /proc/net/tcp); do
+		FNR > 1 { split($2, l, ":"); split($3, r, ":"); if (r[2] == fp && ($10 in s)) print l[2] }' /proc/net/tcp /proc/net/tcp6); do
 		p="127.0.0.1:$((16#$p))"
 		[ -z "${SOAK_PEERS_SEEN[$1/$p]:-}" ] || continue
 		SOAK_PEERS_SEEN[$1/$p]=1
