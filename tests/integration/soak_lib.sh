@@ -204,6 +204,7 @@ soak_conns() {
 	inodes=$(find "/proc/$2/fd" -lname 'socket:*' -printf '%l\n' 2>/dev/null | sed 's/^socket:\[\(.*\)\]$/\1/' | tr '\n' ' ')
 	[ -n "$inodes" ] || return 0
 	fport=$(printf '%04X' "$FAKE_PORT")
+	# shellcheck disable=SC2013 # one port a line, digits only
 	for p in $(awk -v fp="$fport" -v ino="$inodes" 'BEGIN { n = split(ino, a, " "); for (i = 1; i <= n; i++) s[a[i]] = 1 }
 		FNR > 1 { split($2, l, ":"); split($3, r, ":"); if (r[2] == fp && ($10 in s)) print l[2] }' /proc/net/tcp /proc/net/tcp6); do
 		p="127.0.0.1:$((16#$p))"

@@ -13,6 +13,7 @@ SOAK_INSTANCES=${SOAK_INSTANCES:-3}
 
 RUN_N=0
 M_PID=()  # slot -> pid of its running process
+# shellcheck disable=SC2034 # M_LOG: read by the tests
 M_LOG=()  # slot -> its log
 M_CAT=()  # slot -> the cat copying its stdout into the log
 M_RUN=()  # slot -> its run number (runs are numbered over all slots, from 1)
@@ -54,6 +55,7 @@ multi_start() {
 	cat <&8 >>"$log" &
 	M_CAT[slot]=$!
 	exec 8<&-
+	# shellcheck disable=SC2034 # read by the tests
 	M_LOG[slot]=$log
 	M_RUN[slot]=$RUN_N
 	note "\"ev\":\"start\",\"run\":$RUN_N,\"slot\":$slot,\"start\":$t,\"log\":\"$log\",\"pid\":${M_PID[slot]}"
