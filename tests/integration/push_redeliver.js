@@ -6,15 +6,22 @@
 // 2xx (an error status, a refused or reset connection, a timeout) is delivered again
 // after an exponential backoff with jitter (Pub/Sub's push backoff, shortened), until
 // it gets a 2xx. A server that is killed and restarted on the same port is simply
-// retried until it answers again.
+// retried until it answers again. deliveryAttempt is what Pub/Sub sends for a
+// subscription with a dead-letter policy: 1 for a message's first delivery, then one more
+// for each redelivery of that message.
 //
-//   node push_redeliver.js --url http://127.0.0.1:PORT/ --messages FILE --count N
-//        --log OUT.jsonl --progress PROGRESS.json [--concurrency 32]
+// --url may list several endpoints (comma-separated: jobrelay serve processes side by side,
+// as behind a load balancer): each delivery attempt goes to one of them at random (seeded
+// by --seed), so a redelivery usually lands on another one than the attempt that failed.
+//
+//   node push_redeliver.js --url http://127.0.0.1:PORT/[,http://...] --messages FILE --count N
+//        --log OUT.jsonl --progress PROGRESS.json [--concurrency 32] [--seed 1]
 //        [--subscription S] [--min-backoff-ms 100] [--max-backoff-ms 2000] [--timeout-ms 30000]
 //
 // FILE: pstest's message format (one {"data", "attributes"} a line, "{{n}}" = the
 // message's number); message n is line n % lines, with messageId "p<n>".
-// OUT.jsonl: one line per delivery attempt {"n","attempt","start","end","status"|"error"},
+// OUT.jsonl: one line per delivery attempt {"n","attempt","to","start","end","status"|"error"}
+// (to: the endpoint's place in --url, from 1),
 // with "retry_after" when the answer had a Retry-After header (times in ms since the epoch). PROGRESS.json: {"acked","outstanding","attempts"},
 // rewritten (atomically) at most every 100 ms and at the end. Exits 0 when every
 // message got a 2xx; SIGTERM stops it (exit 1).
@@ -39,7 +46,16 @@ try {
   process.stderr.write(`push_redeliver: ${e.message}\n`);
   process.exit(2);
 }
-const url = new URL(a.url);
+const urls = a.url.split(',').filter(Boolean).map((u) => new URL(u));
+// mulberry32: the endpoints' draw, reproducible from --seed
+let rnd = Number(a.seed || 1) >>> 0;
+function random() {
+  rnd = (rnd + 0x6d2b79f5) >>> 0;
+  let t = rnd;
+  t = Math.imul(t ^ (t >>> 15), t | 1);
+  t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+  return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+}
 const count = Number(a.count);
 const concurrency = Number(a.concurrency || 32);
 const minBackoff = Number(a['min-backoff-ms'] || 100);
@@ -96,12 +112,14 @@ function deliver(n) {
   outstanding++;
   const start = Date.now();
   const payload = body(n, attempt);
+  const to = urls.length > 1 ? 1 + Math.floor(random() * urls.length) : 1;
+  const url = urls[to - 1];
   let done = false;
   const end = (status, error, retryAfter) => {
     if (done) return;
     done = true;
     outstanding--;
-    const rec = { n, attempt, start, end: Date.now() };
+    const rec = { n, attempt, to, start, end: Date.now() };
     if (status !== undefined) rec.status = status;
     if (retryAfter !== undefined) rec.retry_after = retryAfter;
     if (error) rec.error = error;

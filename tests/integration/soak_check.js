@@ -6,8 +6,10 @@
 // figures as one JSON object and exits 1 when a check fails.
 //
 // The notes (one JSON object a line, "t" = ms since the epoch) say: setup (files, jobs,
-// events), published (first message id), start (run, log), kill (run, snapshot of what
-// was in flight), deny-off, end (mode, wall time, CPU). Checks:
+// events, instances, allow_duplicates), published (first message id), start (run, slot,
+// log), conn (a run's connection to the fake: which process made a call, when several run
+// at once), kill (run, signal time, snapshot of what was in flight), deny-off, end (mode,
+// wall time, CPU). Checks:
 //  1. every event is dispatched (an execution at the fake carries its CE_ID) or
 //     dead-lettered, in the topic and in the file; none lost, none both (but across a kill);
 //  2. the dead-letter class is right: job-missing's events are all invalid_request and
@@ -21,7 +23,17 @@
 //  4. the denied job's breaker opened while it was denied, no RunJob for it was started
 //     while open (start time = arrival + the deadline left - call_timeout, since the
 //     grpc-timeout header carries the deadline to 10 ms), and it closed after the denial
-//     ended.
+//     ended;
+//  5. no event was started twice (more than one execution at the fake): every such event
+//     is listed with its cause (kill: the process that started it was killed while the
+//     event was in flight; redelivered: another process, alive, got it again; ambiguous;
+//     same_run). The acceptance is none at all; with allow_duplicates (SOAK_ALLOW_DUPLICATES=1,
+//     until jobrelay looks executions up by JOBRELAY_KEY before a repeat's RunJob) the
+//     list is printed but only the causes of 3 fail;
+//  6. nothing reached the subscription's own dead-letter topic (Pub/Sub's forwarding after
+//     max delivery attempts): in a healthy run no message is delivered that often;
+//  7. side by side (instances > 1): every process was killed at least once.
+// Figures also count the RunJob calls each kill cut (received by the fake, not answered).
 
 const fs = require('fs');
 
@@ -42,13 +54,15 @@ const N = setup.events;
 const violations = [];
 const fail = (what) => { if (violations.length < 200) violations.push(what); };
 
-const runs = notes.filter((x) => x.ev === 'start').map((s) => ({ run: s.run, start: s.start, log: s.log }));
+const runs = notes.filter((x) => x.ev === 'start').map((s) => ({ run: s.run, slot: s.slot || 1, start: s.start, log: s.log }));
 for (const k of notes.filter((x) => x.ev === 'kill')) {
   const r = runs.find((x) => x.run === k.run);
   r.kill = k.t;
   r.at = k.at === undefined ? k.t : k.at;
   r.snapshot = k.snapshot;
 }
+const multi = (setup.instances || 1) > 1;
+const allowDuplicates = Number(setup.allow_duplicates || 0) === 1;
 const logs = [];
 for (const r of runs) {
   r.lines = jsonLines(r.log).filter((l) => l.msgid);
@@ -77,8 +91,15 @@ const recs = jsonLines(setup.records);
 // seen after that run started; a call's arrival at the fake may lag its sending (a busy
 // fake, a killed process's bytes still in the socket), so its time alone does not say
 const peerRun = new Map();
+// side by side, the test notes each process's connections (from /proc): those say
+const connNotes = notes.filter((x) => x.ev === 'conn');
+for (const c of connNotes) if (!peerRun.has(c.peer)) peerRun.set(c.peer, runs.find((x) => x.run === c.run));
+let unmappedPeers = 0;
 for (const r of recs) {
-  if (r.peer && !peerRun.has(r.peer)) peerRun.set(r.peer, runAt(Date.parse(r.time)) || runs.filter((x) => x.start <= Date.parse(r.time)).pop());
+  if (r.peer && !peerRun.has(r.peer)) {
+    if (connNotes.length) unmappedPeers++;
+    peerRun.set(r.peer, runAt(Date.parse(r.time)) || runs.filter((x) => x.start <= Date.parse(r.time)).pop());
+  }
 }
 const calls = Array.from({ length: N }, () => []);
 const statusCount = {};
@@ -105,7 +126,7 @@ for (const r of recs) {
   const run = r.peer ? peerRun.get(r.peer) : runAt(t);
   // order: by run, then by HTTP/2 stream id (the order the client started its calls in)
   const c = { t, run, peer: r.peer, stream: r.stream === undefined ? t : r.stream, status: r.statusName, fault: r.fault,
-    execution: r.execution, msg: env.MSG, key: env.JOBRELAY_KEY, job, n };
+    execution: r.execution, msg: env.MSG, key: env.JOBRELAY_KEY, job, n, answer: t + (r.delayMs || 0) };
   if (!run) strayCalls++;
   calls[n].push(c);
 }
@@ -143,17 +164,49 @@ for (const m of jsonLines(setup.dl_topic)) {
   if (!data.includes(`"soak-${n}"`)) fail(`dead-letter topic message of event ${n}: data is not the original event`);
   dlTopic[n].push({ cls: a['jobrelay-error-class'], t: Date.parse(m.publishTime) });
 }
-for (const d of jsonLines(setup.dl_file)) {
-  const n = evN(d.event && d.event.id);
-  if (n < 0 || n >= N) { fail(`dead-letter file line names no soak event: ${JSON.stringify(d).slice(0, 200)}`); continue; }
-  dlFile[n].push({ cls: d.error && d.error.class, t: Date.parse(d.failed_at) });
+for (const f of setup.dl_files || [setup.dl_file]) {
+  for (const d of jsonLines(f)) {
+    const n = evN(d.event && d.event.id);
+    if (n < 0 || n >= N) { fail(`dead-letter file line names no soak event: ${JSON.stringify(d).slice(0, 200)}`); continue; }
+    dlFile[n].push({ cls: d.error && d.error.class, t: Date.parse(d.failed_at), file: f });
+  }
+}
+// the run that wrote a dead letter: side by side, its file says (one per process) and the
+// run of that slot alive at its time; else the run alive at its time
+const slotOfFile = new Map((setup.dl_files || []).map((f, i) => [f, i + 1]));
+function dlRun(d) {
+  if (!multi) return runAt(d.t);
+  const slot = slotOfFile.get(d.file);
+  let r = null;
+  for (const x of runs) if (x.slot === slot && x.start <= d.t) r = x;
+  return r;
+}
+// Pub/Sub's own dead-letter topic (the events subscription's policy): must stay empty
+const svcDead = [];
+for (const m of jsonLines(setup.svc_dl_topic)) {
+  const data = Buffer.from(m.data_base64 || '', 'base64').toString();
+  const id = (/"id":"(soak-\d+)"/.exec(data) || [])[1];
+  const a = m.attributes || {};
+  svcDead.push(evN(id));
+  fail(`event ${id || '?'} (message ${m.id}) was forwarded by Pub/Sub to the subscription's dead-letter topic after ${a.CloudPubSubDeadLetterSourceDeliveryCount || '?'} deliveries (max ${setup.svc_max_attempts}): investigate`);
 }
 
 // the lookup must be wired into this source: no ListExecutions at all after ambiguous faults means it is not
 if (!lookups && (faultCount.deadline_exceeded || faultCount.unavailable))
   fail(`\`jobrelay ${end.mode}\` sent no ListExecutions after ${faultCount.deadline_exceeded || 0} DEADLINE_EXCEEDED and ${faultCount.unavailable || 0} UNAVAILABLE answers`);
 
-const byRunStream = (a, b) => ((a.run && a.run.run) || 0) - ((b.run && b.run.run) || 0) || a.stream - b.stream;
+// order of two outcomes: within a run by stream id (the order jobrelay started its calls); a
+// run killed before the other started comes first (a killed process's bytes may reach the
+// fake after its successor's); otherwise (side by side) by arrival at the fake
+function byRunStream(a, b) {
+  const ra = a.run;
+  const rb = b.run;
+  if (ra === rb) return a.stream - b.stream;
+  if (!multi || !ra || !rb) return ((ra && ra.run) || 0) - ((rb && rb.run) || 0) || a.stream - b.stream;
+  if (ra.kill !== undefined && ra.kill <= rb.start) return -1;
+  if (rb.kill !== undefined && rb.kill <= ra.start) return 1;
+  return a.t - b.t;
+}
 
 // --- in flight at each kill
 const kills = runs.filter((r) => r.kill !== undefined);
@@ -166,8 +219,24 @@ if (mode === 'pull') {
 } else {
   const attempts = jsonLines(end.client_log);
   for (const k of kills) {
-    // outstanding between the signal (at) and the process's death (kill), answered without a 2xx
-    k.inFlight = new Set(attempts.filter((a) => a.start <= k.kill && a.end >= k.at && !(a.status >= 200 && a.status < 300)).map((a) => `p${a.n}`));
+    // outstanding between the signal (at) and the process's death (kill), answered without a 2xx,
+    // sent to this process (side by side, the client logs which one: to, 1-based)
+    k.inFlight = new Set(attempts.filter((a) => (a.to === undefined || a.to === k.slot) && a.start <= k.kill && a.end >= k.at
+      && !(a.status >= 200 && a.status < 300)).map((a) => `p${a.n}`));
+  }
+}
+// RunJob calls each kill cut: made by the killed run, received by the fake before the
+// signal, answered (arrival + delay) after it
+for (const k of kills) {
+  k.runjobInFlight = 0;
+  k.runjobInFlightCreated = 0;
+  for (const cs of calls) {
+    for (const c of cs) {
+      if (c.run === k && c.t <= k.at && c.answer > k.at) {
+        k.runjobInFlight++;
+        if (c.execution) k.runjobInFlightCreated++;
+      }
+    }
   }
 }
 const inFlightAt = (run, n, msg) => run.inFlight && (run.inFlight.has(msg) || run.inFlight.has(`p${n}`));
@@ -175,10 +244,13 @@ const inFlightAt = (run, n, msg) => run.inFlight && (run.inFlight.has(msg) || ru
 // --- 1-3: every event, its class, its duplicates
 const fig = {
   mode, events: N, dispatched: 0, dead_lettered: {}, dead_lettered_topic: 0, dead_lettered_file: 0, lost: 0,
-  duplicates: { kill: 0, ambiguous: 0, same_run: 0 }, kills: [], runjob: { calls: 0, by_status: statusCount, faults: faultCount },
+  duplicates: { kill: 0, ambiguous: 0, same_run: 0 }, started_twice: 0, started_twice_by_cause: {}, pubsub_dead_lettered: svcDead.length,
+  kills: [], runjob_in_flight_at_kills: 0, runjob: { calls: 0, by_status: statusCount, faults: faultCount },
+  list_executions: methodCount.ListExecutions || 0,
   ambiguous_recovered: 0, other_methods: methodCount, breaker: {}, wall_s: end.wall_ms / 1000, jobrelay_cpu_s: end.cpu_s,
 };
 const dupPerKill = new Map();
+const startedTwice = []; // {n, job, executions, causes}
 for (let n = 0; n < N; n++) {
   const cs = calls[n].sort(byRunStream);
   fig.runjob.calls += cs.length;
@@ -208,29 +280,66 @@ for (let n = 0; n < N; n++) {
   if (jobOf(n) === setup.missing_job && execs.length) fail(`event ${n} of ${setup.missing_job} has an execution`);
   // duplicates: each outcome after the first (an execution, or a dead letter) needs a cause;
   // a dead letter (the file's failed_at is jobrelay's clock) comes after its run's calls
-  const outcomes = execs.map((c) => ({ run: c.run, stream: c.stream, what: c.fault === 'deadline_exceeded' ? 'ambiguous' : 'execution' }))
-    .concat(dlFile[n].map((d) => ({ run: runAt(d.t), stream: Infinity, what: 'dead_letter' }))).sort(byRunStream);
+  const outcomes = execs.map((c) => ({ run: c.run, stream: c.stream, t: c.t, c, what: c.fault === 'deadline_exceeded' ? 'ambiguous' : 'execution' }))
+    .concat(dlFile[n].map((d) => ({ run: dlRun(d), stream: Infinity, t: d.t, what: 'dead_letter' }))).sort(byRunStream);
   const msg = (cs[0] || {}).msg;
+  const causes = [];
   for (let i = 1; i < outcomes.length; i++) {
     const r1 = outcomes[i - 1].run;
     const r2 = outcomes[i].run;
+    let cause;
     if (r1 && r2 && r1 !== r2 && r1.kill !== undefined && inFlightAt(r1, n, msg)) {
+      cause = 'kill';
       fig.duplicates.kill++;
       dupPerKill.set(r1.run, (dupPerKill.get(r1.run) || 0) + 1);
     } else if (outcomes[i - 1].what === 'ambiguous') {
+      cause = 'ambiguous';
       fig.duplicates.ambiguous++;
       fail(`event ${n}: a second execution after the ambiguous DEADLINE_EXCEEDED that created one (run ${r1 && r1.run})`);
+    } else if (multi && r1 && r2 && r1 !== r2) {
+      // side by side: another process got the event again (a lease that ran out, a push
+      // redelivered after an error or a timeout) while the first one was not killed with it
+      cause = 'redelivered';
+      fig.duplicates.redelivered = (fig.duplicates.redelivered || 0) + 1;
     } else {
+      cause = 'same_run';
       fig.duplicates.same_run++;
       const why = r1 && r2 && r1 !== r2 ? `across the kill of run ${r1.run}, but not in flight then` : `within run ${r1 && r1.run}`;
       fail(`event ${n}: ${outcomes[i - 1].what} then ${outcomes[i].what} ${why}`);
     }
+    if (outcomes[i].what !== 'dead_letter' && outcomes[i - 1].what !== 'dead_letter') causes.push(cause);
+    else if (outcomes[i].what === 'dead_letter' && multi && cause === 'redelivered') {
+      fail(`event ${n}: ${outcomes[i - 1].what} (run ${r1.run}) then dead-lettered by run ${r2.run}`);
+    }
+  }
+  if (execs.length > 1) {
+    fig.started_twice++;
+    for (const c of causes) fig.started_twice_by_cause[c] = (fig.started_twice_by_cause[c] || 0) + 1;
+    startedTwice.push({ n, job: jobOf(n), causes, executions: outcomes.filter((o) => o.c).map((o) => `run ${o.run ? o.run.run : '?'}${multi && o.run ? ` (process ${o.run.slot})` : ''} ${new Date(o.t).toISOString().slice(11, 23)} ${o.c.status}${o.c.fault ? `/${o.c.fault}` : ''}`) });
   }
 }
 for (const k of kills) {
   const d = dupPerKill.get(k.run) || 0;
-  fig.kills.push({ run: k.run, in_flight: k.inFlight.size, duplicates: d });
+  const e = { run: k.run, in_flight: k.inFlight.size, runjob_in_flight: k.runjobInFlight, runjob_in_flight_created: k.runjobInFlightCreated, duplicates: d };
+  if (multi) e.process = k.slot;
+  fig.kills.push(e);
+  fig.runjob_in_flight_at_kills += k.runjobInFlight;
   if (d > k.inFlight.size) fail(`kill of run ${k.run}: ${d} duplicates but ${k.inFlight.size} in flight`);
+}
+if (multi) {
+  fig.instances = setup.instances;
+  for (let slot = 1; slot <= setup.instances; slot++) {
+    if (!kills.some((k) => k.slot === slot)) fail(`process ${slot} was never killed`);
+  }
+  if (!connNotes.length) fail('side by side, but no connection of any process to the fake was noted (soak_conns): which process made a call is unknown');
+  if (unmappedPeers) fig.runjob.unmapped_connections = unmappedPeers;
+}
+fig.started_twice_allowed = allowDuplicates;
+if (startedTwice.length) {
+  console.error(`${startedTwice.length} events started twice${allowDuplicates ? ' (allowed for now: SOAK_ALLOW_DUPLICATES=1)' : ''}:`);
+  for (const x of startedTwice.slice(0, 100)) console.error(`  soak-${x.n} (${x.job}): ${x.causes.join(', ')}: ${x.executions.join('; ')}`);
+  if (startedTwice.length > 100) console.error(`  ... ${startedTwice.length - 100} more`);
+  if (!allowDuplicates) fail(`${startedTwice.length} events started twice (${Object.entries(fig.started_twice_by_cause).map(([c, k]) => `${c} ${k}`).join(', ')}); the list is above`);
 }
 fig.ambiguous_recovered = logs.filter((l) => l.msgid === 'DISPATCH-OK' && /ambiguous/.test(l.message)).length;
 if (strayCalls) fig.runjob.after_kill_before_restart = strayCalls;

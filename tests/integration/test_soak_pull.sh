@@ -35,9 +35,10 @@ while :; do
 	[ "$done_n" -lt "$SOAK_EVENTS" ] || break
 	[ "$SECONDS" -lt "$end" ] || fail "after ${SOAK_WAIT}s only $done_n of $SOAK_EVENTS events acked ($PS_REPLY); work dir $WORK"
 	if soak_kill_due "$done_n" "$PULL_LOG" "$PULL_PID"; then
+		at=$(now_ms)
 		stop_pull KILL
 		ps_cmd messages "$WORK/kill-$SOAK_KILLS_DONE.json" || fail "messages: $PS_REPLY"
-		note "\"ev\":\"kill\",\"run\":$PULL_N,\"snapshot\":\"$WORK/kill-$SOAK_KILLS_DONE.json\""
+		note "\"ev\":\"kill\",\"run\":$PULL_N,\"at\":$at,\"snapshot\":\"$WORK/kill-$SOAK_KILLS_DONE.json\""
 		soak_start_pull
 	fi
 	sleep 0.2 # poll interval of a bounded wait on pstest's counters

@@ -441,6 +441,41 @@ async function main() {
     await new Promise((r) => s2.child.on('exit', r));
   });
 
+  await check('faults: --fault-answer-delay-ms 300-400: execution made on arrival, answer 300-400 ms later, seeded', async () => {
+    const s4 = await startServer(['--fault-answer-delay-ms', '300-400', '--fault-seed', '7'], 'adelay');
+    const c4 = clients(s4.port);
+    const req = (k) => ({ name: job('slowrun'), overrides: { containerOverrides: [{ env: [{ name: 'JOBRELAY_KEY', value: k }] }] } });
+    const t0 = Date.now();
+    const a = await call(c4.jobs, 'RunJob', req('k-1'));
+    assert.ifError(a.err);
+    assert.ok(Date.now() - t0 >= 295, `answered after ${Date.now() - t0} ms`);
+    const r1 = lastRecord(s4.rec);
+    assert.ok(r1.answerDelayMs >= 300 && r1.answerDelayMs <= 400, JSON.stringify(r1));
+    assert.strictEqual(r1.delayMs, r1.answerDelayMs);
+    assert.ok(!r1.fault);
+    // a client that gives up (or dies) before the answer still leaves the execution
+    const b = await call(c4.jobs, 'RunJob', req('k-2'), {}, 100);
+    assert.strictEqual(b.err && b.err.code, grpc.status.DEADLINE_EXCEEDED);
+    const r2 = lastRecord(s4.rec);
+    assert.ok(r2.execution && r2.status === 0 && r2.inFlight >= 1, JSON.stringify(r2));
+    const l = await call(c4.execs, 'ListExecutions', { parent: job('slowrun') });
+    assert.strictEqual(l.res.executions.length, 2);
+    assert.ok(!lastRecord(s4.rec).delayMs, 'only RunJob answers are delayed');
+    // the same seed, key and call number give the same delay
+    const s5 = await startServer(['--fault-answer-delay-ms', '300-400', '--fault-seed', '7'], 'adelay2');
+    const c5 = clients(s5.port);
+    assert.ifError((await call(c5.jobs, 'RunJob', req('k-1'))).err);
+    assert.strictEqual(lastRecord(s5.rec).answerDelayMs, r1.answerDelayMs);
+    for (const x of [s4, s5]) {
+      x.child.kill('SIGTERM');
+      await new Promise((r) => x.child.on('exit', r));
+    }
+    const st = JSON.parse(fs.readFileSync(s4.stats, 'utf8'));
+    assert.strictEqual(st.faults.answer_delayed, 2);
+    assert.ok(st.clientCancelled >= 1);
+    c4.jobs.close(); c4.execs.close(); c5.jobs.close();
+  });
+
   await check('--tls-cert/--tls-key: TLS with the given certificate; a plaintext client is refused', async () => {
     const key = path.join(tmp, 'tls.key');
     const crt = path.join(tmp, 'tls.crt');

@@ -996,6 +996,7 @@ function makeHandler(serviceName, methodName, methodDesc) {
     let response = null;
     let matched = null;
     let trailer = null;
+    let answerDelayMs = 0; // faults' answer_delay_ms: the outcome is made now, the answer waits
     const target = targetOf(methodName, req);
     if (!methodDesc || !impl[methodName]) {
       code = grpc.status.UNIMPLEMENTED;
@@ -1007,7 +1008,9 @@ function makeHandler(serviceName, methodName, methodDesc) {
       code = grpc.status.INVALID_ARGUMENT;
       message = `runfake: x-goog-request-params ${JSON.stringify(mdJson['x-goog-request-params'] || '')} does not carry ${JSON.stringify(expected)}`;
     } else {
-      matched = (faults && faults.pick(methodName, target, req)) || pickRule(methodName, target);
+      const fp = faults && faults.pick(methodName, target, req);
+      if (fp && fp.answerDelayMs) answerDelayMs = fp.answerDelayMs;
+      matched = (fp && fp.rule ? fp : null) || pickRule(methodName, target);
       if (matched && matched.rule.code !== grpc.status.OK) {
         const r = matched.rule;
         code = r.code;
@@ -1041,7 +1044,7 @@ function makeHandler(serviceName, methodName, methodDesc) {
         }
       }
     }
-    const delayMs = (config.latencyMs || 0) + (matched && matched.rule.delayMs ? matched.rule.delayMs : 0);
+    const delayMs = (config.latencyMs || 0) + (matched && matched.rule.delayMs ? matched.rule.delayMs : 0) + answerDelayMs;
     let tracked = false;
     if (methodName === 'RunJob') {
       tracked = true;
@@ -1073,6 +1076,7 @@ function makeHandler(serviceName, methodName, methodDesc) {
     if (matched && matched.fault) line.fault = matched.fault;
     Object.assign(line, faultsLib.connOf(call));
     if (delayMs) line.delayMs = delayMs;
+    if (answerDelayMs) line.answerDelayMs = answerDelayMs;
     if (tracked) {
       line.inFlight = runJobsInFlight.all;
       line.inFlightJob = runJobsInFlight.byJob.get(target);

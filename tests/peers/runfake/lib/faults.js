@@ -14,6 +14,10 @@
 //        ... + deadline_exceeded              -> DEADLINE_EXCEEDED after creating the execution
 //      So one seed gives every event the same fate on every run, whatever the
 //      order in which calls arrive.
+// Besides, answer_delay_ms [A, B] delays the answer of every RunJob call (faults or not)
+// by a seeded draw in A..B ms (from the seed, the key and that key's call number, apart
+// from the fault draw): the execution is created when the request arrives, the answer
+// comes later, as from the real API, so a client killed meanwhile leaves an execution.
 // pick() answers a rule in server.js's normalised shape (or null: no fault),
 // tagged with .fault, the name that goes into the record line.
 
@@ -21,7 +25,8 @@ const fs = require('fs');
 
 const USAGE = ` Fault injection for RunJob (lib/faults.js; evaluated before every rule):
   --faults F            JSON: {seed, jobs, unavailable, resource_exhausted, retry_delay_ms, deadline_exceeded,
-                        denied: {job, code, calls: [A,B] | ms: [A,B] | while_file: PATH}, not_found: {job}}
+                        denied: {job, code, calls: [A,B] | ms: [A,B] | while_file: PATH}, not_found: {job},
+                        answer_delay_ms: [A,B]}
   --fault-seed N        seed of the draws (default 1)
   --fault-jobs PAT      the drawn faults apply to these jobs only (default *)
   --fault-unavailable P share of RunJob calls answered UNAVAILABLE (0..1)
@@ -33,11 +38,13 @@ const USAGE = ` Fault injection for RunJob (lib/faults.js; evaluated before ever
   --fault-denied-ms A-B         window: A to B ms after the first RunJob call
   --fault-denied-file F         window: while file F exists
   --fault-not-found-job PAT     the job answered NOT_FOUND throughout
+  --fault-answer-delay-ms A-B   every RunJob answer comes A..B ms (seeded draw) after the request,
+                        whose outcome (the execution) is decided and made on arrival
 `;
 
 const FLAGS = ['faults', 'fault-seed', 'fault-jobs', 'fault-unavailable', 'fault-resource-exhausted',
   'fault-retry-delay-ms', 'fault-deadline-exceeded', 'fault-denied-job', 'fault-denied-calls', 'fault-denied-ms',
-  'fault-denied-file', 'fault-not-found-job'];
+  'fault-denied-file', 'fault-not-found-job', 'fault-answer-delay-ms'];
 
 function share(v, what) {
   const n = Number(v);
@@ -70,7 +77,9 @@ function normalise(c, args) {
   if (args['fault-denied-ms'] !== undefined) denied.ms = args['fault-denied-ms'];
   if (args['fault-denied-file'] !== undefined) denied.while_file = args['fault-denied-file'];
   if (args['fault-not-found-job'] !== undefined) notFound.job = args['fault-not-found-job'];
-  const known = ['seed', 'jobs', 'unavailable', 'resource_exhausted', 'retry_delay_ms', 'deadline_exceeded', 'denied', 'not_found'];
+  if (args['fault-answer-delay-ms'] !== undefined) c.answer_delay_ms = args['fault-answer-delay-ms'];
+  const known = ['seed', 'jobs', 'unavailable', 'resource_exhausted', 'retry_delay_ms', 'deadline_exceeded', 'denied', 'not_found',
+    'answer_delay_ms'];
   for (const k of Object.keys(c)) if (!known.includes(k)) throw new Error(`faults: unknown key ${JSON.stringify(k)}`);
   const s = {
     seed: String(c.seed === undefined ? 1 : c.seed),
@@ -81,7 +90,9 @@ function normalise(c, args) {
     retryDelayMs: c.retry_delay_ms === undefined ? 1000 : Number(c.retry_delay_ms),
     denied: null,
     notFound: notFound.job ? String(notFound.job) : null,
+    answerDelayMs: c.answer_delay_ms === undefined || c.answer_delay_ms === null ? null : range(c.answer_delay_ms, 'answer_delay_ms'),
   };
+  if (s.answerDelayMs && s.answerDelayMs[1] === 0) s.answerDelayMs = null;
   if (!(s.retryDelayMs >= 0)) throw new Error('faults: retry_delay_ms must be >= 0');
   if (s.unavailable + s.resourceExhausted + s.deadlineExceeded > 1) throw new Error('faults: the shares add up to more than 1');
   if (denied.job) {
@@ -117,7 +128,8 @@ function keyOf(req) {
 }
 
 // create(args, { parseCode, matchPattern, codeName }) -> null when no fault is configured,
-// else { pick(method, target, req), stats(), settings }
+// else { pick(method, target, req), stats(), settings }; pick answers null, or
+// {rule, fault} for an injected fault and/or {answerDelayMs} (answer_delay_ms)
 function create(args, h) {
   if (!FLAGS.some((f) => args[f] !== undefined)) return null;
   const file = args.faults !== undefined ? JSON.parse(fs.readFileSync(args.faults, 'utf8')) : {};
@@ -125,6 +137,8 @@ function create(args, h) {
   const deniedCode = s.denied ? h.parseCode(s.denied.code) : null;
   const calls = new Map(); // key -> RunJob calls seen
   const counts = { calls: 0, unavailable: 0, resource_exhausted: 0, deadline_exceeded: 0, denied: 0, not_found: 0 };
+  const delayCalls = new Map(); // key -> RunJob calls delayed so far (the answer delay's own draws)
+  if (s.answerDelayMs) Object.assign(counts, { answer_delayed: 0, answer_delay_ms_total: 0 });
   let firstMs = null;
 
   const rule = (fault, code, extra) => Object.assign({
@@ -143,8 +157,30 @@ function create(args, h) {
     return fs.existsSync(d.whileFile);
   }
 
+  // answerDelay(key) -> ms to hold this RunJob's answer: a draw in [A, B] from the seed, the
+  // key and the key's delayed calls before (0 without answer_delay_ms)
+  function answerDelay(key) {
+    if (!s.answerDelayMs) return 0;
+    const seen = delayCalls.get(key) || 0;
+    delayCalls.set(key, seen + 1);
+    const [a, b] = s.answerDelayMs;
+    const ms = a + Math.floor(draw(`${s.seed}\0answer-delay\0${key}\0${seen}`) * (b - a + 1));
+    counts.answer_delayed++;
+    counts.answer_delay_ms_total += ms;
+    return ms;
+  }
+
+  // pick(method, target, req) -> null (not RunJob, or nothing to do), else
+  // {rule, fault, answerDelayMs}: rule and fault only when a fault is injected
   function pick(method, target, req) {
     if (method !== 'RunJob') return null;
+    const d = answerDelay(keyOf(req) || target);
+    const p = pickFault(target, req);
+    if (!p && !d) return null;
+    return Object.assign(p || {}, { answerDelayMs: d });
+  }
+
+  function pickFault(target, req) {
     const now = Date.now();
     if (firstMs === null) firstMs = now;
     const n = ++counts.calls;
