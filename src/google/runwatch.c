@@ -131,7 +131,8 @@ static flow *flow_of(jr_runjob *api)
 					     "Executions being followed (ack: on_completion, --wait).",
 					     NULL, 0);
 		m_lookups = metric_register("jobrelay_ambiguous_lookups_total", JR_METRIC_COUNTER,
-					    "Lookups of an execution after an ambiguous RunJob failure, by result.",
+					    "Lookups of an execution by JOBRELAY_KEY (after an ambiguous RunJob "
+					    "failure, or before RunJob for a suspected repeat), by result.",
 					    NULL, 0);
 		f = jr_calloc(1, sizeof *f);
 		list_init(&f->watches);
