@@ -91,6 +91,7 @@ struct delivery {
 	uint64_t ev_key;      /* route_key_hash(source, id, NULL): its holds' key */
 	int attempt;
 	int64_t publish_ms;   /* ev->message's publish time (Unix ms), -1 when unknown */
+	int msg_attempt;      /* its delivery_attempt less our holds of it (>= 1); 0: unreported */
 	jr_outcome_cb cb;
 	void *arg;
 	int pending;          /* tasks (and sink writes) not yet ended */
@@ -1131,7 +1132,7 @@ static jr_repeat_why task_suspect(const task *t)
 	const jr_message *msg = dv->ev->message;
 	jr_repeat_in in = {
 		.has_message = msg != NULL,
-		.delivery_attempt = msg ? msg->delivery_attempt : 0,
+		.delivery_attempt = msg ? dv->msg_attempt : 0, /* holds started nothing */
 		.publish_ms = d->o.replay ? -1 : dv->publish_ms, /* a record's age is no redelivery */
 		.seen = dedup_seen(d->unsure, t->key, timers_now(d->tm)),
 	};
@@ -1440,7 +1441,11 @@ void dispatcher_submit(jr_dispatcher *d, jr_event *ev, int attempt, const unsign
 	if (!ev->message || repeat_time_ms(ev->message->publish_time, &dv->publish_ms) < 0)
 		dv->publish_ms = -1;
 	/* a source's count (Pub/Sub's delivery_attempt) includes the deliveries held */
-	attempt -= (int)dedup_value(d->holds, dv->ev_key, timers_now(d->tm));
+	int held = (int)dedup_value(d->holds, dv->ev_key, timers_now(d->tm));
+	attempt -= held;
+	if (ev->message && ev->message->delivery_attempt > 0)
+		dv->msg_attempt = ev->message->delivery_attempt - held > 1
+					  ? ev->message->delivery_attempt - held : 1;
 	dv->attempt = attempt > 0 ? attempt : 1;
 	dv->cb = cb;
 	dv->arg = arg;

@@ -20,6 +20,8 @@ jr_repeat_why repeat_suspect(const jr_repeat_conf *c, const jr_repeat_in *in, in
 		return JR_REPEAT_NOT;
 	if (in->delivery_attempt > 1)
 		return JR_REPEAT_BY_ATTEMPT;
+	if (in->delivery_attempt == 1) /* reported: the first (or all before it were held here) */
+		return in->seen ? JR_REPEAT_BY_SEEN : JR_REPEAT_NOT;
 	if (in->publish_ms >= 0 && now_ms - in->publish_ms >= c->min_age_ms)
 		return JR_REPEAT_BY_AGE;
 	if (in->seen)

@@ -14,8 +14,11 @@
  *   never          no delivery is suspected (no lookup, ever);
  *   on_redelivery  (default) a delivery that came in a Pub/Sub message is
  *                  suspected when its delivery_attempt > 1 (Pub/Sub reports
- *                  it when the subscription has a dead-letter policy), or
- *                  its publish time is min_age or more before now, or this
+ *                  it when the subscription has a dead-letter policy; less
+ *                  the deliveries this process held or shed, which started
+ *                  nothing), or — only when no attempt is reported, the age
+ *                  being a proxy for it — its publish time is min_age or
+ *                  more before now, or this
  *                  process saw an earlier RunJob of the key end without an
  *                  answer that a lookup could settle (seen). Events with no
  *                  Pub/Sub message (binary CloudEvents over HTTP, replayed
@@ -58,7 +61,8 @@ typedef struct jr_repeat_conf {
 /* What the caller knows about one route delivery. */
 typedef struct jr_repeat_in {
 	int has_message;      /* the event came in a Pub/Sub message */
-	int delivery_attempt; /* the message's delivery_attempt, 0 when not reported */
+	int delivery_attempt; /* the message's delivery_attempt less this process's holds of
+			       * the event (at least 1), 0 when not reported */
 	int64_t publish_ms;   /* the message's publish time (Unix ms), -1 when unknown or not a
 			       * delivery's (a replayed record's) */
 	int seen;             /* this process saw a RunJob of the key end with no answer

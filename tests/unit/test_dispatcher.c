@@ -730,6 +730,24 @@ static void test_repeat_lookup_failed(void)
 	free(text);
 }
 
+/* A delivery whose earlier ones were all held here (or shed) started nothing: not looked up. */
+static void test_repeat_after_holds_only(void)
+{
+	fixture f;
+	fx_open(&f, base_yaml, (fx_opts){.find = 1});
+	result r = {0};
+	jr_event *ev = fx_msg(fx_ev(&f, "e1"), 2, PUBLISHED);
+	dispatcher_shed(f.d, ev); /* delivery 1 was turned away unsubmitted */
+	dispatcher_submit(f.d, ev, 2, NULL, on_outcome, &r);
+	stub_clock_turn(&f.clk);
+	CU_ASSERT_EQUAL(f.rn.finds, 0);
+	CU_ASSERT_EQUAL(f.rn.runs, 1);
+	stub_answer_code(stub_nth(&f.rn, STUB_RUN, 0), JR_GRPC_OK);
+	stub_clock_turn(&f.clk);
+	CU_ASSERT_EQUAL(r.o.dispatched, 1);
+	fx_close(&f);
+}
+
 /* Mode never: a redelivery is sent at once, no lookup. */
 static void test_repeat_mode_never(void)
 {
@@ -810,9 +828,11 @@ static void test_repeat_credentials_hold(void)
 	CU_ASSERT_EQUAL(r.o.delay_ms, 2500);
 	CU_ASSERT_EQUAL(f.rn.runs, 0);
 	CU_ASSERT_EQUAL(f.sink.writes, 0);
-	/* Pub/Sub's next delivery says 3; the hold is not an attempt */
+	/* the next delivery (the message says attempt 3): the hold is not an attempt */
+	((jr_message *)ev->message)->delivery_attempt = 3;
 	dispatcher_submit(f.d, ev, 3, NULL, on_outcome, &r2);
 	stub_clock_turn(&f.clk);
+	CU_ASSERT_EQUAL(f.rn.finds, 2); /* 3 less the hold: still a redelivery, looked up */
 	stub_answer_code(stub_nth(&f.rn, STUB_FIND, 1), JR_GRPC_NOT_FOUND);
 	stub_answer_code(stub_nth(&f.rn, STUB_RUN, 0), JR_GRPC_UNAVAILABLE);
 	stub_answer_code(stub_nth(&f.rn, STUB_FIND, 2), JR_GRPC_NOT_FOUND); /* ambiguous: looked up */
@@ -904,6 +924,7 @@ static const cu_test tests[] = {
 	{"repeat_found", test_repeat_found},
 	{"repeat_not_found", test_repeat_not_found},
 	{"repeat_lookup_failed", test_repeat_lookup_failed},
+	{"repeat_after_holds_only", test_repeat_after_holds_only},
 	{"repeat_mode_never", test_repeat_mode_never},
 	{"repeat_not_suspected", test_repeat_not_suspected},
 	{"repeat_mode_always", test_repeat_mode_always},

@@ -22,17 +22,22 @@ static void test_on_redelivery(void)
 	CU_ASSERT_EQUAL(repeat_suspect(&c, &in, NOW), JR_REPEAT_NOT);
 	in = msg(2, NOW - 50);
 	CU_ASSERT_EQUAL(repeat_suspect(&c, &in, NOW), JR_REPEAT_BY_ATTEMPT);
-	in = msg(1, NOW - 10000);
+	in = msg(0, NOW - 10000); /* no attempt reported: the age stands in for it */
 	CU_ASSERT_EQUAL(repeat_suspect(&c, &in, NOW), JR_REPEAT_BY_AGE);
-	in = msg(1, NOW + 5000); /* published "later" than now: clock skew, not old */
+	in = msg(1, NOW - 600000); /* reported first delivery: its age is a backlog, no repeat */
 	CU_ASSERT_EQUAL(repeat_suspect(&c, &in, NOW), JR_REPEAT_NOT);
-	in = msg(1, -1); /* no publish time (or a replayed record's): the age rule is out */
+	in = msg(0, NOW + 5000); /* published "later" than now: clock skew, not old */
+	CU_ASSERT_EQUAL(repeat_suspect(&c, &in, NOW), JR_REPEAT_NOT);
+	in = msg(0, -1); /* no publish time (or a replayed record's): the age rule is out */
 	CU_ASSERT_EQUAL(repeat_suspect(&c, &in, NOW), JR_REPEAT_NOT);
 	in.seen = 1;
 	CU_ASSERT_EQUAL(repeat_suspect(&c, &in, NOW), JR_REPEAT_BY_SEEN);
 	CU_ASSERT_STRING_EQUAL(repeat_why_name(JR_REPEAT_BY_SEEN), "seen");
+	in = msg(1, NOW - 600000);
+	in.seen = 1;
+	CU_ASSERT_EQUAL(repeat_suspect(&c, &in, NOW), JR_REPEAT_BY_SEEN);
 	c.min_age_ms = 60000;
-	in = msg(1, NOW - 30000);
+	in = msg(0, NOW - 30000);
 	CU_ASSERT_EQUAL(repeat_suspect(&c, &in, NOW), JR_REPEAT_NOT);
 }
 
