@@ -32,6 +32,7 @@ void config_defaults(jr_config *c)
 		.max_attempts = 10,
 		.lookup_attempts = 4,
 	};
+	c->repeat = repeat_conf_default();
 	c->limits = (jr_limits){
 		.event_bytes = 10u << 20,
 		.json_depth = 64,

@@ -12,6 +12,7 @@
 
 #include "breaker.h"
 #include "policy.h"
+#include "repeat.h"
 #include "template.h"
 
 /* A string condition; every part that is set must hold. */
@@ -126,6 +127,7 @@ typedef struct jr_config {
 	int64_t call_timeout_ms;   /* RunJob deadline, default 30 s */
 	int64_t serve_max_queue_wait_ms; /* serve: longest expected wait for a call slot, default 5 s */
 	jr_read_retry read_retry;
+	jr_repeat_conf repeat;    /* repeat_check: look before RunJob for a suspected repeat */
 	jr_limits limits;
 	/* auth (serve) */
 	jr_auth_mode auth_mode;

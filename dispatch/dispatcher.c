@@ -33,6 +33,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "ratelimit.h"
+#include "repeat.h"
 #include "route.h"
 #include "smap.h"
 #include "trace.h"
@@ -43,6 +44,8 @@
 #define CREDS_HOLD_MIN_MS 1000 /* an event held for want of a token waits at least this long */
 #define WAITER_RETRY_MS 1000   /* a delivery of an event in flight elsewhere is tried again after this */
 #define LATENCY_WEIGHT 8      /* a RunJob latency enters the moving average with weight 1/8 */
+#define UNSURE_TTL_MS 3600000 /* how long a key whose RunJob went unanswered is suspected */
+#define UNSURE_MAX 100000     /* keys so remembered; the oldest go first */
 
 typedef struct delivery delivery;
 typedef struct job_breaker job_breaker;
@@ -52,10 +55,12 @@ typedef enum task_phase {
 	TASK_CALL,      /* RunJob sent (or about to be) */
 	TASK_FIND,      /* an ambiguous failure: runner.find looks for its execution */
 	TASK_FOLLOW,    /* ack: on_completion: runner.follow waits for the execution */
+	TASK_LOOKUP,    /* a suspected repeat: runner.find looks for its execution before RunJob */
+	TASK__PHASES,
 } task_phase;
 
-static const char *const phase_names[] = {"CALL", "FIND", "FOLLOW"};
-_Static_assert(sizeof phase_names / sizeof phase_names[0] == TASK_FOLLOW + 1,
+static const char *const phase_names[] = {"CALL", "FIND", "FOLLOW", "LOOKUP"};
+_Static_assert(sizeof phase_names / sizeof phase_names[0] == TASK__PHASES,
 	       "phase_names names every task_phase");
 
 typedef struct task {
@@ -73,6 +78,7 @@ typedef struct task {
 	int fail_code;
 	int64_t fail_hint_ms;
 	char *fail_msg;
+	int looked;        /* the lookup before RunJob was made, or is not wanted */
 	int owns;          /* in d->keys */
 	int started;       /* its job started (dispatched, or unconfirmed) */
 	int final;         /* unconfirmed: its dead letter may not be durable yet */
@@ -85,6 +91,8 @@ struct delivery {
 	jr_event *ev;
 	uint64_t ev_key;      /* route_key_hash(source, id, NULL): its holds' key */
 	int attempt;
+	int64_t publish_ms;   /* ev->message's publish time (Unix ms), -1 when unknown */
+	int msg_attempt;      /* its delivery_attempt less our holds of it (>= 1); 0: unreported */
 	jr_outcome_cb cb;
 	void *arg;
 	int pending;          /* tasks (and sink writes) not yet ended */
@@ -116,6 +124,7 @@ typedef struct route_rate {
 static struct {
 	jr_metric *outcomes, *errors, *latency, *in_flight, *dl_writes, *unrouted;
 	jr_metric *brk_state, *brk_trans, *rl_waits, *rl_decr, *rl_rate;
+	jr_metric *repeat;
 } m;
 
 static void metrics_init(void)
@@ -147,6 +156,10 @@ static void metrics_init(void)
 	m.rl_rate = metric_register("jobrelay_rate_limit_rate", JR_METRIC_GAUGE,
 				    "The rate in force after the last decrease, calls/s by route.",
 				    NULL, 0);
+	m.repeat = metric_register("jobrelay_repeat_lookups_total", JR_METRIC_COUNTER,
+				   "Lookups of a suspected repeat's execution before RunJob, by route "
+				   "and result.",
+				   NULL, 0);
 }
 
 static void count(jr_metric *fam, const char *k1, const char *v1, const char *k2, const char *v2)
@@ -164,6 +177,7 @@ struct jr_dispatcher {
 	FILE *out;
 	jr_dispatch_opts o;
 	int open, in_flight;
+	int looking;   /* lookups before RunJob in flight: each holds a call slot */
 	int following; /* tasks whose execution runner.follow is waiting for */
 	task *ready_head, *ready_tail;
 	int queued;           /* tasks in the ready queue */
@@ -175,6 +189,7 @@ struct jr_dispatcher {
 	int rate_waiting;     /* tasks in the route queues */
 	jr_dedup *dedup;
 	jr_dedup *holds;      /* held deliveries per event (source, id): not attempts */
+	jr_dedup *unsure;     /* route keys whose RunJob went unanswered and no lookup settled */
 	smap brk;             /* job_breaker by job name */
 	jr_link brk_age;
 	int stopped;          /* dispatcher_stop: nothing more is sent */
@@ -213,6 +228,7 @@ jr_dispatcher *dispatcher_new(const jr_config *cfg, jr_timers *tm, jr_runner run
 	}
 	d->dedup = dedup_new(cfg->dedup_ttl_ms, (size_t)cfg->dedup_max_entries);
 	d->holds = dedup_new(HOLDS_TTL_MS, HOLDS_MAX);
+	d->unsure = dedup_new(UNSURE_TTL_MS, UNSURE_MAX);
 	d->rng = (uint64_t)wall_ms() ^ ((uint64_t)getpid() << 32) ^ 0x9E3779B97F4A7C15ULL;
 	buf_init(&d->line, 0);
 	metrics_init();
@@ -230,6 +246,7 @@ void dispatcher_free(jr_dispatcher *d)
 	free(d->rr);
 	dedup_free(d->dedup);
 	dedup_free(d->holds);
+	dedup_free(d->unsure);
 	for (jr_link *l = d->brk_age.next, *next; l != &d->brk_age; l = next) {
 		next = l->next;
 		job_breaker *b = list_item(l, job_breaker, age);
@@ -764,10 +781,13 @@ static void task_dispatched(task *t, const jr_runresult *res)
 	dedup_add(d->dedup, t->key, timers_now(d->tm));
 	t->started = 1;
 	count(m.outcomes, "route", r->name, "outcome", "dispatched");
+	dedup_forget(d->unsure, t->key);
 	char att[16];
 	snprintf(att, sizeof att, "%d", t->dv->attempt);
-	log_kv(JR_LOG_INFO, "DISPATCH-OK",
+	int found = t->phase == TASK_LOOKUP;
+	log_kv(JR_LOG_INFO, found ? "DISPATCH-FOUND" : "DISPATCH-OK",
 	       t->phase == TASK_FOLLOW ? "execution finished"
+	       : found ? "the delivery repeats one that started the job: execution found, no RunJob"
 	       : res->recovered	       ? "execution found after an ambiguous failure"
 				       : "execution started",
 	       "route", r->name, "event_id", t->dv->ev->id, "job", t->req.name, "execution",
@@ -908,6 +928,8 @@ static void task_failed_res(task *t, const jr_runresult *res)
  */
 static void find_failed(task *t, int code, const char *why)
 {
+	jr_dispatcher *d = t->dv->d;
+	dedup_add(d->unsure, t->key, timers_now(d->tm)); /* its next delivery looks again first */
 	log_kv(JR_LOG_WARNING, "LOOKUP-FAILED",
 	       "the execution of an ambiguous RunJob could not be looked up; a retry may start a "
 	       "duplicate execution",
@@ -956,6 +978,35 @@ static void on_follow_done(void *arg, const jr_runresult *res)
 	trace_use(d, NULL);
 }
 
+/*
+ * task_started: t's execution exists (res names it: RunJob started it, or the
+ * lookup before RunJob found it): followed when its route acks on
+ * completion and the runner can follow, else dispatched.
+ */
+static void task_started(task *t, const jr_runresult *res)
+{
+	jr_dispatcher *d = t->dv->d;
+	const jr_route *r = &d->cfg->routes[t->ri];
+	if (r->ack != JR_ACK_ON_COMPLETION || !d->runner.follow) {
+		task_dispatched(t, res);
+		return;
+	}
+	log_kv(JR_LOG_INFO, t->phase == TASK_LOOKUP ? "DISPATCH-FOUND" : "DISPATCH-STARTED",
+	       t->phase == TASK_LOOKUP ? "execution found before RunJob; following it"
+				       : "execution started; following it",
+	       "route", r->name, "event_id", t->dv->ev->id, "job", t->req.name, "execution",
+	       res->execution, "log_uri", res->log_uri, NULL);
+	task_set_phase(t, TASK_FOLLOW);
+	t->execution = res->execution ? jr_strdup(res->execution) : NULL;
+	if (d->runner.follow(d->runner.ctx, &t->req, res, on_follow_done, t) == 0) {
+		d->following++;
+		if (d->o.on_follow)
+			d->o.on_follow(d->o.on_follow_arg);
+	} else {
+		task_unconfirmed(t, JR_GRPC_UNAVAILABLE, "could not follow the execution");
+	}
+}
+
 static int ambiguous(int code)
 {
 	return code == JR_GRPC_DEADLINE_EXCEEDED || code == JR_GRPC_UNAVAILABLE;
@@ -979,21 +1030,8 @@ static void on_run_done(void *arg, const jr_runresult *res)
 	d->lat_seen = 1;
 	if (res->code == JR_GRPC_RESOURCE_EXHAUSTED && !res->has_class)
 		rate_decrease(d, t->ri, res->retry_delay_ms);
-	if (res->code == 0 && r->ack == JR_ACK_ON_COMPLETION && d->runner.follow) {
-		log_kv(JR_LOG_INFO, "DISPATCH-STARTED", "execution started; following it", "route",
-		       r->name, "event_id", t->dv->ev->id, "job", t->req.name, "execution",
-		       res->execution, "log_uri", res->log_uri, NULL);
-		task_set_phase(t, TASK_FOLLOW);
-		t->execution = res->execution ? jr_strdup(res->execution) : NULL;
-		if (d->runner.follow(d->runner.ctx, &t->req, res, on_follow_done, t) == 0) {
-			d->following++;
-			if (d->o.on_follow)
-				d->o.on_follow(d->o.on_follow_arg);
-		} else {
-			task_unconfirmed(t, JR_GRPC_UNAVAILABLE, "could not follow the execution");
-		}
-	} else if (res->code == 0) {
-		task_dispatched(t, res);
+	if (res->code == 0) {
+		task_started(t, res);
 	} else if (res->has_class && res->cls == JR_ERR_CREDENTIALS) {
 		/* the call never reached the API: no execution, no attempt, nothing for the breaker */
 		task_breaker_release(t);
@@ -1033,22 +1071,12 @@ static int task_render(task *t)
 	return -1;
 }
 
-static void task_send(task *t)
+/* task_call: t (rendered, holding a call slot's turn and its route's token) goes to RunJob. */
+static void task_call(task *t)
 {
 	jr_dispatcher *d = t->dv->d;
 	int64_t now = timers_now(d->tm);
-	trace_use(d, t->dv->ev); /* drain_ready sends the tasks of any event */
-	/* the route's token was taken for this call: it goes back when no call is made */
 	jr_ratelimit *rl = &d->rr[t->ri].rl;
-	if (dedup_seen(d->dedup, t->key, now)) {
-		ratelimit_refund(rl);
-		task_duplicate(t, 0); /* another delivery of the event succeeded meanwhile */
-		return;
-	}
-	if (task_render(t) < 0) {
-		ratelimit_refund(rl);
-		return;
-	}
 	job_breaker *b = breaker_of(d, t->req.name);
 	jr_breaker_pass pass = breaker_allow(&b->b, now);
 	if (pass.changed)
@@ -1071,10 +1099,134 @@ static void task_send(task *t)
 	}
 }
 
+/*
+ * task_suspect: why t may repeat a delivery that started its job
+ * (retry/repeat.h); JR_REPEAT_NOT when it may not, or when the runner cannot
+ * look (--dry-run has no find).
+ */
+static jr_repeat_why task_suspect(const task *t)
+{
+	const delivery *dv = t->dv;
+	jr_dispatcher *d = dv->d;
+	if (!d->runner.find)
+		return JR_REPEAT_NOT;
+	const jr_message *msg = dv->ev->message;
+	jr_repeat_in in = {
+		.has_message = msg != NULL,
+		.delivery_attempt = msg ? dv->msg_attempt : 0, /* holds started nothing */
+		.publish_ms = d->o.replay ? -1 : dv->publish_ms, /* a record's age is no redelivery */
+		.seen = dedup_seen(d->unsure, t->key, timers_now(d->tm)),
+	};
+	return repeat_suspect(&d->cfg->repeat, &in, wall_ms());
+}
+
+static void task_unsent(task *t);
+
+/*
+ * lookup_end: the lookup before t's RunJob answered res. Found: the route is
+ * dispatched (or its execution followed), no RunJob. No token: held, no
+ * attempt. Shutting down: unsent. Not found: RunJob. Failed (after the
+ * runner's own retries): RunJob anyway, with the duplicate risk logged: at
+ * worst a second execution, never a lost event.
+ */
+static void lookup_end(task *t, const jr_runresult *res)
+{
+	jr_dispatcher *d = t->dv->d;
+	const jr_route *r = &d->cfg->routes[t->ri];
+	jr_ratelimit *rl = &d->rr[t->ri].rl;
+	if (res->code == 0) {
+		ratelimit_refund(rl);
+		count(m.repeat, "route", r->name, "result", "found");
+		task_started(t, res);
+		return;
+	}
+	if (res->has_class && res->cls == JR_ERR_CREDENTIALS) {
+		ratelimit_refund(rl);
+		count(m.errors, "route", r->name, "class", "credentials");
+		task_hold(t, t->req.name, JR_ERR_CREDENTIALS,
+			  res->retry_delay_ms > CREDS_HOLD_MIN_MS ? res->retry_delay_ms : CREDS_HOLD_MIN_MS);
+		return;
+	}
+	if (d->stopped || (res->code == JR_GRPC_CANCELLED && !res->has_class)) {
+		ratelimit_refund(rl);
+		task_unsent(t);
+		return;
+	}
+	int nf = res->code == JR_GRPC_NOT_FOUND;
+	count(m.repeat, "route", r->name, "result", nf ? "not_found" : "failed");
+	if (!nf)
+		log_kv(JR_LOG_WARNING, "LOOKUP-FAILED",
+		       "the execution of a suspected repeat could not be looked up; RunJob anyway, "
+		       "which may start a duplicate execution",
+		       "route", r->name, "event_id", t->dv->ev->id, "job", t->req.name,
+		       "lookup_code", grpc_code_name(res->code), "lookup_error", res->message,
+		       "duplicate_risk", "yes", NULL);
+	task_set_phase(t, TASK_CALL);
+	task_call(t);
+}
+
+static void on_lookup_done(void *arg, const jr_runresult *res)
+{
+	task *t = arg;
+	jr_dispatcher *d = t->dv->d;
+	trace_use(d, t->dv->ev);
+	d->looking--;
+	lookup_end(t, res);
+	drain_ready(d);
+	trace_use(d, NULL);
+}
+
+/* task_lookup: t, a suspected repeat (why), looks for its execution before RunJob; it keeps its call slot meanwhile. */
+static void task_lookup(task *t, jr_repeat_why why)
+{
+	jr_dispatcher *d = t->dv->d;
+	int64_t since = repeat_since_ms(&d->cfg->repeat, t->dv->publish_ms, wall_ms());
+	log_kv(JR_LOG_INFO, "DISPATCH-LOOKUP",
+	       "the delivery may repeat one that started the job; looking for its execution",
+	       "route", d->cfg->routes[t->ri].name, "event_id", t->dv->ev->id, "job", t->req.name,
+	       "why", repeat_why_name(why), NULL);
+	task_set_phase(t, TASK_LOOKUP);
+	d->looking++;
+	if (d->runner.find(d->runner.ctx, &t->req, since, on_lookup_done, t) == 0)
+		return;
+	d->looking--;
+	jr_runresult r = {.code = JR_GRPC_UNAVAILABLE, .message = "could not start the lookup",
+			  .retry_delay_ms = -1};
+	lookup_end(t, &r);
+}
+
+static void task_send(task *t)
+{
+	jr_dispatcher *d = t->dv->d;
+	trace_use(d, t->dv->ev); /* drain_ready sends the tasks of any event */
+	/* the route's token was taken for this call: it goes back when no call is made */
+	jr_ratelimit *rl = &d->rr[t->ri].rl;
+	if (dedup_seen(d->dedup, t->key, timers_now(d->tm))) {
+		ratelimit_refund(rl);
+		task_duplicate(t, 0); /* another delivery of the event succeeded meanwhile */
+		return;
+	}
+	if (task_render(t) < 0) {
+		ratelimit_refund(rl);
+		return;
+	}
+	jr_repeat_why why = task_suspect(t);
+	if (why != JR_REPEAT_NOT)
+		task_lookup(t, why);
+	else
+		task_call(t);
+}
+
+/* slot_free: RunJob calls and lookups before RunJob in flight are fewer than concurrency. */
+static int slot_free(const jr_dispatcher *d)
+{
+	return d->in_flight + d->looking < d->cfg->concurrency;
+}
+
 /* drain_ready: fills free call slots: tasks whose route token came first, then the queue. */
 static void drain_ready(jr_dispatcher *d)
 {
-	while (d->in_flight < d->cfg->concurrency) {
+	while (slot_free(d)) {
 		task *t = rate_pop(d);
 		if (!t) {
 			t = d->ready_head;
@@ -1137,7 +1289,7 @@ static void task_submit(jr_dispatcher *d, task *t)
 	}
 	/* a route waiting for a token holds back only itself: rate_take queues t behind its
 	 * own route's waiting tasks */
-	if (d->in_flight < d->cfg->concurrency && !d->ready_head) {
+	if (slot_free(d) && !d->ready_head) {
 		if (rate_take(d, t))
 			task_send(t);
 		return;
@@ -1267,8 +1419,14 @@ void dispatcher_submit(jr_dispatcher *d, jr_event *ev, int attempt, const unsign
 	dv->d = d;
 	dv->ev = ev;
 	dv->ev_key = route_key_hash(ev->source, ev->id, NULL);
+	if (!ev->message || repeat_time_ms(ev->message->publish_time, &dv->publish_ms) < 0)
+		dv->publish_ms = -1;
 	/* a source's count (Pub/Sub's delivery_attempt) includes the deliveries held */
-	attempt -= (int)dedup_value(d->holds, dv->ev_key, timers_now(d->tm));
+	int held = (int)dedup_value(d->holds, dv->ev_key, timers_now(d->tm));
+	attempt -= held;
+	if (ev->message && ev->message->delivery_attempt > 0)
+		dv->msg_attempt = ev->message->delivery_attempt - held > 1
+					  ? ev->message->delivery_attempt - held : 1;
 	dv->attempt = attempt > 0 ? attempt : 1;
 	dv->cb = cb;
 	dv->arg = arg;

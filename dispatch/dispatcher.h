@@ -22,6 +22,15 @@
  * followed) sends nothing and waits for it: a duplicate when that one
  * started the job, else it goes on as if just submitted.
  *
+ * Repeats (repeat_check, retry/repeat.h, docs/operations.md "Exactly-once
+ * job starts"): a route delivery that may repeat one that already started
+ * its job (a Pub/Sub redelivery; every delivery in mode always) is looked
+ * up first (runner.find, from the message's publish time less a minute):
+ * found means dispatched with no RunJob (DISPATCH-FOUND), not found means
+ * RunJob, a failed lookup RunJob anyway (LOOKUP-FAILED, duplicate_risk=yes),
+ * no token a hold. The lookup owns the key and holds a call slot, as a call
+ * does; a fresh delivery is not looked up.
+ *
  * Logs: every line the dispatcher writes about an event names its Cloud
  * Trace ("projects/P/traces/T", from ev->trace: a traceparent or
  * X-Cloud-Trace-Context value, with cfg->project), whether it is written from
@@ -78,6 +87,12 @@ typedef struct jr_dispatch_opts {
 	/* on_follow (may be NULL): a task began waiting for its execution (ack: on_completion) */
 	void (*on_follow)(void *arg);
 	void *on_follow_arg;
+	/*
+	 * replay: events are replayed records: a message's publish time says
+	 * nothing of a redelivery, so repeat_check's min_age is not applied
+	 * (delivery_attempt still is).
+	 */
+	int replay;
 } jr_dispatch_opts;
 
 typedef struct jr_dispatcher jr_dispatcher;

@@ -58,7 +58,11 @@ typedef void (*jr_run_cb)(void *arg, const jr_runresult *res);
  * there is one, NOT_FOUND when there is none, another code when the lookup
  * failed (after the runner's own retries of it: the dispatcher logs the
  * duplicate risk). Either way the original failure then stands. 0, or -1
- * when it could not start.
+ * when it could not start. The dispatcher also calls find before RunJob for
+ * a delivery that may be a repeat (retry/repeat.h), since_ms then from the
+ * message's publish time: found means no RunJob; has_class with class
+ * credentials (no token; the Run API's runner waits for one instead) holds
+ * the delivery at no attempt; CANCELLED leaves it unsent.
  */
 typedef struct jr_runner {
 	int (*run)(void *ctx, const jr_runreq *req, int64_t timeout_ms, jr_run_cb cb, void *arg);

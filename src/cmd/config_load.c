@@ -1141,6 +1141,21 @@ static void read_retry_after(loader *l, const field *f, yaml_node_t *v, void *ba
 		key_err(l, v, path, "max_backoff is shorter than initial_backoff");
 }
 
+static void read_repeat_mode(loader *l, const field *f, yaml_node_t *v, void *base,
+			     const char *path)
+{
+	const char *s = get_str(l, v, path, 0);
+	if (s && repeat_mode_parse(s, &l->c->repeat.mode) < 0)
+		key_err(l, v, path, "expected never, on_redelivery or always, got '%s'", s);
+}
+
+static const field repeat_fields[] = {
+	FFN("mode", read_repeat_mode, 0, 0),
+	FDUR("min_age", jr_config, repeat.min_age_ms, 0, DUR_MAX_MS),
+	FDUR("lookback", jr_config, repeat.lookback_ms, 0, DUR_MAX_MS),
+	FEND,
+};
+
 static const field serve_fields[] = {
 	FDUR("max_queue_wait", jr_config, serve_max_queue_wait_ms, 1, 600000),
 	FEND,
@@ -1192,6 +1207,7 @@ static const field top_fields[] = {
 	FDUR("shutdown_grace", jr_config, shutdown_grace_ms, 0, DUR_MAX_MS),
 	FDUR("call_timeout", jr_config, call_timeout_ms, 1, DUR_MAX_MS),
 	FMAP("read_retry", read_retry_fields, read_retry_after),
+	FMAP("repeat_check", repeat_fields, NULL),
 	FMAP("serve", serve_fields, NULL),
 	FEND,
 };

@@ -172,6 +172,18 @@ static void print_global_policies(const jr_config *c)
 	       format_duration_ms(rr->initial_backoff_ms, a, sizeof a),
 	       format_duration_ms(rr->max_backoff_ms, b, sizeof b), rr->max_attempts,
 	       rr->lookup_attempts);
+	const jr_repeat_conf *rp = &c->repeat;
+	if (rp->mode == JR_REPEAT_ON_REDELIVERY)
+		printf("repeat_check: on_redelivery (a Pub/Sub delivery with delivery_attempt > 1, "
+		       "published %s or more ago, or after an unanswered RunJob of its key: one "
+		       "ListExecutions lookup per route before RunJob)\n",
+		       format_duration_ms(rp->min_age_ms, a, sizeof a));
+	else if (rp->mode == JR_REPEAT_ALWAYS)
+		printf("repeat_check: always (one ListExecutions lookup per route before every "
+		       "RunJob; lookback %s without a publish time)\n",
+		       format_duration_ms(rp->lookback_ms, a, sizeof a));
+	else
+		printf("repeat_check: never (no lookup before RunJob)\n");
 }
 
 static int cmd_check_config(const globals *g)

@@ -237,7 +237,8 @@ static int open_peers(replay *rp)
 	int rc = dl_sinks_open(rp->cfg, rp->loop, &rp->sink);
 	if (rc)
 		return rc;
-	jr_dispatch_opts dopt = {.no_retry = rp->o->no_retry, .only_route = rp->o->route};
+	jr_dispatch_opts dopt = {.no_retry = rp->o->no_retry, .only_route = rp->o->route,
+				 .replay = 1};
 	rp->d = dispatcher_new(rp->cfg, loop_timers(rp->loop), runwatch_runner(rp->api), rp->sink, rp->o->out,
 			       &dopt);
 	return 0;

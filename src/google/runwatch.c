@@ -30,9 +30,11 @@
 #include "log.h"
 #include "mem.h"
 #include "metrics.h"
+#include "smap.h"
 #include "template.h"
 
 #define RUNWATCH_CALL_MS 30000 /* deadline of each GetExecution / ListExecutions */
+#define RUNWATCH_JUDGED_MAX 1024 /* jobs whose executions were judged for LOOKUP-CANNOT-MATCH */
 
 typedef struct watch watch;
 typedef struct finder finder;
@@ -45,7 +47,14 @@ typedef struct flow {
 	int n;
 	int closing;
 	jr_read_retry rr;
+	smap judged;          /* judged_job by name: jobs whose first lookup examined executions */
 } flow;
+
+/* A job whose first lookup examined executions (LOOKUP-CANNOT-MATCH is logged once a job). */
+typedef struct judged_job {
+	smap_ent h;           /* key: name */
+	char name[];
+} judged_job;
 
 struct watch {
 	flow *f;
@@ -67,6 +76,7 @@ struct finder {
 	char *job, *key;
 	int64_t since_ms;
 	int pages, attempts;
+	int examined, with_env; /* executions examined; of those, with any env in their template */
 	int in_call;
 	jr_timer_id timer;
 	jr_run_cb cb;
@@ -101,6 +111,12 @@ static void flow_close(void *obj)
 		find_end(fd, &r);
 	}
 	runexec_free(f->admin);
+	for (size_t i = 0; i < f->judged.nb; i++)
+		for (smap_ent *e = f->judged.b[i], *next; e; e = next) {
+			next = e->hnext;
+			free(e);
+		}
+	smap_free(&f->judged);
 	free(f);
 }
 
@@ -115,7 +131,8 @@ static flow *flow_of(jr_runjob *api)
 					     "Executions being followed (ack: on_completion, --wait).",
 					     NULL, 0);
 		m_lookups = metric_register("jobrelay_ambiguous_lookups_total", JR_METRIC_COUNTER,
-					    "Lookups of an execution after an ambiguous RunJob failure, by result.",
+					    "Lookups of an execution by JOBRELAY_KEY (after an ambiguous RunJob "
+					    "failure, or before RunJob for a suspected repeat), by result.",
 					    NULL, 0);
 		f = jr_calloc(1, sizeof *f);
 		list_init(&f->watches);
@@ -314,8 +331,40 @@ static void find_free(finder *fd)
 	free(fd);
 }
 
+/*
+ * judge: at the first lookup of fd's job that examined executions, a
+ * warning when none of them carries any env in its template: the lookup
+ * rests on executions showing the overrides they were started with
+ * (JOBRELAY_KEY among them), which Google does not document; if they do
+ * not, no lookup can ever find one, and every suspected repeat runs again.
+ */
+static void judge(finder *fd)
+{
+	flow *f = fd->f;
+	uint64_t h = smap_hash(fd->job);
+	if (!fd->examined || f->judged.n >= RUNWATCH_JUDGED_MAX || smap_find(&f->judged, fd->job, h))
+		return;
+	size_t n = strlen(fd->job);
+	judged_job *j = jr_calloc(1, sizeof *j + n + 1);
+	memcpy(j->name, fd->job, n + 1);
+	j->h.h = h;
+	j->h.key = j->name;
+	smap_add(&f->judged, &j->h);
+	if (fd->with_env)
+		return;
+	char seen[16];
+	snprintf(seen, sizeof seen, "%d", fd->examined);
+	log_kv(JR_LOG_WARNING, "LOOKUP-CANNOT-MATCH",
+	       "none of the job's executions examined shows any env override: a lookup by "
+	       "JOBRELAY_KEY can never find one, so repeats and ambiguous failures may start "
+	       "duplicates",
+	       "job", fd->job, "executions_examined", seen, "why",
+	       "executions carry no env in their template (the API did not return overrides)", NULL);
+}
+
 static void find_end(finder *fd, const jr_runresult *r)
 {
+	judge(fd);
 	const char *result = r->recovered ? "found" : r->code == JR_GRPC_NOT_FOUND ? "not_found" : "failed";
 	char l[64];
 	metrics_labels(l, sizeof l, "result", result, NULL);
@@ -331,6 +380,7 @@ static void on_page(void *arg, const jr_adminres *res);
 static int find_call(finder *fd)
 {
 	fd->pages = 0;
+	fd->examined = fd->with_env = 0;
 	fd->attempts++;
 	fd->in_call = 1;
 	if (runexec_list_executions(fd->f->admin, fd->job, 100, NULL, RUNWATCH_CALL_MS, on_page,
@@ -387,6 +437,8 @@ static void on_page(void *arg, const jr_adminres *res)
 	int older = 0; /* reached executions made before the attempt: no page after helps */
 	for (size_t i = 0; i < res->n_execs; i++) {
 		const jr_execution *e = &res->execs[i];
+		fd->examined++;
+		fd->with_env += e->n_env > 0;
 		const char *k = runexec_env_get(e, "JOBRELAY_KEY");
 		if (k && !strcmp(k, fd->key)) {
 			r.execution = e->name;

@@ -75,6 +75,9 @@ static void test_defaults(void)
 	CU_ASSERT_EQUAL(c.read_retry.max_backoff_ms, 30000);
 	CU_ASSERT_EQUAL(c.read_retry.max_attempts, 10);
 	CU_ASSERT_EQUAL(c.read_retry.lookup_attempts, 4);
+	CU_ASSERT_EQUAL(c.repeat.mode, JR_REPEAT_ON_REDELIVERY);
+	CU_ASSERT_EQUAL(c.repeat.min_age_ms, 10000);
+	CU_ASSERT_EQUAL(c.repeat.lookback_ms, 3600000);
 	CU_ASSERT_EQUAL(c.limits.event_bytes, 10u << 20);
 	CU_ASSERT_EQUAL(c.limits.json_depth, 64);
 	CU_ASSERT_EQUAL(c.limits.attributes, 100);
@@ -254,6 +257,7 @@ static void test_all_keys(void)
 		      "call_timeout: 1m30s\n"
 		      "read_retry: { initial_backoff: 50ms, max_backoff: 2s, max_attempts: 3, "
 		      "lookup_attempts: 2 }\n"
+		      "repeat_check: { mode: always, min_age: 30s, lookback: 2h }\n"
 		      "unrouted: dead_letter\n"
 		      "dead_letter: { topic: projects/p/topics/dead }\n"
 		      "auth: { audience: a, allowed_emails: [x@y, z@w], jwks_file: /etc/jwks.json }\n"
@@ -276,6 +280,9 @@ static void test_all_keys(void)
 	CU_ASSERT_EQUAL(c.read_retry.max_backoff_ms, 2000);
 	CU_ASSERT_EQUAL(c.read_retry.max_attempts, 3);
 	CU_ASSERT_EQUAL(c.read_retry.lookup_attempts, 2);
+	CU_ASSERT_EQUAL(c.repeat.mode, JR_REPEAT_ALWAYS);
+	CU_ASSERT_EQUAL(c.repeat.min_age_ms, 30000);
+	CU_ASSERT_EQUAL(c.repeat.lookback_ms, 7200000);
 	CU_ASSERT_EQUAL(c.unrouted, JR_UNROUTED_DEAD_LETTER);
 	CU_ASSERT_STRING_EQUAL(c.auth_jwks_file, "/etc/jwks.json");
 	CU_ASSERT_PTR_NULL(c.auth_jwks_url);
@@ -353,6 +360,11 @@ static void test_project_fallback(void)
 static void test_unknown_keys(void)
 {
 	expect_errors("project: p\nfoo: 1\n", "t.yaml:2: unknown key 'foo'\n");
+	expect_errors("project: p\nrepeat_check:\n  mode: sometimes\n",
+		      "t.yaml:3: repeat_check.mode: expected never, on_redelivery or always, got "
+		      "'sometimes'\n");
+	expect_errors("repeat_check: { min_age: 10x }\n",
+		      "t.yaml:1: repeat_check.min_age: invalid duration '10x' (use 500ms, 10s, 5m, 1h)\n");
 	expect_errors("limits: { event_bytes: 8MiB, inflight_bytes: 4MiB }\n",
 		      "t.yaml:1: limits: inflight_bytes is smaller than event_bytes\n");
 	expect_errors("flow_control:\n  max_msgs: 3\n",

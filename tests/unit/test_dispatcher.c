@@ -15,6 +15,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "config_load.h"
@@ -596,6 +597,315 @@ static void test_trace_and_phase_lines(void)
 	free(text);
 }
 
+
+/* ---- repeats: a lookup before RunJob (repeat_check) ---- */
+
+#define PUBLISHED "2024-05-01T12:00:00Z"
+#define PUBLISHED_MS 1714564800000LL
+
+/* fx_msg: ev came in a Pub/Sub message, delivery `attempt` (0: not reported), published at publish (may be NULL). */
+static jr_event *fx_msg(jr_event *ev, int attempt, const char *publish)
+{
+	jr_message *m = arena_alloc(&ev->arena, sizeof *m);
+	m->id = ev->id;
+	m->publish_time = publish ? arena_strdup(&ev->arena, publish) : NULL;
+	m->delivery_attempt = attempt;
+	ev->message = m;
+	return ev;
+}
+
+/* fx_submit_msg: as fx_submit, for an event from a Pub/Sub message. */
+static jr_event *fx_submit_msg(fixture *f, const char *id, int attempt, const char *publish,
+			       result *r)
+{
+	jr_event *ev = fx_msg(fx_ev(f, id), attempt, publish);
+	dispatcher_submit(f->d, ev, attempt > 0 ? attempt : 1, NULL, on_outcome, r);
+	stub_clock_turn(&f->clk);
+	return ev;
+}
+
+/* now_rfc3339: the wall clock now, as Pub/Sub writes publish times. */
+static const char *now_rfc3339(char *buf, size_t n)
+{
+	time_t t = time(NULL);
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	return buf;
+}
+
+static const jr_runresult found_res = {.code = 0, .message = "", .retry_delay_ms = -1,
+				       .recovered = 1,
+				       .execution = "projects/p/locations/r/jobs/j/executions/y"};
+
+/* A redelivery (attempt 2) whose execution exists: found, DONE, no RunJob; the lookup starts a minute before publication. */
+static void test_repeat_found(void)
+{
+	fixture f;
+	fx_open(&f, base_yaml, (fx_opts){.find = 1});
+	result r = {0};
+	fx_submit_msg(&f, "e1", 2, PUBLISHED, &r);
+	CU_ASSERT_EQUAL(f.rn.finds, 1);
+	CU_ASSERT_EQUAL(f.rn.runs, 0);
+	stub_call *c = stub_nth(&f.rn, STUB_FIND, 0);
+	CU_ASSERT_FATAL(c != NULL);
+	CU_ASSERT_EQUAL(c->since_ms, PUBLISHED_MS - 60000);
+	CU_ASSERT_STRING_EQUAL(c->job, "projects/p/locations/r/jobs/j");
+	CU_ASSERT(strlen(c->key) > 0);
+	CU_ASSERT_EQUAL(dispatcher_in_flight(f.d), 0);
+	stub_answer(c, &found_res);
+	stub_clock_turn(&f.clk);
+	CU_ASSERT_EQUAL(r.done, 1);
+	CU_ASSERT_EQUAL(r.o.kind, JR_OUTCOME_DONE);
+	CU_ASSERT_EQUAL(r.o.dispatched, 1);
+	CU_ASSERT_EQUAL(f.rn.runs, 0);
+	/* it counts for dedup: the next delivery is a duplicate, with no lookup */
+	result r2 = {0};
+	dispatcher_submit(f.d, f.evs[0], 3, NULL, on_outcome, &r2);
+	stub_clock_turn(&f.clk);
+	CU_ASSERT_EQUAL(r2.o.duplicates, 1);
+	CU_ASSERT_EQUAL(f.rn.finds, 1);
+	fx_close(&f);
+}
+
+/* Not found: RunJob as usual, on the same attempt. */
+static void test_repeat_not_found(void)
+{
+	fixture f;
+	fx_open(&f, base_yaml, (fx_opts){.find = 1});
+	result r = {0};
+	fx_submit_msg(&f, "e1", 0, PUBLISHED, &r); /* no attempt reported; published long ago */
+	CU_ASSERT_EQUAL(f.rn.finds, 1);
+	stub_answer_code(stub_nth(&f.rn, STUB_FIND, 0), JR_GRPC_NOT_FOUND);
+	CU_ASSERT_EQUAL(f.rn.runs, 1);
+	CU_ASSERT_STRING_EQUAL(stub_nth(&f.rn, STUB_RUN, 0)->key, stub_nth(&f.rn, STUB_FIND, 0)->key);
+	stub_answer_code(stub_nth(&f.rn, STUB_RUN, 0), JR_GRPC_OK);
+	stub_clock_turn(&f.clk);
+	CU_ASSERT_EQUAL(r.o.kind, JR_OUTCOME_DONE);
+	CU_ASSERT_EQUAL(r.o.dispatched, 1);
+	CU_ASSERT_EQUAL(r.o.attempt, 1);
+	fx_close(&f);
+}
+
+/* log_capture: log lines go to a temporary file until log_captured returns its text (free it). */
+static int log_capture(char *path)
+{
+	int fd = mkstemp(path);
+	CU_ASSERT_FATAL(fd >= 0);
+	log_setup(fd, JR_LOG_JSON, JR_LOG_INFO);
+	return fd;
+}
+
+static char *log_captured(char *path, int fd)
+{
+	log_setup(2, JR_LOG_TEXT, JR_LOG_ERROR);
+	size_t len;
+	char *text = cu_read_file(path, &len);
+	close(fd);
+	unlink(path);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(text);
+	return text;
+}
+
+/* The lookup failed (after the runner's retries): RunJob anyway, and the duplicate risk is logged. */
+static void test_repeat_lookup_failed(void)
+{
+	char path[] = "/tmp/jr_test_dispatcher_XXXXXX";
+	int fd = log_capture(path);
+	fixture f;
+	fx_open(&f, base_yaml, (fx_opts){.find = 1});
+	result r = {0};
+	fx_submit_msg(&f, "e1", 2, PUBLISHED, &r);
+	stub_answer_code(stub_nth(&f.rn, STUB_FIND, 0), JR_GRPC_UNAVAILABLE);
+	CU_ASSERT_EQUAL(f.rn.runs, 1);
+	stub_answer_code(stub_nth(&f.rn, STUB_RUN, 0), JR_GRPC_OK);
+	stub_clock_turn(&f.clk);
+	CU_ASSERT_EQUAL(r.o.kind, JR_OUTCOME_DONE);
+	CU_ASSERT_EQUAL(r.o.dispatched, 1);
+	fx_close(&f);
+	char *text = log_captured(path, fd);
+	CU_ASSERT_EQUAL(log_lines_with(text, "\"LOOKUP-FAILED\"", "\"duplicate_risk\":\"yes\""), 1);
+	CU_ASSERT_EQUAL(log_lines_with(text, "\"DISPATCH-LOOKUP\"", "\"why\":\"attempt\""), 1);
+	CU_ASSERT_EQUAL(log_lines_with(text, "\"DISPATCH-FOUND\"", "\"e1\""), 0);
+	free(text);
+}
+
+/* A delivery whose earlier ones were all held here (or shed) started nothing: not looked up. */
+static void test_repeat_after_holds_only(void)
+{
+	fixture f;
+	fx_open(&f, base_yaml, (fx_opts){.find = 1});
+	result r = {0};
+	jr_event *ev = fx_msg(fx_ev(&f, "e1"), 2, PUBLISHED);
+	dispatcher_shed(f.d, ev); /* delivery 1 was turned away unsubmitted */
+	dispatcher_submit(f.d, ev, 2, NULL, on_outcome, &r);
+	stub_clock_turn(&f.clk);
+	CU_ASSERT_EQUAL(f.rn.finds, 0);
+	CU_ASSERT_EQUAL(f.rn.runs, 1);
+	stub_answer_code(stub_nth(&f.rn, STUB_RUN, 0), JR_GRPC_OK);
+	stub_clock_turn(&f.clk);
+	CU_ASSERT_EQUAL(r.o.dispatched, 1);
+	fx_close(&f);
+}
+
+/* Mode never: a redelivery is sent at once, no lookup. */
+static void test_repeat_mode_never(void)
+{
+	fixture f;
+	fx_open(&f, "project: p\nregion: r\nrepeat_check: { mode: never }\n" ROUTE_A,
+		(fx_opts){.find = 1});
+	result r = {0};
+	fx_submit_msg(&f, "e1", 5, PUBLISHED, &r);
+	CU_ASSERT_EQUAL(f.rn.finds, 0);
+	CU_ASSERT_EQUAL(f.rn.runs, 1);
+	stub_answer_code(stub_nth(&f.rn, STUB_RUN, 0), JR_GRPC_OK);
+	stub_clock_turn(&f.clk);
+	CU_ASSERT_EQUAL(r.o.dispatched, 1);
+	fx_close(&f);
+}
+
+/* Not suspected: a fresh first delivery, an event with no message; and no find (--dry-run) means no lookup. */
+static void test_repeat_not_suspected(void)
+{
+	fixture f;
+	fx_open(&f, base_yaml, (fx_opts){.find = 1});
+	char now[64];
+	result r[3] = {{0}};
+	fx_submit_msg(&f, "e1", 1, now_rfc3339(now, sizeof now), &r[0]);
+	fx_submit(&f, "e2", 4, &r[1]); /* no Pub/Sub message: on_redelivery never suspects it */
+	CU_ASSERT_EQUAL(f.rn.finds, 0);
+	CU_ASSERT_EQUAL(f.rn.runs, 2);
+	for (int i = 0; i < 2; i++)
+		stub_answer_code(stub_nth(&f.rn, STUB_RUN, i), JR_GRPC_OK);
+	stub_clock_turn(&f.clk);
+	CU_ASSERT_EQUAL(r[0].o.dispatched + r[1].o.dispatched, 2);
+	fx_close(&f);
+
+	fx_open(&f, base_yaml, (fx_opts){0}); /* a runner without find */
+	fx_submit_msg(&f, "e3", 2, PUBLISHED, &r[2]);
+	CU_ASSERT_EQUAL(f.rn.runs, 1);
+	stub_answer_code(stub_nth(&f.rn, STUB_RUN, 0), JR_GRPC_OK);
+	stub_clock_turn(&f.clk);
+	CU_ASSERT_EQUAL(r[2].o.dispatched, 1);
+	fx_close(&f);
+}
+
+/* Mode always: an event with no message is looked up too. */
+static void test_repeat_mode_always(void)
+{
+	fixture f;
+	fx_open(&f, "project: p\nregion: r\nrepeat_check: { mode: always, lookback: 10m }\n" ROUTE_A,
+		(fx_opts){.find = 1});
+	result r = {0};
+	fx_submit(&f, "e1", 1, &r);
+	CU_ASSERT_EQUAL(f.rn.finds, 1);
+	CU_ASSERT_EQUAL(f.rn.runs, 0);
+	stub_call *c = stub_nth(&f.rn, STUB_FIND, 0);
+	int64_t back = (int64_t)time(NULL) * 1000 - c->since_ms; /* lookback: no publish time */
+	CU_ASSERT(back >= 600000 - 2000 && back <= 600000 + 2000);
+	stub_answer(c, &found_res);
+	stub_clock_turn(&f.clk);
+	CU_ASSERT_EQUAL(r.o.dispatched, 1);
+	CU_ASSERT_EQUAL(f.rn.runs, 0);
+	fx_close(&f);
+}
+
+/* No token for the lookup: held (RETRY, hold), no RunJob, no attempt spent. */
+static void test_repeat_credentials_hold(void)
+{
+	fixture f;
+	fx_open(&f, base_yaml, (fx_opts){.find = 1});
+	result r = {0}, r2 = {0};
+	jr_event *ev = fx_submit_msg(&f, "e1", 2, PUBLISHED, &r);
+	jr_runresult creds = {.code = JR_GRPC_UNAUTHENTICATED, .message = "no token",
+			      .retry_delay_ms = 2500, .has_class = 1, .cls = JR_ERR_CREDENTIALS};
+	stub_answer(stub_nth(&f.rn, STUB_FIND, 0), &creds);
+	stub_clock_turn(&f.clk);
+	CU_ASSERT_EQUAL(r.o.kind, JR_OUTCOME_RETRY);
+	CU_ASSERT_EQUAL(r.o.hold, 1);
+	CU_ASSERT_EQUAL(r.o.held, 1);
+	CU_ASSERT_EQUAL(r.o.cls, JR_ERR_CREDENTIALS);
+	CU_ASSERT_EQUAL(r.o.delay_ms, 2500);
+	CU_ASSERT_EQUAL(f.rn.runs, 0);
+	CU_ASSERT_EQUAL(f.sink.writes, 0);
+	/* the next delivery (the message says attempt 3): the hold is not an attempt */
+	((jr_message *)ev->message)->delivery_attempt = 3;
+	dispatcher_submit(f.d, ev, 3, NULL, on_outcome, &r2);
+	stub_clock_turn(&f.clk);
+	CU_ASSERT_EQUAL(f.rn.finds, 2); /* 3 less the hold: still a redelivery, looked up */
+	stub_answer_code(stub_nth(&f.rn, STUB_FIND, 1), JR_GRPC_NOT_FOUND);
+	stub_answer_code(stub_nth(&f.rn, STUB_RUN, 0), JR_GRPC_UNAVAILABLE);
+	stub_answer_code(stub_nth(&f.rn, STUB_FIND, 2), JR_GRPC_NOT_FOUND); /* ambiguous: looked up */
+	stub_clock_turn(&f.clk);
+	CU_ASSERT_EQUAL(r2.o.kind, JR_OUTCOME_RETRY);
+	CU_ASSERT_EQUAL(r2.o.attempt, 2);
+	fx_close(&f);
+}
+
+/* The lookup owns the key and a call slot: a second delivery waits for it, and is a duplicate when found. */
+static void test_repeat_lookup_owns_key_and_slot(void)
+{
+	fixture f;
+	fx_open(&f, "project: p\nregion: r\nconcurrency: 1\n" ROUTE_A, (fx_opts){.find = 1});
+	result r1 = {0}, r2 = {0}, r3 = {0};
+	jr_event *ev = fx_submit_msg(&f, "e1", 2, PUBLISHED, &r1);
+	dispatcher_submit(f.d, ev, 3, NULL, on_outcome, &r2);
+	fx_submit(&f, "e2", 1, &r3);
+	stub_clock_turn(&f.clk);
+	CU_ASSERT_EQUAL(f.rn.finds, 1);
+	CU_ASSERT_EQUAL(f.rn.runs, 0);
+	CU_ASSERT_EQUAL(dispatcher_queued(f.d), 1); /* e2 waits for the slot the lookup holds */
+	stub_answer(stub_nth(&f.rn, STUB_FIND, 0), &found_res);
+	stub_clock_turn(&f.clk);
+	CU_ASSERT_EQUAL(r1.o.dispatched, 1);
+	CU_ASSERT_EQUAL(r2.o.duplicates, 1);
+	CU_ASSERT_EQUAL(f.rn.runs, 1); /* e2's, once the slot was free */
+	stub_answer_code(stub_nth(&f.rn, STUB_RUN, 0), JR_GRPC_OK);
+	stub_clock_turn(&f.clk);
+	CU_ASSERT_EQUAL(r3.o.dispatched, 1);
+	fx_close(&f);
+}
+
+/* An ambiguous RunJob whose lookup failed: the key's next delivery, even a fresh one, looks first. */
+static void test_repeat_seen_after_unsettled(void)
+{
+	fixture f;
+	fx_open(&f, base_yaml, (fx_opts){.find = 1});
+	result r1 = {0}, r2 = {0};
+	jr_event *ev = fx_submit_msg(&f, "e1", 0, NULL, &r1);
+	CU_ASSERT_EQUAL(f.rn.finds, 0);
+	stub_answer_code(stub_nth(&f.rn, STUB_RUN, 0), JR_GRPC_DEADLINE_EXCEEDED);
+	stub_answer_code(stub_nth(&f.rn, STUB_FIND, 0), JR_GRPC_UNAVAILABLE);
+	stub_clock_turn(&f.clk);
+	CU_ASSERT_EQUAL(r1.o.kind, JR_OUTCOME_RETRY);
+	dispatcher_submit(f.d, ev, 2, NULL, on_outcome, &r2);
+	stub_clock_turn(&f.clk);
+	CU_ASSERT_EQUAL(f.rn.finds, 2);
+	CU_ASSERT_EQUAL(f.rn.runs, 1);
+	stub_answer(stub_nth(&f.rn, STUB_FIND, 1), &found_res);
+	stub_clock_turn(&f.clk);
+	CU_ASSERT_EQUAL(r2.o.dispatched, 1);
+	CU_ASSERT_EQUAL(f.rn.runs, 1);
+	fx_close(&f);
+}
+
+/* ack: on_completion: an execution found before RunJob is followed to its end. */
+static void test_repeat_found_followed(void)
+{
+	fixture f;
+	fx_open(&f, completion_yaml, (fx_opts){.follow = 1, .find = 1});
+	result r = {0};
+	fx_submit_msg(&f, "e1", 2, PUBLISHED, &r);
+	stub_answer(stub_nth(&f.rn, STUB_FIND, 0), &found_res);
+	CU_ASSERT_EQUAL(f.rn.follows, 1);
+	CU_ASSERT_STRING_EQUAL(stub_nth(&f.rn, STUB_FOLLOW, 0)->execution, found_res.execution);
+	stub_answer_code(stub_nth(&f.rn, STUB_FOLLOW, 0), JR_GRPC_OK);
+	stub_clock_turn(&f.clk);
+	CU_ASSERT_EQUAL(r.o.dispatched, 1);
+	CU_ASSERT_EQUAL(f.rn.runs, 0);
+	fx_close(&f);
+}
+
 static const cu_test tests[] = {
 	{"retry_unavailable", test_retry_unavailable},
 	{"retry_exhausted_and_no_retry", test_retry_exhausted_and_no_retry},
@@ -611,6 +921,17 @@ static const cu_test tests[] = {
 	{"ambiguous_find", test_ambiguous_find},
 	{"stop_drains", test_stop_drains},
 	{"trace_and_phase_lines", test_trace_and_phase_lines},
+	{"repeat_found", test_repeat_found},
+	{"repeat_not_found", test_repeat_not_found},
+	{"repeat_lookup_failed", test_repeat_lookup_failed},
+	{"repeat_after_holds_only", test_repeat_after_holds_only},
+	{"repeat_mode_never", test_repeat_mode_never},
+	{"repeat_not_suspected", test_repeat_not_suspected},
+	{"repeat_mode_always", test_repeat_mode_always},
+	{"repeat_credentials_hold", test_repeat_credentials_hold},
+	{"repeat_lookup_owns_key_and_slot", test_repeat_lookup_owns_key_and_slot},
+	{"repeat_seen_after_unsettled", test_repeat_seen_after_unsettled},
+	{"repeat_found_followed", test_repeat_found_followed},
 	{NULL, NULL},
 };
 
