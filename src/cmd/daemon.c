@@ -111,7 +111,7 @@ int daemon_open_run_api(jr_daemon *dm, const char *endpoint)
 	char err[256];
 	dm->api = runjob_new(dm->loop, endpoint, err, sizeof err);
 	if (!dm->api) {
-		log_kv(JR_LOG_ERROR, "RUNJOB-INIT", "cannot create the Run API client", "error", err,
+		log_kv(JR_LOG_ERROR, "RUNAPI-INIT", "cannot create the Run API client", "error", err,
 		       NULL);
 		return 3;
 	}

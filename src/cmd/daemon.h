@@ -34,7 +34,7 @@
  *
  * Message ids: the host's own lines are prefixed with ops.tag: <TAG>-SIGNALS,
  * <TAG>-PORT, <TAG>-HTTP (PULL-PORT, PULL-HTTP, SERVE-SIGNALS, ...);
- * RUNJOB-INIT as before; DAEMON-STATE (debug) for each change of state.
+ * RUNAPI-INIT as before; DAEMON-STATE (debug) for each change of state.
  */
 #ifndef JR_DAEMON_H
 #define JR_DAEMON_H

@@ -225,8 +225,10 @@ static void grace_over(void *arg)
 static void begin_drain(void *arg, const char *why)
 {
 	pull *p = arg;
-	if (p->state != PULL_RUNNING)
+	if (p->state != PULL_RUNNING) {
+		daemon_grace_cancel(&p->dm); /* already stopping: nothing to drain */
 		return;
+	}
 	pull_set_state(p, PULL_DRAINING, why);
 	pullq_drain(p->q);
 	if (in_flight(p) == 0)

@@ -227,7 +227,7 @@ static int open_peers(replay *rp)
 	rp->loop = loop_new();
 	rp->api = runjob_new(rp->loop, rp->o->run_endpoint, err, sizeof err);
 	if (!rp->api) {
-		log_kv(JR_LOG_ERROR, "RUNJOB-INIT", "cannot create the Run API client", "error", err,
+		log_kv(JR_LOG_ERROR, "RUNAPI-INIT", "cannot create the Run API client", "error", err,
 		       NULL);
 		return 3;
 	}

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "trace.h"
 #include "utf8.h"
 
 static const char *hdr(const jr_header *h, size_t n, const char *name)
@@ -215,9 +216,14 @@ static int http_dispatch(dec_ctx *x, const jr_header *h, size_t n, const char *b
 	int calls = http_limits(x, h, n, len);
 	if (calls)
 		return calls;
+	/* the first valid of the two, as the HTTP server picks it for its own lines */
+	char id[33];
 	x->trace = hdr(h, n, "traceparent");
-	if (!x->trace)
-		x->trace = hdr(h, n, "x-cloud-trace-context");
+	if (trace_from_traceparent(x->trace, id) < 0) {
+		const char *xc = hdr(h, n, "x-cloud-trace-context");
+		if (xc && (!x->trace || trace_from_cloud_context(xc, id) == 0))
+			x->trace = xc;
+	}
 	if (hdr(h, n, "x-goog-pubsub-message-id"))
 		return one_event(x, h, n, body, len, 1);
 	if (hdr(h, n, "ce-specversion"))

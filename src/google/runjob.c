@@ -608,11 +608,11 @@ int runjob_startup_check(jr_runjob *c, int64_t call_timeout_ms)
 	if (runjob_wait_ready(c, wait) < 0) {
 		char ms[32];
 		snprintf(ms, sizeof ms, "%lldms", (long long)wait);
-		log_kv(JR_LOG_ERROR, "RUNJOB-UNREACHABLE", "cannot reach the Run API", "target",
+		log_kv(JR_LOG_ERROR, "RUNAPI-UNREACHABLE", "cannot reach the Run API", "target",
 		       runjob_target(c), "waited", ms, NULL);
 		return -1;
 	}
-	log_kv(JR_LOG_INFO, "RUNJOB-READY", "Run API channel ready", "target", runjob_target(c),
+	log_kv(JR_LOG_INFO, "RUNAPI-READY", "Run API channel ready", "target", runjob_target(c),
 	       NULL);
 	return 0;
 }

@@ -60,7 +60,7 @@ int runjob_wait_ready(jr_runjob *c, int64_t timeout_ms);
 
 /*
  * runjob_startup_check: runjob_wait_ready for min(call_timeout_ms,
- * RUNJOB_STARTUP_WAIT_MS), logged as RUNJOB-READY or RUNJOB-UNREACHABLE.
+ * RUNJOB_STARTUP_WAIT_MS), logged as RUNAPI-READY or RUNAPI-UNREACHABLE.
  * 0, or -1: the command exits 3 (docs/reference.md, exit codes).
  */
 int runjob_startup_check(jr_runjob *c, int64_t call_timeout_ms);

@@ -515,7 +515,7 @@ static int check_verdict(jr_runjob *api, const read_check *c)
 		return 0;
 	case JR_GRPC_PERMISSION_DENIED:
 		if (c->on_completion) {
-			log_kv(JR_LOG_ERROR, "RUNJOB-READS-DENIED",
+			log_kv(JR_LOG_ERROR, "RUNAPI-READS-DENIED",
 			       "jobrelay may not read the job's executions, which ack: on_completion "
 			       "follows",
 			       "job", c->job, "route", c->route, "permission",
@@ -530,16 +530,16 @@ static int check_verdict(jr_runjob *api, const read_check *c)
 		       code, "error", c->message, NULL);
 		return 0;
 	case JR_GRPC_NOT_FOUND:
-		log_kv(JR_LOG_WARNING, "RUNJOB-JOB-NOT-FOUND", "the job does not exist", "job", c->job,
+		log_kv(JR_LOG_WARNING, "RUNAPI-JOB-NOT-FOUND", "the job does not exist", "job", c->job,
 		       "route", c->route, "error", c->message, NULL);
 		return 0;
 	case JR_GRPC_UNAVAILABLE:
 	case JR_GRPC_DEADLINE_EXCEEDED:
-		log_kv(JR_LOG_ERROR, "RUNJOB-UNREACHABLE", "cannot reach the Run API", "target",
+		log_kv(JR_LOG_ERROR, "RUNAPI-UNREACHABLE", "cannot reach the Run API", "target",
 		       runjob_target(api), "job", c->job, "code", code, "error", c->message, NULL);
 		return -1;
 	default:
-		log_kv(JR_LOG_WARNING, "RUNJOB-READS-UNCHECKED",
+		log_kv(JR_LOG_WARNING, "RUNAPI-READS-UNCHECKED",
 		       "could not check that jobrelay may read the job's executions", "job", c->job,
 		       "route", c->route, "code", code, "error", c->message, NULL);
 		return 0;

@@ -72,7 +72,7 @@ int runwatch_watch(jr_runjob *api, const char *name, int64_t max_ms, jr_watch_cb
  * checked): one ListExecutions (page_size 1, deadline min(call_timeout,
  * RUNJOB_STARTUP_WAIT_MS)) per distinct job,
  * run on api's loop until all answered. PERMISSION_DENIED is fatal for a
- * job that an ack: on_completion route names (RUNJOB-READS-DENIED, naming
+ * job that an ack: on_completion route names (RUNAPI-READS-DENIED, naming
  * the job and the permission), else a warning that the lookup after an
  * ambiguous failure is unavailable; NOT_FOUND and other codes are warnings;
  * UNAVAILABLE and DEADLINE_EXCEEDED are fatal (unreachable). 0, or -1: the

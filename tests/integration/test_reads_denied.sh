@@ -164,9 +164,9 @@ YAML
 printf '{"specversion":"1.0","id":"ev-d","source":"/test","type":"t.d"}\n' >"$WORK/denied.ndjson"
 startup_denied() { # startup_denied LOG: the log names the job and the permission
 	local line
-	line=$(grep '"msgid":"RUNJOB-READS-DENIED"' "$1") || fail "no RUNJOB-READS-DENIED: $(tail -5 "$1")"
+	line=$(grep '"msgid":"RUNAPI-READS-DENIED"' "$1") || fail "no RUNAPI-READS-DENIED: $(tail -5 "$1")"
 	jq -e '.job == "projects/p1/locations/europe-west2/jobs/denied" and .permission == "run.executions.list"' <<<"$line" >/dev/null ||
-		fail "RUNJOB-READS-DENIED: $line"
+		fail "RUNAPI-READS-DENIED: $line"
 }
 set +e
 "$JOBRELAY" --log-format json --config "$WORK/denied-oc.yaml" replay "$WORK/denied.ndjson" >/dev/null 2>"$WORK/d-replay.log"

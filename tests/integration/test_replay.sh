@@ -236,5 +236,5 @@ JOBRELAY_RUN_ENDPOINT=127.0.0.1:1 "$JOBRELAY" replay "$WORK/events/a.json" >"$WO
 rc=$?
 set -e
 assert_eq "$rc" 3 "exit code when the Run API cannot be reached"
-grep -q "RUNJOB-UNREACHABLE" "$WORK/unreach.err" || fail "no clear error: $(cat "$WORK/unreach.err")"
+grep -q "RUNAPI-UNREACHABLE" "$WORK/unreach.err" || fail "no clear error: $(cat "$WORK/unreach.err")"
 echo "PASS"

@@ -324,5 +324,5 @@ JOBRELAY_RUN_ENDPOINT=127.0.0.1:1 "$JOBRELAY" serve --port 0 --bind 127.0.0.1 >"
 rc=$?
 set -e
 assert_eq "$rc" 3 "exit code when the Run API cannot be reached"
-grep -q "RUNJOB-UNREACHABLE" "$WORK/unreach.out" || fail "no clear error: $(cat "$WORK/unreach.out")"
+grep -q "RUNAPI-UNREACHABLE" "$WORK/unreach.out" || fail "no clear error: $(cat "$WORK/unreach.out")"
 echo "PASS"

@@ -104,8 +104,8 @@ lab_paths() {
 	jr replay "$LAB/replay.ndjson" >"$LAB/replay.out" 2>"$LAB/replay.log"
 	local rc=$?
 	set -e
-	grep -q '"msgid":"RUNJOB-READY".*"run.googleapis.com:443 (tls)"' "$LAB/replay.log" ||
-		{ cat "$LAB/replay.log" >&2; fail "replay: no RUNJOB-READY for run.googleapis.com:443 (tls)"; }
+	grep -q '"msgid":"RUNAPI-READY".*"run.googleapis.com:443 (tls)"' "$LAB/replay.log" ||
+		{ cat "$LAB/replay.log" >&2; fail "replay: no RUNAPI-READY for run.googleapis.com:443 (tls)"; }
 	runjob_ok_for replay-ok || { cat "$LAB/replay.log" >&2; fail "replay: no RunJob for replay-ok"; }
 	assert_eq "$rc" 1 "replay exit code (one event dead-lettered)"
 	! grep -q '"failed_at"' "$LAB/replay.out" || fail "replay printed a dead letter the topic did not take"
@@ -115,7 +115,7 @@ lab_paths() {
 	local port code id
 	port=$(sed -n 's/.*"msgid":"SERVE-LISTENING".*"port":"\([0-9]*\)".*/\1/p' "$LAB/serve.log")
 	[ -n "$port" ] || fail "serve: no port"
-	grep -q '"msgid":"RUNJOB-READY".*"run.googleapis.com:443 (tls)"' "$LAB/serve.log" ||
+	grep -q '"msgid":"RUNAPI-READY".*"run.googleapis.com:443 (tls)"' "$LAB/serve.log" ||
 		fail "serve: not over TLS to run.googleapis.com:443"
 	grep -q '"msgid":"DLTOPIC-READY".*"pubsub.googleapis.com:443 (tls)"' "$LAB/serve.log" ||
 		fail "serve: the dead-letter topic not over TLS at pubsub.googleapis.com:443"

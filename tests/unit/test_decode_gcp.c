@@ -657,6 +657,31 @@ static void test_dead_letter_records(void)
 	got_free(&g);
 }
 
+/* ev->trace: the first valid of traceparent and X-Cloud-Trace-Context, as the HTTP server picks it. */
+static void test_http_trace_pick(void)
+{
+	const char *xc = "0123456789abcdef0123456789abcdef/1;o=1";
+	jr_header h[] = {
+		{ "ce-specversion", "1.0" }, { "ce-id", "1" }, { "ce-source", "/s" }, { "ce-type", "t" },
+		{ "traceparent", "00-zz000000000000000000000000000000-00f067aa0ba902b7-01" },
+		{ "x-cloud-trace-context", xc },
+	};
+	got g;
+	got_init(&g);
+	CU_ASSERT_EQUAL(decode_http(&g.dc, h, 6, NULL, "x", 1), 1);
+	CU_ASSERT_EQUAL_FATAL(g.n_ev, 1);
+	CU_ASSERT_TRUE(str_is(g.ev[0]->trace, xc)); /* the invalid traceparent is passed over */
+	got_free(&g);
+
+	const char *tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+	h[4].value = tp;
+	got_init(&g);
+	CU_ASSERT_EQUAL(decode_http(&g.dc, h, 6, NULL, "x", 1), 1);
+	CU_ASSERT_EQUAL_FATAL(g.n_ev, 1);
+	CU_ASSERT_TRUE(str_is(g.ev[0]->trace, tp)); /* a valid traceparent comes first */
+	got_free(&g);
+}
+
 static void test_http_binary_details(void)
 {
 	jr_header h[] = {
@@ -786,6 +811,7 @@ int main(void)
 		{ "push_unwrapped", test_push_unwrapped },
 		{ "dead_letter_records", test_dead_letter_records },
 		{ "http_binary_details", test_http_binary_details },
+		{ "http_trace_pick", test_http_trace_pick },
 		{ "capture_forms", test_capture_forms },
 		{ "structured_details", test_structured_details },
 		{ NULL, NULL },
