@@ -64,6 +64,7 @@
  */
 #include "pubsub.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1182,6 +1183,24 @@ static int conf_list_of(uint64_t outer, uint64_t inner)
 	return -1;
 }
 
+/*
+ * bool_of: a bool field as protobuf-c's unpack reads it, whatever its wire
+ * type (true when a byte of its encoding, a length prefix included, has a
+ * low 7 bits set); after: where grpcx_pb_next left off.
+ */
+static int bool_of(const grpcx_pb_field *f, const uint8_t *after)
+{
+	if (f->wt == WT_VARINT)
+		return f->v != 0;
+	if (f->wt == WT_LEN)
+		return f->len != 0;
+	size_t n = f->wt == 1 ? 8 : 4;
+	for (size_t i = 0; i < n; i++)
+		if (after[-(ptrdiff_t)n + (ptrdiff_t)i] & 0x7f)
+			return 1;
+	return 0;
+}
+
 static int read_properties(const grpcx_pb_field *o, jr_pubsub_conf *c)
 {
 	const uint8_t *p = o->data, *end = o->data + o->len;
@@ -1189,12 +1208,10 @@ static int read_properties(const grpcx_pb_field *o, jr_pubsub_conf *c)
 	int rc;
 	c->has_properties = 1;
 	while ((rc = grpcx_pb_next(&p, end, &f)) > 0) {
-		if (f.wt != WT_VARINT)
-			continue;
 		if (f.num == 1)
-			c->exactly_once = f.v != 0;
+			c->exactly_once = bool_of(&f, p);
 		else if (f.num == 2)
-			c->ordering = f.v != 0;
+			c->ordering = bool_of(&f, p);
 	}
 	return rc;
 }
