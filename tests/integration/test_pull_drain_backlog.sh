@@ -22,10 +22,10 @@ summary_field() {
 	grep '"msgid":"PULL-SUMMARY"' "$PULL_LOG" | sed -n "s/.*\"$1\":\"\([0-9]*\)\".*/\1/p"
 }
 
-fake_delay 3000
+fake_delay "${DRAIN_CALL_MS:-6000}"
 start_fake --config "$WORK/fake.json"
 start_pstest "$WORK" --topic "$TOPIC" --subscription "$SUB" --ack-deadline 10
-GRACE=6s write_config "flow_control: { max_messages: 1000 }
+GRACE=10s write_config "flow_control: { max_messages: 1000 }
 concurrency: 16"
 write_messages "$WORK/msgs.jsonl"
 ps_cmd publish "$TOPIC" "$WORK/msgs.jsonl" $N || fail "publish: $PS_REPLY"
