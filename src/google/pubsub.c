@@ -44,8 +44,13 @@
  * completes: when the stream dies first, its acks and modacks go back to the
  * front of the queue and out on the next stream. Ack ids stay valid across
  * streams (pubsub.proto: "received on this stream or a different stream"),
- * so there is no unary Acknowledge fallback; that also keeps clear of
- * pstest's unary ModifyAckDeadline, which crashes on an unknown id. Nacks
+ * so while the intake runs there is no unary Acknowledge fallback. After
+ * pubsub_stop_intake (the drain) the stream is cancelled and the ids go in
+ * unary Acknowledge / ModifyAckDeadline calls instead, so that nacked
+ * messages are not handed straight back to this stream; only ids Pub/Sub
+ * gave out are sent (pstest's unary ModifyAckDeadline crashes on an unknown
+ * one). Exactly-once confirmations and subscription_properties in a response
+ * go to on_confirm before its messages (pubsub_decode_confirmations). Nacks
  * of a failed request are dropped instead: the message comes back when its
  * deadline expires, and a nack re-sent late could release a redelivery.
  *

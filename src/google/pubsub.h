@@ -4,7 +4,8 @@
  * A session keeps one bidirectional google.pubsub.v1.Subscriber/StreamingPull
  * call open on the loop's completion queue, reopens it with backoff when it
  * ends, hands every received message to on_message, and sends the acks and
- * modacks it is given, batched, on the stream; an empty request when nothing
+ * modacks it is given, batched, on the stream (in unary calls once
+ * pubsub_stop_intake was called); an empty request when nothing
  * was sent for the keepalive interval (30 s, grpcx_pubsub_keepalive_ms), so
  * that a dead connection is found (docs/pull.md). Everything runs on the loop
  * thread; no function here blocks except pubsub_wait_ready and pubsub_free,
