@@ -8,11 +8,14 @@
  * letters, open deliveries), and runs the process: start-up, health
  * endpoints, signals and the drain.
  *
- * SIGTERM/SIGINT: no message is dispatched any more; waiting ones and any
- * that still arrive are nacked at once (back to Pub/Sub for another worker);
- * deliveries in flight get shutdown_grace, after which they are nacked too;
- * then the session flushes its queue and half-closes, bounded by the grace
- * (at least 1 s), and pull_run returns 0. A second signal exits at once.
+ * SIGTERM/SIGINT: no message is dispatched any more; the session's intake
+ * stops first (the stream is cancelled, acks and modacks go in unary calls
+ * from then on), so that the messages given back are not handed straight
+ * back to this worker; then waiting ones and any that still arrive are
+ * nacked (back to Pub/Sub for another worker); deliveries in flight get
+ * shutdown_grace, after which they are nacked too; then the session sends
+ * what is queued, bounded by the grace (at least 1 s), and pull_run returns
+ * 0. A second signal exits at once.
  */
 #include "pull.h"
 
@@ -139,6 +142,12 @@ static void port_settled(void *arg)
 	finish_if_drained(arg);
 }
 
+static void port_stop_intake(void *arg)
+{
+	pull *p = arg;
+	pubsub_stop_intake(p->ps);
+}
+
 /* queue_new: the queue, wired to the session and the dispatcher. */
 static jr_pullq *queue_new(pull *p)
 {
@@ -157,6 +166,7 @@ static jr_pullq *queue_new(pull *p)
 		.dead_letter_raw = port_dead_letter_raw,
 		.busy = port_busy,
 		.settled = port_settled,
+		.stop_intake = port_stop_intake,
 	};
 	return pullq_new(&qo, &io);
 }
@@ -172,6 +182,14 @@ static void on_message(void *arg, const jr_pubsub_msg *m)
 {
 	pull *p = arg;
 	pullq_receive(p->q, m);
+}
+
+/* on_confirm: subscription properties and exactly-once confirmations, to the queue. */
+static void on_confirm(void *arg, const jr_pubsub_conf *c)
+{
+	pull *p = arg;
+	if (p->q)
+		pullq_confirm(p->q, c);
 }
 
 /* ---- shutdown ---- */
@@ -274,6 +292,7 @@ static int open_pubsub(pull *p)
 		.max_outstanding_bytes = p->cfg->flow_max_bytes,
 		.on_message = on_message,
 		.on_state = on_state,
+		.on_confirm = on_confirm,
 		.arg = p,
 	};
 	p->ps = pubsub_new(p->loop, &po, err, sizeof err);
@@ -358,7 +377,8 @@ static void pull_release(void *arg)
 
 static void summary(const pull *p)
 {
-	char rcv[24], ack[24], ret[24], fail[24], inv[24], nd[24], ext[24];
+	char rcv[24], ack[24], ret[24], fail[24], inv[24], nd[24], ext[24], lost[24], unc[24];
+	char un[24];
 	const pullq_stats *st = pullq_get_stats(p->q);
 	snprintf(rcv, sizeof rcv, "%ld", st->received);
 	snprintf(ack, sizeof ack, "%ld", st->acked);
@@ -367,9 +387,13 @@ static void summary(const pull *p)
 	snprintf(inv, sizeof inv, "%ld", st->invalid);
 	snprintf(nd, sizeof nd, "%ld", st->nacked_draining);
 	snprintf(ext, sizeof ext, "%ld", st->extended);
+	snprintf(lost, sizeof lost, "%ld", st->lease_lost);
+	snprintf(unc, sizeof unc, "%ld", st->ack_unconfirmed);
+	snprintf(un, sizeof un, "%ld", pubsub_stats(p->ps)->unary_calls);
 	log_kv(JR_LOG_INFO, "PULL-SUMMARY", "pull stopped", "subscription", p->cfg->subscription,
 	       "received", rcv, "acked", ack, "retry_later", ret, "dead_letter_failed", fail,
-	       "invalid", inv, "nacked_at_shutdown", nd, "lease_extensions", ext, NULL);
+	       "invalid", inv, "nacked_at_shutdown", nd, "lease_extensions", ext,
+	       "leases_lost", lost, "acks_unconfirmed", unc, "unary_calls", un, NULL);
 }
 
 int pull_run(const jr_config *cfg, const jr_pull_opts *o)

@@ -47,13 +47,29 @@
  * subtracts the ones it held (per process: after a restart earlier holds
  * count as attempts again).
  *
+ * Exactly-once subscriptions (the stream's subscription_properties say so;
+ * pullq_confirm): a message's receipt modack must be confirmed before it is
+ * dispatched (PQ_CONFIRMING when its turn came first); every modack and ack
+ * of such a message is one pending operation (op) awaiting its confirmation,
+ * kept on q->waits by when it is due: a confirmation timeout (CONF_TIMEOUT_MS)
+ * or the resend after a temporary failure (backoff 1 s doubling to 10 s, full
+ * jitter), bounded by the message's lease (lease_end_ms: from the last
+ * confirmed modack). Invalid, or out of retries, means the lease is lost
+ * (lost()): a message not yet dispatched never is (dropped when its turn
+ * comes, the ones behind its key sent back), a dispatched one is not acked
+ * when its outcome comes, and an ack is counted unconfirmed
+ * (PULL-ACK-UNCONFIRMED). A confirmed ack frees the message: it is never sent
+ * again. Confirmations are matched by ack id (q->byack).
+ *
  * Drain (pullq_drain, on SIGTERM/SIGINT): no message is dispatched any more;
- * waiting ones and any that still arrive are nacked at once (back to Pub/Sub
- * for another worker); deliveries in flight finish, or are nacked by
+ * the intake is stopped first (ports.stop_intake), so that what is given back
+ * is not handed straight back to this worker; then the waiting ones and any
+ * that still arrive are nacked; deliveries in flight finish, or are nacked by
  * pullq_nack_dispatched when the owner's grace runs out.
  */
 #include "pullq.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,10 +85,14 @@
 
 #define ATT_MAX 100000           /* messages whose attempts are remembered */
 #define RAW_MAX (64u << 20)      /* the dead-letter record of an undecodable message */
+#define CONF_TIMEOUT_MS 10000    /* a confirmation not seen by then counts as a temporary failure */
 
 static const char *const msg_state_names[] = {
-	"new", "waiting", "ready", "dispatched", "released",
+	"new", "confirming", "waiting", "ready", "dispatched", "released", "acking",
 };
+
+/* The operation of an exactly-once message awaiting its confirmation. */
+typedef enum eod_op { OP_NONE, OP_RECEIPT, OP_EXTEND, OP_ACK } eod_op;
 
 /* The messages of one ordering key held now: one active, the rest waiting in order. */
 typedef struct keyq {
@@ -104,8 +124,18 @@ typedef struct pmsg {
 	pullq_msg_state st;         /* only msg_set_state assigns it */
 	int64_t received_ms, lease_due_ms;
 	jr_link lease;              /* in q->leases while its lease is kept */
-	jr_link held;               /* in q->held_list */
+	jr_link held;               /* in q->held_list, or q->acking once PQ_ACKING */
 	struct pmsg *qnext;         /* ready queue or key queue */
+	/* exactly-once */
+	int eod;                    /* received while the subscription was exactly-once */
+	int confirmed;              /* its receipt modack was confirmed */
+	int lost;                   /* its lease is lost: never dispatched, never acked */
+	int in_byack;
+	smap_ent byack;             /* in q->byack, by ack id */
+	eod_op op;                  /* awaiting its confirmation */
+	int op_secs, tries, resend; /* resend: op is sent again when wait_due_ms comes */
+	int64_t op_sent_ms, wait_due_ms, lease_end_ms;
+	jr_link wait;               /* in q->waits while op != OP_NONE */
 } pmsg;
 
 struct jr_pullq {
@@ -130,6 +160,12 @@ struct jr_pullq {
 	uint64_t rng;
 	jr_buf raw;
 	pullq_stats stats;
+	/* exactly-once */
+	int eod, eod_logged;
+	smap byack;
+	jr_link waits;  /* by wait_due_ms */
+	jr_link acking; /* PQ_ACKING messages */
+	jr_timer_id wait_timer;
 };
 
 static struct {
@@ -240,6 +276,7 @@ static void att_remember(jr_pullq *q, const pmsg *pm, const unsigned char *retry
 /* ---- leases ---- */
 
 static void lease_tick(void *arg);
+static void eod_sent(jr_pullq *q, pmsg *pm, eod_op op, int secs);
 
 static void lease_arm(jr_pullq *q)
 {
@@ -278,8 +315,14 @@ static void lease_tick(void *arg)
 			log_kv(JR_LOG_WARNING, "PULL-LEASE-MAX",
 			       "message held past flow_control.max_extension; its lease is left to expire",
 			       "message_id", pm->msg.id, NULL);
+		} else if (pm->eod && !pm->confirmed) {
+			/* its receipt modack is still retried on its own */
+			pm->lease_due_ms = now + q->lease_ms;
+			lease_append(q, pm);
 		} else {
 			send_modack(q, pm->ack_id, q->ack_deadline_s);
+			if (pm->eod)
+				eod_sent(q, pm, OP_EXTEND, q->ack_deadline_s);
 			q->stats.extended++;
 			metric_add(met.extensions, NULL, 1);
 			pm->lease_due_ms = now + q->lease_ms;
@@ -293,8 +336,14 @@ static void lease_tick(void *arg)
 
 /* ---- holding and releasing ---- */
 
+static void wait_clear(jr_pullq *q, pmsg *pm);
+
 static void pmsg_free(pmsg *pm)
 {
+	jr_pullq *q = pm->q;
+	wait_clear(q, pm);
+	if (pm->in_byack)
+		smap_del(&q->byack, &pm->byack);
 	event_free(pm->ev);
 	free(pm);
 }
@@ -321,6 +370,7 @@ static pmsg *pmsg_new(jr_pullq *q, const jr_pubsub_msg *m, const att *a)
 	pmsg *pm = jr_malloc(n);
 	memset(pm, 0, sizeof *pm);
 	list_init(&pm->lease);
+	list_init(&pm->wait);
 	jr_kv *kv = (jr_kv *)(pm + 1);
 	char *at = (char *)(kv + m->n_attrs);
 	pm->q = q;
@@ -379,6 +429,20 @@ static void ready_push(jr_pullq *q, pmsg *pm)
 	q->ready_tail = pm;
 }
 
+/*
+ * promote: pm's turn came (first of its key, or none): ready, or, on an
+ * exactly-once subscription before its receipt modack was confirmed,
+ * confirming (ready once it is). A lost one goes to the ready queue, where
+ * pump drops it.
+ */
+static void promote(jr_pullq *q, pmsg *pm)
+{
+	if (pm->eod && !pm->confirmed && !pm->lost)
+		msg_set_state(q, pm, PQ_CONFIRMING);
+	else
+		ready_push(q, pm);
+}
+
 static void key_done(jr_pullq *q, keyq *kq)
 {
 	if (kq->n == 0) {
@@ -388,6 +452,7 @@ static void key_done(jr_pullq *q, keyq *kq)
 }
 
 static void nack_waiting(jr_pullq *q, pmsg *pm, int secs);
+static void drop(jr_pullq *q, pmsg *pm);
 
 /*
  * release: pm leaves the queue (acked, or back to Pub/Sub). secs < 0: it
@@ -415,7 +480,7 @@ static void release(jr_pullq *q, pmsg *pm, int secs)
 		kq->head = w->qnext;
 		if (!kq->head)
 			kq->tail = NULL;
-		ready_push(q, w);
+		promote(q, w);
 	}
 	key_done(q, kq);
 }
@@ -438,6 +503,26 @@ static void nack_waiting(jr_pullq *q, pmsg *pm, int secs)
 /* ---- dispatching ---- */
 
 static void on_outcome(void *arg, jr_event *ev, const jr_outcome *o);
+
+/* await_ack: an exactly-once message was acked: kept (without its event) until the ack is confirmed. */
+static void await_ack(jr_pullq *q, pmsg *pm)
+{
+	event_free(pm->ev);
+	pm->ev = NULL;
+	msg_set_state(q, pm, PQ_ACKING);
+	list_append(&q->acking, &pm->held);
+	eod_sent(q, pm, OP_ACK, 0);
+}
+
+/* finish: pm leaves the queue (release); freed, unless an exactly-once ack awaits its confirmation. */
+static void finish(jr_pullq *q, pmsg *pm, int secs)
+{
+	release(q, pm, secs);
+	if (secs < 0 && pm->eod)
+		await_ack(q, pm);
+	else
+		pmsg_free(pm);
+}
 
 static void update_pause(jr_pullq *q)
 {
@@ -517,8 +602,7 @@ static void invalid(jr_pullq *q, pmsg *pm, const char *err)
 		send_modack(q, pm->ack_id, secs);
 		att_remember(q, pm, NULL);
 	}
-	release(q, pm, secs);
-	pmsg_free(pm);
+	finish(q, pm, secs);
 }
 
 /* dispatch: decodes pm into its event and hands it to the dispatcher (or dead-letters it). */
@@ -555,7 +639,10 @@ static void pump(jr_pullq *q)
 			q->ready_tail = NULL;
 		q->queued--;
 		q->queued_bytes -= (int64_t)pm->size;
-		dispatch(q, pm);
+		if (pm->lost)
+			drop(q, pm); /* exactly-once: its lease was lost while it waited */
+		else
+			dispatch(q, pm);
 	}
 	update_pause(q);
 }
@@ -618,17 +705,233 @@ static void on_outcome(void *arg, jr_event *ev, const jr_outcome *o)
 		return;
 	}
 	int secs = -1;
-	if (o->kind == JR_OUTCOME_DONE) {
+	if (pm->lost) {
+		secs = 0; /* exactly-once, lease lost: an ack would be invalid; a redelivery comes */
+	} else if (o->kind == JR_OUTCOME_DONE) {
 		send_ack(q, pm->ack_id);
 		q->stats.acked++;
 		forget_attempts(q, pm->msg.id);
 	} else {
 		secs = redeliver(q, pm, ev, o);
 	}
-	release(q, pm, secs);
-	pmsg_free(pm);
+	finish(q, pm, secs);
 	pump(q);
 	q->io.settled(q->io.arg);
+}
+
+/* ---- exactly-once: operations awaiting their confirmation ---- */
+
+static void wait_tick(void *arg);
+
+static void wait_rearm(jr_pullq *q)
+{
+	if (q->wait_timer) {
+		timers_cancel(q->t, q->wait_timer);
+		q->wait_timer = 0;
+	}
+	jr_link *first = list_first(&q->waits);
+	if (first)
+		q->wait_timer = timers_add(q->t, list_item(first, pmsg, wait)->wait_due_ms -
+						   timers_now(q->t), wait_tick, q);
+}
+
+/* wait_set: pm's op is due (its timeout, or its resend) at due; q->waits stays sorted. */
+static void wait_set(jr_pullq *q, pmsg *pm, int64_t due)
+{
+	list_remove(&pm->wait);
+	pm->wait_due_ms = due;
+	jr_link *at = q->waits.prev;
+	while (at != &q->waits && list_item(at, pmsg, wait)->wait_due_ms > due)
+		at = at->prev;
+	list_append(at->next, &pm->wait); /* right after at */
+	if (q->waits.next == &pm->wait)
+		wait_rearm(q);
+}
+
+/* wait_clear: pm awaits nothing any more. */
+static void wait_clear(jr_pullq *q, pmsg *pm)
+{
+	pm->op = OP_NONE;
+	pm->resend = 0;
+	if (!list_linked(&pm->wait))
+		return;
+	list_remove(&pm->wait);
+	if (list_empty(&q->waits) && q->wait_timer) {
+		timers_cancel(q->t, q->wait_timer);
+		q->wait_timer = 0;
+	}
+}
+
+/* eod_sent: op (secs: a modack's deadline) went out for pm now; confirmed within CONF_TIMEOUT_MS, or retried. */
+static void eod_sent(jr_pullq *q, pmsg *pm, eod_op op, int secs)
+{
+	if (pm->op != op)
+		pm->tries = 0;
+	pm->op = op;
+	pm->op_secs = secs;
+	pm->resend = 0;
+	pm->op_sent_ms = timers_now(q->t);
+	wait_set(q, pm, pm->op_sent_ms + CONF_TIMEOUT_MS);
+}
+
+/* drop: a message not dispatched whose lease was lost leaves the queue; the ones behind its key go back. */
+static void drop(jr_pullq *q, pmsg *pm)
+{
+	release(q, pm, 0);
+	pmsg_free(pm);
+}
+
+/*
+ * lost: pm's lease is lost (an op answered invalid, or not confirmed within
+ * the lease). An ack: counted unconfirmed, pm freed. Else counted once; a
+ * confirming message is dropped now, a waiting or ready one when its turn
+ * comes, a dispatched one is not acked when its outcome comes.
+ */
+static void lost(jr_pullq *q, pmsg *pm, const char *why)
+{
+	eod_op op = pm->op;
+	wait_clear(q, pm);
+	if (op == OP_ACK) {
+		q->stats.ack_unconfirmed++;
+		log_kv(JR_LOG_WARNING, "PULL-ACK-UNCONFIRMED",
+		       "ack not confirmed: the job ran; a redelivery would be a repeat",
+		       "message_id", pm->msg.id, "reason", why, NULL);
+		list_remove(&pm->held);
+		pmsg_free(pm);
+		return;
+	}
+	if (pm->lost)
+		return;
+	pm->lost = 1;
+	q->stats.lease_lost++;
+	lease_remove(q, pm);
+	log_kv(JR_LOG_INFO, "PULL-LEASE-LOST",
+	       pm->st == PQ_DISPATCHED ? "lease lost while dispatched: its outcome will not be acked"
+				       : "lease lost: the message is dropped, never dispatched",
+	       "message_id", pm->msg.id, "state", pullq_msg_state_name(pm->st), "reason", why, NULL);
+	if (pm->st == PQ_CONFIRMING) {
+		q->queued--;
+		q->queued_bytes -= (int64_t)pm->size;
+		drop(q, pm);
+	}
+}
+
+/* eod_temporary: pm's op failed for now, or was not confirmed in time: sent again after a backoff within the lease. */
+static void eod_temporary(jr_pullq *q, pmsg *pm)
+{
+	jr_policy pol = { JR_ACT_RETRY, 0, 1000, 10000 };
+	int64_t delay = backoff_full_jitter_ms(&pol, ++pm->tries, rng_next(&q->rng));
+	if (delay < 200)
+		delay = 200;
+	int64_t now = timers_now(q->t);
+	if (now + delay >= pm->lease_end_ms) {
+		lost(q, pm, "not confirmed within its lease");
+		return;
+	}
+	pm->resend = 1;
+	wait_set(q, pm, now + delay);
+}
+
+/* eod_ok: pm's op was confirmed. */
+static void eod_ok(jr_pullq *q, pmsg *pm)
+{
+	eod_op op = pm->op;
+	if (op != OP_ACK)
+		pm->lease_end_ms = pm->op_sent_ms + (int64_t)pm->op_secs * 1000;
+	wait_clear(q, pm);
+	if (op == OP_ACK) {
+		list_remove(&pm->held); /* confirmed: never sent again */
+		pmsg_free(pm);
+		return;
+	}
+	if (op == OP_RECEIPT && !pm->confirmed) {
+		pm->confirmed = 1;
+		q->stats.confirmed++;
+		if (pm->st == PQ_CONFIRMING)
+			ready_push(q, pm);
+	}
+}
+
+static void wait_tick(void *arg)
+{
+	jr_pullq *q = arg;
+	q->wait_timer = 0;
+	int64_t now = timers_now(q->t);
+	jr_link *l;
+	while ((l = list_first(&q->waits)) && list_item(l, pmsg, wait)->wait_due_ms <= now) {
+		pmsg *pm = list_item(l, pmsg, wait);
+		if (!pm->resend) {
+			eod_temporary(q, pm); /* no confirmation in time */
+			continue;
+		}
+		if (pm->op == OP_ACK)
+			send_ack(q, pm->ack_id);
+		else
+			send_modack(q, pm->ack_id, pm->op_secs);
+		eod_sent(q, pm, pm->op, pm->op_secs);
+	}
+	if (!q->wait_timer)
+		wait_rearm(q);
+	pump(q);
+}
+
+static void set_exactly_once(jr_pullq *q, int on)
+{
+	if (on && !q->eod_logged) {
+		q->eod_logged = 1;
+		log_kv(JR_LOG_INFO, "PULL-EXACTLY-ONCE",
+		       "exactly-once delivery: a message is dispatched once its receipt modack is confirmed",
+		       "subscription", q->cfg->subscription, NULL);
+	}
+	q->eod = on;
+}
+
+/* confirm_one: one id of list l; ignored unless a held message awaits that kind of confirmation. */
+static void confirm_one(jr_pullq *q, const char *id, jr_pubsub_conf_list l)
+{
+	smap_ent *e = smap_find(&q->byack, id, smap_hash(id));
+	if (!e)
+		return;
+	pmsg *pm = (pmsg *)(void *)((char *)e - offsetof(pmsg, byack));
+	int is_ack = l <= JR_CONF_ACK_TEMPORARY;
+	if (pm->op == OP_NONE || is_ack != (pm->op == OP_ACK))
+		return;
+	switch (l) {
+	case JR_CONF_ACK_OK:
+	case JR_CONF_MOD_OK:
+		eod_ok(q, pm);
+		break;
+	case JR_CONF_ACK_INVALID:
+	case JR_CONF_MOD_INVALID:
+		lost(q, pm, "invalid ack id");
+		break;
+	default: /* temporary, or unordered */
+		if (!pm->resend)
+			eod_temporary(q, pm);
+		break;
+	}
+}
+
+void pullq_confirm(jr_pullq *q, const jr_pubsub_conf *c)
+{
+	if (c->has_properties)
+		set_exactly_once(q, c->exactly_once);
+	for (int l = 0; l < JR_CONF_LISTS; l++)
+		for (size_t i = 0; i < c->n[l]; i++)
+			confirm_one(q, c->ids[l][i], (jr_pubsub_conf_list)l);
+	pump(q);
+}
+
+/* byack_add: pm can be found by its ack id (the first held with that id). */
+static void byack_add(jr_pullq *q, pmsg *pm)
+{
+	uint64_t h = smap_hash(pm->ack_id);
+	if (smap_find(&q->byack, pm->ack_id, h))
+		return;
+	pm->byack.key = pm->ack_id;
+	pm->byack.h = h;
+	smap_add(&q->byack, &pm->byack);
+	pm->in_byack = 1;
 }
 
 /* ---- receiving ---- */
@@ -669,7 +972,7 @@ static void enqueue(jr_pullq *q, pmsg *pm)
 			return;
 		}
 	}
-	ready_push(q, pm);
+	promote(q, pm);
 }
 
 void pullq_receive(jr_pullq *q, const jr_pubsub_msg *m)
@@ -694,7 +997,14 @@ void pullq_receive(jr_pullq *q, const jr_pubsub_msg *m)
 		       "ordering_key", pm->msg.ordering_key, "delivery", att_s, NULL);
 	}
 	send_modack(q, pm->ack_id, q->ack_deadline_s); /* the receipt modack */
+	pm->eod = q->eod;
+	if (pm->eod)
+		byack_add(q, pm);
 	enqueue(q, pm);
+	if (pm->eod) {
+		pm->lease_end_ms = pm->received_ms + (int64_t)q->ack_deadline_s * 1000;
+		eod_sent(q, pm, OP_RECEIPT, q->ack_deadline_s);
+	}
 	pump(q);
 }
 
@@ -705,36 +1015,32 @@ void pullq_close(jr_pullq *q)
 	q->closed = 1;
 }
 
-/* nack_all_waiting: every message not yet dispatched goes back to Pub/Sub now. */
+/* nack_all_waiting: every message not yet dispatched (confirming, waiting, ready) goes back to Pub/Sub now. */
 static void nack_all_waiting(jr_pullq *q)
 {
-	for (size_t i = 0; i < q->keys.nb; i++) {
-		for (smap_ent *e = q->keys.b[i]; e; e = e->hnext) {
-			keyq *kq = (keyq *)e;
-			while (kq->head) {
-				pmsg *w = kq->head;
-				kq->head = w->qnext;
-				nack_waiting(q, w, 0);
-				q->stats.nacked_draining++;
-			}
-			kq->tail = NULL;
-		}
-	}
-	while (q->ready_head) {
-		pmsg *pm = q->ready_head;
-		q->ready_head = pm->qnext;
-		keyq *kq = pm->kq;
+	for (jr_link *l = q->held_list.next, *next; l != &q->held_list; l = next) {
+		next = l->next;
+		pmsg *pm = list_item(l, pmsg, held);
+		if (pm->st == PQ_DISPATCHED)
+			continue;
 		nack_waiting(q, pm, 0);
 		q->stats.nacked_draining++;
-		if (kq)
-			key_done(q, kq);
 	}
-	q->ready_tail = NULL;
+	q->ready_head = q->ready_tail = NULL;
+	for (size_t i = 0; i < q->keys.nb; i++) {
+		for (smap_ent *e = q->keys.b[i], *enext; e; e = enext) {
+			enext = e->hnext;
+			keyq *kq = (keyq *)e;
+			kq->head = kq->tail = NULL;
+			key_done(q, kq);
+		}
+	}
 }
 
 void pullq_drain(jr_pullq *q)
 {
 	pullq_close(q);
+	q->io.stop_intake(q->io.arg); /* first: what is nacked must not come straight back here */
 	nack_all_waiting(q);
 	update_pause(q);
 }
@@ -747,6 +1053,7 @@ void pullq_nack_dispatched(jr_pullq *q)
 		if (pm->st != PQ_DISPATCHED)
 			continue;
 		send_modack(q, pm->ack_id, 0);
+		wait_clear(q, pm);
 		release(q, pm, 0);
 	}
 }
@@ -766,6 +1073,8 @@ jr_pullq *pullq_new(const pullq_opts *o, const pullq_ports *ports)
 	list_init(&q->held_list);
 	list_init(&q->leases);
 	list_init(&q->atts_age);
+	list_init(&q->waits);
+	list_init(&q->acking);
 	buf_init(&q->raw, RAW_MAX);
 	pullq_metrics_init();
 	return q;
@@ -779,6 +1088,12 @@ void pullq_free(jr_pullq *q)
 		next = l->next;
 		pmsg_free(list_item(l, pmsg, held));
 	}
+	for (jr_link *l = q->acking.next, *next; l != &q->acking; l = next) {
+		next = l->next;
+		pmsg_free(list_item(l, pmsg, held));
+	}
+	smap_free(&q->byack);
+	timers_cancel(q->t, q->wait_timer);
 	for (size_t i = 0; i < q->keys.nb; i++)
 		for (smap_ent *e = q->keys.b[i], *next; e; e = next) {
 			next = e->hnext;
@@ -812,12 +1127,18 @@ const pullq_stats *pullq_get_stats(const jr_pullq *q)
 	return &q->stats;
 }
 
-int pullq_msg_state_of(const jr_pullq *q, const char *ack_id)
+static int state_in(const jr_link *head, const char *ack_id)
 {
-	for (const jr_link *l = q->held_list.next; l != &q->held_list; l = l->next) {
+	for (const jr_link *l = head->next; l != head; l = l->next) {
 		const pmsg *pm = list_item(l, pmsg, held);
 		if (strcmp(pm->ack_id, ack_id) == 0)
 			return (int)pm->st;
 	}
 	return -1;
+}
+
+int pullq_msg_state_of(const jr_pullq *q, const char *ack_id)
+{
+	int st = state_in(&q->held_list, ack_id);
+	return st >= 0 ? st : state_in(&q->acking, ack_id);
 }

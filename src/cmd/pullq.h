@@ -6,7 +6,8 @@
  * stand-in ports and a stepped clock.
  *
  * Ownership: a jr_pullq owns every message it was given (pullq_receive copies
- * it) until the message is acked or nacked and no outcome is owed for it;
+ * it) until the message is acked or nacked, no outcome is owed for it and,
+ * on an exactly-once subscription, its ack was confirmed or given up;
  * pullq_free frees what is left. It does not own the config, the ports' arg
  * or the timers, which must outlive it.
  *
@@ -49,6 +50,8 @@ typedef struct pullq_ports {
 	int (*busy)(void *arg);
 	/* settled: an outcome was acted on (acks sent, the next messages dispatched). */
 	void (*settled)(void *arg);
+	/* stop_intake: no more messages are wanted (the drain, before it nacks anything). */
+	void (*stop_intake)(void *arg);
 } pullq_ports;
 
 typedef struct pullq_opts {
@@ -61,15 +64,20 @@ typedef struct pullq_opts {
 /* Counters for the summary line. */
 typedef struct pullq_stats {
 	long received, acked, retried, failed, invalid, nacked_draining, extended;
+	long lease_lost;      /* exactly-once: leases found lost (invalid, or retries past the lease) */
+	long ack_unconfirmed; /* exactly-once: acks answered invalid or never confirmed */
+	long confirmed;       /* exactly-once: receipt modacks confirmed (messages let through) */
 } pullq_stats;
 
 /* A message's life in the queue (msg_set_state is the one place it changes). */
 typedef enum pullq_msg_state {
 	PQ_NEW,        /* copied, not yet queued */
+	PQ_CONFIRMING, /* exactly-once: its turn came, its receipt modack is not yet confirmed */
 	PQ_WAITING,    /* behind the message of its ordering key that is held */
 	PQ_READY,      /* in the ready queue, FIFO */
 	PQ_DISPATCHED, /* with the dispatcher (or its dead letter being written) */
 	PQ_RELEASED,   /* acked or nacked; an outcome may still be owed */
+	PQ_ACKING,     /* exactly-once: acked, the ack's confirmation awaited */
 } pullq_msg_state;
 
 /* pullq_metrics_init: registers the queue's metric families (idempotent). */
@@ -84,11 +92,21 @@ void pullq_free(jr_pullq *q);
  * dispatched when the limits allow. Once closed, nacked at once instead.
  */
 void pullq_receive(jr_pullq *q, const jr_pubsub_msg *m);
+/*
+ * pullq_confirm: a response's subscription_properties (exactly-once on or
+ * off, for messages received from now on) and the confirmations of acks and
+ * modacks sent before (docs/pull.md, exactly-once subscriptions). Ids not
+ * held, or not awaiting that kind of confirmation, are ignored.
+ */
+void pullq_confirm(jr_pullq *q, const jr_pubsub_conf *c);
 /* pullq_pump_soon: dispatch again from a 0 ms timer (a delivery began following its execution). */
 void pullq_pump_soon(jr_pullq *q);
 /* pullq_close: nothing is dispatched any more; messages that still arrive are nacked. */
 void pullq_close(jr_pullq *q);
-/* pullq_drain: pullq_close, and every message not yet dispatched is nacked now. */
+/*
+ * pullq_drain: pullq_close, ports.stop_intake, and then every message not
+ * yet dispatched is nacked.
+ */
 void pullq_drain(jr_pullq *q);
 /* pullq_nack_dispatched: messages with the dispatcher are nacked now (a late DONE still acks). */
 void pullq_nack_dispatched(jr_pullq *q);

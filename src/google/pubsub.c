@@ -44,8 +44,13 @@
  * completes: when the stream dies first, its acks and modacks go back to the
  * front of the queue and out on the next stream. Ack ids stay valid across
  * streams (pubsub.proto: "received on this stream or a different stream"),
- * so there is no unary Acknowledge fallback; that also keeps clear of
- * pstest's unary ModifyAckDeadline, which crashes on an unknown id. Nacks
+ * so while the intake runs there is no unary Acknowledge fallback. After
+ * pubsub_stop_intake (the drain) the stream is cancelled and the ids go in
+ * unary Acknowledge / ModifyAckDeadline calls instead, so that nacked
+ * messages are not handed straight back to this stream; only ids Pub/Sub
+ * gave out are sent (pstest's unary ModifyAckDeadline crashes on an unknown
+ * one). Exactly-once confirmations and subscription_properties in a response
+ * go to on_confirm before its messages (pubsub_decode_confirmations). Nacks
  * of a failed request are dropped instead: the message comes back when its
  * deadline expires, and a nack re-sent late could release a redelivery.
  *
@@ -64,6 +69,7 @@
  */
 #include "pubsub.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,6 +100,10 @@
 #define PS_DETAIL_MAX 512
 /* Queued lease extensions past this many ids are dropped (acks and nacks never are). */
 #define PS_MAX_QUEUED_BASE 100000
+#define PS_ACK_METHOD "/google.pubsub.v1.Subscriber/Acknowledge"
+#define PS_MODACK_METHOD "/google.pubsub.v1.Subscriber/ModifyAckDeadline"
+#define PS_UNARY_MAX 4                   /* unary calls in flight */
+#define PS_UNARY_TIMEOUT_MS 10000
 
 typedef struct idq_ent {
 	size_t off, len;
@@ -106,6 +116,15 @@ typedef struct idq {
 	idq_ent *e;
 	size_t n, cap;
 } idq;
+
+/* A unary Acknowledge or ModifyAckDeadline call in flight (after pubsub_stop_intake). */
+typedef struct ps_unary {
+	jr_pubsub *ps;
+	jr_tag tag;
+	grpcx_unary u;
+	idq ids;          /* all acks, or all modacks of one deadline */
+	struct ps_unary *next;
+} ps_unary;
 
 typedef struct ps_stream {
 	jr_pubsub *ps;
@@ -145,6 +164,12 @@ struct jr_pubsub {
 	uint64_t rng;
 	jr_pubsub_stats stats;
 	jr_arena rx;        /* the response being handed out */
+	long dropped_conf_ids;
+	int intake_stopped;  /* pubsub_stop_intake: ids go in unary calls */
+	void *ack_method, *modack_method;
+	ps_unary *unary;     /* calls in flight */
+	int n_unary, unary_failures;
+	jr_timer_id unary_timer; /* the next unary attempt after a failure */
 	char *ack_ptrs[PS_MAX_IDS];
 	char *mod_ptrs[PS_MAX_IDS];
 	int32_t mod_secs[PS_MAX_IDS];
@@ -229,12 +254,15 @@ static void idq_take(idq *dst, idq *src)
 		src->e[i].off -= cut;
 }
 
-/* idq_requeue: the ids of a failed request (nacks left out) go back in front of pending. */
-static void idq_requeue(idq *pending, idq *failed)
+/*
+ * idq_requeue: the ids of a failed request go back in front of pending;
+ * nacks only with keep_nacks (unary calls after the intake stopped).
+ */
+static void idq_requeue(idq *pending, idq *failed, int keep_nacks)
 {
 	idq merged = {0};
 	for (size_t i = 0; i < failed->n; i++)
-		if (failed->e[i].secs != 0)
+		if (keep_nacks || failed->e[i].secs != 0)
 			idq_push(&merged, failed->ids.data + failed->e[i].off, failed->e[i].len,
 				 failed->e[i].secs);
 	for (size_t i = 0; i < pending->n; i++)
@@ -273,7 +301,10 @@ const char *pubsub_target(const jr_pubsub *ps)
 
 size_t pubsub_queued(const jr_pubsub *ps)
 {
-	return ps->pending.n + ps->sending.n;
+	size_t n = ps->pending.n + ps->sending.n;
+	for (const ps_unary *c = ps->unary; c; c = c->next)
+		n += c->ids.n;
+	return n;
 }
 
 /*
@@ -368,6 +399,7 @@ static void on_send(void *arg, int ok);
 static void on_status(void *arg, int ok);
 static void on_close(void *arg, int ok);
 static void open_stream(jr_pubsub *ps);
+static void flush(jr_pubsub *ps);
 
 static int start_batch(ps_stream *st, const grpc_op *ops, size_t n, jr_tag *tag)
 {
@@ -450,10 +482,217 @@ static void half_close(ps_stream *st)
 		st->close_sent = 1;
 }
 
+/* ---- unary calls, once the intake stopped ---- */
+
+static void unary_flush(jr_pubsub *ps);
+static int is_fatal(int code);
+
+/*
+ * idq_take_kind: moves into the empty dst the ids of src of the first one's
+ * kind (acks, or modacks of its deadline), within a request's limits.
+ */
+static void idq_take_kind(idq *dst, idq *src)
+{
+	int32_t kind = src->e[0].secs < 0 ? -1 : src->e[0].secs;
+	idq rest = {0};
+	size_t bytes = 0;
+	for (size_t i = 0; i < src->n; i++) {
+		const idq_ent *e = &src->e[i];
+		const char *id = src->ids.data + e->off;
+		if ((e->secs < 0 ? -1 : e->secs) == kind && dst->n < PS_MAX_IDS &&
+		    (dst->n == 0 || bytes + e->len + 8 <= PS_MAX_REQUEST_BYTES)) {
+			idq_push(dst, id, e->len, e->secs);
+			bytes += e->len + 8;
+		} else {
+			idq_push(&rest, id, e->len, e->secs);
+		}
+	}
+	idq_swap(src, &rest);
+	idq_free(&rest);
+}
+
+static grpc_byte_buffer *pack_slice(size_t n, void (*fill)(const void *, uint8_t *), const void *rq)
+{
+	grpc_slice s = grpc_slice_malloc(n);
+	fill(rq, GRPC_SLICE_START_PTR(s));
+	grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&s, 1);
+	grpc_slice_unref(s);
+	return bb;
+}
+
+static void pack_ack(const void *rq, uint8_t *out)
+{
+	google__pubsub__v1__acknowledge_request__pack(rq, out);
+}
+
+static void pack_modack(const void *rq, uint8_t *out)
+{
+	google__pubsub__v1__modify_ack_deadline_request__pack(rq, out);
+}
+
+/* unary_request: the ids of q (one kind) as an AcknowledgeRequest or ModifyAckDeadlineRequest; counted. */
+static grpc_byte_buffer *unary_request(jr_pubsub *ps, const idq *q)
+{
+	for (size_t i = 0; i < q->n; i++)
+		ps->ack_ptrs[i] = q->ids.data + q->e[i].off;
+	int32_t secs = q->e[0].secs;
+	ps->stats.unary_calls++;
+	ps->stats.requests++;
+	if (secs < 0) {
+		Google__Pubsub__V1__AcknowledgeRequest rq = GOOGLE__PUBSUB__V1__ACKNOWLEDGE_REQUEST__INIT;
+		rq.subscription = ps->subscription;
+		rq.n_ack_ids = q->n;
+		rq.ack_ids = ps->ack_ptrs;
+		ps->stats.acks += (long)q->n;
+		metric_add(m.acks, NULL, (double)q->n);
+		return pack_slice(google__pubsub__v1__acknowledge_request__get_packed_size(&rq),
+				  pack_ack, &rq);
+	}
+	Google__Pubsub__V1__ModifyAckDeadlineRequest rq =
+		GOOGLE__PUBSUB__V1__MODIFY_ACK_DEADLINE_REQUEST__INIT;
+	rq.subscription = ps->subscription;
+	rq.n_ack_ids = q->n;
+	rq.ack_ids = ps->ack_ptrs;
+	rq.ack_deadline_seconds = secs;
+	if (secs == 0) {
+		ps->stats.nacks += (long)q->n;
+		metric_add(m.nacks, NULL, (double)q->n);
+	} else {
+		ps->stats.modacks += (long)q->n;
+		metric_add(m.modacks, NULL, (double)q->n);
+	}
+	return pack_slice(google__pubsub__v1__modify_ack_deadline_request__get_packed_size(&rq),
+			  pack_modack, &rq);
+}
+
+/* check_closed: after the intake stopped, CLOSED once closing and every id went out. */
+static void check_closed(jr_pubsub *ps)
+{
+	if (ps->intake_stopped && ps->closing && !ps->st && ps->pending.n == 0 &&
+	    ps->n_unary == 0 && !ps->freeing)
+		stream_set_state(ps, JR_PUBSUB_CLOSED, 0, NULL, 0);
+}
+
+static void unary_timer_fired(void *arg)
+{
+	jr_pubsub *ps = arg;
+	ps->unary_timer = 0;
+	ps->flush_due = 1;
+	flush(ps);
+}
+
+/* unary_confirm: a unary call succeeded: its ids to on_confirm as confirmed (not nacks). */
+static void unary_confirm(jr_pubsub *ps, const idq *q)
+{
+	int32_t secs = q->e[0].secs;
+	if (!ps->o.on_confirm || secs == 0)
+		return;
+	jr_pubsub_conf c;
+	memset(&c, 0, sizeof c);
+	int l = secs < 0 ? JR_CONF_ACK_OK : JR_CONF_MOD_OK;
+	c.ids[l] = (const char **)ps->ack_ptrs;
+	c.n[l] = q->n;
+	for (size_t i = 0; i < q->n; i++)
+		ps->ack_ptrs[i] = q->ids.data + q->e[i].off;
+	ps->o.on_confirm(ps->o.arg, &c);
+}
+
+/* unary_failed: sent again after a backoff, or dropped on a fatal code. */
+static void unary_failed(jr_pubsub *ps, ps_unary *c, int code, const char *detail)
+{
+	int drop = is_fatal(code) || ps->freeing;
+	char n[24];
+	snprintf(n, sizeof n, "%zu", c->ids.n);
+	ps->stats.unary_failed++;
+	log_kv(JR_LOG_WARNING, "PUBSUB-UNARY-FAILED",
+	       drop ? "unary ack/modack call failed; its ids are dropped"
+		    : "unary ack/modack call failed; sent again",
+	       "subscription", ps->subscription, "code", grpc_code_name(code), "detail", detail,
+	       "ids", n, NULL);
+	if (drop)
+		return;
+	idq_requeue(&ps->pending, &c->ids, 1);
+	if (!ps->unary_timer) {
+		jr_policy p = { JR_ACT_RETRY, 0, PS_BACKOFF_INITIAL_MS, 5000 };
+		int64_t delay = backoff_full_jitter_ms(&p, ++ps->unary_failures, rng_next(&ps->rng));
+		ps->unary_timer = loop_timer_add(ps->loop, delay, unary_timer_fired, ps);
+	}
+}
+
+static void on_unary(void *arg, int ok)
+{
+	ps_unary *c = arg;
+	jr_pubsub *ps = c->ps;
+	for (ps_unary **pp = &ps->unary; *pp; pp = &(*pp)->next)
+		if (*pp == c) {
+			*pp = c->next;
+			break;
+		}
+	ps->n_unary--;
+	int code = ok ? (int)c->u.status : GRPC_STATUS_UNKNOWN;
+	if (code == GRPC_STATUS_OK) {
+		ps->unary_failures = 0;
+		if (!ps->freeing)
+			unary_confirm(ps, &c->ids);
+	} else {
+		char detail[PS_DETAIL_MAX + 1];
+		grpcx_copy_text(detail, PS_DETAIL_MAX, GRPC_SLICE_START_PTR(c->u.details),
+				GRPC_SLICE_LENGTH(c->u.details));
+		unary_failed(ps, c, code, detail);
+	}
+	grpcx_unary_end(&c->u);
+	idq_free(&c->ids);
+	free(c);
+	if (!ps->freeing) {
+		flush(ps);
+		check_closed(ps);
+	}
+}
+
+/* unary_flush: starts calls for the queued ids while fewer than PS_UNARY_MAX are in flight. */
+static void unary_flush(jr_pubsub *ps)
+{
+	while (ps->pending.n > 0 && ps->n_unary < PS_UNARY_MAX && !ps->unary_timer && !ps->freeing) {
+		ps_unary *c = jr_calloc(1, sizeof *c);
+		c->ps = ps;
+		c->tag = (jr_tag){on_unary, c};
+		idq_take_kind(&c->ids, &ps->pending);
+		grpc_byte_buffer *bb = unary_request(ps, &c->ids);
+		void *method = c->ids.e[0].secs < 0 ? ps->ack_method : ps->modack_method;
+		if (grpcx_unary_start(&c->u, ps->ch, method, loop_cq(ps->loop), PS_UNARY_TIMEOUT_MS,
+				      ps->params, strlen(ps->params), bb, &c->tag) < 0) {
+			unary_failed(ps, c, GRPC_STATUS_UNAVAILABLE, "the call could not start");
+			idq_free(&c->ids);
+			free(c);
+			return;
+		}
+		c->next = ps->unary;
+		ps->unary = c;
+		ps->n_unary++;
+	}
+}
+
+/* flush_unary_mode: flush once the intake stopped: due ids go in unary calls. */
+static void flush_unary_mode(jr_pubsub *ps)
+{
+	if (!ps->flush_due && !ps->closing)
+		return;
+	if (ps->flush_timer) {
+		loop_timer_cancel(ps->loop, ps->flush_timer);
+		ps->flush_timer = 0;
+	}
+	unary_flush(ps);
+	ps->flush_due = ps->pending.n > 0;
+}
+
 /* flush: sends the next request when one is due and the stream can take it. */
 static void flush(jr_pubsub *ps)
 {
 	ps_stream *st = ps->st;
+	if (ps->intake_stopped) {
+		flush_unary_mode(ps);
+		return;
+	}
 	if (!st || !st->send_ready || st->send_pending || st->close_sent || st->status_done)
 		return;
 	if (ps->pending.n == 0) {
@@ -482,7 +721,7 @@ static void flush(jr_pubsub *ps)
 	} else {
 		grpc_byte_buffer_destroy(st->send_buf);
 		st->send_buf = NULL;
-		idq_requeue(&ps->pending, &ps->sending);
+		idq_requeue(&ps->pending, &ps->sending, ps->intake_stopped);
 		ps->flush_due = 1;
 	}
 }
@@ -540,6 +779,11 @@ static void stream_ended(jr_pubsub *ps, int code, const char *detail, long recei
 {
 	if (ps->freeing)
 		return;
+	if (ps->intake_stopped) {
+		stream_set_state(ps, JR_PUBSUB_CLOSING, code, code ? detail : NULL, 0);
+		check_closed(ps);
+		return;
+	}
 	if (ps->closing && ps->pending.n == 0) {
 		stream_set_state(ps, JR_PUBSUB_CLOSED, code, code ? detail : NULL, 0);
 		return;
@@ -616,9 +860,11 @@ static void on_send(void *arg, int ok)
 	if (ok) {
 		idq_clear(&ps->sending);
 	} else {
-		idq_requeue(&ps->pending, &ps->sending);
+		idq_requeue(&ps->pending, &ps->sending, ps->intake_stopped);
 		ps->flush_due = 1;
 	}
+	if (ps->intake_stopped && !st->status_done)
+		grpc_call_cancel(st->call, NULL); /* its last request went; nothing more is read */
 	flush(ps);
 	stream_unref(st);
 }
@@ -925,6 +1171,136 @@ int pubsub_decode_response(const void *buf, size_t len, jr_arena *a, jr_pubsub_m
 	return 0;
 }
 
+/*
+ * Confirmations (exactly-once subscriptions): acknowledge_confirmation (5:
+ * ack_ids 1, invalid 2, unordered 3, temporary 4), modify_ack_deadline_
+ * confirmation (3: ack_ids 1, invalid 2, temporary 3), subscription_
+ * properties (4: exactly_once 1, ordering 2; bools, varint). Read in two
+ * passes (count, then fill), merged as protobuf merges: lists add up, the
+ * last bool wins.
+ */
+static int conf_list_of(uint64_t outer, uint64_t inner)
+{
+	if (outer == 5 && inner >= 1 && inner <= 4)
+		return JR_CONF_ACK_OK + (int)inner - 1;
+	if (outer == 3 && inner >= 1 && inner <= 3)
+		return JR_CONF_MOD_OK + (int)inner - 1;
+	return -1;
+}
+
+/*
+ * bool_of: a bool field as protobuf-c's unpack reads it, whatever its wire
+ * type (true when a byte of its encoding, a length prefix included, has a
+ * low 7 bits set); after: where grpcx_pb_next left off.
+ */
+static int bool_of(const grpcx_pb_field *f, const uint8_t *after)
+{
+	if (f->wt == WT_VARINT)
+		return f->v != 0;
+	if (f->wt == WT_LEN)
+		return f->len != 0;
+	size_t n = f->wt == 1 ? 8 : 4;
+	for (size_t i = 0; i < n; i++)
+		if (after[-(ptrdiff_t)n + (ptrdiff_t)i] & 0x7f)
+			return 1;
+	return 0;
+}
+
+static int read_properties(const grpcx_pb_field *o, jr_pubsub_conf *c)
+{
+	const uint8_t *p = o->data, *end = o->data + o->len;
+	grpcx_pb_field f;
+	int rc;
+	c->has_properties = 1;
+	while ((rc = grpcx_pb_next(&p, end, &f)) > 0) {
+		if (f.num == 1)
+			c->exactly_once = bool_of(&f, p);
+		else if (f.num == 2)
+			c->ordering = bool_of(&f, p);
+	}
+	return rc;
+}
+
+/* read_conf: one confirmation o; fill 0 counts its ids into c->n, fill 1 stores them (strings in a). */
+static int read_conf(const grpcx_pb_field *o, jr_pubsub_conf *c, jr_arena *a, int fill)
+{
+	const uint8_t *p = o->data, *end = o->data + o->len;
+	grpcx_pb_field f;
+	int rc;
+	while ((rc = grpcx_pb_next(&p, end, &f)) > 0) {
+		int l = conf_list_of(o->num, f.num);
+		if (l < 0)
+			continue;
+		if (f.wt != WT_LEN)
+			return -1;
+		if (f.len == 0 || f.len > JR_PUBSUB_MAX_ACK_ID || c->n[l] >= JR_PUBSUB_MAX_CONF_IDS) {
+			c->dropped += fill;
+			continue;
+		}
+		if (fill)
+			c->ids[l][c->n[l]] = text_dup(a, f.data, f.len);
+		c->n[l]++;
+	}
+	return rc;
+}
+
+/* conf_pass: one pass over the response's fields 3, 4 and 5. */
+static int conf_pass(const void *buf, size_t len, jr_pubsub_conf *c, jr_arena *a, int fill)
+{
+	const uint8_t *p = buf, *end = p + len;
+	grpcx_pb_field f;
+	int rc;
+	while ((rc = grpcx_pb_next(&p, end, &f)) > 0) {
+		if (f.num < 3 || f.num > 5)
+			continue;
+		if (f.wt != WT_LEN)
+			return -1;
+		if (f.num == 4 ? read_properties(&f, c) < 0 : read_conf(&f, c, a, fill) < 0)
+			return -1;
+	}
+	return rc;
+}
+
+int pubsub_decode_confirmations(const void *buf, size_t len, jr_arena *a, jr_pubsub_conf *c)
+{
+	memset(c, 0, sizeof *c);
+	if (conf_pass(buf, len, c, a, 0) < 0) {
+		memset(c, 0, sizeof *c);
+		return -1;
+	}
+	size_t counted[JR_CONF_LISTS];
+	memcpy(counted, c->n, sizeof counted);
+	for (int l = 0; l < JR_CONF_LISTS; l++) {
+		c->ids[l] = counted[l] ? arena_alloc(a, counted[l] * sizeof *c->ids[l]) : NULL;
+		c->n[l] = 0;
+	}
+	conf_pass(buf, len, c, a, 1); /* checked in the first pass */
+	return 0;
+}
+
+static int conf_empty(const jr_pubsub_conf *c)
+{
+	for (int l = 0; l < JR_CONF_LISTS; l++)
+		if (c->n[l])
+			return 0;
+	return !c->has_properties;
+}
+
+/* handle_confirmations: the response's properties and confirmations to on_confirm. */
+static int handle_confirmations(jr_pubsub *ps, const void *buf, size_t len)
+{
+	jr_pubsub_conf c;
+	if (pubsub_decode_confirmations(buf, len, &ps->rx, &c) < 0)
+		return -1;
+	if (c.dropped && ps->dropped_conf_ids++ % 1000 == 0)
+		log_kv(JR_LOG_WARNING, "PUBSUB-CONFIRM-DROPPED",
+		       "confirmation ids over the bounds were dropped", "subscription",
+		       ps->subscription, NULL);
+	if (!conf_empty(&c) && ps->o.on_confirm)
+		ps->o.on_confirm(ps->o.arg, &c);
+	return 0;
+}
+
 /* handle_response: 0, or -1 when the response cannot be read (the stream is then cancelled). */
 static int handle_response(jr_pubsub *ps, ps_stream *st, grpc_byte_buffer *bb)
 {
@@ -935,6 +1311,8 @@ static int handle_response(jr_pubsub *ps, ps_stream *st, grpc_byte_buffer *bb)
 	size_t n;
 	int rc = pubsub_decode_response(GRPC_SLICE_START_PTR(s), GRPC_SLICE_LENGTH(s), &ps->rx,
 					&msgs, &n);
+	if (rc == 0)
+		rc = handle_confirmations(ps, GRPC_SLICE_START_PTR(s), GRPC_SLICE_LENGTH(s));
 	if (rc == 0 && n > 0) {
 		st->received += (long)n;
 		ps->backoff_attempt = 0;
@@ -1084,6 +1462,8 @@ jr_pubsub *pubsub_new(jr_loop *l, const jr_pubsub_opts *o, char *err, size_t err
 	ps->loop = l;
 	ps->ch = ch;
 	ps->method = grpc_channel_register_call(ch, PS_METHOD, NULL, NULL);
+	ps->ack_method = grpc_channel_register_call(ch, PS_ACK_METHOD, NULL, NULL);
+	ps->modack_method = grpc_channel_register_call(ch, PS_MODACK_METHOD, NULL, NULL);
 	ps->o = *o;
 	if (ps->o.startup_tries <= 0)
 		ps->o.startup_tries = 3;
@@ -1124,12 +1504,47 @@ void pubsub_pause(jr_pubsub *ps, int paused)
 		start_recv(ps->st);
 }
 
+static void cancel_timer(jr_pubsub *ps, jr_timer_id *t)
+{
+	if (*t) {
+		loop_timer_cancel(ps->loop, *t);
+		*t = 0;
+	}
+}
+
+void pubsub_stop_intake(jr_pubsub *ps)
+{
+	if (ps->intake_stopped || ps->state == JR_PUBSUB_FAILED || ps->state == JR_PUBSUB_CLOSED)
+		return;
+	ps->intake_stopped = 1;
+	ps->paused = 1;
+	cancel_timer(ps, &ps->backoff_timer);
+	cancel_timer(ps, &ps->settle_timer);
+	cancel_timer(ps, &ps->keepalive_timer);
+	char n[24];
+	snprintf(n, sizeof n, "%zu", pubsub_queued(ps));
+	log_kv(JR_LOG_INFO, "PUBSUB-INTAKE-STOPPED",
+	       "no more messages taken: stream cancelled, acks and modacks go in unary calls",
+	       "subscription", ps->subscription, "queued_ids", n, NULL);
+	if (ps->st && !ps->st->send_pending && !ps->st->status_done)
+		grpc_call_cancel(ps->st->call, NULL); /* else once its request in flight completed */
+	if (ps->st)
+		stream_set_state(ps, JR_PUBSUB_CLOSING, 0, NULL, 0);
+	ps->flush_due = ps->pending.n > 0;
+	flush(ps);
+}
+
 void pubsub_close(jr_pubsub *ps)
 {
 	if (ps->closing || ps->state == JR_PUBSUB_FAILED || ps->state == JR_PUBSUB_CLOSED)
 		return;
 	ps->closing = 1;
 	ps->flush_due = 1;
+	if (ps->intake_stopped) {
+		flush(ps);
+		check_closed(ps);
+		return;
+	}
 	if (ps->settle_timer) {
 		loop_timer_cancel(ps->loop, ps->settle_timer);
 		ps->settle_timer = 0;
@@ -1156,8 +1571,11 @@ void pubsub_free(jr_pubsub *ps)
 	ps->freeing = 1;
 	if (ps->st)
 		grpc_call_cancel(ps->st->call, NULL);
-	while (ps->st)
+	for (ps_unary *c = ps->unary; c; c = c->next)
+		grpc_call_cancel(c->u.call, NULL);
+	while (ps->st || ps->n_unary > 0)
 		loop_run_once(ps->loop, -1);
+	loop_timer_cancel(ps->loop, ps->unary_timer);
 	loop_timer_cancel(ps->loop, ps->flush_timer);
 	loop_timer_cancel(ps->loop, ps->backoff_timer);
 	loop_timer_cancel(ps->loop, ps->settle_timer);

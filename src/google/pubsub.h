@@ -4,7 +4,8 @@
  * A session keeps one bidirectional google.pubsub.v1.Subscriber/StreamingPull
  * call open on the loop's completion queue, reopens it with backoff when it
  * ends, hands every received message to on_message, and sends the acks and
- * modacks it is given, batched, on the stream; an empty request when nothing
+ * modacks it is given, batched, on the stream (in unary calls once
+ * pubsub_stop_intake was called); an empty request when nothing
  * was sent for the keepalive interval (30 s, grpcx_pubsub_keepalive_ms), so
  * that a dead connection is found (docs/pull.md). Everything runs on the loop
  * thread; no function here blocks except pubsub_wait_ready and pubsub_free,
@@ -49,6 +50,36 @@ typedef struct jr_pubsub_msg {
 	size_t size;              /* bytes counted for flow control (data, attributes, ids) */
 } jr_pubsub_msg;
 
+/*
+ * What a response (or a unary call) confirmed, for an exactly-once
+ * subscription (pubsub.proto: acknowledge_confirmation,
+ * modify_ack_deadline_confirmation, subscription_properties). The ids live
+ * until on_confirm returns. A unary Acknowledge / ModifyAckDeadline that
+ * succeeded (after pubsub_stop_intake) is reported in the OK lists.
+ */
+typedef enum jr_pubsub_conf_list {
+	JR_CONF_ACK_OK,        /* acknowledge_confirmation.ack_ids */
+	JR_CONF_ACK_INVALID,   /* .invalid_ack_ids */
+	JR_CONF_ACK_UNORDERED, /* .unordered_ack_ids */
+	JR_CONF_ACK_TEMPORARY, /* .temporary_failed_ack_ids */
+	JR_CONF_MOD_OK,        /* modify_ack_deadline_confirmation.ack_ids */
+	JR_CONF_MOD_INVALID,   /* .invalid_ack_ids */
+	JR_CONF_MOD_TEMPORARY, /* .temporary_failed_ack_ids */
+	JR_CONF_LISTS,
+} jr_pubsub_conf_list;
+
+#define JR_PUBSUB_MAX_CONF_IDS 20000 /* ids kept per list and response; more are dropped */
+#define JR_PUBSUB_MAX_ACK_ID 1024    /* longer ids in a confirmation are dropped */
+
+typedef struct jr_pubsub_conf {
+	int has_properties;  /* subscription_properties was in the response */
+	int exactly_once;    /* its exactly_once_delivery_enabled */
+	int ordering;        /* its message_ordering_enabled */
+	const char **ids[JR_CONF_LISTS];
+	size_t n[JR_CONF_LISTS];
+	size_t dropped;      /* ids over the bounds above */
+} jr_pubsub_conf;
+
 typedef struct jr_pubsub_opts {
 	const char *subscription;     /* projects/P/subscriptions/S; copied */
 	const char *endpoint;         /* NULL: the environment decides (above) */
@@ -60,6 +91,12 @@ typedef struct jr_pubsub_opts {
 	void (*on_message)(void *arg, const jr_pubsub_msg *m);
 	/* on_state: the session moved to st; code/detail: the status that ended a stream, if any. */
 	void (*on_state)(void *arg, jr_pubsub_state st, int code, const char *detail);
+	/*
+	 * on_confirm: a response's subscription_properties and confirmations,
+	 * before its messages go to on_message; also the ids of a unary call that
+	 * succeeded. May be NULL.
+	 */
+	void (*on_confirm)(void *arg, const jr_pubsub_conf *c);
 	void *arg;
 } jr_pubsub_opts;
 
@@ -102,6 +139,20 @@ size_t pubsub_queued(const jr_pubsub *ps);
 void pubsub_pause(jr_pubsub *ps, int paused);
 
 /*
+ * pubsub_stop_intake: no message is taken any more: reading stops, the
+ * stream is cancelled once its request in flight (if any) completed, and no
+ * stream is opened again. Ids queued from now on, and those not yet sent, go
+ * out in unary Acknowledge / ModifyAckDeadline calls on the same channel
+ * (at most 2,500 ids and 512 KiB a call, modacks grouped by deadline, four
+ * calls in flight, each with the routing header and a 10 s deadline); a
+ * failed call is sent again after a backoff (a fatal code drops it, logged).
+ * Messages from a response read before the cancel still go to on_message.
+ * For the drain: nothing is handed back to a stream that would deliver it
+ * again at once.
+ */
+void pubsub_stop_intake(jr_pubsub *ps);
+
+/*
  * pubsub_close: no stream is opened again; the queued ids are sent, then the
  * stream is half-closed. on_state(CLOSED) follows once the server ended it
  * (a stream in backoff is reopened at once when ids are still queued).
@@ -128,6 +179,8 @@ typedef struct jr_pubsub_stats {
 	long requests;   /* ack/modack requests sent */
 	long streams;    /* streams opened */
 	long reconnects; /* streams reopened after one ended */
+	long unary_calls; /* unary Acknowledge / ModifyAckDeadline calls started */
+	long unary_failed; /* of those, failed (sent again, or dropped on a fatal code) */
 } jr_pubsub_stats;
 
 const jr_pubsub_stats *pubsub_stats(const jr_pubsub *ps);
@@ -148,5 +201,13 @@ size_t pubsub_routing_header(const char *subscription, char *out, size_t cap);
  */
 int pubsub_decode_response(const void *buf, size_t len, jr_arena *a, jr_pubsub_msg **out,
 			   size_t *n);
+/*
+ * pubsub_decode_confirmations: the subscription_properties and the
+ * confirmations' ack id lists of a packed StreamingPullResponse into *c
+ * (arrays and strings in a; at most JR_PUBSUB_MAX_CONF_IDS ids a list, ids
+ * longer than JR_PUBSUB_MAX_ACK_ID dropped, counted in c->dropped). 0, or
+ * -1 when malformed (then *c is empty). Exposed for tests.
+ */
+int pubsub_decode_confirmations(const void *buf, size_t len, jr_arena *a, jr_pubsub_conf *c);
 
 #endif

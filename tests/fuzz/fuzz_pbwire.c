@@ -5,6 +5,7 @@
  * Every input goes to both. Checked: a refused StreamingPullResponse returns
  * nothing; a read one gives messages whose ack id is a string, whose data
  * lies inside the input, whose attributes are strings and whose counts agree;
+ * its confirmations (pubsub_decode_confirmations) keep to their bounds;
  * an Operation gives an operation name or INTERNAL, and a status text that
  * fits its buffer.
  */
@@ -43,6 +44,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				abort();
 		if (o->delivery_attempt < 0 || (o->publish_time && strlen(o->publish_time) > 30))
 			abort();
+	}
+	arena_free(&a);
+
+	arena_init(&a);
+	jr_pubsub_conf c;
+	rc = pubsub_decode_confirmations(data, size, &a, &c);
+	for (int l = 0; l < JR_CONF_LISTS; l++) {
+		if (c.n[l] > JR_PUBSUB_MAX_CONF_IDS || (rc < 0 && c.n[l]))
+			abort();
+		for (size_t i = 0; i < c.n[l]; i++)
+			if (!c.ids[l][i] || !c.ids[l][i][0] || strlen(c.ids[l][i]) > 2 * JR_PUBSUB_MAX_ACK_ID)
+				abort();
 	}
 	arena_free(&a);
 

@@ -85,6 +85,11 @@ static void p_settled(void *arg)
 	((stubs *)arg)->settled++;
 }
 
+static void p_stop_intake(void *arg)
+{
+	record(arg, ACT_STOP_INTAKE, NULL, 0);
+}
+
 static int64_t stepped(void *ctx)
 {
 	return ((stubs *)ctx)->now;
@@ -114,6 +119,7 @@ pullq_ports stub_ports(stubs *s)
 		.dead_letter_raw = p_dead_letter_raw,
 		.busy = p_busy,
 		.settled = p_settled,
+		.stop_intake = p_stop_intake,
 	};
 }
 

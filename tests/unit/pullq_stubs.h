@@ -16,7 +16,9 @@
 #define STUB_ACTS 256
 #define STUB_SUBS 64
 
-typedef enum stub_act_kind { ACT_ACK, ACT_MODACK, ACT_PAUSE, ACT_SUBMIT, ACT_DEAD_LETTER } stub_act_kind;
+typedef enum stub_act_kind {
+	ACT_ACK, ACT_MODACK, ACT_PAUSE, ACT_SUBMIT, ACT_DEAD_LETTER, ACT_STOP_INTAKE
+} stub_act_kind;
 
 typedef struct stub_act {
 	stub_act_kind kind;

@@ -1,7 +1,8 @@
 /*
- * test_pubsub_decode.c — pubsub_decode_response (the StreamingPullResponse
- * read by hand) against protobuf-c's generated unpack, the reader it
- * replaced: random responses packed by protobuf-c must read the same, and
+ * test_pubsub_decode.c — pubsub_decode_response and
+ * pubsub_decode_confirmations (the StreamingPullResponse read by hand:
+ * messages, exactly-once confirmations, subscription properties) against
+ * protobuf-c's generated unpack, the reader it replaced: random responses packed by protobuf-c must read the same, and
  * random mutations of them (bytes changed, cut, inserted) must be refused by
  * both or read the same by both. One exception is counted apart: a singular
  * message field that occurs twice (PubsubMessage in a ReceivedMessage, the
@@ -126,13 +127,38 @@ static size_t random_response(uint8_t *out, size_t cap)
 	Google__Pubsub__V1__PubsubMessage__AttributesEntry ents[6][5], *entp[6][5];
 	Google__Pubsub__V1__StreamingPullResponse__SubscriptionProperties sp =
 		GOOGLE__PUBSUB__V1__STREAMING_PULL_RESPONSE__SUBSCRIPTION_PROPERTIES__INIT;
-	char *owned[200];
+	Google__Pubsub__V1__StreamingPullResponse__AcknowledgeConfirmation ac =
+		GOOGLE__PUBSUB__V1__STREAMING_PULL_RESPONSE__ACKNOWLEDGE_CONFIRMATION__INIT;
+	Google__Pubsub__V1__StreamingPullResponse__ModifyAckDeadlineConfirmation mc =
+		GOOGLE__PUBSUB__V1__STREAMING_PULL_RESPONSE__MODIFY_ACK_DEADLINE_CONFIRMATION__INIT;
+	char *owned[260];
+	char *lists[7][8];
 	size_t n_owned = 0;
 	r.n_received_messages = rnd(7);
 	r.received_messages = rmp;
 	if (rnd(3) == 0) {
 		sp.exactly_once_delivery_enabled = 1;
+		sp.message_ordering_enabled = rnd(2);
 		r.subscription_properties = &sp;
+	}
+	size_t nl[7];
+	for (int l = 0; l < 7; l++) {
+		nl[l] = rnd(3) == 0 ? rnd(9) : 0;
+		for (size_t k = 0; k < nl[l]; k++)
+			lists[l][k] = owned[n_owned++] = rstr(rnd(8) ? 30 : 0);
+	}
+	if (rnd(2)) {
+		ac.n_ack_ids = nl[0], ac.ack_ids = lists[0];
+		ac.n_invalid_ack_ids = nl[1], ac.invalid_ack_ids = lists[1];
+		ac.n_unordered_ack_ids = nl[2], ac.unordered_ack_ids = lists[2];
+		ac.n_temporary_failed_ack_ids = nl[3], ac.temporary_failed_ack_ids = lists[3];
+		r.acknowledge_confirmation = &ac;
+	}
+	if (rnd(2)) {
+		mc.n_ack_ids = nl[4], mc.ack_ids = lists[4];
+		mc.n_invalid_ack_ids = nl[5], mc.invalid_ack_ids = lists[5];
+		mc.n_temporary_failed_ack_ids = nl[6], mc.temporary_failed_ack_ids = lists[6];
+		r.modify_ack_deadline_confirmation = &mc;
 	}
 	for (size_t i = 0; i < r.n_received_messages; i++) {
 		google__pubsub__v1__received_message__init(&rms[i]);
@@ -184,11 +210,13 @@ static int twice(const uint8_t *b, size_t n, uint64_t num)
 	return seen > 1;
 }
 
-/* dup_singular: a ReceivedMessage with two messages, or a PubsubMessage with two publish times. */
+/* dup_singular: a ReceivedMessage with two messages, a PubsubMessage with two publish times, or a response with two confirmations of a kind or two properties. */
 static int dup_singular(const uint8_t *buf, size_t len)
 {
 	const uint8_t *p = buf, *end = buf + len;
 	grpcx_pb_field f, g;
+	if (twice(buf, len, 3) || twice(buf, len, 4) || twice(buf, len, 5))
+		return 1; /* a confirmation or the properties twice */
 	while (grpcx_pb_next(&p, end, &f) > 0) {
 		if (f.num != 1 || f.wt != 2)
 			continue;
@@ -202,6 +230,46 @@ static int dup_singular(const uint8_t *buf, size_t len)
 	return 0;
 }
 
+/* same_list: the hand reader's list (empty ids dropped, as the reader drops them) is protobuf-c's. */
+static int same_list(const char *const *o, size_t no, char **p, size_t np)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < np; i++) {
+		if (!p[i][0])
+			continue;
+		if (k >= no || !text_same(o[k], p[i]))
+			return 0;
+		k++;
+	}
+	return k == no;
+}
+
+/* same_conf: the confirmations and properties read by hand are protobuf-c's. */
+static int same_conf(const Resp *r, const jr_pubsub_conf *c)
+{
+	const Google__Pubsub__V1__StreamingPullResponse__SubscriptionProperties *sp =
+		r->subscription_properties;
+	if ((sp != NULL) != (c->has_properties != 0))
+		return 0;
+	if (sp && ((sp->exactly_once_delivery_enabled != 0) != (c->exactly_once != 0) ||
+		   (sp->message_ordering_enabled != 0) != (c->ordering != 0)))
+		return 0;
+	const Google__Pubsub__V1__StreamingPullResponse__AcknowledgeConfirmation *a =
+		r->acknowledge_confirmation;
+	const Google__Pubsub__V1__StreamingPullResponse__ModifyAckDeadlineConfirmation *m =
+		r->modify_ack_deadline_confirmation;
+	char *none[1];
+	return same_list(c->ids[0], c->n[0], a ? a->ack_ids : none, a ? a->n_ack_ids : 0) &&
+	       same_list(c->ids[1], c->n[1], a ? a->invalid_ack_ids : none, a ? a->n_invalid_ack_ids : 0) &&
+	       same_list(c->ids[2], c->n[2], a ? a->unordered_ack_ids : none, a ? a->n_unordered_ack_ids : 0) &&
+	       same_list(c->ids[3], c->n[3], a ? a->temporary_failed_ack_ids : none,
+			 a ? a->n_temporary_failed_ack_ids : 0) &&
+	       same_list(c->ids[4], c->n[4], m ? m->ack_ids : none, m ? m->n_ack_ids : 0) &&
+	       same_list(c->ids[5], c->n[5], m ? m->invalid_ack_ids : none, m ? m->n_invalid_ack_ids : 0) &&
+	       same_list(c->ids[6], c->n[6], m ? m->temporary_failed_ack_ids : none,
+			 m ? m->n_temporary_failed_ack_ids : 0);
+}
+
 /* check: both readers on buf; 1 when both refuse, 2 when both read the same, 0 when they differ. */
 static int check(const uint8_t *buf, size_t len)
 {
@@ -211,11 +279,22 @@ static int check(const uint8_t *buf, size_t len)
 	jr_pubsub_msg *m;
 	size_t n;
 	int rc = pubsub_decode_response(buf, len, &a, &m, &n);
-	int res = !r && rc < 0 ? 1 : r && rc == 0 && same(r, m, n) ? 2 : 0;
+	jr_pubsub_conf c;
+	if (rc == 0 && pubsub_decode_confirmations(buf, len, &a, &c) < 0)
+		rc = -1;
+	int res = !r && rc < 0 ? 1 : r && rc == 0 && same(r, m, n) && same_conf(r, &c) ? 2 : 0;
 	if (!res && r && rc == 0 && dup_singular(buf, len))
 		res = 3;
+	if (!res && getenv("DUMP_DIFFER")) {
+		FILE *df = fopen(getenv("DUMP_DIFFER"), "ab");
+		if (df) {
+			fwrite(&len, sizeof len, 1, df);
+			fwrite(buf, 1, len, df);
+			fclose(df);
+		}
+	}
 	if (!res)
-		fprintf(stderr, "differ: protobuf-c %s, hand reader %s (%zu bytes)\n",
+		fprintf(stderr, "differ%s: protobuf-c %s, hand reader %s (%zu bytes)\n", r && rc == 0 && same(r, m, n) ? " (conf)" : "",
 			r ? "read it" : "refused", rc ? "refused" : "read it", len);
 	if (r)
 		google__pubsub__v1__streaming_pull_response__free_unpacked(r, NULL);
@@ -293,10 +372,38 @@ static void test_empty(void)
 	arena_free(&a);
 }
 
+/* Bounds: ids over JR_PUBSUB_MAX_ACK_ID bytes are dropped and counted. */
+static void test_conf_bounds(void)
+{
+	static char longid[JR_PUBSUB_MAX_ACK_ID + 2];
+	memset(longid, 'x', sizeof longid - 1);
+	char *ids[2] = {"ok-1", longid};
+	Resp r = GOOGLE__PUBSUB__V1__STREAMING_PULL_RESPONSE__INIT;
+	Google__Pubsub__V1__StreamingPullResponse__AcknowledgeConfirmation ac =
+		GOOGLE__PUBSUB__V1__STREAMING_PULL_RESPONSE__ACKNOWLEDGE_CONFIRMATION__INIT;
+	ac.n_temporary_failed_ack_ids = 2;
+	ac.temporary_failed_ack_ids = ids;
+	r.acknowledge_confirmation = &ac;
+	static uint8_t buf[4096];
+	size_t n = google__pubsub__v1__streaming_pull_response__pack(&r, buf);
+	jr_arena a;
+	arena_init(&a);
+	jr_pubsub_conf c;
+	CU_ASSERT_EQUAL(pubsub_decode_confirmations(buf, n, &a, &c), 0);
+	CU_ASSERT_EQUAL(c.n[JR_CONF_ACK_TEMPORARY], 1);
+	CU_ASSERT_STRING_EQUAL(c.ids[JR_CONF_ACK_TEMPORARY][0], "ok-1");
+	CU_ASSERT_EQUAL(c.dropped, 1);
+	CU_ASSERT_EQUAL(c.has_properties, 0);
+	CU_ASSERT_EQUAL(pubsub_decode_confirmations(buf, n - 1, &a, &c), -1); /* cut */
+	CU_ASSERT_EQUAL(c.n[JR_CONF_ACK_TEMPORARY], 0);
+	arena_free(&a);
+}
+
 static const cu_test tests[] = {
 	{ "random", test_random },
 	{ "mutations", test_mutations },
 	{ "empty", test_empty },
+	{ "confirmations: bounds", test_conf_bounds },
 	{ NULL, NULL },
 };
 

@@ -464,6 +464,238 @@ static void test_grace_nack(void)
 	fx_close(&f);
 }
 
+/* ---- exactly-once subscriptions ---- */
+
+/* confirm: one id in list l of a confirmation (no properties). */
+static void confirm(fx *f, jr_pubsub_conf_list l, const char *ack)
+{
+	jr_pubsub_conf c;
+	memset(&c, 0, sizeof c);
+	const char *ids[1] = {ack};
+	c.ids[l] = ids;
+	c.n[l] = 1;
+	pullq_confirm(f->q, &c);
+}
+
+/* eod_on: a response's subscription_properties with exactly_once_delivery_enabled. */
+static void eod_on(fx *f)
+{
+	jr_pubsub_conf c;
+	memset(&c, 0, sizeof c);
+	c.has_properties = 1;
+	c.exactly_once = 1;
+	pullq_confirm(f->q, &c);
+}
+
+/* The receipt modack must be confirmed before the message is dispatched. */
+static void test_eod_receipt_wait(void)
+{
+	fx f;
+	fx_open(&f, base_yaml);
+	eod_on(&f);
+	rx(&f, "m1", NULL);
+	CU_ASSERT_EQUAL(modack_of(&f, "a-m1-1"), 30);
+	CU_ASSERT_EQUAL(stub_count(&f.s, ACT_SUBMIT, NULL), 0);
+	CU_ASSERT_EQUAL(state_of(&f, "a-m1-1"), PQ_CONFIRMING);
+	CU_ASSERT_STRING_EQUAL(pullq_msg_state_name(PQ_CONFIRMING), "confirming");
+	confirm(&f, JR_CONF_ACK_OK, "a-m1-1"); /* an ack confirmation does not confirm a modack */
+	CU_ASSERT_EQUAL(stub_count(&f.s, ACT_SUBMIT, NULL), 0);
+	confirm(&f, JR_CONF_MOD_OK, "a-m1-1");
+	CU_ASSERT_EQUAL(stub_count(&f.s, ACT_SUBMIT, "m1"), 1);
+	CU_ASSERT_EQUAL(state_of(&f, "a-m1-1"), PQ_DISPATCHED);
+	CU_ASSERT_EQUAL(pullq_get_stats(f.q)->confirmed, 1);
+	/* without exactly-once (properties saying so), nothing waits */
+	jr_pubsub_conf off;
+	memset(&off, 0, sizeof off);
+	off.has_properties = 1;
+	pullq_confirm(f.q, &off);
+	rx(&f, "m2", NULL);
+	CU_ASSERT_EQUAL(stub_count(&f.s, ACT_SUBMIT, "m2"), 1);
+	stub_outcome(&f.s, "m2", JR_OUTCOME_DONE, 0, 0, NULL);
+	CU_ASSERT_EQUAL(state_of(&f, "a-m2-1"), -1); /* freed at once: no confirmation awaited */
+	fx_close(&f);
+}
+
+/* An invalid receipt modack: the lease is lost; dropped from the queue, never dispatched. */
+static void test_eod_receipt_invalid(void)
+{
+	fx f;
+	fx_open(&f, base_yaml);
+	eod_on(&f);
+	rx(&f, "m1", NULL);
+	rx(&f, "k1", "K");
+	rx(&f, "k2", "K"); /* waiting behind k1 */
+	confirm(&f, JR_CONF_MOD_INVALID, "a-m1-1");
+	CU_ASSERT_EQUAL(state_of(&f, "a-m1-1"), -1);
+	CU_ASSERT_EQUAL(pullq_get_stats(f.q)->lease_lost, 1);
+	confirm(&f, JR_CONF_MOD_OK, "a-k2-1");  /* k2 confirmed, still behind k1 */
+	confirm(&f, JR_CONF_MOD_INVALID, "a-k1-1"); /* k1 lost: k2 goes back, not ahead of it */
+	CU_ASSERT_EQUAL(modack_of(&f, "a-k2-1"), 0);
+	CU_ASSERT_EQUAL(stub_count(&f.s, ACT_SUBMIT, NULL), 0);
+	CU_ASSERT_EQUAL(pullq_held(f.q), 0);
+	CU_ASSERT_EQUAL(pullq_get_stats(f.q)->lease_lost, 2);
+	stub_step(&f.s, 120000); /* nothing is retried for them */
+	CU_ASSERT_EQUAL(stub_count(&f.s, ACT_SUBMIT, NULL), 0);
+	CU_ASSERT_EQUAL(stub_count(&f.s, ACT_ACK, NULL), 0);
+	CU_ASSERT_EQUAL(timers_pending(f.s.t), 0);
+	fx_close(&f);
+}
+
+/* A temporarily failed receipt modack is sent again after a backoff; then confirmed and dispatched. */
+static void test_eod_receipt_temporary(void)
+{
+	fx f;
+	fx_open(&f, base_yaml);
+	eod_on(&f);
+	rx(&f, "m1", NULL);
+	confirm(&f, JR_CONF_MOD_TEMPORARY, "a-m1-1");
+	CU_ASSERT_EQUAL(stub_count(&f.s, ACT_MODACK, "a-m1-1"), 1);
+	stub_step(&f.s, 1000); /* the first backoff: at most 1 s */
+	CU_ASSERT_EQUAL(stub_count(&f.s, ACT_MODACK, "a-m1-1"), 2);
+	CU_ASSERT_EQUAL(modack_of(&f, "a-m1-1"), 30);
+	CU_ASSERT_EQUAL(stub_count(&f.s, ACT_SUBMIT, NULL), 0);
+	confirm(&f, JR_CONF_MOD_OK, "a-m1-1");
+	CU_ASSERT_EQUAL(stub_count(&f.s, ACT_SUBMIT, "m1"), 1);
+	stub_outcome(&f.s, "m1", JR_OUTCOME_DONE, 0, 0, NULL);
+	confirm(&f, JR_CONF_ACK_OK, "a-m1-1");
+	/* retries are bounded by the lease: m2 fails for good, never dispatched */
+	rx(&f, "m2", NULL);
+	for (int i = 0; i < 40 && state_of(&f, "a-m2-1") >= 0; i++) {
+		confirm(&f, JR_CONF_MOD_TEMPORARY, "a-m2-1");
+		stub_step(&f.s, 10000);
+	}
+	CU_ASSERT_EQUAL(state_of(&f, "a-m2-1"), -1);
+	CU_ASSERT_EQUAL(stub_count(&f.s, ACT_SUBMIT, "m2"), 0);
+	CU_ASSERT_EQUAL(pullq_get_stats(f.q)->lease_lost, 1);
+	/* no confirmation at all counts as a temporary failure after 10 s */
+	rx(&f, "m3", NULL);
+	stub_step(&f.s, 10000);
+	stub_step(&f.s, 1000);
+	CU_ASSERT_EQUAL(stub_count(&f.s, ACT_MODACK, "a-m3-1"), 2);
+	fx_close(&f);
+}
+
+/* dispatch_confirmed: m received, its receipt confirmed, dispatched. */
+static void dispatch_confirmed(fx *f, const char *id)
+{
+	char ack[64];
+	snprintf(ack, sizeof ack, "a-%s-1", id);
+	rx(f, id, NULL);
+	confirm(f, JR_CONF_MOD_OK, ack);
+	CU_ASSERT_EQUAL(stub_count(&f->s, ACT_SUBMIT, id), 1);
+}
+
+/* An ack is confirmed once, and never sent again after that. */
+static void test_eod_ack_once(void)
+{
+	fx f;
+	fx_open(&f, base_yaml);
+	eod_on(&f);
+	dispatch_confirmed(&f, "m1");
+	stub_outcome(&f.s, "m1", JR_OUTCOME_DONE, 0, 0, NULL);
+	CU_ASSERT_EQUAL(stub_count(&f.s, ACT_ACK, "a-m1-1"), 1);
+	CU_ASSERT_EQUAL(state_of(&f, "a-m1-1"), PQ_ACKING);
+	CU_ASSERT_EQUAL(pullq_held(f.q), 0);
+	confirm(&f, JR_CONF_MOD_OK, "a-m1-1"); /* a modack confirmation does not confirm the ack */
+	CU_ASSERT_EQUAL(state_of(&f, "a-m1-1"), PQ_ACKING);
+	confirm(&f, JR_CONF_ACK_OK, "a-m1-1");
+	CU_ASSERT_EQUAL(state_of(&f, "a-m1-1"), -1);
+	confirm(&f, JR_CONF_ACK_TEMPORARY, "a-m1-1"); /* late, for a confirmed ack: ignored */
+	stub_step(&f.s, 120000);
+	CU_ASSERT_EQUAL(stub_count(&f.s, ACT_ACK, "a-m1-1"), 1);
+	CU_ASSERT_EQUAL(pullq_get_stats(f.q)->ack_unconfirmed, 0);
+	CU_ASSERT_EQUAL(timers_pending(f.s.t), 0);
+	fx_close(&f);
+}
+
+/* A temporarily failed ack is sent again; an ack that stays unconfirmed past the lease is counted. */
+static void test_eod_ack_temporary(void)
+{
+	fx f;
+	fx_open(&f, base_yaml);
+	eod_on(&f);
+	dispatch_confirmed(&f, "m1");
+	stub_outcome(&f.s, "m1", JR_OUTCOME_DONE, 0, 0, NULL);
+	confirm(&f, JR_CONF_ACK_TEMPORARY, "a-m1-1");
+	stub_step(&f.s, 1000);
+	CU_ASSERT_EQUAL(stub_count(&f.s, ACT_ACK, "a-m1-1"), 2);
+	confirm(&f, JR_CONF_ACK_OK, "a-m1-1");
+	stub_step(&f.s, 60000);
+	CU_ASSERT_EQUAL(stub_count(&f.s, ACT_ACK, "a-m1-1"), 2);
+	CU_ASSERT_EQUAL(state_of(&f, "a-m1-1"), -1);
+	/* invalid: the job ran, the ack is not confirmed: counted, not sent again */
+	dispatch_confirmed(&f, "m2");
+	stub_outcome(&f.s, "m2", JR_OUTCOME_DONE, 0, 0, NULL);
+	confirm(&f, JR_CONF_ACK_INVALID, "a-m2-1");
+	CU_ASSERT_EQUAL(pullq_get_stats(f.q)->ack_unconfirmed, 1);
+	CU_ASSERT_EQUAL(state_of(&f, "a-m2-1"), -1);
+	/* temporary until past the lease (30 s from the receipt): given up, counted */
+	dispatch_confirmed(&f, "m3");
+	stub_outcome(&f.s, "m3", JR_OUTCOME_DONE, 0, 0, NULL);
+	for (int i = 0; i < 40 && state_of(&f, "a-m3-1") >= 0; i++) {
+		confirm(&f, JR_CONF_ACK_TEMPORARY, "a-m3-1");
+		stub_step(&f.s, 10000);
+	}
+	CU_ASSERT_EQUAL(state_of(&f, "a-m3-1"), -1);
+	CU_ASSERT_EQUAL(pullq_get_stats(f.q)->ack_unconfirmed, 2);
+	CU_ASSERT_TRUE(stub_count(&f.s, ACT_ACK, "a-m3-1") >= 2);
+	CU_ASSERT_EQUAL(timers_pending(f.s.t), 0);
+	fx_close(&f);
+}
+
+/* A lease extension answered invalid while dispatched: the lease is lost; the outcome is not acked. */
+static void test_eod_lease_lost_dispatched(void)
+{
+	fx f;
+	fx_open(&f, base_yaml);
+	eod_on(&f);
+	dispatch_confirmed(&f, "m1");
+	stub_step(&f.s, 20000); /* the extension */
+	CU_ASSERT_EQUAL(stub_count(&f.s, ACT_MODACK, "a-m1-1"), 2);
+	confirm(&f, JR_CONF_MOD_INVALID, "a-m1-1");
+	CU_ASSERT_EQUAL(pullq_get_stats(f.q)->lease_lost, 1);
+	stub_step(&f.s, 40000); /* no more extensions */
+	CU_ASSERT_EQUAL(stub_count(&f.s, ACT_MODACK, "a-m1-1"), 2);
+	stub_outcome(&f.s, "m1", JR_OUTCOME_DONE, 0, 0, NULL);
+	CU_ASSERT_EQUAL(stub_count(&f.s, ACT_ACK, NULL), 0);
+	CU_ASSERT_EQUAL(pullq_held(f.q), 0);
+	CU_ASSERT_EQUAL(state_of(&f, "a-m1-1"), -1);
+	/* a confirmed extension keeps it going: acked as usual */
+	dispatch_confirmed(&f, "m2");
+	stub_step(&f.s, 20000);
+	confirm(&f, JR_CONF_MOD_OK, "a-m2-1");
+	stub_outcome(&f.s, "m2", JR_OUTCOME_DONE, 0, 0, NULL);
+	CU_ASSERT_EQUAL(stub_count(&f.s, ACT_ACK, "a-m2-1"), 1);
+	fx_close(&f);
+}
+
+/* Drain: the intake is stopped before anything is nacked; confirming messages are nacked too. */
+static void test_drain_order(void)
+{
+	fx f;
+	fx_open(&f, base_yaml);
+	rx(&f, "m1", NULL);
+	rx(&f, "m2", NULL);
+	rx(&f, "m3", NULL); /* waits */
+	eod_on(&f);
+	rx(&f, "m4", NULL); /* confirming */
+	stub_clear(&f.s);
+	pullq_drain(f.q);
+	CU_ASSERT_EQUAL_FATAL(f.s.n_acts >= 3, 1);
+	CU_ASSERT_EQUAL(f.s.acts[0].kind, ACT_STOP_INTAKE);
+	CU_ASSERT_EQUAL(stub_count(&f.s, ACT_STOP_INTAKE, NULL), 1);
+	CU_ASSERT_EQUAL(modack_of(&f, "a-m3-1"), 0);
+	CU_ASSERT_EQUAL(modack_of(&f, "a-m4-1"), 0);
+	CU_ASSERT_EQUAL(pullq_get_stats(f.q)->nacked_draining, 2);
+	confirm(&f, JR_CONF_MOD_OK, "a-m4-1"); /* too late: nothing dispatched */
+	CU_ASSERT_EQUAL(stub_count(&f.s, ACT_SUBMIT, NULL), 0);
+	stub_outcome(&f.s, "m1", JR_OUTCOME_DONE, 0, 0, NULL);
+	stub_outcome(&f.s, "m2", JR_OUTCOME_DONE, 0, 0, NULL);
+	CU_ASSERT_EQUAL(stub_count(&f.s, ACT_ACK, NULL), 2);
+	CU_ASSERT_EQUAL(pullq_held(f.q), 0);
+	fx_close(&f);
+}
+
 /* pullq_free frees what is still held (run under ASan for the proof). */
 static void test_free_held(void)
 {
@@ -496,6 +728,13 @@ static const cu_test tests[] = {
 	{"invalid: dead-lettered raw, acked or nacked", test_invalid},
 	{"drain: waiting nacked, in flight finish", test_drain},
 	{"grace over: in flight nacked, late DONE acks", test_grace_nack},
+	{"exactly-once: dispatched once the receipt is confirmed", test_eod_receipt_wait},
+	{"exactly-once: invalid receipt, dropped, never dispatched", test_eod_receipt_invalid},
+	{"exactly-once: temporary receipt failure retried, bounded", test_eod_receipt_temporary},
+	{"exactly-once: ack confirmed once, never again", test_eod_ack_once},
+	{"exactly-once: ack retried, unconfirmed counted", test_eod_ack_temporary},
+	{"exactly-once: lease lost while dispatched, no ack", test_eod_lease_lost_dispatched},
+	{"drain: intake stopped before the nacks", test_drain_order},
 	{"free with messages held", test_free_held},
 	{NULL, NULL},
 };
