@@ -11,9 +11,8 @@
 # flight (messages or push requests, and RunJob calls the fake had not answered yet),
 # breaker transitions, RunJob and ListExecutions calls, wall time and jobrelay's CPU
 # (user+system of every run, from /proc). Every check of the soak still applies: a
-# violation fails the run (events started twice only with SOAK_ALLOW_DUPLICATES=0, see
-# soak_lib.sh). Environment: SOAK_EVENTS, SOAK_KILLS, SOAK_SEED (1), SOAK_STREAM_TIMEOUT
-# (3s), SOAK_WAIT (1800 s), SOAK_ANSWER_DELAY (300-600), SOAK_ALLOW_DUPLICATES, MODES
+# violation fails the run, an event started twice included. Environment: SOAK_EVENTS, SOAK_KILLS, SOAK_SEED (1), SOAK_STREAM_TIMEOUT
+# (3s), SOAK_WAIT (1800 s), SOAK_ANSWER_DELAY (300-600), MODES
 # ("pull serve multi_pull multi_serve"), OUT (folder for the figures JSON, default
 # /tmp/jobrelay-soak), JOBRELAY (the binary; default BUILD_DIR's).
 set -euo pipefail

@@ -6,7 +6,7 @@
 // figures as one JSON object and exits 1 when a check fails.
 //
 // The notes (one JSON object a line, "t" = ms since the epoch) say: setup (files, jobs,
-// events, instances, allow_duplicates), published (first message id), start (run, slot,
+// events, instances), published (first message id), start (run, slot,
 // log), conn (a run's connection to the fake: which process made a call, when several run
 // at once), kill (run, signal time, snapshot of what was in flight), deny-off, end (mode,
 // wall time, CPU). Checks:
@@ -27,9 +27,7 @@
 //  5. no event was started twice (more than one execution at the fake): every such event
 //     is listed with its cause (kill: the process that started it was killed while the
 //     event was in flight; redelivered: another process, alive, got it again; ambiguous;
-//     same_run). The acceptance is none at all; with allow_duplicates (SOAK_ALLOW_DUPLICATES=1,
-//     until jobrelay looks executions up by JOBRELAY_KEY before a repeat's RunJob) the
-//     list is printed but only the causes of 3 fail;
+//     same_run). The acceptance is none at all: any fails the run;
 //  6. nothing reached the subscription's own dead-letter topic (Pub/Sub's forwarding after
 //     max delivery attempts): in a healthy run no message is delivered that often;
 //  7. side by side (instances > 1): every process was killed at least once.
@@ -62,7 +60,6 @@ for (const k of notes.filter((x) => x.ev === 'kill')) {
   r.snapshot = k.snapshot;
 }
 const multi = (setup.instances || 1) > 1;
-const allowDuplicates = Number(setup.allow_duplicates || 0) === 1;
 const logs = [];
 for (const r of runs) {
   r.lines = jsonLines(r.log).filter((l) => l.msgid);
@@ -334,12 +331,11 @@ if (multi) {
   if (!connNotes.length) fail('side by side, but no connection of any process to the fake was noted (soak_conns): which process made a call is unknown');
   if (unmappedPeers) fig.runjob.unmapped_connections = unmappedPeers;
 }
-fig.started_twice_allowed = allowDuplicates;
 if (startedTwice.length) {
-  console.error(`${startedTwice.length} events started twice${allowDuplicates ? ' (allowed for now: SOAK_ALLOW_DUPLICATES=1)' : ''}:`);
+  console.error(`${startedTwice.length} events started twice:`);
   for (const x of startedTwice.slice(0, 100)) console.error(`  soak-${x.n} (${x.job}): ${x.causes.join(', ')}: ${x.executions.join('; ')}`);
   if (startedTwice.length > 100) console.error(`  ... ${startedTwice.length - 100} more`);
-  if (!allowDuplicates) fail(`${startedTwice.length} events started twice (${Object.entries(fig.started_twice_by_cause).map(([c, k]) => `${c} ${k}`).join(', ')}); the list is above`);
+  fail(`${startedTwice.length} events started twice (${Object.entries(fig.started_twice_by_cause).map(([c, k]) => `${c} ${k}`).join(', ')}); the list is above`);
 }
 fig.ambiguous_recovered = logs.filter((l) => l.msgid === 'DISPATCH-OK' && /ambiguous/.test(l.message)).length;
 if (strayCalls) fig.runjob.after_kill_before_restart = strayCalls;

@@ -20,8 +20,7 @@
 # Settings (environment): SOAK_EVENTS (events, default 2000), SOAK_KILLS (2),
 # SOAK_SEED (1), SOAK_STREAM_TIMEOUT (pstest cuts streams after, default 3s),
 # SOAK_WAIT (seconds the whole run may take at most, default 600), SOAK_ANSWER_DELAY
-# (the fake's RunJob answer delay range in ms, default 300-600; 0 = answer at once),
-# SOAK_ALLOW_DUPLICATES (1: events started twice are listed but do not fail the run).
+# (the fake's RunJob answer delay range in ms, default 300-600; 0 = answer at once).
 # shellcheck source=tests/integration/pull_lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/pull_lib.sh"
 
@@ -31,12 +30,8 @@ SOAK_SEED=${SOAK_SEED:-1}
 SOAK_STREAM_TIMEOUT=${SOAK_STREAM_TIMEOUT:-3s}
 SOAK_WAIT=${SOAK_WAIT:-600}
 SOAK_ANSWER_DELAY=${SOAK_ANSWER_DELAY:-300-600}
-# The acceptance is 0 events started twice (soak_check.js fails on any, listing each with
-# its cause). jobrelay does not yet look an execution up by its JOBRELAY_KEY before RunJob
-# when a delivery may be a repeat (delivery_attempt > 1, an old publish time), so a kill
-# while a RunJob is in flight still starts its event again: until that lookup lands the
-# started-twice count is reported, not enforced. This default goes once it lands.
-SOAK_ALLOW_DUPLICATES=${SOAK_ALLOW_DUPLICATES:-1}
+# The acceptance is 0 events started twice: soak_check.js fails on any, listing each with
+# its cause.
 # jobrelay processes side by side (test_soak_multi_*.sh set 3)
 SOAK_INSTANCES=${SOAK_INSTANCES:-1}
 SOAK_PROJECT=soak-project
@@ -178,7 +173,7 @@ soak_start_peers() {
 	fi
 	PULL_CONFIG="$WORK/jobrelay.yaml"
 	SOAK_DENIED=$(soak_denied_events)
-	note "\"ev\":\"setup\",\"events\":$SOAK_EVENTS,\"seed\":$SOAK_SEED,\"messages\":\"$WORK/msgs.jsonl\",\"denied_job\":\"$DENIED_JOB\",\"missing_job\":\"$MISSING_JOB\",\"call_timeout_ms\":$SOAK_CALL_TIMEOUT_MS,\"records\":\"$WORK/record.jsonl\",\"faults\":\"$WORK/faults.json\",\"dl_topic\":\"$SOAK_DL\",\"dl_file\":\"$WORK/dead.ndjson\",\"dl_files\":[$dl_files],\"svc_dl_topic\":\"$SOAK_SVC_DL\",\"svc_max_attempts\":$SVC_MAX_ATTEMPTS,\"instances\":$SOAK_INSTANCES,\"answer_delay\":\"$SOAK_ANSWER_DELAY\",\"allow_duplicates\":${SOAK_ALLOW_DUPLICATES:-0},\"binary\":\"$JOBRELAY\""
+	note "\"ev\":\"setup\",\"events\":$SOAK_EVENTS,\"seed\":$SOAK_SEED,\"messages\":\"$WORK/msgs.jsonl\",\"denied_job\":\"$DENIED_JOB\",\"missing_job\":\"$MISSING_JOB\",\"call_timeout_ms\":$SOAK_CALL_TIMEOUT_MS,\"records\":\"$WORK/record.jsonl\",\"faults\":\"$WORK/faults.json\",\"dl_topic\":\"$SOAK_DL\",\"dl_file\":\"$WORK/dead.ndjson\",\"dl_files\":[$dl_files],\"svc_dl_topic\":\"$SOAK_SVC_DL\",\"svc_max_attempts\":$SVC_MAX_ATTEMPTS,\"instances\":$SOAK_INSTANCES,\"answer_delay\":\"$SOAK_ANSWER_DELAY\",\"binary\":\"$JOBRELAY\""
 }
 
 # soak_pull_dead: moves what the dead-letter subscriptions hold into $SOAK_DL (jobrelay's
