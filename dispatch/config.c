@@ -31,6 +31,7 @@ void config_defaults(jr_config *c)
 		.max_backoff_ms = 30000,
 		.max_attempts = 10,
 		.lookup_attempts = 4,
+		.lookup_pages = 50,
 	};
 	c->repeat = repeat_conf_default();
 	c->limits = (jr_limits){

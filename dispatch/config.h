@@ -103,6 +103,7 @@ typedef struct jr_read_retry {
 	int64_t max_backoff_ms;     /* the backoff doubles up to this, default 30 s */
 	int max_attempts;           /* follow: failed reads in a row before "unconfirmed", default 10 */
 	int lookup_attempts;        /* ambiguous RunJob: ListExecutions lookups at most, default 4 */
+	int lookup_pages;           /* ListExecutions pages (of 100) one lookup reads at most, default 50 */
 } jr_read_retry;
 
 typedef struct jr_config {

@@ -1130,6 +1130,7 @@ static const field read_retry_fields[] = {
 	FDUR("max_backoff", jr_config, read_retry.max_backoff_ms, 1, DUR_MAX_MS),
 	FINT("max_attempts", jr_config, read_retry.max_attempts, 1, 1000),
 	FINT("lookup_attempts", jr_config, read_retry.lookup_attempts, 1, 1000),
+	FINT("lookup_pages", jr_config, read_retry.lookup_pages, 1, 1000),
 	FEND,
 };
 

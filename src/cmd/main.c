@@ -168,10 +168,10 @@ static void print_global_policies(const jr_config *c)
 		printf("dedup: off (ttl 0)\n");
 	const jr_read_retry *rr = &c->read_retry;
 	printf("read_retry (reads after RunJob, never a second RunJob): backoff %s -> %s, "
-	       "max_attempts %d, lookup_attempts %d\n",
+	       "max_attempts %d, lookup_attempts %d, lookup_pages %d\n",
 	       format_duration_ms(rr->initial_backoff_ms, a, sizeof a),
 	       format_duration_ms(rr->max_backoff_ms, b, sizeof b), rr->max_attempts,
-	       rr->lookup_attempts);
+	       rr->lookup_attempts, rr->lookup_pages);
 	const jr_repeat_conf *rp = &c->repeat;
 	if (rp->mode == JR_REPEAT_ON_REDELIVERY)
 		printf("repeat_check: on_redelivery (a Pub/Sub delivery with delivery_attempt > 1, "

@@ -15,7 +15,8 @@
  * can end them.
  *
  * A find reads ListExecutions pages (newest first, as the API documents)
- * until an execution older than the window, the page limit, or the key. A
+ * until an execution older than the window, the page limit
+ * (read_retry.lookup_pages), or the key. A
  * lookup whose call fails starts again from the first page after the read
  * backoff, up to lookup_attempts in all. Finds are on a list too.
  */
@@ -138,7 +139,8 @@ static flow *flow_of(jr_runjob *api)
 		list_init(&f->watches);
 		list_init(&f->finds);
 		f->rr = (jr_read_retry){RUNWATCH_READ_BACKOFF_MS, RUNWATCH_READ_BACKOFF_MAX_MS,
-					RUNWATCH_POLL_ERRORS, RUNWATCH_FIND_ATTEMPTS};
+					RUNWATCH_POLL_ERRORS, RUNWATCH_FIND_ATTEMPTS,
+					RUNWATCH_FIND_PAGES};
 		f->api = api;
 		f->admin = runexec_new(api);
 		runjob_attach(api, f, flow_close);
@@ -452,7 +454,7 @@ static void on_page(void *arg, const jr_adminres *res)
 			break;
 		}
 	}
-	int more = *res->next_page_token && ++fd->pages < RUNWATCH_FIND_PAGES && !fd->f->closing;
+	int more = *res->next_page_token && ++fd->pages < fd->f->rr.lookup_pages && !fd->f->closing;
 	if (more && res->n_execs && !older) {
 		fd->in_call = 1;
 		if (runexec_list_executions(fd->f->admin, fd->job, 100, res->next_page_token,

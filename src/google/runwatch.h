@@ -24,7 +24,7 @@
 #define RUNWATCH_READ_BACKOFF_MAX_MS 30000 /* the read backoff doubles up to this */
 #define RUNWATCH_POLL_ERRORS 10            /* consecutive failed polls that end a watch */
 #define RUNWATCH_FIND_ATTEMPTS 4           /* ListExecutions lookups of one find at most */
-#define RUNWATCH_FIND_PAGES 5         /* ListExecutions pages of 100 that find reads at most */
+#define RUNWATCH_FIND_PAGES 50             /* ListExecutions pages of 100 one find reads at most */
 #define RUNWATCH_FIND_SKEW_MS 60000   /* find also looks this far before since_ms (clock skew) */
 
 /*
@@ -44,7 +44,7 @@ int runwatch_follow(void *ctx, const jr_runreq *req, const jr_runresult *started
 
 /*
  * runwatch_find: the runner's find hook (ctx: the jr_runjob). Lists the
- * executions of req's job, newest first, at most RUNWATCH_FIND_PAGES pages,
+ * executions of req's job, newest first, at most read_retry.lookup_pages pages,
  * down to since_ms - RUNWATCH_FIND_SKEW_MS, for one whose template env has
  * JOBRELAY_KEY = req->key: cb gets code 0, recovered = 1, its name and log
  * URI; NOT_FOUND when there is none (or the job itself is not found: then

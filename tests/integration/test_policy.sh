@@ -65,7 +65,7 @@ echo "== check-config prints the effective policies"
 grep -q "^circuit_breaker (one per job): window 4, min_calls 2, failure_rate 0.5, open_for 1s, max_open_for 2s, half_open_calls 1$" "$WORK/check.out" ||
 	fail "check-config: breaker line"
 grep -q "^dedup (per instance): ttl 10m, max_entries 1000$" "$WORK/check.out" || fail "check-config: dedup line"
-grep -q "^read_retry (reads after RunJob, never a second RunJob): backoff 1s -> 30s, max_attempts 10, lookup_attempts 4$" "$WORK/check.out" ||
+grep -q "^read_retry (reads after RunJob, never a second RunJob): backoff 1s -> 30s, max_attempts 10, lookup_attempts 4, lookup_pages 50$" "$WORK/check.out" ||
 	fail "check-config: read_retry line"
 grep -q "^    credentials      hold (no token: held, no attempt counted, never dead-lettered)$" "$WORK/check.out" ||
 	fail "check-config: credentials class"

@@ -75,6 +75,7 @@ static void test_defaults(void)
 	CU_ASSERT_EQUAL(c.read_retry.max_backoff_ms, 30000);
 	CU_ASSERT_EQUAL(c.read_retry.max_attempts, 10);
 	CU_ASSERT_EQUAL(c.read_retry.lookup_attempts, 4);
+	CU_ASSERT_EQUAL(c.read_retry.lookup_pages, 50);
 	CU_ASSERT_EQUAL(c.repeat.mode, JR_REPEAT_ON_REDELIVERY);
 	CU_ASSERT_EQUAL(c.repeat.min_age_ms, 10000);
 	CU_ASSERT_EQUAL(c.repeat.lookback_ms, 3600000);
@@ -256,7 +257,7 @@ static void test_all_keys(void)
 		      "shutdown_grace: 5s\n"
 		      "call_timeout: 1m30s\n"
 		      "read_retry: { initial_backoff: 50ms, max_backoff: 2s, max_attempts: 3, "
-		      "lookup_attempts: 2 }\n"
+		      "lookup_attempts: 2, lookup_pages: 7 }\n"
 		      "repeat_check: { mode: always, min_age: 30s, lookback: 2h }\n"
 		      "unrouted: dead_letter\n"
 		      "dead_letter: { topic: projects/p/topics/dead }\n"
@@ -280,6 +281,7 @@ static void test_all_keys(void)
 	CU_ASSERT_EQUAL(c.read_retry.max_backoff_ms, 2000);
 	CU_ASSERT_EQUAL(c.read_retry.max_attempts, 3);
 	CU_ASSERT_EQUAL(c.read_retry.lookup_attempts, 2);
+	CU_ASSERT_EQUAL(c.read_retry.lookup_pages, 7);
 	CU_ASSERT_EQUAL(c.repeat.mode, JR_REPEAT_ALWAYS);
 	CU_ASSERT_EQUAL(c.repeat.min_age_ms, 30000);
 	CU_ASSERT_EQUAL(c.repeat.lookback_ms, 7200000);
