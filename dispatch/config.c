@@ -66,6 +66,7 @@ static void route_free(jr_route *r)
 		json_ptr_free(k->ptr);
 	}
 	free(r->conds);
+	filter_free(r->filters, r->n_filters);
 	tmpl_free(r->job);
 	free(r->project);
 	free(r->region);

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "breaker.h"
+#include "filter.h"
 #include "policy.h"
 #include "repeat.h"
 #include "template.h"
@@ -55,6 +56,8 @@ typedef struct jr_route {
 	char *name;
 	jr_cond *conds;
 	size_t n_conds;
+	jr_filter *filters;    /* filters: (Subscriptions API dialects), ANDed with conds */
+	size_t n_filters;
 	jr_tmpl *job;          /* job id or full name, may hold {{...}} */
 	char *project;         /* NULL: config default */
 	char *region;          /* NULL: config default */

@@ -16,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "log.h"
+#include "metrics.h"
 #include "runlimits.h"
 
 /* Longest value one template may render to (Cloud Run refuses far less). */
@@ -137,6 +139,35 @@ void route_prepare(jr_route *r)
 	}
 }
 
+/* filter_error: a CESQL error in r's filters: counted per route and kind, logged at debug. */
+static void filter_error(const jr_route *r, const jr_event *ev, const cesql_result *res)
+{
+	const cesql_error *e = &res->errors[0];
+	const char *kind = cesql_errkind_name(e->kind);
+	char l[256];
+	metrics_labels(l, sizeof l, "route", r->name, "error", kind, NULL);
+	metric_add(metric_register("jobrelay_filter_errors_total", JR_METRIC_COUNTER,
+				   "Events a route's filters did not match because a CESQL "
+				   "expression reported an error", NULL, 0),
+		   l, 1);
+	if (log_enabled(JR_LOG_DEBUG))
+		log_kv(JR_LOG_DEBUG, "ROUTE-FILTER-ERROR", "a filter's CESQL expression reported an "
+		       "error: the route does not match", "route", r->name, "event_id", ev->id,
+		       "error", kind, "detail", e->what, "name", e->name, NULL);
+}
+
+/* filters_pass: r's filters hold for ev (a CESQL error: they do not); no allocation. */
+static int filters_pass(const jr_route *r, const jr_event *ev)
+{
+	char buf[CESQL_SCRATCH_DEFAULT];
+	cesql_scratch s = {buf, sizeof buf, 0};
+	cesql_result res;
+	jr_filter_outcome o = filter_eval(r->filters, r->n_filters, ev, &s, &res);
+	if (o == JR_FILTER_ERROR)
+		filter_error(r, ev, &res);
+	return o == JR_FILTER_PASS;
+}
+
 int route_match(const jr_route *r, jr_event *ev)
 {
 	for (size_t i = 0; i < r->n_conds; i++) {
@@ -145,7 +176,7 @@ int route_match(const jr_route *r, jr_event *ev)
 		if (!cond_value(&r->conds[i], ev, &s, &n) || !strmatch(&r->conds[i].m, s, n))
 			return 0;
 	}
-	return 1;
+	return !r->n_filters || filters_pass(r, ev);
 }
 
 uint64_t route_key_hash(const char *source, const char *id, const char *route)

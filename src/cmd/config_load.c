@@ -760,6 +760,138 @@ static const field match_fields[] = {
 	FEND,
 };
 
+/* ---- filters: (Subscriptions API dialects; dispatch/filter.h) ---- */
+
+static void read_filter(loader *l, yaml_node_t *v, jr_filter *f, const char *path, int depth);
+
+/* filter_path: "path.key" or "path[i]" (key NULL) into out[PATH_MAX_LEN], cut to fit. */
+static void filter_path(char *out, const char *path, const char *key, size_t i)
+{
+	char tail[32];
+	size_t pn = strlen(path);
+	if (!key)
+		snprintf(tail, sizeof tail, "[%zu]", i);
+	const char *t = key ? key : tail;
+	size_t tn = strlen(t), dot = key && pn ? 1 : 0;
+	if (pn > PATH_MAX_LEN / 2)
+		pn = PATH_MAX_LEN / 2;
+	if (tn > PATH_MAX_LEN - pn - dot - 1)
+		tn = PATH_MAX_LEN - pn - dot - 1;
+	memcpy(out, path, pn);
+	out[pn] = '.';
+	memcpy(out + pn + dot, t, tn);
+	out[pn + dot + tn] = '\0';
+}
+
+/* filter_attrs: exact/prefix/suffix: a mapping of attribute names to non-empty strings. */
+static void filter_attrs(loader *l, yaml_node_t *v, jr_filter *f, const char *path)
+{
+	if (!v || v->type != YAML_MAPPING_NODE || v->data.mapping.pairs.top == v->data.mapping.pairs.start) {
+		key_err(l, v, path, "expected a mapping of attribute names to strings");
+		return;
+	}
+	yaml_node_pair_t *p0 = v->data.mapping.pairs.start;
+	f->attrs = jr_calloc((size_t)(v->data.mapping.pairs.top - p0), sizeof *f->attrs);
+	for (yaml_node_pair_t *p = p0; p < v->data.mapping.pairs.top; p++) {
+		yaml_node_t *k = node(l, p->key);
+		const char *key = map_key(l, k, path), *s;
+		char sub[PATH_MAX_LEN];
+		if (!key)
+			continue;
+		filter_path(sub, path, key, 0);
+		if (!*key || strspn(key, "abcdefghijklmnopqrstuvwxyz0123456789") != strlen(key)) {
+			key_err(l, k, sub, "an attribute name is lower-case letters and digits");
+			continue;
+		}
+		if ((s = get_str(l, node(l, p->value), sub, 0)))
+			filter_attr_set(&f->attrs[f->n_attrs++], key, s);
+	}
+}
+
+/* filter_list: all/any (and a route's filters: when top): a list of filters. */
+static void filter_list(loader *l, yaml_node_t *v, jr_filter **out, size_t *n, const char *path,
+			int depth, int top)
+{
+	if (!v || v->type != YAML_SEQUENCE_NODE) {
+		key_err(l, v, path, "expected a list of filters");
+		return;
+	}
+	yaml_node_item_t *it = v->data.sequence.items.start;
+	size_t cnt = (size_t)(v->data.sequence.items.top - it);
+	if (!cnt && !top)
+		key_err(l, v, path, "must not be an empty list");
+	*out = jr_calloc(cnt ? cnt : 1, sizeof **out);
+	for (size_t i = 0; i < cnt; i++) {
+		char sub[PATH_MAX_LEN];
+		filter_path(sub, path, NULL, i);
+		read_filter(l, node(l, it[i]), &(*out)[(*n)++], sub, depth + 1);
+	}
+}
+
+static void filter_sql(loader *l, yaml_node_t *v, jr_filter *f, const char *path)
+{
+	const char *s = get_str(l, v, path, 0);
+	cesql_parse_error err;
+	if (!s)
+		return;
+	if (!(f->sql = cesql_compile(s, &err))) {
+		key_err(l, v, path, "%s at position %zu", err.message, err.position);
+		return;
+	}
+	if (cesql_unknown_function(f->sql))
+		key_err(l, v, path, "no built-in function %s takes these arguments",
+			cesql_unknown_function(f->sql));
+}
+
+static const char *const filter_dialects[] = {"exact", "prefix", "suffix", "all", "any", "not",
+					      "sql", "cesql"};
+
+/* read_filter: one filter: a mapping with exactly one dialect key. */
+static void read_filter(loader *l, yaml_node_t *v, jr_filter *f, const char *path, int depth)
+{
+	if (depth > JR_FILTER_MAX_DEPTH) {
+		key_err(l, v, path, "filters nest deeper than %d levels", JR_FILTER_MAX_DEPTH);
+		return;
+	}
+	if (!v || v->type != YAML_MAPPING_NODE ||
+	    v->data.mapping.pairs.top - v->data.mapping.pairs.start != 1) {
+		key_err(l, v, path, "a filter is a mapping with one key: exact, prefix, suffix, "
+				    "all, any, not or sql (or cesql)");
+		return;
+	}
+	yaml_node_pair_t *p = v->data.mapping.pairs.start;
+	const char *key = map_key(l, node(l, p->key), path);
+	size_t d = 0;
+	while (key && d < sizeof filter_dialects / sizeof filter_dialects[0] &&
+	       strcmp(key, filter_dialects[d]))
+		d++;
+	char sub[PATH_MAX_LEN];
+	filter_path(sub, path, key ? key : "?", 0);
+	yaml_node_t *val = node(l, p->value);
+	f->kind = d < JR_FILTER_SQL ? (jr_filter_kind)d : JR_FILTER_SQL;
+	if (!key)
+		return;
+	if (d == sizeof filter_dialects / sizeof filter_dialects[0])
+		key_err(l, node(l, p->key), sub, "unknown filter dialect (exact, prefix, suffix, "
+						 "all, any, not, sql or cesql)");
+	else if (d <= JR_FILTER_SUFFIX)
+		filter_attrs(l, val, f, sub);
+	else if (d == JR_FILTER_ALL || d == JR_FILTER_ANY)
+		filter_list(l, val, &f->kids, &f->n_kids, sub, depth, 0);
+	else if (d == JR_FILTER_NOT) {
+		f->kids = jr_calloc(1, sizeof *f->kids);
+		f->n_kids = 1;
+		read_filter(l, val, f->kids, sub, depth + 1);
+	} else
+		filter_sql(l, val, f, sub);
+}
+
+static void read_filters(loader *l, const field *f, yaml_node_t *v, void *base, const char *path)
+{
+	jr_route *r = base;
+	filter_list(l, v, &r->filters, &r->n_filters, path, 0, 1);
+}
+
 /* ---- route overrides ---- */
 
 static jr_tmpl *compile(loader *l, yaml_node_t *v, const char *path)
@@ -922,6 +1054,7 @@ static const field route_fields[] = {
 	FSTR("project", jr_route, project, check_id),
 	FSTR("region", jr_route, region, check_id),
 	FFN("match", read_match, 0, 0),
+	FFN("filters", read_filters, 0, 0),
 	FMAP("overrides", override_fields, NULL),
 	FFN("policies", read_policies, offsetof(jr_route, policies), 0),
 	FMAP("rate_limit", rate_fields, rate_after),

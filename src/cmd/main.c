@@ -113,6 +113,13 @@ static void print_route(const jr_config *c, const jr_route *r)
 	printf("  match:%s\n", r->n_conds ? "" : " every event");
 	for (size_t i = 0; i < r->n_conds; i++)
 		print_cond(&r->conds[i]);
+	if (r->n_filters) {
+		jr_buf f;
+		buf_init(&f, 0);
+		filter_write(&f, r->filters, r->n_filters);
+		printf("  filters: %s\n", f.data);
+		buf_free(&f);
+	}
 	for (size_t i = 0; i < r->n_env; i++)
 		printf("  env %s = %s\n", r->env[i].name, tmpl_source(r->env[i].value));
 	for (size_t i = 0; i < r->n_args; i++)

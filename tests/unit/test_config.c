@@ -676,6 +676,54 @@ static void test_parse_size(void)
 	}
 }
 
+/* test_filter_errors: filters: problems, each with its line, the route and the filter's path. */
+static void test_filter_errors(void)
+{
+	expect_errors("project: p\nregion: r\nroutes:\n  - name: b\n    job: j\n    filters:\n"
+		      "      - sql: \"type = 'x' AND (subject\"\n"
+		      "      - exact: { type: \"\" }\n"
+		      "      - all: []\n"
+		      "      - prefix: { Bad_Name: x }\n"
+		      "      - cesql: \"nope(1)\"\n"
+		      "      - exact: { type: x }\n"
+		      "        prefix: { type: x }\n"
+		      "      - what: { type: x }\n"
+		      "      - not: [ { exact: { type: x } } ]\n"
+		      "      - any: [ { sql: \"a LIKE 1\" } ]\n",
+		      "t.yaml:7: route 'b': filters[0].sql: expected ')' at position 24\n"
+		      "t.yaml:8: route 'b': filters[1].exact.type: must not be empty\n"
+		      "t.yaml:9: route 'b': filters[2].all: must not be an empty list\n"
+		      "t.yaml:10: route 'b': filters[3].prefix.Bad_Name: an attribute name is lower-case "
+		      "letters and digits\n"
+		      "t.yaml:11: route 'b': filters[4].cesql: no built-in function NOPE takes these "
+		      "arguments\n"
+		      "t.yaml:12: route 'b': filters[5]: a filter is a mapping with one key: exact, prefix, "
+		      "suffix, all, any, not or sql (or cesql)\n"
+		      "t.yaml:14: route 'b': filters[6].what: unknown filter dialect (exact, prefix, "
+		      "suffix, all, any, not, sql or cesql)\n"
+		      "t.yaml:15: route 'b': filters[7].not: a filter is a mapping with one key: exact, "
+		      "prefix, suffix, all, any, not or sql (or cesql)\n"
+		      "t.yaml:16: route 'b': filters[8].any[0].sql: LIKE needs a string literal pattern at "
+		      "position 8\n");
+	expect_errors("routes:\n  - name: b\n    job: projects/p/locations/r/jobs/j\n"
+		      "    filters: { exact: { type: x } }\n",
+		      "t.yaml:4: route 'b': filters: expected a list of filters\n");
+	char deep[2048] = "routes:\n  - name: d\n    job: projects/p/locations/r/jobs/j\n    filters:\n      - ";
+	for (int i = 0; i < JR_FILTER_MAX_DEPTH + 1; i++)
+		strcat(deep, "not: { ");
+	strcat(deep, "exact: { type: x }");
+	for (int i = 0; i < JR_FILTER_MAX_DEPTH + 1; i++)
+		strcat(deep, " }");
+	strcat(deep, "\n");
+	jr_config c;
+	int n;
+	char *got = load(&c, deep, &n);
+	CU_ASSERT_EQUAL(n, 1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(got, "filters nest deeper than 16 levels"));
+	free(got);
+	config_free(&c);
+}
+
 int main(void)
 {
 	static const cu_test tests[] = {
@@ -691,6 +739,7 @@ int main(void)
 		{"auth: mode, audience as a string or a list", test_auth_section},
 		{"policy errors", test_policy_errors},
 		{"route errors", test_route_errors},
+		{"filters: errors", test_filter_errors},
 		{"many errors in one pass", test_many_errors_one_pass},
 		{"load file errors", test_load_file_errors},
 		{"parse_duration_ms", test_parse_duration},
