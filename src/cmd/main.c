@@ -110,7 +110,7 @@ static void print_route(const jr_config *c, const jr_route *r)
 	char *job = route_job_display(c, r);
 	printf("route %s\n  job: %s\n", r->name, job);
 	free(job);
-	printf("  match:%s\n", r->n_conds ? "" : " every event");
+	printf("  match:%s\n", r->n_conds ? "" : r->n_filters ? " (filters only)" : " every event");
 	for (size_t i = 0; i < r->n_conds; i++)
 		print_cond(&r->conds[i]);
 	if (r->n_filters) {
