@@ -56,7 +56,10 @@
  *
  * Reconnect: every stream end is followed by a new stream after a backoff
  * with full jitter (100 ms doubling to 60 s, retry/policy.h), reset when a
- * stream delivers a message or lived longer than the cap. Fatal codes
+ * stream delivers a message, lived longer than the cap, or stayed up for
+ * PS_SETTLE_MS and ended with a code that is not fatal: a stream that
+ * receives nothing because the worker is at its flow-control limit is
+ * healthy, and its acks must not wait a long backoff for the next one. Fatal codes
  * (INVALID_ARGUMENT, NOT_FOUND, PERMISSION_DENIED, UNAUTHENTICATED,
  * FAILED_PRECONDITION, UNIMPLEMENTED) before the session was ever
  * established count toward startup_tries; when they are used up the session
@@ -788,7 +791,10 @@ static void stream_ended(jr_pubsub *ps, int code, const char *detail, long recei
 		stream_set_state(ps, JR_PUBSUB_CLOSED, code, code ? detail : NULL, 0);
 		return;
 	}
-	if (received > 0 || lived_ms >= PS_BACKOFF_MAX_MS)
+	/* a stream that delivered, or settled and then ended for a reason that is no refusal
+	 * (Pub/Sub rotates streams; a worker at its flow-control limit receives nothing), was
+	 * healthy: the next one opens after the first step of the backoff */
+	if (received > 0 || lived_ms >= PS_BACKOFF_MAX_MS || (lived_ms >= PS_SETTLE_MS && !is_fatal(code)))
 		ps->backoff_attempt = 0;
 	if (is_fatal(code) && !ps->established &&
 	    ++ps->startup_failures >= ps->o.startup_tries) {
