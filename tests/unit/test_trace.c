@@ -1,4 +1,7 @@
-/* Trace contexts out of traceparent and X-Cloud-Trace-Context values, and the child traceparent (src/base/trace.h). */
+/*
+ * Trace contexts out of traceparent and X-Cloud-Trace-Context values, and the
+ * child traceparent (src/base/trace.h).
+ */
 #include <string.h>
 
 #include "cu.h"
@@ -114,7 +117,7 @@ static void test_parse_cloud_context(void)
 	CU_ASSERT_EQUAL(trace_parse("00-" ID "-" SPAN, &t), -1);
 }
 
-/* The dispatch span: 16 hex, not 0, not the parent; stable for one trace and key, new for another key. */
+/* The dispatch span: 16 hex, not 0, not the parent; one per trace and key. */
 static void test_dispatch_span(void)
 {
 	jr_trace t;
