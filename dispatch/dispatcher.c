@@ -301,18 +301,41 @@ long dispatcher_unrouted(const jr_dispatcher *d, long *dead_lettered, long *fail
 /* ---- traces: the lines about an event carry its Cloud Trace ---- */
 
 /*
- * trace_use: the lines logged from here on name ev's trace (ev->trace: a
+ * trace_set: the lines logged from here on name ev's trace (ev->trace: a
  * traceparent "VV-TRACEID-SPANID-FF" or an X-Cloud-Trace-Context
- * "TRACEID/SPAN;o=1") as "projects/P/traces/TRACEID", as serve's own lines
- * do; none when ev is NULL, has no valid trace, or no project is set. Each
- * entry point that calls it ends with trace_use(d, NULL).
+ * "TRACEID/SPAN;o=1") as "projects/P/traces/TRACEID", with its sampled flag;
+ * their span is the dispatch span of the route delivery whose dedup key is
+ * *key (trace_dispatch_span: the parent of the execution's TRACEPARENT,
+ * route.c), or with key NULL (the event's own lines) the incoming parent
+ * span. None when ev is NULL, has no valid trace, or no project is set.
+ * Each entry point that calls it ends with trace_use(d, NULL).
  */
+static void trace_set(const jr_dispatcher *d, const jr_event *ev, const uint64_t *key)
+{
+	char trace[160] = "", span[17] = "";
+	jr_trace t;
+	if (!ev || !d->cfg->project || trace_parse(ev->trace, &t) < 0) {
+		log_set_trace(NULL, NULL, 0);
+		return;
+	}
+	snprintf(trace, sizeof trace, "projects/%s/traces/%s", d->cfg->project, t.id);
+	if (key)
+		trace_dispatch_span(&t, *key, span);
+	else
+		memcpy(span, t.span, sizeof span);
+	log_set_trace(trace, span, trace_sampled(&t));
+}
+
+/* trace_use: the lines of ev itself (NULL: none). */
 static void trace_use(const jr_dispatcher *d, const jr_event *ev)
 {
-	char id[33], trace[160] = "";
-	if (ev && trace_id_of(ev->trace, id) == 0 && d->cfg->project)
-		snprintf(trace, sizeof trace, "projects/%s/traces/%s", d->cfg->project, id);
-	log_set_trace(trace);
+	trace_set(d, ev, NULL);
+}
+
+/* trace_task: the lines of t's route delivery, with its dispatch span. */
+static void trace_task(const task *t)
+{
+	trace_set(t->dv->d, t->dv->ev, &t->key);
 }
 
 /* ---- dead letters ---- */
@@ -418,8 +441,12 @@ static void on_sink_done(void *arg, int ok, const char *err)
 	dl_wait *w = arg;
 	jr_dispatcher *d = w->d;
 	delivery *dv = w->dv;
-	if (dv)
+	if (dv && w->note.route) {
+		uint64_t key = route_key_hash(dv->ev->source, dv->ev->id, w->note.route);
+		trace_set(d, dv->ev, &key); /* a route delivery's dead letter */
+	} else if (dv) {
 		trace_use(d, dv->ev);
+	}
 	dl_end(d, &w->note, ok, w->line, w->line ? strlen(w->line) : 0, err);
 	if (!dv) {
 		w->ok = ok;
@@ -946,7 +973,7 @@ static void on_find_done(void *arg, const jr_runresult *res)
 {
 	task *t = arg;
 	jr_dispatcher *d = t->dv->d;
-	trace_use(d, t->dv->ev);
+	trace_task(t);
 	if (res->code == 0) {
 		task_dispatched(t, res);
 	} else {
@@ -968,7 +995,7 @@ static void on_follow_done(void *arg, const jr_runresult *res)
 	task *t = arg;
 	jr_dispatcher *d = t->dv->d;
 	d->following--;
-	trace_use(d, t->dv->ev);
+	trace_task(t);
 	if (res->code == 0 && !res->has_class)
 		task_dispatched(t, res);
 	else if (!res->has_class && res->code != JR_GRPC_CANCELLED)
@@ -1017,7 +1044,7 @@ static void on_run_done(void *arg, const jr_runresult *res)
 	task *t = arg;
 	jr_dispatcher *d = t->dv->d;
 	const jr_route *r = &d->cfg->routes[t->ri];
-	trace_use(d, t->dv->ev);
+	trace_task(t);
 	d->in_flight--;
 	metric_set(m.in_flight, NULL, d->in_flight);
 	char l[160];
@@ -1169,7 +1196,7 @@ static void on_lookup_done(void *arg, const jr_runresult *res)
 {
 	task *t = arg;
 	jr_dispatcher *d = t->dv->d;
-	trace_use(d, t->dv->ev);
+	trace_task(t);
 	d->looking--;
 	lookup_end(t, res);
 	drain_ready(d);
@@ -1198,7 +1225,7 @@ static void task_lookup(task *t, jr_repeat_why why)
 static void task_send(task *t)
 {
 	jr_dispatcher *d = t->dv->d;
-	trace_use(d, t->dv->ev); /* drain_ready sends the tasks of any event */
+	trace_task(t); /* drain_ready sends the tasks of any event */
 	/* the route's token was taken for this call: it goes back when no call is made */
 	jr_ratelimit *rl = &d->rr[t->ri].rl;
 	if (dedup_seen(d->dedup, t->key, timers_now(d->tm))) {
@@ -1371,12 +1398,12 @@ static void task_release(jr_dispatcher *d, task *t)
 	t->waiter = NULL;
 	if (!w)
 		return;
-	trace_use(d, w->dv->ev); /* w's lines name its own event's trace, then t's again */
+	trace_task(w); /* w's lines name its own delivery's trace, then t's again */
 	if (t->started && !t->final)
 		task_duplicate(w, 1);
 	else
 		task_later(w);
-	trace_use(d, t->dv->ev);
+	trace_task(t);
 }
 
 static void start_route(delivery *dv, size_t ri)
@@ -1386,7 +1413,9 @@ static void start_route(delivery *dv, size_t ri)
 	t->ri = ri;
 	t->key = route_key_hash(dv->ev->source, dv->ev->id, dv->d->cfg->routes[ri].name);
 	dv->pending++;
+	trace_task(t);
 	task_start(dv->d, t);
+	trace_use(dv->d, dv->ev);
 }
 
 static void unrouted(delivery *dv)

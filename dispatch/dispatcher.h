@@ -33,10 +33,13 @@
  *
  * Logs: every line the dispatcher writes about an event names its Cloud
  * Trace ("projects/P/traces/T", from ev->trace: a traceparent or
- * X-Cloud-Trace-Context value, with cfg->project), whether it is written from
- * inside dispatcher_submit or from a runner's, sink's or timer's callback;
- * an event without one names none. Each of its entry points clears the
- * calling thread's trace (log_set_trace) before it returns.
+ * X-Cloud-Trace-Context value, with cfg->project) and its sampled flag,
+ * whether it is written from inside dispatcher_submit or from a runner's,
+ * sink's or timer's callback; an event without one names none. The span of
+ * a route delivery's lines is its dispatch span (trace_dispatch_span of the
+ * route key: the parent span of the execution's TRACEPARENT, route.c); the
+ * event's own lines name the incoming span. Each of its entry points clears
+ * the calling thread's trace (log_set_trace) before it returns.
  */
 #ifndef JR_DISPATCHER_H
 #define JR_DISPATCHER_H

@@ -66,7 +66,7 @@ typedef struct jr_event {
 	/* origin */
 	const jr_message *message;  /* NULL unless from Pub/Sub */
 	const char *origin;         /* "file.ndjson:12", "pull", "http" — for logs and dead letters */
-	const char *trace;          /* trace context, may be NULL */
+	const char *trace;          /* a valid traceparent or X-Cloud-Trace-Context (decode.h), or NULL */
 } jr_event;
 
 /* event_new: an empty event with its own arena; free with event_free. */

@@ -19,6 +19,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "runlimits.h"
+#include "trace.h"
 
 /* Longest value one template may render to (Cloud Run refuses far less). */
 #define RENDER_MAX (4u << 20)
@@ -317,7 +318,7 @@ static int render_overrides(const jr_route *r, jr_event *ev, jr_runreq *req, jr_
 			    char **err)
 {
 	jr_arena *a = &req->arena;
-	req->env = arena_alloc(a, (r->n_env + 7) * sizeof *req->env);
+	req->env = arena_alloc(a, (r->n_env + 8) * sizeof *req->env); /* 7 auto + TRACEPARENT */
 	for (size_t i = 0; i < r->n_env; i++) {
 		char *v = render_one(r->env[i].value, ev, r->name, scratch, a, "env ",
 				     r->env[i].name, -1, err);
@@ -336,6 +337,34 @@ static int render_overrides(const jr_route *r, jr_event *ev, jr_runreq *req, jr_
 	return 0;
 }
 
+/*
+ * add_traceparent: TRACEPARENT, a child of ev's trace context (ev->trace)
+ * whose span is this route delivery's dispatch span (trace_dispatch_span:
+ * the span of the dispatcher's lines about it, the same on every retry).
+ * None when ev has no trace, when the route sets TRACEPARENT itself, or when
+ * one more variable would pass Cloud Run's count: it never fails an event
+ * (the count is checked at config load without it).
+ */
+static void add_traceparent(jr_runreq *req, const jr_route *r, const jr_event *ev)
+{
+	jr_trace t;
+	if (trace_parse(ev->trace, &t) < 0)
+		return;
+	for (size_t i = 0; i < r->n_env; i++)
+		if (!strcmp(r->env[i].name, "TRACEPARENT"))
+			return;
+	if (req->n_env >= JR_RUN_ENV_COUNT_MAX) {
+		log_kv(JR_LOG_DEBUG, "ROUTE-TRACE-OMITTED",
+		       "TRACEPARENT left out: the request has as many env variables as Cloud Run allows",
+		       "route", r->name, "event_id", ev->id, NULL);
+		return;
+	}
+	char span[17], *tp = arena_alloc(&req->arena, TRACE_PARENT_LEN + 1);
+	trace_dispatch_span(&t, route_key_hash(ev->source, ev->id, r->name), span);
+	trace_child(&t, span, tp);
+	env_add(req, "TRACEPARENT", tp);
+}
+
 /* add_auto_env: the CE_* and JOBRELAY_* variables, copied so req outlives ev and c. */
 static void add_auto_env(jr_runreq *req, const jr_route *r, jr_event *ev)
 {
@@ -349,6 +378,7 @@ static void add_auto_env(jr_runreq *req, const jr_route *r, jr_event *ev)
 		env_add(req, "CE_TIME", arena_strdup(a, ev->time));
 	env_add(req, "JOBRELAY_ROUTE", arena_strdup(a, r->name));
 	env_add(req, "JOBRELAY_KEY", req->key);
+	add_traceparent(req, r, ev);
 }
 
 int route_render(const jr_config *c, const jr_route *r, jr_event *ev, jr_runreq *req,

@@ -26,7 +26,8 @@ enum {
 	JR_RUN_TASK_COUNT_MAX = 10000,
 	/* task timeout, 168 hours ("Set task timeout for jobs") */
 	JR_RUN_TIMEOUT_MAX_MS = 168 * 3600 * 1000,
-	/* env variables jobrelay adds to every request (CE_*, JOBRELAY_*), at most */
+	/* env variables jobrelay adds to every request (CE_*, JOBRELAY_*), at most; TRACEPARENT
+	 * is not counted: it is left out of a request at the count limit (route.c) */
 	JR_RUN_AUTO_ENV_MAX = 7,
 };
 

@@ -43,6 +43,8 @@ static struct {
 } logger = {2, JR_LOG_TEXT, JR_LOG_INFO, 0, {{0}}};
 
 static _Thread_local char cur_trace[160];
+static _Thread_local char cur_span[17];
+static _Thread_local int cur_sampled;
 
 /* A thread's buffers; freed by a thread-exit destructor (main's at exit). */
 #define LOG_BATCH PIPE_BUF
@@ -135,13 +137,21 @@ static void emit(jr_log_level lv, const char *p, size_t n)
 	write_all(p, n);
 }
 
-void log_set_trace(const char *trace)
+/* keep: s copied into dst[cap], or "" when s is NULL or does not fit. */
+static void keep(char *dst, size_t cap, const char *s)
 {
-	size_t n = trace ? strlen(trace) : 0;
-	if (n >= sizeof cur_trace)
+	size_t n = s ? strnlen(s, cap) : 0;
+	if (n >= cap)
 		n = 0;
-	memcpy(cur_trace, trace ? trace : "", n);
-	cur_trace[n] = '\0';
+	memcpy(dst, s ? s : "", n);
+	dst[n] = '\0';
+}
+
+void log_set_trace(const char *trace, const char *span_id, int sampled)
+{
+	keep(cur_trace, sizeof cur_trace, trace);
+	keep(cur_span, sizeof cur_span, cur_trace[0] ? span_id : NULL);
+	cur_sampled = cur_trace[0] && sampled;
 }
 
 static const char *const level_names[] = {"DEBUG", "INFO", "WARNING", "ERROR"};
@@ -262,6 +272,20 @@ static void add_member(jr_buf *b, const char *k, const char *v)
 		b->len = start;
 }
 
+/* add_trace: the thread's trace, span and sampled flag (log_set_trace), when it has a trace. */
+static void add_trace(jr_buf *b)
+{
+	if (!cur_trace[0])
+		return;
+	add_member(b, "logging.googleapis.com/trace", cur_trace);
+	if (cur_span[0])
+		add_member(b, "logging.googleapis.com/spanId", cur_span);
+	size_t start = b->len;
+	if (buf_adds(b, cur_sampled ? ",\"logging.googleapis.com/trace_sampled\":true"
+				   : ",\"logging.googleapis.com/trace_sampled\":false") < 0)
+		b->len = start;
+}
+
 static void json_line(jr_buf *b, jr_log_level lv, const char *msgid, const char *msg, va_list ap)
 {
 	b->max = LOG_LINE_MAX - 2; /* room for the closing "}\n" is kept */
@@ -277,8 +301,7 @@ static void json_line(jr_buf *b, jr_log_level lv, const char *msgid, const char 
 		if (v)
 			add_member(b, k, v);
 	}
-	if (cur_trace[0])
-		add_member(b, "logging.googleapis.com/trace", cur_trace);
+	add_trace(b);
 	if (logger.n_labels) {
 		size_t start = b->len;
 		int bad = buf_adds(b, ",\"logging.googleapis.com/labels\":{") < 0;
@@ -309,7 +332,8 @@ static void text_line(jr_buf *b, jr_log_level lv, const char *msgid, const char 
 		buf_printf(b, quote ? " %s=\"%s\"" : " %s=%s", k, v);
 	}
 	if (cur_trace[0])
-		buf_printf(b, " trace=%s", cur_trace);
+		buf_printf(b, " trace=%s%s%s sampled=%s", cur_trace, cur_span[0] ? " span=" : "",
+			   cur_span, cur_sampled ? "true" : "false");
 	buf_addc(b, '\n');
 }
 

@@ -38,11 +38,14 @@ void log_label(const char *key, const char *value);
 
 /*
  * log_set_trace: the Cloud Logging trace of the work the calling thread is
- * doing ("projects/P/traces/T"), written as "logging.googleapis.com/trace"
- * on each of its lines until set again; NULL or "" clears it. Copied
- * (at most 159 bytes); per thread.
+ * doing, written on each of its lines until set again: trace
+ * ("projects/P/traces/T") as "logging.googleapis.com/trace", span_id (16 hex
+ * digits; NULL or "": none) as "logging.googleapis.com/spanId", sampled
+ * (0 or 1) as the boolean "logging.googleapis.com/trace_sampled". NULL or ""
+ * trace clears all three. Copied into per-thread buffers (a trace of 160
+ * bytes or more, or a span of 17 or more, is dropped); never allocates.
  */
-void log_set_trace(const char *trace);
+void log_set_trace(const char *trace, const char *span_id, int sampled);
 
 /*
  * log_kv: one line with msgid, a message, and key/value fields given as

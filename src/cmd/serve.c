@@ -88,7 +88,9 @@ struct sreq {
 	char error[256];    /* the first decode error */
 	verdict worst;
 	int64_t delay_ms;
-	char trace[TRACE_MAX];
+	char trace[TRACE_MAX]; /* the request's trace for its lines, "" when none */
+	char span[17];      /* its parent span ("" when none) */
+	int sampled;
 	jr_link link;       /* in the open list, or the free list */
 };
 
@@ -246,7 +248,7 @@ static void worsen(sreq *q, verdict v, int64_t delay_ms)
 static void on_outcome(void *arg, jr_event *ev, const jr_outcome *o)
 {
 	sreq *q = arg;
-	log_set_trace(q->trace);
+	log_set_trace(q->trace, q->span, q->sampled);
 	if (o->kind == JR_OUTCOME_RETRY)
 		worsen(q, o->cls == JR_ERR_RESOURCE && !o->hold ? V_RESOURCE : V_RETRY, o->delay_ms);
 	else if (o->kind == JR_OUTCOME_FAILED)
@@ -254,7 +256,7 @@ static void on_outcome(void *arg, jr_event *ev, const jr_outcome *o)
 	event_free(ev);
 	if (--q->open == 0)
 		finish(q);
-	log_set_trace(NULL);
+	log_set_trace(NULL, NULL, 0);
 }
 
 static void on_decoded(void *arg, jr_event *ev, const char *err)
@@ -272,13 +274,22 @@ static void on_decoded(void *arg, jr_event *ev, const char *err)
 	q->evs[q->n_evs++] = ev;
 }
 
+/* trace_text: "projects/P/traces/T" of t into out, or "" when no t or no project. */
+static void trace_text(const serve *s, const jr_trace *t, char out[TRACE_MAX])
+{
+	out[0] = '\0';
+	if (t && s->cfg->project)
+		snprintf(out, TRACE_MAX, "projects/%s/traces/%s", s->cfg->project, t->id);
+}
+
+/* set_trace: q's lines carry its request's trace and parent span (the dispatcher's its own). */
 static void set_trace(serve *s, sreq *q)
 {
-	const char *t = httpd_req_trace(q->http);
-	q->trace[0] = '\0';
-	if (t && s->cfg->project)
-		snprintf(q->trace, sizeof q->trace, "projects/%s/traces/%s", s->cfg->project, t);
-	log_set_trace(q->trace);
+	const jr_trace *t = httpd_req_trace(q->http);
+	trace_text(s, t, q->trace);
+	snprintf(q->span, sizeof q->span, "%s", t ? t->span : "");
+	q->sampled = t && trace_sampled(t);
+	log_set_trace(q->trace, q->span, q->sampled);
 }
 
 /*
@@ -302,15 +313,14 @@ static int pre_body(void *arg, const jr_http_req *http, char *text, size_t textl
 	int code = auth_check(s->auth, v, (int64_t)time(NULL), why, sizeof why);
 	if (code == 0)
 		return 0;
-	char c[8], trace[TRACE_MAX] = "";
-	const char *t = httpd_req_trace(http);
-	if (t && s->cfg->project)
-		snprintf(trace, sizeof trace, "projects/%s/traces/%s", s->cfg->project, t);
-	log_set_trace(trace);
+	char c[8], trace[TRACE_MAX];
+	const jr_trace *t = httpd_req_trace(http);
+	trace_text(s, t, trace);
+	log_set_trace(trace, t ? t->span : NULL, t && trace_sampled(t));
 	snprintf(c, sizeof c, "%d", code);
 	log_kv(JR_LOG_WARNING, "AUTH-REJECTED", "push request refused", "status", c, "reason", why,
 	       "header", hdr, "path", httpd_req_path(http), NULL);
-	log_set_trace(NULL);
+	log_set_trace(NULL, NULL, 0);
 	snprintf(text, textlen, "%s\n", code == 401 ? "unauthenticated" : "forbidden");
 	return code;
 }
@@ -330,12 +340,12 @@ static size_t held_bytes(const sreq *q)
 static void on_raw_done(void *arg, int ok)
 {
 	sreq *q = arg;
-	log_set_trace(q->trace);
+	log_set_trace(q->trace, q->span, q->sampled);
 	if (!ok)
 		worsen(q, V_RETRY, 0);
 	if (--q->open == 0)
 		finish(q);
-	log_set_trace(NULL);
+	log_set_trace(NULL, NULL, 0);
 }
 
 /*
@@ -408,7 +418,7 @@ static void on_post(void *arg, jr_http_req *http)
 	if (s->state == SERVE_STOPPING) {
 		answer(q, 503, "shutting down");
 		sreq_put(q);
-		log_set_trace(NULL);
+		log_set_trace(NULL, NULL, 0);
 		return;
 	}
 	size_t nh, len;
@@ -426,12 +436,12 @@ static void on_post(void *arg, jr_http_req *http)
 		q->delay_ms = 1000;
 		answer(q, 503, "server busy: request memory at its limit");
 		sreq_put(q);
-		log_set_trace(NULL);
+		log_set_trace(NULL, NULL, 0);
 		return;
 	}
 	if (!admitted(s, q) || (q->invalid && !invalid_parts(s, q, body, len))) {
 		sreq_put(q);
-		log_set_trace(NULL);
+		log_set_trace(NULL, NULL, 0);
 		return;
 	}
 	/* the outcomes come from the loop, never from inside submit, so open is final here */
@@ -445,7 +455,7 @@ static void on_post(void *arg, jr_http_req *http)
 	}
 	if (q->open == 0)
 		finish(q);
-	log_set_trace(NULL);
+	log_set_trace(NULL, NULL, 0);
 }
 
 static int is_ready(void *arg)

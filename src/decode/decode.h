@@ -40,6 +40,13 @@ int decode_batch_too_large(const char *err);
 
 
 /*
+ * Every decoder sets ev->trace (event.h) to the first valid trace context of:
+ * the event's `traceparent` extension, the HTTP request's `traceparent`
+ * header (else its X-Cloud-Trace-Context), the Pub/Sub message's
+ * `googclient_traceparent` attribute. Invalid values are passed over.
+ */
+
+/*
  * decode_http: an HTTP request body with its headers: binary, structured,
  * batch, push wrapped (JSON with "message") or unwrapped (x-goog-pubsub-*
  * headers). path is the request path (may be NULL). Returns callbacks made.
@@ -55,8 +62,10 @@ int decode_http_capture(const jr_decode_ctx *dc, const char *text, size_t len);
 
 /*
  * decode_message: turns ev->message (already filled, in ev's arena) into the
- * CloudEvent by the three rules of docs/decoding.md. Returns 0, or -1 with a reason in
- * err[errlen].
+ * CloudEvent by the three rules of docs/decoding.md, and sets ev->trace (the
+ * event's traceparent extension, else what ev->trace held, else the message's
+ * googclient_traceparent attribute; the first valid). Returns 0, or -1 with a
+ * reason in err[errlen].
  */
 int decode_message(jr_event *ev, const jr_limits *lim, const char *topic, char *err,
 		   size_t errlen);

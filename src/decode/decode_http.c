@@ -216,13 +216,14 @@ static int http_dispatch(dec_ctx *x, const jr_header *h, size_t n, const char *b
 	int calls = http_limits(x, h, n, len);
 	if (calls)
 		return calls;
-	/* the first valid of the two, as the HTTP server picks it for its own lines */
-	char id[33];
+	/* the first valid of the two, as the HTTP server picks it for its own lines;
+	 * an event's own traceparent extension comes before it (dec_trace) */
+	jr_trace t;
 	x->trace = hdr(h, n, "traceparent");
-	if (trace_from_traceparent(x->trace, id) < 0) {
-		const char *xc = hdr(h, n, "x-cloud-trace-context");
-		if (xc && (!x->trace || trace_from_cloud_context(xc, id) == 0))
-			x->trace = xc;
+	if (trace_parse_traceparent(x->trace, &t) < 0) {
+		x->trace = hdr(h, n, "x-cloud-trace-context");
+		if (trace_parse_cloud_context(x->trace, &t) < 0)
+			x->trace = NULL;
 	}
 	if (hdr(h, n, "x-goog-pubsub-message-id"))
 		return one_event(x, h, n, body, len, 1);

@@ -35,6 +35,7 @@ typedef enum dec_want {
 void dec_init(dec_ctx *x, const jr_decode_ctx *dc);
 void dec_limits(const jr_limits *in, jr_limits *out);
 jr_event *dec_event(const dec_ctx *x);
+void dec_trace(jr_event *ev);
 int dec_emit(const dec_ctx *x, jr_event *ev, int rc, const char *err);
 int dec_fail(const dec_ctx *x, const char *err);
 int dec_json(const dec_ctx *x, const char *text, size_t len, dec_want want);

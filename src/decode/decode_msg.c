@@ -352,8 +352,9 @@ static int msg_limits(const jr_message *m, const jr_limits *lim, char *err, size
 	return 0;
 }
 
-int decode_message(jr_event *ev, const jr_limits *lim_in, const char *topic, char *err,
-		   size_t errlen)
+/* message_event: decode_message but for the trace. */
+static int message_event(jr_event *ev, const jr_limits *lim_in, const char *topic, char *err,
+			 size_t errlen)
 {
 	jr_limits lim;
 	dec_limits(lim_in, &lim);
@@ -380,4 +381,13 @@ int decode_message(jr_event *ev, const jr_limits *lim_in, const char *topic, cha
 	if (rc <= 0)
 		return rc;
 	return rule_published(ev, m, topic, err, errlen);
+}
+
+int decode_message(jr_event *ev, const jr_limits *lim_in, const char *topic, char *err,
+		   size_t errlen)
+{
+	if (message_event(ev, lim_in, topic, err, errlen) < 0)
+		return -1;
+	dec_trace(ev);
+	return 0;
 }

@@ -147,7 +147,7 @@ struct jr_http_req {
 	size_t body_held;           /* of them, for the body (as many again are the allowance) */
 	size_t allow;               /* counted for what the handler decodes, not yet claimed */
 	int has_body;               /* Content-Length > 0 or chunked */
-	char trace[33];
+	jr_trace trace;             /* trace.id[0] == '\0': none */
 	int64_t done_ms;
 	struct MHD_Response *resp;  /* ST_ANSWERED: to queue */
 	unsigned int status;
@@ -399,9 +399,9 @@ static enum MHD_Result add_header(void *cls, enum MHD_ValueKind kind, const char
 /* find_trace: traceparent "VV-TRACEID-SPANID-FF", else X-Cloud-Trace-Context "TRACEID/SPAN;o=1". */
 static void find_trace(jr_http_req *r)
 {
-	if (trace_from_traceparent(httpd_req_header(r, "traceparent"), r->trace) < 0 &&
-	    trace_from_cloud_context(httpd_req_header(r, "x-cloud-trace-context"), r->trace) < 0)
-		r->trace[0] = '\0';
+	if (trace_parse_traceparent(httpd_req_header(r, "traceparent"), &r->trace) < 0 &&
+	    trace_parse_cloud_context(httpd_req_header(r, "x-cloud-trace-context"), &r->trace) < 0)
+		r->trace.id[0] = '\0';
 }
 
 /*
@@ -1241,9 +1241,9 @@ const char *httpd_req_body(const jr_http_req *r, size_t *len)
 	return r->body.data ? r->body.data : "";
 }
 
-const char *httpd_req_trace(const jr_http_req *r)
+const jr_trace *httpd_req_trace(const jr_http_req *r)
 {
-	return r->trace[0] ? r->trace : NULL;
+	return r->trace.id[0] ? &r->trace : NULL;
 }
 
 int64_t httpd_req_age_ms(const jr_http_req *r)

@@ -41,6 +41,7 @@
 
 #include "header.h"
 #include "loop.h"
+#include "trace.h"
 
 typedef struct jr_httpd jr_httpd;
 /* A POST request handed to the loop thread: method, path, headers, body. Opaque. */
@@ -105,11 +106,12 @@ const char *httpd_req_header(const jr_http_req *r, const char *name);
 /* httpd_req_body: the body (NUL-terminated, not counted in *len). */
 const char *httpd_req_body(const jr_http_req *r, size_t *len);
 /*
- * httpd_req_trace: the trace id of the request, from `traceparent`
- * (00-TRACEID-SPANID-FLAGS) or `X-Cloud-Trace-Context` (TRACEID/SPAN;o=1):
- * 32 lower-case hex digits, or NULL when neither header holds one.
+ * httpd_req_trace: the trace context of the request (trace.h): from a valid
+ * `traceparent` (00-TRACEID-SPANID-FLAGS), else a valid
+ * `X-Cloud-Trace-Context` (TRACEID/SPAN;o=1); NULL when neither holds one.
+ * Owned by the request.
  */
-const char *httpd_req_trace(const jr_http_req *r);
+const jr_trace *httpd_req_trace(const jr_http_req *r);
 /* httpd_req_age_ms: milliseconds since the request's body was complete. */
 int64_t httpd_req_age_ms(const jr_http_req *r);
 

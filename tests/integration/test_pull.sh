@@ -5,7 +5,8 @@
 # an undecodable message is dead-lettered and acked, an unrouted one acked;
 # /healthz, /readyz and /metrics on --port; SIGTERM exits 0; start-up errors
 # (unknown subscription, unreachable Pub/Sub, no subscription) exit 3 or 2;
-# messages past the size and attribute limits are dead-lettered and acked.
+# messages past the size and attribute limits are dead-lettered and acked;
+# googclient_traceparent becomes the execution's TRACEPARENT.
 . "$(dirname "${BASH_SOURCE[0]}")/pull_lib.sh"
 
 start_fake --require-request-params
@@ -99,6 +100,38 @@ grep -q 'message data of 2000 bytes is over the limit of 1024 bytes' "$WORK/dead
 	fail "no dead letter for the oversized message"
 grep -q 'more than 3 message attributes' "$WORK/dead.ndjson" || fail "no dead letter for too many attributes"
 assert_eq "$(count_records RunJob)" 31 "RunJob calls (the small message only)"
+
+# --- trace context: googclient_traceparent (Google's client libraries with OpenTelemetry on)
+# becomes the execution's TRACEPARENT with the same trace and flags and the dispatch span;
+# a malformed one is ignored (no TRACEPARENT, the message still runs)
+write_config
+cat >"$WORK/traced.jsonl" <<'JSONL'
+{"data":"traced","attributes":{"kind":"plain","googclient_traceparent":"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}}
+{"data":"badtrace","attributes":{"kind":"plain","googclient_traceparent":"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331"}}
+JSONL
+ps_cmd publish "$TOPIC" "$WORK/traced.jsonl" || fail "publish: $PS_REPLY"
+start_pull
+ps_cmd wait-acked 37 30s || fail "traced messages not acked: $PS_REPLY"
+stop_pull TERM
+assert_eq "$PULL_RC" 0 "exit code"
+node -e '
+const fs = require("fs");
+const [rec, log] = process.argv.slice(1);
+const env = (r) => Object.fromEntries(r.request.overrides.containerOverrides[0].env.map((e) => [e.name, e.value]));
+const runs = fs.readFileSync(rec, "utf8").split("\n").filter((l) => l.includes("\"RunJob\"")).map(JSON.parse).map(env);
+const b64 = (s) => Buffer.from(s).toString("base64");
+const traced = runs.filter((e) => e.PAYLOAD === b64("traced")), bad = runs.filter((e) => e.PAYLOAD === b64("badtrace"));
+const fail = (m) => { console.error("FAIL: " + m); process.exit(1); };
+if (traced.length !== 1 || bad.length !== 1) fail("RunJob calls of the traced messages: " + traced.length + ", " + bad.length);
+const tp = traced[0].TRACEPARENT || "";
+if (!/^00-0af7651916cd43dd8448eb211c80319c-[0-9a-f]{16}-01$/.test(tp) || /-(b7ad6b7169203331|0{16})-/.test(tp))
+  fail("TRACEPARENT " + tp);
+if ("TRACEPARENT" in bad[0]) fail("TRACEPARENT from a malformed googclient_traceparent: " + bad[0].TRACEPARENT);
+const lines = fs.readFileSync(log, "utf8").split("\n").filter((l) => l.startsWith("{")).map(JSON.parse);
+const ok = lines.filter((l) => l.msgid === "DISPATCH-OK" && l["logging.googleapis.com/trace"] === "projects/test-project/traces/0af7651916cd43dd8448eb211c80319c");
+if (ok.length !== 1 || ok[0]["logging.googleapis.com/spanId"] !== tp.slice(36, 52) || ok[0]["logging.googleapis.com/trace_sampled"] !== true)
+  fail("DISPATCH-OK of the traced message: " + JSON.stringify(ok));
+' "$WORK/record.jsonl" "$PULL_LOG" || fail "trace context of pulled messages"
 
 # --- start-up errors
 SUB=projects/test-project/subscriptions/nope PULL_CONFIG="$WORK/nope.yaml" write_config

@@ -278,6 +278,20 @@ expect(r.status === 204, "traced request: " + r.status);
 r = await post("/", { "ce-specversion": "1.0", "ce-id": "tr2", "ce-source": "s", "ce-type": "google.cloud.storage.object.v1.finalized",
   "content-type": "application/json", "x-cloud-trace-context": "105445aa7843bc8bf206b12000100000/1;o=1" }, "{\"bucket\":\"b\",\"name\":\"n\"}");
 expect(r.status === 204, "traced request 2: " + r.status);
+r = await post("/", { "ce-specversion": "1.0", "ce-id": "tr3", "ce-source": "s", "ce-type": "google.cloud.storage.object.v1.finalized",
+  "content-type": "application/json", "traceparent": "00-bad" }, "{\"bucket\":\"b\",\"name\":\"n\"}");
+expect(r.status === 204, "request with a malformed traceparent: " + r.status);
+// the execution gets TRACEPARENT: the same trace and flags, a new span (the dispatch span)
+const run = (id) => records().filter((x) => env(x).CE_ID === id);
+const tp1 = run("tr1").map((x) => env(x).TRACEPARENT);
+expect(tp1.length === 1 && /^00-4bf92f3577b34da6a3ce929d0e0e4736-[0-9a-f]{16}-01$/.test(tp1[0]) &&
+  tp1[0].slice(36, 52) !== "00f067aa0ba902b7" && tp1[0].slice(36, 52) !== "0000000000000000", "TRACEPARENT of tr1: " + tp1);
+const tp2 = run("tr2").map((x) => env(x).TRACEPARENT);
+expect(tp2.length === 1 && /^00-105445aa7843bc8bf206b12000100000-[0-9a-f]{16}-01$/.test(tp2[0]) &&
+  tp2[0].slice(36, 52) !== "0000000000000001", "TRACEPARENT of tr2 (X-Cloud-Trace-Context o=1): " + tp2);
+const tp3 = run("tr3");
+expect(tp3.length === 1 && !("TRACEPARENT" in env(tp3[0])), "no TRACEPARENT without a valid trace: " + JSON.stringify(env(tp3[0] || { request: {} })));
+fs.writeFileSync(process.env.REC.replace(/[^/]*$/, "tp.txt"), tp1[0] + "\n" + tp2[0] + "\n");
 '
 node -e '
 const lines = require("fs").readFileSync(process.argv[1], "utf8").split("\n").filter((l) => l.startsWith("{")).map(JSON.parse);
@@ -286,10 +300,16 @@ const ok1 = lines.find((l) => l.msgid === "DISPATCH-OK" && l.event_id === "tr1")
 if (!ok1 || ok1["logging.googleapis.com/trace"] !== "projects/demo-project/traces/4bf92f3577b34da6a3ce929d0e0e4736") fail("traceparent not in DISPATCH-OK: " + JSON.stringify(ok1));
 const ok2 = lines.find((l) => l.msgid === "DISPATCH-OK" && l.event_id === "tr2");
 if (!ok2 || ok2["logging.googleapis.com/trace"] !== "projects/demo-project/traces/105445aa7843bc8bf206b12000100000") fail("X-Cloud-Trace-Context not in DISPATCH-OK: " + JSON.stringify(ok2));
+// the dispatcher lines: the dispatch span (the parent span of the execution TRACEPARENT) and the sampled flag
+const [tp1, tp2] = require("fs").readFileSync(process.argv[2], "utf8").split("\n");
+if (ok1["logging.googleapis.com/spanId"] !== tp1.slice(36, 52) || ok1["logging.googleapis.com/trace_sampled"] !== true) fail("span of DISPATCH-OK tr1: " + JSON.stringify(ok1) + " TRACEPARENT " + tp1);
+if (ok2["logging.googleapis.com/spanId"] !== tp2.slice(36, 52) || ok2["logging.googleapis.com/trace_sampled"] !== true) fail("span of DISPATCH-OK tr2: " + JSON.stringify(ok2) + " TRACEPARENT " + tp2);
+const ok3 = lines.find((l) => l.msgid === "DISPATCH-OK" && l.event_id === "tr3");
+if (!ok3 || "logging.googleapis.com/trace" in ok3 || "logging.googleapis.com/spanId" in ok3 || "logging.googleapis.com/trace_sampled" in ok3) fail("trace fields without a trace: " + JSON.stringify(ok3));
 const lab = ok1["logging.googleapis.com/labels"] || {};
 if (lab.K_SERVICE !== "jobrelay-svc" || lab.K_REVISION !== "jobrelay-svc-00007-abc" || lab.K_CONFIGURATION !== "jobrelay-svc") fail("Cloud Run labels: " + JSON.stringify(lab));
 for (const l of lines) if (!l.severity || !l.time || !l.msgid || !("message" in l)) fail("not a Cloud Logging line: " + JSON.stringify(l));
-' "$SERVE_LOG"
+' "$SERVE_LOG" "$WORK/tp.txt"
 stop_serve TERM
 assert_eq "$SERVE_RC" 0 "exit code after SIGTERM"
 

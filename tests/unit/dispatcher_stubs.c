@@ -16,6 +16,9 @@ static stub_call *stub_add(stub_runner *s, stub_kind kind, const jr_runreq *req,
 	*c = (stub_call){.kind = kind, .cb = cb, .arg = arg};
 	snprintf(c->job, sizeof c->job, "%s", req->name ? req->name : "");
 	snprintf(c->key, sizeof c->key, "%s", req->key ? req->key : "");
+	for (size_t i = 0; i < req->n_env; i++)
+		if (!strcmp(req->env[i].key, "TRACEPARENT"))
+			snprintf(c->traceparent, sizeof c->traceparent, "%s", req->env[i].value);
 	return c;
 }
 

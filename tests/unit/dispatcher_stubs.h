@@ -34,6 +34,7 @@ typedef struct stub_call {
 	void *arg;
 	char job[256];         /* req->name */
 	char key[128];         /* req->key */
+	char traceparent[64];  /* req's TRACEPARENT env ("" when none) */
 	char execution[256];   /* STUB_FOLLOW: started->execution ("" when none) */
 	int64_t timeout_ms;    /* STUB_RUN */
 	int64_t since_ms;      /* STUB_FIND */

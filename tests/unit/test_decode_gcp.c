@@ -682,6 +682,80 @@ static void test_http_trace_pick(void)
 	got_free(&g);
 }
 
+#define TP_CE "00-11111111111111111111111111111111-1111111111111111-01"
+#define TP_HTTP "00-22222222222222222222222222222222-2222222222222222-00"
+#define TP_GOOG "00-33333333333333333333333333333333-3333333333333333-01"
+#define TP_BAD "00-33333333333333333333333333333333-0000000000000000-01" /* zero parent */
+
+/* A push body of one message with attributes attrs (a JSON object's members). */
+static char *push_body(const char *attrs)
+{
+	return jr_asprintf("{\"message\":{\"data\":\"aGk=\",\"messageId\":\"m1\","
+			   "\"publishTime\":\"2024-02-19T22:05:43.749Z\",\"attributes\":{%s}},"
+			   "\"subscription\":\"projects/p/subscriptions/s\"}", attrs);
+}
+
+/* trace_of_push: ev->trace of the event of a push body with attrs, under the headers h (n). */
+static int trace_of_push(const char *attrs, const jr_header *h, size_t n, const char *want)
+{
+	char *body = push_body(attrs);
+	got g;
+	got_init(&g);
+	int ok = decode_http(&g.dc, h, n, "/", body, strlen(body)) == 1 && g.n_ev == 1 &&
+		 (want ? str_is(g.ev[0]->trace, want) : g.ev[0]->trace == NULL);
+	got_free(&g);
+	free(body);
+	return ok;
+}
+
+/*
+ * ev->trace, the first valid of: the event's traceparent extension, the HTTP
+ * traceparent (else X-Cloud-Trace-Context), the message's
+ * googclient_traceparent; a malformed one is passed over, never an error.
+ */
+static void test_trace_sources(void)
+{
+	jr_header tp[] = { { "traceparent", TP_HTTP } };
+	jr_header bad[] = { { "traceparent", "00-xyz" }, { "x-cloud-trace-context", "abc/1;o=1" } };
+	CU_ASSERT_TRUE(trace_of_push("\"googclient_traceparent\":\"" TP_GOOG "\"", NULL, 0, TP_GOOG));
+	CU_ASSERT_TRUE(trace_of_push("\"googclient_traceparent\":\"" TP_GOOG "\"", tp, 1, TP_HTTP));
+	CU_ASSERT_TRUE(trace_of_push("\"googclient_traceparent\":\"" TP_GOOG "\"", bad, 2, TP_GOOG));
+	CU_ASSERT_TRUE(trace_of_push("\"googclient_traceparent\":\"" TP_BAD "\"", NULL, 0, NULL));
+	CU_ASSERT_TRUE(trace_of_push("\"googclient_traceparent\":\"" TP_BAD "\"", bad, 2, NULL));
+	/* binary mode in the message: its ce-traceparent is the event's extension, first of all */
+	CU_ASSERT_TRUE(trace_of_push("\"ce-specversion\":\"1.0\",\"ce-id\":\"1\",\"ce-source\":\"/s\","
+				     "\"ce-type\":\"t\",\"ce-traceparent\":\"" TP_CE "\","
+				     "\"googclient_traceparent\":\"" TP_GOOG "\"", tp, 1, TP_CE));
+	CU_ASSERT_TRUE(trace_of_push("\"ce-specversion\":\"1.0\",\"ce-id\":\"1\",\"ce-source\":\"/s\","
+				     "\"ce-type\":\"t\",\"ce-traceparent\":\"bad\","
+				     "\"googclient_traceparent\":\"" TP_GOOG "\"", tp, 1, TP_HTTP));
+
+	/* HTTP binary mode: ce-traceparent before the traceparent header */
+	jr_header h[] = {
+		{ "ce-specversion", "1.0" }, { "ce-id", "1" }, { "ce-source", "/s" }, { "ce-type", "t" },
+		{ "ce-traceparent", TP_CE }, { "traceparent", TP_HTTP },
+	};
+	got g;
+	got_init(&g);
+	CU_ASSERT_EQUAL(decode_http(&g.dc, h, 6, NULL, "x", 1), 1);
+	CU_ASSERT_EQUAL_FATAL(g.n_ev, 1);
+	CU_ASSERT_TRUE(str_is(g.ev[0]->trace, TP_CE));
+	got_free(&g);
+
+	/* a pulled message (decode_message): googclient_traceparent */
+	jr_kv attrs[] = { { "googclient_traceparent", TP_GOOG } };
+	jr_event *ev = msg_event(attrs, 1, "hello");
+	char err[256];
+	CU_ASSERT_EQUAL_FATAL(decode_message(ev, NULL, "projects/p/topics/t", err, sizeof err), 0);
+	CU_ASSERT_TRUE(str_is(ev->trace, TP_GOOG));
+	event_free(ev);
+	jr_kv worse[] = { { "googclient_traceparent", "00-" } };
+	ev = msg_event(worse, 1, "hello");
+	CU_ASSERT_EQUAL_FATAL(decode_message(ev, NULL, "projects/p/topics/t", err, sizeof err), 0);
+	CU_ASSERT_PTR_NULL(ev->trace);
+	event_free(ev);
+}
+
 static void test_http_binary_details(void)
 {
 	jr_header h[] = {
@@ -696,7 +770,7 @@ static void test_http_binary_details(void)
 	CU_ASSERT_TRUE(str_is(ev->id, "a b%zz%"));
 	CU_ASSERT_TRUE(str_is(ev->source, "/s/x"));
 	CU_ASSERT_TRUE(str_is(ext_str(ev, "myext"), "\xE2\x82\xAC"));
-	CU_ASSERT_TRUE(str_is(ev->trace, "00-abc-def-01"));
+	CU_ASSERT_PTR_NULL(ev->trace); /* a malformed traceparent is ignored */
 	CU_ASSERT_PTR_NULL(ev->datacontenttype);
 	CU_ASSERT_EQUAL(ev->data_kind, JR_DATA_BINARY);
 	CU_ASSERT_EQUAL(ev->data_len, 2);
@@ -778,7 +852,7 @@ static void test_structured_details(void)
 	jr_event *ev = g.ev[0];
 	CU_ASSERT_EQUAL(ev->data_kind, JR_DATA_BINARY);
 	CU_ASSERT_EQUAL(ev->data_len, 3);
-	CU_ASSERT_TRUE(str_is(ev->trace, "00-1-2-01"));
+	CU_ASSERT_PTR_NULL(ev->trace); /* a malformed traceparent extension is ignored */
 	CU_ASSERT_TRUE(str_is(event_attr(ev, "n"), "-2147483648"));
 	CU_ASSERT_PTR_NULL(event_ext(ev, "m"));
 	jr_buf out;
@@ -812,6 +886,7 @@ int main(void)
 		{ "dead_letter_records", test_dead_letter_records },
 		{ "http_binary_details", test_http_binary_details },
 		{ "http_trace_pick", test_http_trace_pick },
+		{ "trace_sources", test_trace_sources },
 		{ "capture_forms", test_capture_forms },
 		{ "structured_details", test_structured_details },
 		{ NULL, NULL },

@@ -23,6 +23,7 @@
 #include "dispatcher.h"
 #include "log.h"
 #include "testev.h"
+#include "trace.h"
 
 typedef struct result {
 	int done;
@@ -556,8 +557,10 @@ static int log_lines_with(const char *text, const char *a, const char *b)
 
 /*
  * An event with a traceparent: every dispatcher line about it, also those
- * logged from the runner's callbacks, names its Cloud Trace; an event without
- * one names none; TASK-PHASE lines show CALL -> FOLLOW at debug level.
+ * logged from the runner's callbacks, names its Cloud Trace, its sampled flag
+ * and the route delivery's dispatch span, which is the parent span of the
+ * execution's TRACEPARENT; an event without one names none and gets no
+ * TRACEPARENT; TASK-PHASE lines show CALL -> FOLLOW at debug level.
  */
 static void test_trace_and_phase_lines(void)
 {
@@ -594,6 +597,21 @@ static void test_trace_and_phase_lines(void)
 	CU_ASSERT_EQUAL(log_lines_with(text, "\"TASK-PHASE\"", "\"FOLLOW\""), 2);
 	CU_ASSERT_EQUAL(log_lines_with(text, "\"e2\"", "logging.googleapis.com/trace"), 0);
 	CU_ASSERT_EQUAL(log_lines_with(text, "\"e1\"", tr), 3); /* STARTED, PHASE, OK */
+	/* the execution's TRACEPARENT: the same trace and flags, the dispatch span as parent */
+	const stub_call *c1 = stub_nth(&f.rn, STUB_RUN, 0), *c2 = stub_nth(&f.rn, STUB_RUN, 1);
+	CU_ASSERT_EQUAL(!c1->traceparent[0] + !c2->traceparent[0], 1); /* e1's only */
+	const char *tp = c1->traceparent[0] ? c1->traceparent : c2->traceparent;
+	jr_trace child;
+	CU_ASSERT_EQUAL_FATAL(trace_parse_traceparent(tp, &child), 0);
+	CU_ASSERT_STRING_EQUAL(child.id, "4bf92f3577b34da6a3ce929d0e0e4736");
+	CU_ASSERT_STRING_NOT_EQUAL(child.span, "00f067aa0ba902b7");
+	CU_ASSERT_EQUAL(child.flags, 1);
+	char span[80];
+	snprintf(span, sizeof span, "\"logging.googleapis.com/spanId\":\"%s\"", child.span);
+	CU_ASSERT_EQUAL(log_lines_with(text, span, "\"DISPATCH-STARTED\""), 1);
+	CU_ASSERT_EQUAL(log_lines_with(text, span, "\"DISPATCH-OK\""), 1);
+	CU_ASSERT_EQUAL(log_lines_with(text, span, "\"logging.googleapis.com/trace_sampled\":true"), 3);
+	CU_ASSERT_EQUAL(log_lines_with(text, "\"e2\"", "logging.googleapis.com/spanId"), 0);
 	free(text);
 }
 

@@ -152,6 +152,55 @@ static void test_text_time(void)
 	free(s);
 }
 
+/*
+ * log_set_trace: the three Cloud Logging fields on each line until cleared,
+ * trace_sampled a JSON boolean; no span, no spanId; NULL clears all three;
+ * a trace too long to keep is dropped rather than cut.
+ */
+static void test_trace_fields(void)
+{
+	open_log();
+	const char *tr = "projects/p/traces/4bf92f3577b34da6a3ce929d0e0e4736";
+	log_set_trace(tr, "00f067aa0ba902b7", 1);
+	log_kv(JR_LOG_INFO, "T-TR1", "m", "k", "v", NULL);
+	log_set_trace(tr, NULL, 0);
+	log_kv(JR_LOG_INFO, "T-TR2", "m", NULL);
+	log_set_trace(NULL, "00f067aa0ba902b7", 1);
+	log_kv(JR_LOG_INFO, "T-TR3", "m", NULL);
+	char longer[200];
+	memset(longer, 'x', sizeof longer - 1);
+	longer[sizeof longer - 1] = '\0';
+	log_set_trace(longer, "00f067aa0ba902b7", 1);
+	log_kv(JR_LOG_INFO, "T-TR4", "m", NULL);
+	log_set_trace(NULL, NULL, 0);
+	char *s = log_text();
+	CU_ASSERT_EQUAL(count_lines(s), 4);
+	CU_ASSERT_TRUE(all_lines_parse(s));
+	CU_ASSERT_PTR_NOT_NULL(strstr(s, "\"msgid\":\"T-TR1\",\"message\":\"m\",\"k\":\"v\","
+				       "\"logging.googleapis.com/trace\":\"projects/p/traces/"
+				       "4bf92f3577b34da6a3ce929d0e0e4736\","
+				       "\"logging.googleapis.com/spanId\":\"00f067aa0ba902b7\","
+				       "\"logging.googleapis.com/trace_sampled\":true}"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(s, "\"msgid\":\"T-TR2\",\"message\":\"m\","
+				       "\"logging.googleapis.com/trace\":\"projects/p/traces/"
+				       "4bf92f3577b34da6a3ce929d0e0e4736\","
+				       "\"logging.googleapis.com/trace_sampled\":false}"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(s, "\"msgid\":\"T-TR3\",\"message\":\"m\"}"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(s, "\"msgid\":\"T-TR4\",\"message\":\"m\"}"));
+	free(s);
+
+	open_log();
+	log_setup(fd, JR_LOG_TEXT, JR_LOG_DEBUG);
+	log_set_trace(tr, "00f067aa0ba902b7", 1);
+	log_kv(JR_LOG_INFO, "T-TXT", "m", NULL);
+	log_set_trace(NULL, NULL, 0);
+	s = log_text();
+	CU_ASSERT_PTR_NOT_NULL(strstr(s, " T-TXT m trace=" "projects/p/traces/"
+				       "4bf92f3577b34da6a3ce929d0e0e4736 span=00f067aa0ba902b7 "
+				       "sampled=true\n"));
+	free(s);
+}
+
 static void test_batch_holds_info(void)
 {
 	open_log();
@@ -270,6 +319,7 @@ static const cu_test tests[] = {
 	{"long_and_bad_values", test_long_and_bad_values},
 	{"json_line", test_json_line},
 	{"text_time", test_text_time},
+	{"trace_fields", test_trace_fields},
 	{"batch_holds_info", test_batch_holds_info},
 	{"batch_warning_flushes", test_batch_warning_flushes},
 	{"batch_overflow", test_batch_overflow},
