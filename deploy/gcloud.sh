@@ -419,12 +419,12 @@ infra() {
 		compute routers nats create "$NAT" --router="$ROUTER" --region="$REGION" \
 		--nat-all-subnet-ip-ranges --nat-external-ip-pool="$NAT_ADDRESS" --enable-logging
 
-	# Cloud Scheduler publishes to the topic; jobrelay's "nightly" route matches the attribute
+	# Cloud Scheduler publishes to the topic; jobrelay's "nightly" route matches the body
 	ensure "scheduler job $SCHEDULER_JOB" \
 		scheduler jobs describe "$SCHEDULER_JOB" --location="$REGION" -- \
 		scheduler jobs create pubsub "$SCHEDULER_JOB" --location="$REGION" \
 		--schedule="$SCHEDULE" --time-zone="$TIME_ZONE" --topic="$TOPIC" \
-		--message-body='{"schedule":"nightly"}' --attributes="jobrelay-schedule=nightly" \
+		--message-body='{"schedule":"nightly"}' \
 		--description="publishes the nightly event to $TOPIC"
 
 	# The bucket whose uploads the Eventarc trigger delivers over HTTP (push mode); the

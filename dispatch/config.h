@@ -32,6 +32,7 @@ typedef enum jr_cond_where {
 	JR_COND_ATTR,       /* a context attribute or extension named key (match: type/source/subject/id/... or extensions:) */
 	JR_COND_MSG_ATTR,   /* a Pub/Sub message attribute (match.attributes) */
 	JR_COND_DATA,       /* a JSON Pointer into the event data (match.data) */
+	JR_COND_PAYLOAD,    /* a JSON Pointer into the decoded message body (match.payload) */
 } jr_cond_where;
 
 typedef struct jr_cond {
@@ -46,6 +47,28 @@ typedef struct jr_env_tmpl {
 	char *name;
 	jr_tmpl *value;
 } jr_env_tmpl;
+
+/*
+ * payload: how a route reads the body of a plain Pub/Sub message (events of
+ * type google.cloud.pubsub.topic.v1.messagePublished): not at all, as JSON
+ * (a body that does not parse is an invalid event), or auto (JSON when it
+ * parses, else the text as a string). dispatch/ cannot reach the JSON parser
+ * (src/decode/jsonparse.h), so the loader hands it over with its depth limit.
+ */
+typedef enum jr_payload_mode {
+	JR_PAYLOAD_NONE = 0,
+	JR_PAYLOAD_JSON,
+	JR_PAYLOAD_AUTO,
+} jr_payload_mode;
+
+typedef jr_json *(*jr_json_parse_fn)(jr_arena *a, const char *text, size_t len, int max_depth,
+				     char *err, size_t errlen);
+
+typedef struct jr_payload_conf {
+	jr_payload_mode mode;
+	jr_json_parse_fn parse; /* jsonparse; set by the loader when mode is not NONE */
+	int max_depth;          /* limits.json_depth */
+} jr_payload_conf;
 
 typedef enum jr_ack_mode {
 	JR_ACK_ON_DISPATCH = 0,
@@ -74,6 +97,7 @@ typedef struct jr_route {
 	double rate_per_second; /* 0: no limit */
 	int rate_burst;
 	int line;               /* line of the route in the config file */
+	jr_payload_conf payload; /* payload: (route_payload) */
 } jr_route;
 
 typedef enum jr_unrouted {

@@ -20,6 +20,7 @@
 #include "metrics.h"
 #include "runlimits.h"
 #include "trace.h"
+#include "utf8.h"
 
 /* Longest value one template may render to (Cloud Run refuses far less). */
 #define RENDER_MAX (4u << 20)
@@ -87,6 +88,74 @@ static int json_text(const jr_json *v, const char **s, size_t *n)
 	return 1;
 }
 
+/* ---- payload: the body of a plain Pub/Sub message ---- */
+
+#define MP_TYPE "google.cloud.pubsub.topic.v1.messagePublished"
+
+/*
+ * message_body: the message data of a messagePublished event, decoded from
+ * data.message.data: the one place every arrival keeps it (pull and push
+ * build that data from the message; Eventarc delivers it so). 0 when there
+ * is none; -1 when it is not base64.
+ */
+static int message_body(jr_event *ev, const char **body, size_t *n)
+{
+	if (!ev->type || strcmp(ev->type, MP_TYPE) != 0 || ev->data_kind != JR_DATA_JSON ||
+	    !ev->data_json)
+		return 0;
+	const jr_json *d = json_get(json_get(ev->data_json, "message"), "data");
+	if (!d || d->type != JR_JSON_STRING || d->n == 0)
+		return 0;
+	char *out;
+	long k = base64_decode(&ev->arena, d->s, d->n, &out);
+	if (k < 0)
+		return -1;
+	*body = out;
+	*n = (size_t)k;
+	return k > 0;
+}
+
+/* decode_payload: fills ev's payload fields once, whatever the route's mode. */
+static void decode_payload(const jr_payload_conf *pc, jr_event *ev)
+{
+	const char *body = NULL;
+	size_t n = 0;
+	char why[256];
+	ev->payload_done = 1;
+	int rc = message_body(ev, &body, &n);
+	if (rc < 0)
+		ev->payload_err = "the message data is not base64";
+	if (rc <= 0)
+		return;
+	jr_json *v = pc->parse(&ev->arena, body, n, pc->max_depth, why, sizeof why);
+	if (v) {
+		ev->payload = v;
+		ev->payload_is_json = 1;
+		return;
+	}
+	ev->payload_err = arena_strdup(&ev->arena, why);
+	if (utf8_valid(body, n) && !memchr(body, 0, n))
+		ev->payload = json_new_string(&ev->arena, body, n);
+	else
+		ev->payload_err = "the message data is neither JSON nor UTF-8 text";
+}
+
+const jr_json *route_payload(const jr_route *r, jr_event *ev, const char **err)
+{
+	*err = NULL;
+	if (r->payload.mode == JR_PAYLOAD_NONE || !r->payload.parse)
+		return NULL;
+	if (!ev->payload_done)
+		decode_payload(&r->payload, ev);
+	if (ev->payload_is_json)
+		return ev->payload;
+	if (ev->payload_err && (r->payload.mode == JR_PAYLOAD_JSON || !ev->payload)) {
+		*err = ev->payload_err;
+		return NULL;
+	}
+	return ev->payload;
+}
+
 /*
  * cond_value: the text a condition looks at, as s and its length n, or
  * n == C_STRING for a C string whose length strmatch works out only if it
@@ -113,12 +182,46 @@ static int cond_value(const jr_cond *k, jr_event *ev, const char **s, size_t *n)
 			return 0;
 		v = json_ptr_get(ev->data_json, k->ptr);
 		return v && json_text(v, s, n);
+	case JR_COND_PAYLOAD:
+		return 0; /* payload_value */
 	}
 	return 0;
 }
 
+/*
+ * payload_value: cond_value for a condition on the payload (route_prepare
+ * puts them last); 2 when the body cannot be read as the route's payload:
+ * says: the route then takes the event, and route_render reports why.
+ */
+static int payload_value(const jr_route *r, const jr_cond *k, jr_event *ev, const char **s,
+			 size_t *n)
+{
+	const char *err;
+	const jr_json *v = route_payload(r, ev, &err);
+	if (err)
+		return 2;
+	v = v ? json_ptr_get(v, k->ptr) : NULL;
+	*n = C_STRING;
+	return v && json_text(v, s, n);
+}
+
+/* payload_last: a stable reordering of r's conditions that puts those on the payload last. */
+static void payload_last(jr_route *r)
+{
+	size_t w = 0;
+	jr_cond *tmp = r->n_conds ? jr_malloc(r->n_conds * sizeof *tmp) : NULL;
+	for (int pass = 0; pass < 2; pass++)
+		for (size_t i = 0; i < r->n_conds; i++)
+			if ((r->conds[i].where == JR_COND_PAYLOAD) == pass)
+				tmp[w++] = r->conds[i];
+	if (w)
+		memcpy(r->conds, tmp, w * sizeof *tmp);
+	free(tmp);
+}
+
 void route_prepare(jr_route *r)
 {
+	payload_last(r);
 	for (size_t i = 0; i < r->n_conds; i++) {
 		jr_cond *k = &r->conds[i];
 		jr_strmatch *m = &k->m;
@@ -126,7 +229,7 @@ void route_prepare(jr_route *r)
 			int id = event_attr_id(k->key);
 			k->attr = id ? id : -1;
 		}
-		if (k->where == JR_COND_DATA) {
+		if (k->where == JR_COND_DATA || k->where == JR_COND_PAYLOAD) {
 			json_ptr_free(k->ptr);
 			k->ptr = json_ptr_compile(k->key);
 		}
@@ -174,7 +277,12 @@ int route_match(const jr_route *r, jr_event *ev)
 	for (size_t i = 0; i < r->n_conds; i++) {
 		const char *s = NULL;
 		size_t n = 0;
-		if (!cond_value(&r->conds[i], ev, &s, &n) || !strmatch(&r->conds[i].m, s, n))
+		const jr_cond *k = &r->conds[i];
+		int got = k->where == JR_COND_PAYLOAD ? payload_value(r, k, ev, &s, &n)
+						      : cond_value(k, ev, &s, &n);
+		if (got == 2) /* the body does not decode: the render names it (invalid_event) */
+			break; /* payload conditions come last (route_prepare): only filters remain */
+		if (!got || !strmatch(&k->m, s, n))
 			return 0;
 	}
 	return !r->n_filters || filters_pass(r, ev);
@@ -285,9 +393,10 @@ static char *render_one(const jr_tmpl *t, jr_event *ev, const char *route, jr_bu
 			jr_arena *a, const char *what, const char *what_arg, long index,
 			char **err)
 {
-	const char *missing = NULL;
+	jr_tmpl_err te;
 	buf_reset(scratch);
-	int rc = tmpl_render(t, ev, route, scratch, &missing);
+	int rc = tmpl_render(t, ev, route, scratch, &te);
+	const char *missing = te.name;
 	if (rc < 0) {
 		char idx[32] = "";
 		if (index >= 0)
@@ -295,6 +404,9 @@ static char *render_one(const jr_tmpl *t, jr_event *ev, const char *route, jr_bu
 		if (rc == -1)
 			*err = jr_asprintf("template {{%s}} in %s%s%s: no such field", missing, what,
 					   what_arg, idx);
+		else if (rc == -4)
+			*err = jr_asprintf("template {{%s}} in %s%s%s at column %zu: %s", missing,
+					   what, what_arg, idx, te.column, te.why);
 		else if (rc == -3)
 			*err = jr_asprintf("template {{%s}} in %s%s%s: the value holds a NUL byte, "
 					   "which %s cannot carry", missing, what, what_arg, idx,
@@ -390,6 +502,12 @@ int route_render(const jr_config *c, const jr_route *r, jr_event *ev, jr_runreq 
 	jr_buf scratch;
 	buf_init(&scratch, RENDER_MAX);
 	int rc = -1;
+	const char *perr = NULL;
+	if (r->payload.mode != JR_PAYLOAD_NONE && (route_payload(r, ev, &perr), perr)) {
+		*err = jr_asprintf("payload: %s (the route reads it as %s)", perr,
+				   r->payload.mode == JR_PAYLOAD_JSON ? "json" : "auto");
+		goto out;
+	}
 	char *job = render_one(r->job, ev, r->name, &scratch, &req->arena, "job", "", -1, err);
 	if (!job || !(req->name = job_full_name(c, r, job, &req->arena, err)))
 		goto out;

@@ -19,6 +19,19 @@ void route_prepare(jr_route *r);
 /* route_match: 1 when every condition of r holds for ev (an empty match always holds). */
 int route_match(const jr_route *r, jr_event *ev);
 
+/*
+ * route_payload: the body of ev's Pub/Sub message as route r reads it
+ * (r->payload): for an event of type google.cloud.pubsub.topic.v1.
+ * messagePublished with message data, the parsed JSON, or with payload: auto
+ * a string node of the text when it is not JSON. NULL when r reads no payload
+ * or the event carries none; NULL with *err (static or in ev's arena) when the
+ * body is not what the route asks for. The body is decoded on the first call
+ * for an event, into its arena, and kept there (ev->payload*), so routes and
+ * filters share one decoding. The hook for code that reads the payload
+ * outside templates and match: (filters).
+ */
+const jr_json *route_payload(const jr_route *r, jr_event *ev, const char **err);
+
 /* A rendered google.cloud.run.v2.RunJobRequest, independent of protobuf. */
 typedef struct jr_runreq {
 	char *name;            /* projects/P/locations/L/jobs/J */

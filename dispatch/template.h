@@ -23,14 +23,26 @@ void tmpl_free(jr_tmpl *t);
 const char *tmpl_source(const jr_tmpl *t);
 /* tmpl_is_literal: 1 when t has no variables. */
 int tmpl_is_literal(const jr_tmpl *t);
+/* tmpl_uses_payload: 1 when t reads {{payload...}} (the route must set payload:). */
+int tmpl_uses_payload(const jr_tmpl *t);
+
+/* Why a render failed: what tmpl_render sets; every pointer is static or into t. */
+typedef struct jr_tmpl_err {
+	const char *name;  /* the variable as written, without braces and blanks */
+	size_t column;     /* -4: column of the failing function in the source */
+	const char *why;   /* -4: "b64dec: the input is not base64", ... */
+} jr_tmpl_err;
+
 /*
- * tmpl_render: appends the rendering for ev to out. route is the route name.
- * Returns 0; or -1 with *missing set to the first required name that is
- * absent (points into t); or -2 when out's max is reached; or -3 with
- * *missing set to the name whose value holds a NUL byte (a JSON "\u0000" in a
- * string, text data), which no environment value or argument can carry.
+ * tmpl_render: appends the rendering for ev to out. route is the route name;
+ * payload values come from ev->payload (route_payload fills it before).
+ * Returns 0; or -1 with e->name set to the first required name that is
+ * absent; or -2 when out's max is reached; or -3 with e->name set to the
+ * name whose value holds a NUL byte (a JSON "\u0000" in a string, text data),
+ * which no environment value or argument can carry; or -4 when a function
+ * fails (e->name, e->column, e->why). e may be NULL.
  */
 int tmpl_render(const jr_tmpl *t, jr_event *ev, const char *route, jr_buf *out,
-		const char **missing);
+		jr_tmpl_err *e);
 
 #endif

@@ -27,6 +27,7 @@
 #include <yaml.h>
 
 #include "errclass.h"
+#include "jsonparse.h"
 #include "route.h"
 #include "runlimits.h"
 
@@ -739,9 +740,19 @@ static void cond_data(loader *l, const field *f, const char *key, yaml_node_t *k
 		add_cond(l, base, JR_COND_DATA, key, v, path);
 }
 
+static void cond_payload(loader *l, const field *f, const char *key, yaml_node_t *k,
+			 yaml_node_t *v, void *base, const char *path)
+{
+	if (!pointer_ok(key))
+		key_err(l, k, path, "'%s' is not a JSON Pointer (\"/a/0/b\", ~0 for ~, ~1 for /)",
+			key);
+	else
+		add_cond(l, base, JR_COND_PAYLOAD, key, v, path);
+}
+
 static void cond_map(loader *l, const field *f, yaml_node_t *v, void *base, const char *path)
 {
-	static const pair_fn fns[] = {cond_ext, cond_msg_attr, cond_data};
+	static const pair_fn fns[] = {cond_ext, cond_msg_attr, cond_data, cond_payload};
 	each_pair(l, f, v, base, path, fns[f->arg]);
 }
 
@@ -757,6 +768,7 @@ static const field match_fields[] = {
 	FFN("extensions", cond_map, 0, 0),
 	FFN("attributes", cond_map, 0, 1),
 	FFN("data", cond_map, 0, 2),
+	FFN("payload", cond_map, 0, 3),
 	FEND,
 };
 
@@ -1015,6 +1027,23 @@ static void read_ack(loader *l, const field *f, yaml_node_t *v, void *base, cons
 		key_err(l, v, path, "expected on_dispatch or on_completion, got '%s'", s);
 }
 
+static void read_payload(loader *l, const field *f, yaml_node_t *v, void *base,
+			 const char *path)
+{
+	const char *s = get_str(l, v, path, 0);
+	jr_payload_conf *pc = &((jr_route *)base)->payload;
+	if (!s)
+		return;
+	if (!strcmp(s, "none"))
+		pc->mode = JR_PAYLOAD_NONE;
+	else if (!strcmp(s, "json"))
+		pc->mode = JR_PAYLOAD_JSON;
+	else if (!strcmp(s, "auto"))
+		pc->mode = JR_PAYLOAD_AUTO;
+	else
+		key_err(l, v, path, "expected none, json or auto, got '%s'", s);
+}
+
 static void read_match(loader *l, const field *f, yaml_node_t *v, void *base, const char *path)
 {
 	walk(l, v, match_fields, base, path);
@@ -1059,6 +1088,7 @@ static const field route_fields[] = {
 	FFN("policies", read_policies, offsetof(jr_route, policies), 0),
 	FMAP("rate_limit", rate_fields, rate_after),
 	FFN("ack", read_ack, 0, 0),
+	FFN("payload", read_payload, 0, 0),
 	FEND,
 };
 
@@ -1110,6 +1140,43 @@ static void route_checks(loader *l, const jr_route *r, size_t idx)
 	}
 }
 
+/* payload_reader: what in r reads the payload (into what[n]), or NULL when nothing does. */
+static const char *payload_reader(const jr_route *r, char *what, size_t n)
+{
+	for (size_t i = 0; i < r->n_conds; i++)
+		if (r->conds[i].where == JR_COND_PAYLOAD)
+			return "match.payload";
+	if (r->job && tmpl_uses_payload(r->job))
+		return "job";
+	for (size_t i = 0; i < r->n_env; i++) {
+		if (r->env[i].value && tmpl_uses_payload(r->env[i].value)) {
+			snprintf(what, n, "overrides.env.%s", r->env[i].name);
+			return what;
+		}
+	}
+	for (size_t i = 0; i < r->n_args; i++) {
+		if (tmpl_uses_payload(r->args[i])) {
+			snprintf(what, n, "overrides.args[%zu]", i);
+			return what;
+		}
+	}
+	return NULL;
+}
+
+/* payload_setup: a route's payload: gets the parser; reading the payload without it is an error. */
+static void payload_setup(loader *l, jr_route *r)
+{
+	char what[PATH_MAX_LEN];
+	const char *uses = payload_reader(r, what, sizeof what);
+	if (r->payload.mode != JR_PAYLOAD_NONE) {
+		r->payload.parse = jsonparse;
+		r->payload.max_depth = l->c->limits.json_depth;
+	} else if (uses) {
+		err_at(l, r->line, "%s: %s reads the payload: the route needs payload: json or auto",
+		       l->route, uses);
+	}
+}
+
 static void read_routes(loader *l)
 {
 	jr_config *c = l->c;
@@ -1136,6 +1203,7 @@ static void read_routes(loader *l)
 		}
 		walk(l, rn, route_fields, r, "");
 		route_checks(l, r, i);
+		payload_setup(l, r);
 		route_prepare(r);
 	}
 	l->route = NULL;

@@ -92,7 +92,7 @@ static int load_config(const globals *g, jr_config *c)
 
 static void print_cond(const jr_cond *cd)
 {
-	static const char *const where[] = {"", "attributes.", "data"};
+	static const char *const where[] = {"", "attributes.", "data", "payload"};
 	printf("      %s%s:", where[cd->where], cd->key);
 	if (cd->m.exact)
 		printf(" exact \"%s\"", cd->m.exact);
@@ -129,6 +129,8 @@ static void print_route(const jr_config *c, const jr_route *r)
 	if (r->timeout_ms)
 		printf("  timeout: %lldms\n", (long long)r->timeout_ms);
 	printf("  ack: %s\n", r->ack == JR_ACK_ON_COMPLETION ? "on_completion" : "on_dispatch");
+	if (r->payload.mode != JR_PAYLOAD_NONE)
+		printf("  payload: %s\n", r->payload.mode == JR_PAYLOAD_JSON ? "json" : "auto");
 }
 
 /*

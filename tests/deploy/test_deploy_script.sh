@@ -195,10 +195,11 @@ has "$C" "compute routers create jobrelay-router" --network=default "--region=$R
 has "$C" "compute addresses create jobrelay-egress" "--region=$R"
 has "$C" "compute routers nats create jobrelay-nat" --router=jobrelay-router "--region=$R" \
 	--nat-all-subnet-ip-ranges --nat-external-ip-pool=jobrelay-egress
-# Cloud Scheduler publishes to the topic with the attribute the "nightly" route matches
+# Cloud Scheduler publishes to the topic the body the "nightly" route matches
 has "$C" "scheduler jobs create pubsub jobrelay-nightly" "--location=$R" --topic=jobrelay-events \
-	--attributes=jobrelay-schedule=nightly --time-zone=Etc/UTC
+	--message-body='{"schedule":"nightly"}' --time-zone=Etc/UTC
 grep -q -- '--schedule=0 3 \* \* \*' "$C" || fail "the scheduler job has no --schedule"
+! grep -q -- '--attributes=jobrelay-schedule' "$C" || fail "the scheduler job still sets the attribute"
 # Eventarc: a bucket, its service agent may publish, the invoker receives
 has "$C" "storage buckets create gs://$P-jobrelay-inbox" "--location=$R" --uniform-bucket-level-access
 has "$C" "projects add-iam-policy-binding $P" "--member=serviceAccount:service-$N@gs-project-accounts.iam.gserviceaccount.com" --role=roles/pubsub.publisher

@@ -724,6 +724,56 @@ static void test_filter_errors(void)
 	config_free(&c);
 }
 
+/* Template functions are checked at load: the route, the field and the column. */
+static void test_template_function_errors(void)
+{
+	expect_errors("project: p\nregion: r\nroutes:\n"
+		      "  - name: x\n"
+		      "    job: \"{{ data.job | lowr }}\"\n"
+		      "    overrides:\n"
+		      "      env: { A: \"v={{ data.a | substring 1 }}\", B: \"{{ id | default }}\" }\n"
+		      "      args: [ \"{{ id | split \\\"/\\\" x }}\" ]\n",
+		      "t.yaml:5: route 'x': job: unknown function 'lowr' at column 15 (default, "
+		      "b64enc, b64dec, toJson, lower, upper, substring, split)\n"
+		      "t.yaml:7: route 'x': overrides.env.A: substring takes 2 arguments "
+		      "(substring START LENGTH) at column 15\n"
+		      "t.yaml:7: route 'x': overrides.env.B: default takes 1 argument "
+		      "(default \"TEXT\") at column 9\n"
+		      "t.yaml:8: route 'x': overrides.args[0]: expected an integer at column 19\n");
+}
+
+static void test_payload_config(void)
+{
+	jr_config c;
+	expect_ok(&c, "project: p\nregion: r\nlimits: { json_depth: 9 }\nroutes:\n"
+		      "  - name: a\n    job: j\n    payload: json\n"
+		      "    match: { payload: { /kind: refund, /n: { prefix: \"1\" } } }\n"
+		      "  - name: b\n    job: j\n    payload: auto\n"
+		      "    overrides: { env: { K: \"{{ payload.kind? }}\" } }\n"
+		      "  - name: c\n    job: j\n    payload: none\n");
+	CU_ASSERT_EQUAL(c.routes[0].payload.mode, JR_PAYLOAD_JSON);
+	CU_ASSERT_PTR_NOT_NULL(c.routes[0].payload.parse);
+	CU_ASSERT_EQUAL(c.routes[0].payload.max_depth, 9);
+	CU_ASSERT_EQUAL(c.routes[0].n_conds, 2);
+	CU_ASSERT_EQUAL(c.routes[0].conds[0].where, JR_COND_PAYLOAD);
+	CU_ASSERT_EQUAL(c.routes[1].payload.mode, JR_PAYLOAD_AUTO);
+	CU_ASSERT_EQUAL(c.routes[2].payload.mode, JR_PAYLOAD_NONE);
+	CU_ASSERT_PTR_NULL(c.routes[2].payload.parse);
+	config_free(&c);
+	expect_errors("project: p\nregion: r\nroutes:\n"
+		      "  - name: a\n    job: j\n    payload: yaml\n"
+		      "  - name: b\n    job: j\n    match: { payload: { kind: x } }\n"
+		      "  - name: c\n    job: j\n    match: { payload: { /kind: x } }\n"
+		      "  - name: d\n    job: j\n    overrides: { args: [x, \"{{payload}}\"] }\n",
+		      "t.yaml:6: route 'a': payload: expected none, json or auto, got 'yaml'\n"
+		      "t.yaml:9: route 'b': match.payload.kind: 'kind' is not a JSON Pointer "
+		      "(\"/a/0/b\", ~0 for ~, ~1 for /)\n"
+		      "t.yaml:10: route 'c': match.payload reads the payload: the route needs "
+		      "payload: json or auto\n"
+		      "t.yaml:13: route 'd': overrides.args[1] reads the payload: the route needs "
+		      "payload: json or auto\n");
+}
+
 int main(void)
 {
 	static const cu_test tests[] = {
@@ -740,6 +790,8 @@ int main(void)
 		{"policy errors", test_policy_errors},
 		{"route errors", test_route_errors},
 		{"filters: errors", test_filter_errors},
+		{"template function errors", test_template_function_errors},
+		{"payload", test_payload_config},
 		{"many errors in one pass", test_many_errors_one_pass},
 		{"load file errors", test_load_file_errors},
 		{"parse_duration_ms", test_parse_duration},

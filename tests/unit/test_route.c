@@ -1,3 +1,4 @@
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -497,6 +498,152 @@ static void test_job_display(void)
 	unload(c);
 }
 
+/* ---- payload: a plain Pub/Sub message's body ---- */
+
+/* mp_event: a messagePublished event as rule 3 decodes it, the body in data.message.data. */
+static jr_event *mp_event(const char *body)
+{
+	jr_event *ev = tev_new("m-1", "//pubsub.googleapis.com/projects/p/topics/orders",
+			       "google.cloud.pubsub.topic.v1.messagePublished");
+	jr_buf b;
+	buf_init(&b, 0);
+	base64_encode(&b, body, strlen(body));
+	jr_json *m = tev_put(ev, tev_obj(ev), "data", tev_str(ev, b.data ? b.data : ""));
+	tev_put(ev, m, "messageId", tev_str(ev, "m-1"));
+	tev_data_json(ev, tev_put(ev, tev_obj(ev), "message", m));
+	buf_free(&b);
+	return ev;
+}
+
+static const char payload_yaml[] =
+	"project: p\nregion: r\nroutes:\n"
+	"  - name: refunds\n"
+	"    job: refund-job\n"
+	"    payload: json\n"
+	"    match: { type: google.cloud.pubsub.topic.v1.messagePublished, "
+	"payload: { /kind: refund } }\n"
+	"    overrides:\n"
+	"      env: { ORDER: \"{{ payload.orderId }}\", KIND: \"{{ payload.kind | upper }}\" }\n"
+	"  - name: all-json\n"
+	"    job: audit\n"
+	"    payload: json\n"
+	"    overrides: { env: { BODY: \"{{ payload | toJson }}\", N: \"{{ payload.n? }}\" } }\n"
+	"  - name: text\n"
+	"    job: text\n"
+	"    payload: auto\n"
+	"    overrides: { env: { BODY: \"{{ payload }}\", KIND: \"{{ payload.kind? }}\" } }\n"
+	"  - name: plain\n"
+	"    job: plain\n"
+	"    match: { type: google.cloud.pubsub.topic.v1.messagePublished }\n";
+
+static char *render_env(const jr_config *c, size_t ri, jr_event *ev, const char *name)
+{
+	jr_runreq q;
+	char *err = NULL;
+	char *v = NULL;
+	if (route_render(c, &c->routes[ri], ev, &q, &err) == 0)
+		v = jr_strdup(env_of(&q, name) ? env_of(&q, name) : "<unset>");
+	else
+		v = err ? jr_asprintf("<error:%s>", err) : jr_strdup("<error>");
+	free(err);
+	runreq_free(&q);
+	return v;
+}
+
+#define CHECK_ENV(c, ri, ev, name, want)                     \
+	do {                                                 \
+		char *v_ = render_env(c, ri, ev, name);      \
+		CU_ASSERT_STRING_EQUAL(v_, want);            \
+		if (strcmp(v_, want))                        \
+			fprintf(stderr, "\ngot %s\n", v_);   \
+		free(v_);                                    \
+	} while (0)
+
+static void test_payload_json(void)
+{
+	jr_config *c = load(payload_yaml);
+	jr_event *ev = mp_event("{\"orderId\": \"O-1\", \"kind\": \"refund\"}");
+	CU_ASSERT_TRUE(route_match(&c->routes[3], ev));
+	CU_ASSERT_FALSE(ev->payload_done); /* no route that reads it has looked yet */
+	CU_ASSERT_TRUE(route_match(&c->routes[0], ev));
+	CU_ASSERT_TRUE(ev->payload_done);
+	const jr_json *first = ev->payload;
+	CHECK_ENV(c, 0, ev, "ORDER", "O-1");
+	CHECK_ENV(c, 0, ev, "KIND", "REFUND");
+	CHECK_ENV(c, 1, ev, "BODY", "{\"orderId\":\"O-1\",\"kind\":\"refund\"}");
+	CHECK_ENV(c, 1, ev, "N", "");
+	CHECK_ENV(c, 2, ev, "KIND", "refund");
+	CU_ASSERT_PTR_EQUAL(ev->payload, first); /* decoded once for every route */
+	const char *err = "x";
+	CU_ASSERT_PTR_EQUAL(route_payload(&c->routes[1], ev, &err), first);
+	CU_ASSERT_PTR_NULL(err);
+	CU_ASSERT_PTR_NULL(route_payload(&c->routes[3], ev, &err)); /* plain reads no payload */
+	event_free(ev);
+
+	ev = mp_event("{\"orderId\": \"O-2\", \"kind\": \"sale\"}");
+	CU_ASSERT_FALSE(route_match(&c->routes[0], ev));
+	CU_ASSERT_TRUE(route_match(&c->routes[1], ev));
+	event_free(ev);
+	unload(c);
+}
+
+/* A body that is not JSON: invalid for payload: json routes (render names why), text for auto. */
+static void test_payload_not_json(void)
+{
+	jr_config *c = load(payload_yaml);
+	jr_event *ev = mp_event("kind=refund");
+	/* the type holds and the payload cannot be read: the route takes the event to refuse it */
+	CU_ASSERT_TRUE(route_match(&c->routes[0], ev));
+	CHECK_ENV(c, 0, ev, "ORDER", "<error:payload: invalid JSON at byte 1: invalid char in json "
+				     "text. (the route reads it as json)>");
+	CHECK_ENV(c, 2, ev, "BODY", "kind=refund");
+	CHECK_ENV(c, 2, ev, "KIND", "");
+	const char *err = NULL;
+	CU_ASSERT_PTR_NULL(route_payload(&c->routes[1], ev, &err));
+	CU_ASSERT_PTR_NOT_NULL(err);
+	event_free(ev);
+
+	ev = mp_event("\xff\xfe binary");
+	CHECK_ENV(c, 2, ev, "BODY", "<error:payload: the message data is neither JSON nor UTF-8 "
+				    "text (the route reads it as auto)>");
+	event_free(ev);
+	unload(c);
+}
+
+/* Events that are not plain messages, or have no body, have no payload: nothing to refuse. */
+static void test_payload_absent(void)
+{
+	jr_config *c = load(payload_yaml);
+	jr_event *ev = storage_event();
+	CU_ASSERT_FALSE(route_match(&c->routes[0], ev));
+	CU_ASSERT_TRUE(route_match(&c->routes[1], ev));
+	CHECK_ENV(c, 1, ev, "BODY", "<error:template {{payload}} in env BODY: no such field>");
+	event_free(ev);
+	ev = mp_event("");
+	CU_ASSERT_FALSE(route_match(&c->routes[0], ev));
+	CHECK_ENV(c, 2, ev, "KIND", "<error:template {{payload}} in env BODY: no such field>");
+	event_free(ev);
+	unload(c);
+}
+
+/* A function that fails on the event's value is that event's render error, with its column. */
+static void test_render_function_error(void)
+{
+	jr_config *c = load("project: p\nregion: r\nroutes:\n"
+			    "  - name: x\n    job: j\n"
+			    "    overrides: { args: [ok, \"-{{ data.name | b64dec }}\"] }\n");
+	jr_event *ev = storage_event();
+	jr_runreq q;
+	char *err = NULL;
+	CU_ASSERT_EQUAL(route_render(c, &c->routes[0], ev, &q, &err), -1);
+	CU_ASSERT_STRING_EQUAL(err, "template {{data.name}} in args[1] at column 17: b64dec: the "
+				    "value is not base64");
+	free(err);
+	runreq_free(&q);
+	event_free(ev);
+	unload(c);
+}
+
 int main(void)
 {
 	static const cu_test tests[] = {
@@ -515,6 +662,10 @@ int main(void)
 		{"render: timeout formats", test_timeout_formats},
 		{"route_key", test_route_key},
 		{"route_job_display", test_job_display},
+		{"payload: json, match and render", test_payload_json},
+		{"payload: a body that is not JSON", test_payload_not_json},
+		{"payload: absent", test_payload_absent},
+		{"render: a function error", test_render_function_error},
 		{NULL, NULL},
 	};
 	return cu_run("route", tests);

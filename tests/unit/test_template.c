@@ -1,3 +1,4 @@
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -52,10 +53,12 @@ static char *render(const char *src, jr_event *ev)
 	}
 	jr_buf out;
 	buf_init(&out, 0);
-	const char *missing = NULL;
-	int rc = tmpl_render(t, ev, "r1", &out, &missing);
-	char *s = rc == 0 ? buf_take(&out) : rc == -1 ? jr_asprintf("<missing:%s>", missing) :
-		  rc == -3 ? jr_asprintf("<nul:%s>", missing) : jr_strdup("<error>");
+	jr_tmpl_err e;
+	int rc = tmpl_render(t, ev, "r1", &out, &e);
+	char *s = rc == 0 ? buf_take(&out) : rc == -1 ? jr_asprintf("<missing:%s>", e.name) :
+		  rc == -3 ? jr_asprintf("<nul:%s>", e.name) :
+		  rc == -4 ? jr_asprintf("<fn:%s@%zu:%s>", e.name, e.column, e.why) :
+		  jr_strdup("<error>");
 	buf_free(&out);
 	tmpl_free(t);
 	return s;
@@ -64,7 +67,7 @@ static char *render(const char *src, jr_event *ev)
 #define CHECK_RENDER(ev, src, want)                      \
 	do {                                             \
 		char *got_ = render(src, ev);            \
-		CU_ASSERT_STRING_EQUAL(got_, want);      \
+		if (strcmp(got_, want)) { fprintf(stderr, "GOT %s\n", got_); } CU_ASSERT_STRING_EQUAL(got_, want);      \
 		free(got_);                              \
 	} while (0)
 
@@ -195,7 +198,7 @@ static void check_compile_error(const char *src, const char *want)
 	jr_tmpl *t = tmpl_compile(src, &err);
 	CU_ASSERT_PTR_NULL(t);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(err);
-	CU_ASSERT_STRING_EQUAL(err, want);
+	if (strcmp(err, want)) { fprintf(stderr, "GOT %s\n", err); } CU_ASSERT_STRING_EQUAL(err, want);
 	free(err);
 	tmpl_free(t);
 }
@@ -248,10 +251,121 @@ static void test_buffer_limit(void)
 	jr_tmpl *t = tmpl_compile("{{data}}", &err);
 	jr_buf out;
 	buf_init(&out, 16);
-	const char *missing = NULL;
-	CU_ASSERT_EQUAL(tmpl_render(t, ev, "r", &out, &missing), -2);
+	CU_ASSERT_EQUAL(tmpl_render(t, ev, "r", &out, NULL), -2);
 	buf_free(&out);
 	tmpl_free(t);
+	event_free(ev);
+}
+
+/* The functions, each on its own and in pipelines; absent values and default. */
+static void test_functions(void)
+{
+	jr_event *ev = sample();
+	CHECK_RENDER(ev, "{{ data.nope | default \"none\" }}", "none");
+	CHECK_RENDER(ev, "{{ data.name | default \"none\" }}", "in/a \"q\".csv");
+	CHECK_RENDER(ev, "{{ data.meta.b[1] | default \"was null\" }}", "was null");
+	CHECK_RENDER(ev, "{{ subject2 | default \"a \\\"b\\\" \\\\ }}c\" }}", "a \"b\" \\ }}c");
+	CHECK_RENDER(ev, "{{ attributes.env | upper }}-{{ bucket | upper | lower }}", "PROD-uploads");
+	CHECK_RENDER(ev, "{{ attributes.tenant | b64enc }}", "YWNtZQ==");
+	CHECK_RENDER(ev, "{{ attributes.tenant | b64enc | b64dec }}", "acme");
+	CHECK_RENDER(ev, "{{ data.meta | toJson }}", "{\"a\":1,\"b\":[true,null]}");
+	CHECK_RENDER(ev, "{{ data.name | toJson }}", "\"in/a \\\"q\\\".csv\"");
+	CHECK_RENDER(ev, "{{ data.items[0].sku | lower | toJson }}", "\"w-9\"");
+	CHECK_RENDER(ev, "{{ data.size | toJson }}", "48213");
+	CHECK_RENDER(ev, "{{ id | toJson }}", "\"ev-1\"");
+	CHECK_RENDER(ev, "{{ subject | substring 8 1 }}|{{ subject | substring 0 100 }}",
+		     "a|objects/a.csv");
+	CHECK_RENDER(ev, "[{{ subject | substring 50 2 }}]", "[]");
+	CHECK_RENDER(ev, "{{ subject | split \"/\" 0 }} {{ subject | split \"/\" -1 }}",
+		     "objects a.csv");
+	CHECK_RENDER(ev, "{{ source | split \"/\" 2 }}", "storage.googleapis.com");
+	CHECK_RENDER(ev, "{{ subject | split \"/\" 5 }}", "<missing:subject>");
+	CHECK_RENDER(ev, "{{ subject | split \"/\" 5 | default \"-\" }}", "-");
+	CHECK_RENDER(ev, "[{{ subject | split \"/\" -3 ? }}]", "[]");
+	CHECK_RENDER(ev, "[{{ data.nope? | upper }}]", "[]");
+	CHECK_RENDER(ev, "{{ data.nope | upper }}", "<missing:data.nope>");
+	CHECK_RENDER(ev, "{{data.items|toJson}}", "[{\"sku\":\"W-9\"},{\"sku\":\"S-1\"}]");
+	event_free(ev);
+
+	ev = tev_new("1", "s", "t");
+	jr_json *o = tev_obj(ev);
+	tev_put(ev, o, "u", tev_str(ev, "h\xc3\xa9llo w\xc3\xb6rld"));
+	tev_put(ev, o, "e", tev_str(ev, ""));
+	tev_put(ev, o, "bin", tev_str(ev, "/w=="));
+	tev_put(ev, o, "bad", tev_str(ev, "no*base64"));
+	tev_put(ev, o, "nul", tev_str(ev, "AA=="));
+	tev_data_json(ev, o);
+	CHECK_RENDER(ev, "{{ data.u | substring 1 4 }}", "\xc3\xa9llo");
+	CHECK_RENDER(ev, "{{ data.u | upper }}", "H\xc3\xa9LLO W\xc3\xb6RLD");
+	CHECK_RENDER(ev, "{{ data.e | default \"empty\" }}", "empty");
+	CHECK_RENDER(ev, "{{ data.e | b64enc }}|{{ data.e | split \",\" 0 }}", "|");
+	CHECK_RENDER(ev, "x{{ data.bad | b64dec }}",
+		     "<fn:data.bad@16:b64dec: the value is not base64>");
+	CHECK_RENDER(ev, "{{ data.bin | b64dec }}",
+		     "<fn:data.bin@15:b64dec: the decoded bytes are not UTF-8 text>");
+	CHECK_RENDER(ev, "{{ data.nul | b64dec }}",
+		     "<fn:data.nul@15:b64dec: the decoded bytes are not UTF-8 text>");
+	event_free(ev);
+}
+
+static void test_function_errors(void)
+{
+	check_compile_error("{{ data.x | lowr }}",
+			    "unknown function 'lowr' at column 13 (default, b64enc, b64dec, "
+			    "toJson, lower, upper, substring, split)");
+	check_compile_error("ab{{ id | }}", "expected a function name after '|' at column 10");
+	check_compile_error("{{ id || lower }}", "expected a function name after '|' at column 8");
+	check_compile_error("{{ id | default }}",
+			    "default takes 1 argument (default \"TEXT\") at column 9");
+	check_compile_error("{{ id | lower \"x\" }}",
+			    "lower takes 0 arguments (lower) at column 9");
+	check_compile_error("{{ id | substring 1 }}",
+			    "substring takes 2 arguments (substring START LENGTH) at column 9");
+	check_compile_error("{{ id | substring 1 2 3 }}",
+			    "substring takes 2 arguments (substring START LENGTH) at column 9");
+	check_compile_error("{{ id | substring \"1\" 2 }}",
+			    "substring: argument 1 must be an integer at column 19");
+	check_compile_error("{{ id | split \"/\" x }}", "expected an integer at column 19");
+	check_compile_error("{{ id | split 1 2 }}",
+			    "split: argument 1 must be a \"string\" at column 15");
+	check_compile_error("{{ id | split \"\" 1 }}",
+			    "split: the separator must not be empty at column 9");
+	check_compile_error("{{ id | substring -1 2 }}",
+			    "substring: START and LENGTH must not be negative at column 9");
+	check_compile_error("{{ id | substring 1 99999999999 }}", "integer out of range at column 21");
+	check_compile_error("{{ id | default \"x }}", "unclosed '{{' at column 1");
+	check_compile_error("{{ id | upper! }}", "unexpected character at column 14");
+	check_compile_error("{{ nope.x | upper }}",
+			    "unknown name {{nope.x}} (an extension name is lower-case letters, "
+			    "digits and '_')");
+	check_compile_error("{{ payload.a..b | upper }}", "bad payload path in {{payload.a..b}}");
+}
+
+/* {{payload...}} reads ev->payload, which route_payload fills (test_route tests that). */
+static void test_payload(void)
+{
+	jr_event *ev = tev_new("1", "s", "t");
+	char *err = NULL;
+	jr_tmpl *t = tmpl_compile("{{ payload.kind? }}", &err);
+	CU_ASSERT_TRUE(tmpl_uses_payload(t));
+	tmpl_free(t);
+	t = tmpl_compile("{{ data.kind }}", &err);
+	CU_ASSERT_FALSE(tmpl_uses_payload(t));
+	tmpl_free(t);
+	CHECK_RENDER(ev, "{{payload}}", "<missing:payload>");
+	CHECK_RENDER(ev, "[{{payload.kind?}}]", "[]");
+	jr_json *p = tev_obj(ev);
+	tev_put(ev, p, "orderId", tev_str(ev, "O-1"));
+	tev_put(ev, p, "kind", tev_str(ev, "refund"));
+	tev_put(ev, p, "lines", tev_push(ev, tev_arr(ev), tev_num(ev, "2")));
+	ev->payload = p;
+	ev->payload_is_json = 1;
+	CHECK_RENDER(ev, "{{payload.orderId}}:{{ payload.kind | upper }}:{{payload.lines[0]}}",
+		     "O-1:REFUND:2");
+	CHECK_RENDER(ev, "{{payload}}", "{\"orderId\":\"O-1\",\"kind\":\"refund\",\"lines\":[2]}");
+	ev->payload = tev_str(ev, "plain text");
+	ev->payload_is_json = 0;
+	CHECK_RENDER(ev, "{{payload}}|{{payload.kind?}}", "plain text|");
 	event_free(ev);
 }
 
@@ -269,6 +383,9 @@ int main(void)
 		{"compile errors", test_compile_errors},
 		{"buffer limit", test_buffer_limit},
 		{"a NUL byte in a value", test_nul_in_value},
+		{"functions", test_functions},
+		{"function errors at compile time", test_function_errors},
+		{"payload", test_payload},
 		{NULL, NULL},
 	};
 	return cu_run("template", tests);
