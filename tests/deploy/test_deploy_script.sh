@@ -47,6 +47,8 @@ NEEDS='
 /google.pubsub.v1.Publisher/Publish pubsub.topics.publish dltopic relay
 /google.pubsub.v1.Publisher/GetTopic pubsub.topics.get dltopic relay
 /google.pubsub.v1.Subscriber/StreamingPull pubsub.subscriptions.consume subscription relay-pull
+/google.pubsub.v1.Subscriber/Acknowledge pubsub.subscriptions.consume subscription relay-pull
+/google.pubsub.v1.Subscriber/ModifyAckDeadline pubsub.subscriptions.consume subscription relay-pull
 '
 # The permissions of the predefined roles the script may bind, from
 # https://cloud.google.com/iam/docs/roles-permissions/run and .../pubsub (pubsub.viewer: the
