@@ -102,6 +102,16 @@ const char *cesql_unknown_function(const cesql_expr *e);
  * and a String result may point into it, so read it before s is reused.
  */
 int cesql_eval(const cesql_expr *e, const jr_event *ev, cesql_scratch *s, cesql_result *res);
+/*
+ * cesql_eval_view: cesql_eval with extensions read through event_ext_view
+ * (event.h): payload, when not NULL, is a route's decoded message body, whose
+ * scalar top-level members are then the attributes payloadNAME (and a scalar
+ * body itself `payload`). Their types are those of extensions: a JSON string
+ * is a String, a number an Integer when it is a 32-bit integer (else a String
+ * of its text), true and false Booleans.
+ */
+int cesql_eval_view(const cesql_expr *e, const jr_event *ev, const jr_json *payload,
+		    cesql_scratch *s, cesql_result *res);
 /* cesql_errkind_name: "parse", "math", "cast", "missingFunction", "functionEvaluation", "missingAttribute", "generic". */
 const char *cesql_errkind_name(cesql_errkind k);
 

@@ -28,6 +28,7 @@
 
 struct cesql_ctx {
 	const jr_event *ev;
+	const jr_json *payload;  /* event_ext_view's body, or NULL */
 	cesql_scratch *s;
 	cesql_result *r;
 };
@@ -201,7 +202,7 @@ static val attr_value(cesql_ctx *c, const cesql_node *n)
 	const char *s = n->attr ? event_attr_by_id(c->ev, n->attr) : NULL;
 	if (s)
 		return (val){vstr(s, strlen(s)), 0};
-	const jr_json *j = n->attr ? NULL : event_ext(c->ev, n->name);
+	const jr_json *j = n->attr ? NULL : event_ext_view(c->ev, c->payload, n->name);
 	int32_t i;
 	switch (j ? j->type : JR_JSON_NULL) {
 	case JR_JSON_STRING:
@@ -228,7 +229,7 @@ static int exists(cesql_ctx *c, const cesql_node *n)
 	case JR_ATTR_TYPE:
 		return 1; /* required: the input event is valid (spec 3.4.4) */
 	case 0: {
-		const jr_json *j = event_ext(c->ev, n->name);
+		const jr_json *j = event_ext_view(c->ev, c->payload, n->name);
 		return j && j->type != JR_JSON_NULL;
 	}
 	default:
@@ -440,12 +441,18 @@ static val eval(cesql_ctx *c, const cesql_node *n)
 	return v;
 }
 
-int cesql_eval(const cesql_expr *e, const jr_event *ev, cesql_scratch *s, cesql_result *res)
+int cesql_eval_view(const cesql_expr *e, const jr_event *ev, const jr_json *payload,
+		    cesql_scratch *s, cesql_result *res)
 {
 	memset(res, 0, sizeof *res);
 	if (s)
 		s->used = 0;
-	cesql_ctx c = {.ev = ev, .s = s, .r = res};
+	cesql_ctx c = {.ev = ev, .payload = payload, .s = s, .r = res};
 	res->value = eval(&c, e->root).v;
 	return res->n_errors ? -1 : 0;
+}
+
+int cesql_eval(const cesql_expr *e, const jr_event *ev, cesql_scratch *s, cesql_result *res)
+{
+	return cesql_eval_view(e, ev, NULL, s, res);
 }

@@ -29,6 +29,48 @@ const jr_json *event_ext(const jr_event *ev, const char *name)
 	return NULL;
 }
 
+static int is_scalar(const jr_json *v)
+{
+	return v && (v->type == JR_JSON_STRING || v->type == JR_JSON_NUMBER ||
+		     v->type == JR_JSON_TRUE || v->type == JR_JSON_FALSE);
+}
+
+/* key_is: key (n bytes), lower-cased and cut down to [a-z0-9], equals want (not empty). */
+static int key_is(const char *key, size_t n, const char *want)
+{
+	for (size_t i = 0; i < n; i++) {
+		char c = key[i] >= 'A' && key[i] <= 'Z' ? (char)(key[i] - 'A' + 'a') : key[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')))
+			continue;
+		if (*want++ != c)
+			return 0;
+	}
+	return *want == '\0';
+}
+
+/* payload_member: `payload` or `payloadNAME` of event_ext_view, or NULL. */
+static const jr_json *payload_member(const jr_json *p, const char *name)
+{
+	static const char prefix[] = "payload";
+	if (strncmp(name, prefix, sizeof prefix - 1) != 0)
+		return NULL;
+	name += sizeof prefix - 1;
+	if (!*name)
+		return is_scalar(p) ? p : NULL;
+	if (p->type != JR_JSON_OBJECT)
+		return NULL;
+	for (size_t i = 0; i < p->n; i++)
+		if (is_scalar(p->items[i]) && key_is(p->keys[i], p->key_lens[i], name))
+			return p->items[i];
+	return NULL;
+}
+
+const jr_json *event_ext_view(const jr_event *ev, const jr_json *payload, const char *name)
+{
+	const jr_json *v = event_ext(ev, name);
+	return v || !payload ? v : payload_member(payload, name);
+}
+
 int event_attr_id(const char *name)
 {
 	static const struct {

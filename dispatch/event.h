@@ -80,6 +80,18 @@ jr_event *event_new(void);
 void event_free(jr_event *ev);
 /* event_ext: the extension named name, or NULL. */
 const jr_json *event_ext(const jr_event *ev, const char *name);
+/*
+ * event_ext_view: the extension named name as filters read it (filter.h,
+ * cesql.h): ev's own extension; else, when payload is not NULL (the body a
+ * route with payload: decoded, route_payload), a virtual one made from it:
+ * `payload` is the body itself when it is a string, number or boolean (a
+ * text body under payload: auto, or such a JSON value), and `payloadNAME` the
+ * first top-level member of an object body whose value is a string, number or
+ * boolean and whose key, lower-cased with every character but [a-z0-9]
+ * dropped, is NAME (orderId: payloadorderid). NULL when none. Allocates
+ * nothing: the value is the body's own node.
+ */
+const jr_json *event_ext_view(const jr_event *ev, const jr_json *payload, const char *name);
 /* event_attr: context attribute or extension by name, as a string; numbers
  * and booleans render as their JSON text into the arena. NULL when absent. */
 const char *event_attr(jr_event *ev, const char *name);

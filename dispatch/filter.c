@@ -13,16 +13,24 @@
 
 #include "jstring.h"
 
-/* attr_text: the text of attribute a of ev; 0 when the event lacks it. */
-static int attr_text(const jr_filter_attr *a, const jr_event *ev, const char **s, size_t *n)
+/* What one evaluation reads and where it reports. */
+typedef struct fctx {
+	const jr_event *ev;
+	const jr_json *payload;  /* the route's decoded body, or NULL (event_ext_view) */
+	cesql_scratch *s;
+	cesql_result *res;
+} fctx;
+
+/* attr_text: the text of attribute a of the event; 0 when the event lacks it. */
+static int attr_text(const jr_filter_attr *a, const fctx *c, const char **s, size_t *n)
 {
-	const char *v = a->attr ? event_attr_by_id(ev, a->attr) : NULL;
+	const char *v = a->attr ? event_attr_by_id(c->ev, a->attr) : NULL;
 	if (v) {
 		*s = v;
 		*n = strlen(v);
 		return 1;
 	}
-	const jr_json *j = a->attr ? NULL : event_ext(ev, a->name);
+	const jr_json *j = a->attr ? NULL : event_ext_view(c->ev, c->payload, a->name);
 	if (!j)
 		return 0;
 	switch (j->type) {
@@ -44,11 +52,11 @@ static int attr_text(const jr_filter_attr *a, const jr_event *ev, const char **s
 	}
 }
 
-static int attr_holds(jr_filter_kind k, const jr_filter_attr *a, const jr_event *ev)
+static int attr_holds(jr_filter_kind k, const jr_filter_attr *a, const fctx *c)
 {
 	const char *s;
 	size_t n, wn = a->value_len;
-	if (!attr_text(a, ev, &s, &n))
+	if (!attr_text(a, c, &s, &n))
 		return 0;
 	switch (k) {
 	case JR_FILTER_EXACT: return n == wn && memcmp(s, a->value, wn) == 0;
@@ -57,48 +65,55 @@ static int attr_holds(jr_filter_kind k, const jr_filter_attr *a, const jr_event 
 	}
 }
 
-static jr_filter_outcome eval_sql(const jr_filter *f, const jr_event *ev, cesql_scratch *s,
-				  cesql_result *res)
+static jr_filter_outcome eval_sql(const jr_filter *f, const fctx *c)
 {
-	if (cesql_eval(f->sql, ev, s, res) < 0)
+	cesql_result *res = c->res;
+	if (cesql_eval_view(f->sql, c->ev, c->payload, c->s, res) < 0)
 		return JR_FILTER_ERROR;
 	return res->value.type == CESQL_BOOLEAN && res->value.b ? JR_FILTER_PASS : JR_FILTER_FAIL;
 }
 
-static jr_filter_outcome eval_one(const jr_filter *f, const jr_event *ev, cesql_scratch *s,
-				  cesql_result *res)
+static jr_filter_outcome eval_list(const jr_filter *f, size_t n, const fctx *c);
+
+static jr_filter_outcome eval_one(const jr_filter *f, const fctx *c)
 {
 	jr_filter_outcome o;
 	switch (f->kind) {
 	case JR_FILTER_ALL:
-		return filter_eval(f->kids, f->n_kids, ev, s, res);
+		return eval_list(f->kids, f->n_kids, c);
 	case JR_FILTER_ANY:
 		for (size_t i = 0; i < f->n_kids; i++)
-			if ((o = eval_one(&f->kids[i], ev, s, res)) != JR_FILTER_FAIL)
+			if ((o = eval_one(&f->kids[i], c)) != JR_FILTER_FAIL)
 				return o;
 		return JR_FILTER_FAIL;
 	case JR_FILTER_NOT:
-		o = eval_one(&f->kids[0], ev, s, res);
+		o = eval_one(&f->kids[0], c);
 		return o == JR_FILTER_ERROR ? o : o == JR_FILTER_PASS ? JR_FILTER_FAIL : JR_FILTER_PASS;
 	case JR_FILTER_SQL:
-		return eval_sql(f, ev, s, res);
+		return eval_sql(f, c);
 	default:
 		for (size_t i = 0; i < f->n_attrs; i++)
-			if (!attr_holds(f->kind, &f->attrs[i], ev))
+			if (!attr_holds(f->kind, &f->attrs[i], c))
 				return JR_FILTER_FAIL;
 		return JR_FILTER_PASS;
 	}
 }
 
-jr_filter_outcome filter_eval(const jr_filter *f, size_t n, const jr_event *ev, cesql_scratch *s,
-			      cesql_result *res)
+static jr_filter_outcome eval_list(const jr_filter *f, size_t n, const fctx *c)
 {
 	for (size_t i = 0; i < n; i++) {
-		jr_filter_outcome o = eval_one(&f[i], ev, s, res);
+		jr_filter_outcome o = eval_one(&f[i], c);
 		if (o != JR_FILTER_PASS)
 			return o;
 	}
 	return JR_FILTER_PASS;
+}
+
+jr_filter_outcome filter_eval(const jr_filter *f, size_t n, const jr_event *ev,
+			      const jr_json *payload, cesql_scratch *s, cesql_result *res)
+{
+	fctx c = {.ev = ev, .payload = payload, .s = s, .res = res};
+	return eval_list(f, n, &c);
 }
 
 void filter_attr_set(jr_filter_attr *a, const char *name, const char *value)

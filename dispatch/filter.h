@@ -7,7 +7,8 @@
  * extensions, by name) with strings, case-sensitively; an attribute the
  * event lacks fails the filter. all, any and not combine nested filters. sql
  * is a CESQL expression (cesql.h): it passes only when it yields Boolean true
- * without any error.
+ * without any error. On a route with payload:, extensions also come from the
+ * decoded body (event_ext_view: payloadkind for {"kind": ...}).
  *
  * Each filter owns its attributes, nested filters and compiled expression;
  * filter_free releases an array of them. filter_eval allocates nothing.
@@ -61,10 +62,12 @@ typedef enum jr_filter_outcome {
  * soon as its outcome is known (all at the first failure, any at the first
  * pass). A CESQL error is an outcome of its own that no not or any turns into
  * a pass: the first one ends the evaluation, with its result in *res. s is
- * the scratch for CESQL strings.
+ * the scratch for CESQL strings. payload, when not NULL, is the body of a
+ * route with payload: (route_payload): extensions are then read through
+ * event_ext_view, which adds `payload` and `payloadNAME` from it.
  */
-jr_filter_outcome filter_eval(const jr_filter *f, size_t n, const jr_event *ev, cesql_scratch *s,
-			      cesql_result *res);
+jr_filter_outcome filter_eval(const jr_filter *f, size_t n, const jr_event *ev,
+			      const jr_json *payload, cesql_scratch *s, cesql_result *res);
 /* filter_attr_set: a's name and value (copied) and its attribute number. */
 void filter_attr_set(jr_filter_attr *a, const char *name, const char *value);
 /* filter_free: releases what f[0..n) own, and f itself; NULL is a no-op. */

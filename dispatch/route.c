@@ -260,13 +260,20 @@ static void filter_error(const jr_route *r, const jr_event *ev, const cesql_resu
 		       "error", kind, "detail", e->what, "name", e->name, NULL);
 }
 
-/* filters_pass: r's filters hold for ev (a CESQL error: they do not); no allocation. */
-static int filters_pass(const jr_route *r, const jr_event *ev)
+/*
+ * filters_pass: r's filters hold for ev (a CESQL error: they do not). On a
+ * route with payload: they also read the body (route_payload decodes it into
+ * ev's arena once); one that does not decode gives them nothing. No other
+ * allocation.
+ */
+static int filters_pass(const jr_route *r, jr_event *ev)
 {
 	char buf[CESQL_SCRATCH_DEFAULT];
 	cesql_scratch s = {buf, sizeof buf, 0};
 	cesql_result res;
-	jr_filter_outcome o = filter_eval(r->filters, r->n_filters, ev, &s, &res);
+	const char *perr;
+	const jr_json *p = route_payload(r, ev, &perr);
+	jr_filter_outcome o = filter_eval(r->filters, r->n_filters, ev, p, &s, &res);
 	if (o == JR_FILTER_ERROR)
 		filter_error(r, ev, &res);
 	return o == JR_FILTER_PASS;

@@ -2,7 +2,8 @@
  * fuzz_cesql.c — libFuzzer target: the input as a CESQL expression (a route's
  * `filters: - sql:`), compiled and, when it compiles, evaluated against a
  * fixed event with a small scratch buffer, so the scratch-full paths are
- * reachable. Whatever the bytes, compiling must return (an expression or an
+ * reachable, and again with a route's payload as extensions (payloadNAME,
+ * event_ext_view). Whatever the bytes, compiling must return (an expression or an
  * error with a position inside the text) and evaluating must yield a value;
  * ASan and UBSan report the rest.
  */
@@ -13,8 +14,34 @@
 
 #include "cesql.h"
 #include "event.h"
+#include "json.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static void put(jr_arena *a, jr_json *obj, const char *key, jr_json *v)
+{
+	json_obj_add(a, obj, key, strlen(key), v);
+}
+
+/* body: a route's decoded payload, {"orderId": "O-1", "Kind": "refund", "n": 42, "ok": true, "x": null}, built once. */
+static const jr_json *body(void)
+{
+	static jr_arena a;
+	static jr_json *p;
+	if (p)
+		return p;
+	arena_init(&a);
+	p = json_new(&a, JR_JSON_OBJECT);
+	jr_json *n = json_new(&a, JR_JSON_NUMBER);
+	n->s = "42";
+	n->n = 2;
+	put(&a, p, "orderId", json_new_string(&a, "O-1", 3));
+	put(&a, p, "Kind", json_new_string(&a, "refund", 6));
+	put(&a, p, "n", n);
+	put(&a, p, "ok", json_new(&a, JR_JSON_TRUE));
+	put(&a, p, "x", json_new(&a, JR_JSON_NULL));
+	return p;
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -37,6 +64,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	cesql_scratch s = {.buf = buf, .cap = sizeof buf};
 	cesql_result res;
 	cesql_eval(e, &ev, &s, &res);
+	cesql_eval_view(e, &ev, body(), &s, &res); /* payloadorderid, payloadkind... */
 	cesql_free(e);
 	free(text);
 	return 0;

@@ -19,14 +19,15 @@ serve_cleanup() {
 }
 trap serve_cleanup EXIT
 
-# start_serve [SERVE FLAGS...]: sets SERVE_PID, SERVE_PORT, SERVE_LOG.
+# start_serve [SERVE FLAGS...]: sets SERVE_PID, SERVE_PORT, SERVE_LOG; logs at
+# $SERVE_LOG_LEVEL when set.
 start_serve() {
 	SERVE_N=$((SERVE_N + 1))
 	local fifo="$WORK/serve-$SERVE_N.fifo" line=
 	SERVE_LOG="$WORK/serve-$SERVE_N.log"
 	mkfifo "$fifo"
 	: >"$SERVE_LOG"
-	"$JOBRELAY" --log-format json serve --port 0 --bind 127.0.0.1 "$@" >"$fifo" 2>>"$SERVE_LOG" &
+	"$JOBRELAY" --log-format json --log-level "${SERVE_LOG_LEVEL:-info}" serve --port 0 --bind 127.0.0.1 "$@" >"$fifo" 2>>"$SERVE_LOG" &
 	SERVE_PID=$!
 	SERVE_PIDS+=("$SERVE_PID")
 	SERVE_PORT=

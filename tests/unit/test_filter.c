@@ -6,19 +6,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base64.h"
 #include "config_load.h"
 #include "cu.h"
 #include "metrics.h"
 #include "route.h"
 #include "testev.h"
 
-/* load_filters: a config whose one route "f" has the given match: (or none) and filters: block. */
-static jr_config *load_filters(const char *match, const char *filters)
+/* load_route: a config whose one route "f" has the lines extra (indented) and the filters: block. */
+static jr_config *load_route(const char *extra, const char *filters)
 {
-	char *yaml = jr_asprintf("project: p\nregion: r\nroutes:\n  - name: f\n    job: j\n%s%s%s"
-				 "    filters:\n%s",
-				 match ? "    match: " : "", match ? match : "", match ? "\n" : "",
-				 filters);
+	char *yaml = jr_asprintf("project: p\nregion: r\nroutes:\n  - name: f\n    job: j\n%s"
+				 "    filters:\n%s", extra, filters);
 	jr_config *c = jr_calloc(1, sizeof *c);
 	jr_buf errs;
 	buf_init(&errs, 0);
@@ -36,6 +35,15 @@ static void unload(jr_config *c)
 {
 	config_free(c);
 	free(c);
+}
+
+/* load_filters: a config whose one route "f" has the given match: (or none) and filters: block. */
+static jr_config *load_filters(const char *match, const char *filters)
+{
+	char *extra = match ? jr_asprintf("    match: %s\n", match) : NULL;
+	jr_config *c = load_route(extra ? extra : "", filters);
+	free(extra);
+	return c;
 }
 
 /* ev_csv: a storage-like event with a subject, and string, number and boolean extensions. */
@@ -228,6 +236,106 @@ static void test_normalised_form(void)
 		    "any(suffix(subject=\".csv\", myext=\"\\t\"), all(sql(\"TRUE\")))");
 }
 
+/* ---- the payload as extensions (event_ext_view) ---- */
+
+/* mp_event: a messagePublished event whose message data is body (base64), as rule 3 decodes it. */
+static jr_event *mp_event(const char *body)
+{
+	jr_event *ev = tev_new("m-1", "//pubsub.googleapis.com/projects/p/topics/orders",
+			       "google.cloud.pubsub.topic.v1.messagePublished");
+	jr_buf b;
+	buf_init(&b, 0);
+	base64_encode(&b, body, strlen(body));
+	jr_json *m = tev_put(ev, tev_obj(ev), "data", tev_str(ev, b.data ? b.data : ""));
+	tev_data_json(ev, tev_put(ev, tev_obj(ev), "message", m));
+	buf_free(&b);
+	return ev;
+}
+
+/* route_with: route_match of route "f" with the lines extra and filters on ev. */
+static int route_with(const char *extra, const char *filters, jr_event *ev)
+{
+	jr_config *c = load_route(extra, filters);
+	int m = route_match(&c->routes[0], ev);
+	unload(c);
+	return m;
+}
+
+/* pmatch: route "f" with payload: mode and filters, on a new event whose body is body. */
+static int pmatch(const char *mode, const char *filters, const char *body)
+{
+	char *extra = jr_asprintf("    payload: %s\n", mode);
+	jr_event *ev = mp_event(body);
+	int m = route_with(extra, filters, ev);
+	event_free(ev);
+	free(extra);
+	return m;
+}
+
+static const char order[] = "{\"orderId\": \"O-1\", \"kind\": \"refund\", \"Total_EUR\": 120, "
+			    "\"rate\": 1.5, \"big\": 99999999999, \"gift\": true, \"note\": null, "
+			    "\"items\": [1], \"obj\": {\"a\": 1}}";
+
+static void test_payload_attribute_dialects(void)
+{
+	CU_ASSERT_TRUE(pmatch("json", "      - exact: { payloadkind: refund }\n", order));
+	CU_ASSERT_FALSE(pmatch("json", "      - exact: { payloadkind: sale }\n", order));
+	CU_ASSERT_TRUE(pmatch("json", "      - prefix: { payloadorderid: O- }\n", order));
+	CU_ASSERT_TRUE(pmatch("auto", "      - suffix: { payloadtotaleur: '20' }\n", order));
+	CU_ASSERT_TRUE(pmatch("json", "      - exact: { payloadgift: 'true', payloadrate: '1.5' }\n", order));
+	/* null, arrays and objects are no attribute */
+	CU_ASSERT_FALSE(pmatch("json", "      - exact: { payloadnote: 'null' }\n", order));
+	CU_ASSERT_FALSE(pmatch("json", "      - exact: { payloaditems: '[1]' }\n", order));
+	CU_ASSERT_FALSE(pmatch("json", "      - prefix: { payloadobj: '{' }\n", order));
+	/* the whole body is `payload` only when it is a scalar */
+	CU_ASSERT_FALSE(pmatch("json", "      - prefix: { payload: '{' }\n", order));
+	/* names: lower-cased, only [a-z0-9] kept; the first member of a name wins */
+	CU_ASSERT_TRUE(pmatch("json", "      - exact: { payloadorderid: a }\n",
+			      "{\"Order-Id\": \"a\", \"order_id\": \"b\"}"));
+	CU_ASSERT_FALSE(pmatch("json", "      - exact: { payloadorderid: b }\n",
+			       "{\"Order-Id\": \"a\", \"order_id\": \"b\"}"));
+	/* a member whose value is not a scalar does not hide a later one of the same name */
+	CU_ASSERT_TRUE(pmatch("json", "      - exact: { payloadk: v }\n", "{\"k\": {}, \"K\": \"v\"}"));
+}
+
+static void test_payload_cesql(void)
+{
+	CU_ASSERT_TRUE(pmatch("json", "      - sql: \"payloadkind = 'refund'\"\n", order));
+	CU_ASSERT_FALSE(pmatch("json", "      - sql: \"payloadkind = 'sale'\"\n", order));
+	/* types: an integer in range is an Integer, true a Boolean, others the number's text */
+	CU_ASSERT_TRUE(pmatch("json", "      - sql: \"payloadtotaleur + 1 = 121 AND payloadgift\"\n", order));
+	CU_ASSERT_TRUE(pmatch("json", "      - sql: \"payloadbig = '99999999999' AND payloadrate = '1.5'\"\n",
+			      order));
+	CU_ASSERT_TRUE(pmatch("json", "      - sql: \"EXISTS payloadorderid AND NOT EXISTS payloadnote "
+				      "AND NOT EXISTS payloaditems AND NOT EXISTS payload\"\n", order));
+	/* a member the body lacks is a missing attribute: no match */
+	CU_ASSERT_FALSE(pmatch("json", "      - not: { sql: \"payloadnosuch = 'x'\" }\n", order));
+	/* a scalar body is `payload`: text under auto, a JSON number */
+	CU_ASSERT_TRUE(pmatch("auto", "      - sql: \"payload LIKE 'kind=%'\"\n", "kind=refund"));
+	CU_ASSERT_TRUE(pmatch("auto", "      - exact: { payload: kind=refund }\n", "kind=refund"));
+	CU_ASSERT_TRUE(pmatch("json", "      - sql: \"payload * 2 = 84\"\n", "42"));
+}
+
+/* test_payload_scope: only on a route with payload:, only from a body that decodes; real extensions win. */
+static void test_payload_scope(void)
+{
+	const char *f = "      - exact: { payloadkind: refund }\n";
+	jr_event *ev = mp_event(order);
+	CU_ASSERT_FALSE(route_with("", f, ev));
+	CU_ASSERT_TRUE(route_with("    payload: json\n", f, ev));
+	tev_ext(ev, "payloadkind", tev_str(ev, "sale"));
+	CU_ASSERT_FALSE(route_with("    payload: json\n", f, ev));
+	CU_ASSERT_TRUE(route_with("    payload: json\n", "      - exact: { payloadkind: sale }\n", ev));
+	event_free(ev);
+	/* a body that does not parse under json: the filters see no payload (render reports it) */
+	CU_ASSERT_TRUE(pmatch("json", "      - not: { exact: { payload: kind=refund } }\n", "kind=refund"));
+	CU_ASSERT_FALSE(pmatch("json", "      - exact: { payload: kind=refund }\n", "kind=refund"));
+	/* an event of another type has no payload */
+	ev = tev_new("e-1", "/s", "other");
+	CU_ASSERT_FALSE(route_with("    payload: auto\n", "      - sql: \"EXISTS payload\"\n", ev));
+	event_free(ev);
+}
+
 int main(void)
 {
 	static const cu_test tests[] = {
@@ -240,6 +348,9 @@ int main(void)
 		{"CESQL scratch exhausted", test_scratch_full},
 		{"Knative Trigger filters", test_knative_trigger},
 		{"normalised form", test_normalised_form},
+		{"payload attributes: exact, prefix, suffix", test_payload_attribute_dialects},
+		{"payload attributes in CESQL", test_payload_cesql},
+		{"payload attributes: scope", test_payload_scope},
 		{NULL, NULL},
 	};
 	return cu_run("filter", tests);
