@@ -14,7 +14,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "trace.h"
 
 #define BATCH_TOO_LARGE "batch of "
 
@@ -40,28 +39,6 @@ jr_event *dec_event(const dec_ctx *x)
 	if (x->trace)
 		ev->trace = arena_strdup(&ev->arena, x->trace);
 	return ev;
-}
-
-/*
- * dec_trace: ev->trace becomes the first valid of: the event's `traceparent`
- * extension (CloudEvents distributed tracing), what ev->trace already holds
- * (the HTTP request's traceparent or X-Cloud-Trace-Context, dec_event), the
- * Pub/Sub message's `googclient_traceparent` attribute (Google's client
- * libraries with OpenTelemetry on); NULL when none is. An invalid value is
- * passed over. Calling it again changes nothing.
- */
-void dec_trace(jr_event *ev)
-{
-	jr_trace t;
-	const jr_json *tp = event_ext(ev, "traceparent");
-	if (tp && tp->type == JR_JSON_STRING && trace_parse_traceparent(tp->s, &t) == 0) {
-		ev->trace = tp->s;
-		return;
-	}
-	if (trace_parse(ev->trace, &t) == 0)
-		return;
-	const char *g = ev->message ? event_msg_attr(ev, "googclient_traceparent") : NULL;
-	ev->trace = trace_parse_traceparent(g, &t) == 0 ? g : NULL;
 }
 
 int dec_emit(const dec_ctx *x, jr_event *ev, int rc, const char *err)

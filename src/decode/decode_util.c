@@ -8,6 +8,8 @@
 
 #include <string.h>
 
+#include "trace.h"
+
 #define DEF_EVENT_BYTES (10u << 20)
 #define DEF_JSON_DEPTH 64
 #define DEF_ATTRIBUTES 100
@@ -34,4 +36,26 @@ size_t dec_skip_ws(const char *s, size_t len)
 	while (i < len && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r'))
 		i++;
 	return i;
+}
+
+/*
+ * dec_trace: ev->trace becomes the first valid of: the event's `traceparent`
+ * extension (CloudEvents distributed tracing), what ev->trace already holds
+ * (the HTTP request's traceparent or X-Cloud-Trace-Context, dec_event), the
+ * Pub/Sub message's `googclient_traceparent` attribute (Google's client
+ * libraries with OpenTelemetry on); NULL when none is. An invalid value is
+ * passed over. Calling it again changes nothing.
+ */
+void dec_trace(jr_event *ev)
+{
+	jr_trace t;
+	const jr_json *tp = event_ext(ev, "traceparent");
+	if (tp && tp->type == JR_JSON_STRING && trace_parse_traceparent(tp->s, &t) == 0) {
+		ev->trace = tp->s;
+		return;
+	}
+	if (trace_parse(ev->trace, &t) == 0)
+		return;
+	const char *g = ev->message ? event_msg_attr(ev, "googclient_traceparent") : NULL;
+	ev->trace = trace_parse_traceparent(g, &t) == 0 ? g : NULL;
 }
