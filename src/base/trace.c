@@ -150,28 +150,3 @@ void trace_child(const jr_trace *t, const char span[17], char out[TRACE_PARENT_L
 {
 	snprintf(out, TRACE_PARENT_LEN + 1, "00-%.32s-%.16s-%02x", t->id, span, t->flags);
 }
-
-/* ---- the trace id only ---- */
-
-int trace_from_traceparent(const char *v, char out[33])
-{
-	jr_trace t;
-	if (trace_parse_traceparent(v, &t) < 0)
-		return -1;
-	memcpy(out, t.id, 33);
-	return 0;
-}
-
-int trace_from_cloud_context(const char *v, char out[33])
-{
-	jr_trace t;
-	if (trace_parse_cloud_context(v, &t) < 0)
-		return -1;
-	memcpy(out, t.id, 33);
-	return 0;
-}
-
-int trace_id_of(const char *v, char out[33])
-{
-	return trace_from_traceparent(v, out) == 0 ? 0 : trace_from_cloud_context(v, out);
-}

@@ -55,12 +55,4 @@ void trace_dispatch_span(const jr_trace *t, uint64_t key, char out[17]);
 /* trace_child: the traceparent "00-ID-SPAN-FF" of a child span of t, into out. */
 void trace_child(const jr_trace *t, const char span[17], char out[TRACE_PARENT_LEN + 1]);
 
-/*
- * trace_from_traceparent / trace_from_cloud_context / trace_id_of: only the
- * trace id of the forms above, into out (NUL-terminated); 0 or -1.
- */
-int trace_from_traceparent(const char *value, char out[33]);
-int trace_from_cloud_context(const char *value, char out[33]);
-int trace_id_of(const char *value, char out[33]);
-
 #endif
