@@ -70,6 +70,7 @@ typedef struct task {
 	jr_runreq req;
 	task_phase phase;  /* TASK_CALL when made (calloc); then only task_set_phase */
 	int64_t sent_ms;   /* wall clock when RunJob was sent */
+	int64_t look_ms;   /* wall clock when its lookup before RunJob began */
 	uint64_t key;      /* route_key_hash: the dedup key */
 	job_breaker *brk;          /* the job's breaker while the call counts for it */
 	uint32_t ticket;
@@ -189,6 +190,8 @@ struct jr_dispatcher {
 	int rate_waiting;     /* tasks in the route queues */
 	jr_dedup *dedup;
 	jr_dedup *holds;      /* held deliveries per event (source, id): not attempts */
+	/* per route key: when (wall ms) its last lookup before RunJob that found nothing began */
+	jr_dedup *looked;
 	jr_dedup *unsure;     /* route keys whose RunJob went unanswered and no lookup settled */
 	smap brk;             /* job_breaker by job name */
 	jr_link brk_age;
@@ -228,6 +231,7 @@ jr_dispatcher *dispatcher_new(const jr_config *cfg, jr_timers *tm, jr_runner run
 	}
 	d->dedup = dedup_new(cfg->dedup_ttl_ms, (size_t)cfg->dedup_max_entries);
 	d->holds = dedup_new(HOLDS_TTL_MS, HOLDS_MAX);
+	d->looked = dedup_new(HOLDS_TTL_MS, HOLDS_MAX);
 	d->unsure = dedup_new(UNSURE_TTL_MS, UNSURE_MAX);
 	d->rng = (uint64_t)wall_ms() ^ ((uint64_t)getpid() << 32) ^ 0x9E3779B97F4A7C15ULL;
 	buf_init(&d->line, 0);
@@ -246,6 +250,7 @@ void dispatcher_free(jr_dispatcher *d)
 	free(d->rr);
 	dedup_free(d->dedup);
 	dedup_free(d->holds);
+	dedup_free(d->looked);
 	dedup_free(d->unsure);
 	for (jr_link *l = d->brk_age.next, *next; l != &d->brk_age; l = next) {
 		next = l->next;
@@ -1181,6 +1186,8 @@ static void lookup_end(task *t, const jr_runresult *res)
 	}
 	int nf = res->code == JR_GRPC_NOT_FOUND;
 	count(m.repeat, "route", r->name, "result", nf ? "not_found" : "failed");
+	if (nf) /* nothing of this key began before look_ms: the next lookup starts there */
+		dedup_mark(d->looked, t->key, timers_now(d->tm), t->look_ms);
 	if (!nf)
 		log_kv(JR_LOG_WARNING, "LOOKUP-FAILED",
 		       "the execution of a suspected repeat could not be looked up; RunJob anyway, "
@@ -1207,7 +1214,16 @@ static void on_lookup_done(void *arg, const jr_runresult *res)
 static void task_lookup(task *t, jr_repeat_why why)
 {
 	jr_dispatcher *d = t->dv->d;
-	int64_t since = repeat_since_ms(&d->cfg->repeat, t->dv->publish_ms, wall_ms());
+	t->look_ms = wall_ms();
+	int64_t since = repeat_since_ms(&d->cfg->repeat, t->dv->publish_ms, t->look_ms);
+	/*
+	 * An earlier lookup of this key found nothing created before it began, and it
+	 * started where this one would (or where one before it found nothing): this
+	 * one needs to look only from there on (the runner adds its clock-skew margin).
+	 */
+	int64_t prior = dedup_marked(d->looked, t->key, timers_now(d->tm));
+	if (prior > since)
+		since = prior;
 	log_kv(JR_LOG_INFO, "DISPATCH-LOOKUP",
 	       "the delivery may repeat one that started the job; looking for its execution",
 	       "route", d->cfg->routes[t->ri].name, "event_id", t->dv->ev->id, "job", t->req.name,

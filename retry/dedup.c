@@ -12,6 +12,7 @@ typedef struct entry {
 	uint32_t hnext;       /* bucket chain */
 	uint32_t older, newer; /* age list; free entries chain through newer */
 	uint32_t count;
+	int64_t mark;         /* dedup_mark's value */
 } entry;
 
 struct jr_dedup {
@@ -175,7 +176,7 @@ static uint32_t put(jr_dedup *d, uint64_t key, int64_t now_ms)
 	if (d->n + 1 > d->nbucket)
 		rehash(d, d->nbucket ? d->nbucket * 2 : 64);
 	uint32_t i = new_entry(d);
-	d->e[i] = (entry){.key = key, .at_ms = now_ms};
+	d->e[i] = (entry){.key = key, .at_ms = now_ms, .mark = -1};
 	uint32_t s = slot(d, key);
 	d->e[i].hnext = d->bucket[s];
 	d->bucket[s] = i;
@@ -200,6 +201,20 @@ unsigned dedup_value(jr_dedup *d, uint64_t key, int64_t now_ms)
 	expire(d, now_ms);
 	uint32_t *l = find_link(d, key);
 	return l && *l != NIL ? d->e[*l].count : 0;
+}
+
+void dedup_mark(jr_dedup *d, uint64_t key, int64_t now_ms, int64_t mark)
+{
+	uint32_t i = put(d, key, now_ms);
+	if (i != NIL)
+		d->e[i].mark = mark;
+}
+
+int64_t dedup_marked(jr_dedup *d, uint64_t key, int64_t now_ms)
+{
+	expire(d, now_ms);
+	uint32_t *l = find_link(d, key);
+	return l && *l != NIL ? d->e[*l].mark : -1;
 }
 
 void dedup_forget(jr_dedup *d, uint64_t key)

@@ -7,12 +7,14 @@
  * kept: past that the oldest is forgotten (the event would run again; never
  * the reverse). Every operation is O(1) (amortised): a chained hash over an
  * array of entries linked oldest-first; expired entries leave from the old
- * end as the table is used. Entries are 32 bytes; the arrays grow with use,
+ * end as the table is used. Entries are 40 bytes; the arrays grow with use,
  * up to max_entries.
  *
  * Each key also carries a small counter (dedup_bump / dedup_value): the
  * dispatcher keeps a second table of this kind to count the holds of each
- * event (deliveries that cost no attempt).
+ * event (deliveries that cost no attempt); and a mark (dedup_mark /
+ * dedup_marked), a value of the caller's: a third table keeps when each key's
+ * last lookup that found nothing began.
  *
  * Per process: instances do not share it, and a restart forgets it.
  * Pure: the caller passes the time (monotonic ms).
@@ -37,6 +39,10 @@ void dedup_add(jr_dedup *d, uint64_t key, int64_t now_ms);
 unsigned dedup_bump(jr_dedup *d, uint64_t key, int64_t now_ms);
 /* dedup_value: key's counter, 0 when the key is not there (or older than ttl). */
 unsigned dedup_value(jr_dedup *d, uint64_t key, int64_t now_ms);
+/* dedup_mark: keeps mark (>= 0) with key, renewing the key (added when absent). */
+void dedup_mark(jr_dedup *d, uint64_t key, int64_t now_ms, int64_t mark);
+/* dedup_marked: key's mark; -1 when the key is not there (or older than ttl) or was never marked. */
+int64_t dedup_marked(jr_dedup *d, uint64_t key, int64_t now_ms);
 /* dedup_forget: key is no longer kept (nothing happens when it is not there). */
 void dedup_forget(jr_dedup *d, uint64_t key);
 /* dedup_count: keys held now (expired ones may still count until the next call). */

@@ -110,6 +110,23 @@ static void test_counter(void)
 	dedup_free(d);
 }
 
+/* A mark rides with its key: -1 before it is marked and after the key expires. */
+static void test_mark(void)
+{
+	jr_dedup *d = dedup_new(1000, 4);
+	CU_ASSERT_EQUAL(dedup_marked(d, 7, 0), -1);
+	dedup_add(d, 7, 0);
+	CU_ASSERT_EQUAL(dedup_marked(d, 7, 0), -1); /* there, never marked */
+	dedup_mark(d, 7, 10, 123456);
+	CU_ASSERT_EQUAL(dedup_marked(d, 7, 500), 123456);
+	dedup_mark(d, 7, 600, 777);
+	CU_ASSERT_EQUAL(dedup_marked(d, 7, 1500), 777); /* renewed at 600 */
+	CU_ASSERT_EQUAL(dedup_marked(d, 7, 1601), -1);  /* expired */
+	dedup_mark(d, 8, 0, 5);
+	CU_ASSERT_EQUAL(dedup_value(d, 8, 0), 0);       /* the counter is apart */
+	dedup_free(d);
+}
+
 static void test_key_matches_route_key(void)
 {
 	char hex[17], back[17];
@@ -129,6 +146,7 @@ int main(void)
 		{"zero_ttl_keeps_nothing", test_zero_ttl_keeps_nothing},
 		{"many_against_reference", test_many_against_reference},
 		{"counter", test_counter},
+		{"mark", test_mark},
 		{"key_matches_route_key", test_key_matches_route_key},
 		{NULL, NULL},
 	};

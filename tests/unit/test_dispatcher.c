@@ -705,6 +705,41 @@ static void test_repeat_not_found(void)
 	fx_close(&f);
 }
 
+/*
+ * A lookup that found nothing marks where the key's next lookup starts: the
+ * redelivery after a failed RunJob looks only from when that lookup began,
+ * not from the publish time again (a busy job's pages are read once).
+ */
+static void test_repeat_next_lookup_starts_at_last(void)
+{
+	fixture f;
+	fx_open(&f, base_yaml, (fx_opts){.find = 1});
+	result r = {0};
+	int64_t before = (int64_t)time(NULL) * 1000;
+	jr_event *ev = fx_submit_msg(&f, "e1", 2, PUBLISHED, &r);
+	CU_ASSERT_EQUAL_FATAL(f.rn.finds, 1);
+	CU_ASSERT_EQUAL(stub_nth(&f.rn, STUB_FIND, 0)->since_ms, PUBLISHED_MS - 60000);
+	stub_answer_code(stub_nth(&f.rn, STUB_FIND, 0), JR_GRPC_NOT_FOUND);
+	CU_ASSERT_EQUAL_FATAL(f.rn.runs, 1);
+	stub_answer_code(stub_nth(&f.rn, STUB_RUN, 0), JR_GRPC_PERMISSION_DENIED);
+	stub_clock_turn(&f.clk);
+	CU_ASSERT_EQUAL(r.o.kind, JR_OUTCOME_RETRY);
+	result r2 = {0};
+	dispatcher_submit(f.d, ev, 3, NULL, on_outcome, &r2);
+	stub_clock_turn(&f.clk);
+	CU_ASSERT_EQUAL_FATAL(f.rn.finds, 2);
+	int64_t since = stub_nth(&f.rn, STUB_FIND, 1)->since_ms;
+	CU_ASSERT(since >= before);
+	CU_ASSERT(since <= (int64_t)time(NULL) * 1000 + 1000);
+	/* a failed lookup marks nothing: the one after it starts where this one did */
+	stub_answer_code(stub_nth(&f.rn, STUB_FIND, 1), JR_GRPC_UNAVAILABLE);
+	CU_ASSERT_EQUAL_FATAL(f.rn.runs, 2); /* RunJob anyway (LOOKUP-FAILED) */
+	stub_answer_code(stub_nth(&f.rn, STUB_RUN, 1), JR_GRPC_OK);
+	stub_clock_turn(&f.clk);
+	CU_ASSERT_EQUAL(r2.o.kind, JR_OUTCOME_DONE);
+	fx_close(&f);
+}
+
 /* log_capture: log lines go to a temporary file until log_captured returns its text (free it). */
 static int log_capture(char *path)
 {
@@ -941,6 +976,7 @@ static const cu_test tests[] = {
 	{"trace_and_phase_lines", test_trace_and_phase_lines},
 	{"repeat_found", test_repeat_found},
 	{"repeat_not_found", test_repeat_not_found},
+	{"repeat_next_lookup_starts_at_last", test_repeat_next_lookup_starts_at_last},
 	{"repeat_lookup_failed", test_repeat_lookup_failed},
 	{"repeat_after_holds_only", test_repeat_after_holds_only},
 	{"repeat_mode_never", test_repeat_mode_never},
