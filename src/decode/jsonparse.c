@@ -558,10 +558,13 @@ static jr_json *parse(jr_arena *a, const char *text, size_t len, int max_depth, 
 	} else {
 		size_t at = surrogates_at(text, len);
 		if (at < len) {
+			/* the escape's text, never past the end (text need not be NUL-terminated) */
+			size_t left = len - at - 1;
+			int show = left < 6 ? (int)left : 6;
 			if (err && errlen)
 				snprintf(err, errlen,
-					 "invalid JSON at byte %zu: unpaired surrogate escape \\%.6s",
-					 off + at, text + at + 1);
+					 "invalid JSON at byte %zu: unpaired surrogate escape \\%.*s",
+					 off + at, show, text + at + 1);
 			st = yajl_status_error;
 		}
 	}
