@@ -730,24 +730,27 @@ static int pointer_ok(const char *p)
 	return 1;
 }
 
-static void cond_data(loader *l, const field *f, const char *key, yaml_node_t *k,
-		      yaml_node_t *v, void *base, const char *path)
-{
-	if (!pointer_ok(key))
-		key_err(l, k, path, "'%s' is not a JSON Pointer (\"/a/0/b\", ~0 for ~, ~1 for /)",
-			key);
-	else
-		add_cond(l, base, JR_COND_DATA, key, v, path);
-}
-
-static void cond_payload(loader *l, const field *f, const char *key, yaml_node_t *k,
+/* cond_pointer: a condition on a JSON Pointer into the data or the payload. */
+static void cond_pointer(loader *l, jr_cond_where where, const char *key, yaml_node_t *k,
 			 yaml_node_t *v, void *base, const char *path)
 {
 	if (!pointer_ok(key))
 		key_err(l, k, path, "'%s' is not a JSON Pointer (\"/a/0/b\", ~0 for ~, ~1 for /)",
 			key);
 	else
-		add_cond(l, base, JR_COND_PAYLOAD, key, v, path);
+		add_cond(l, base, where, key, v, path);
+}
+
+static void cond_data(loader *l, const field *f, const char *key, yaml_node_t *k,
+		      yaml_node_t *v, void *base, const char *path)
+{
+	cond_pointer(l, JR_COND_DATA, key, k, v, base, path);
+}
+
+static void cond_payload(loader *l, const field *f, const char *key, yaml_node_t *k,
+			 yaml_node_t *v, void *base, const char *path)
+{
+	cond_pointer(l, JR_COND_PAYLOAD, key, k, v, base, path);
 }
 
 static void cond_map(loader *l, const field *f, yaml_node_t *v, void *base, const char *path)
