@@ -18,7 +18,8 @@
 set -euo pipefail
 
 SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-BUILD=${1:-$SRC/build}
+BUILD=${1:-build}
+[[ $BUILD = /* ]] || BUILD=$SRC/$BUILD
 export JOBRELAY=${JOBRELAY:-$BUILD/src/jobrelay}
 [ -x "$JOBRELAY" ] || { echo "bench/soak.sh: no $JOBRELAY (make build)" >&2; exit 2; }
 export JR_SOURCE_DIR=$SRC JR_BUILD_DIR=$BUILD JR_TESTDATA=${JR_TESTDATA:-$SRC/tests/data}

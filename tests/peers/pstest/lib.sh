@@ -19,8 +19,8 @@ PSTEST_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 pstest_build() {
 	local out=${PSTEST_BUILD_DIR:-${JR_BUILD_DIR:+$JR_BUILD_DIR/pstest}}
 	out=${out:-${TMPDIR:-/tmp}/jobrelay-pstest-$(id -u)}
+	mkdir -p "$out" && out=$(cd "$out" && pwd)   # absolute: go wants GOCACHE so
 	local bin=$out/pstest
-	mkdir -p "$out"
 	(
 		flock 9
 		local stale= f
