@@ -604,13 +604,18 @@ static void sub_words(const jr_cli_prog *prog, const char *group, int zsh, FILE 
 		const jr_cli_cmd *c = &prog->cmds[i];
 		if (!visible(c) || !(group ? same(c->group, group) : !c->group))
 			continue;
-		if (zsh) {
-			fprintf(f, " '%s:", c->name);
+		for (int k = 0; k < 2; k++) {
+			const char *name = k ? c->alias : c->name;
+			if (!name)
+				continue;
+			if (!zsh) {
+				fprintf(f, " %s", name);
+				continue;
+			}
+			fprintf(f, " '%s:", name);
 			for (const char *s = c->summary; *s; s++)
 				fputs(*s == '\'' ? "'\\''" : (char[2]){*s, 0}, f);
 			fputc('\'', f);
-		} else {
-			fprintf(f, " %s", c->name);
 		}
 	}
 }
