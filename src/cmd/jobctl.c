@@ -9,17 +9,19 @@
  * are the cross product of --project and --region, each defaulting to the
  * config's project/region and those of its routes.
  *
- * Output: a table on a terminal, else JSON, one object a line (NDJSON), so
- * output streams page by page and each line is a whole record.
+ * Output (--format): a table; ndjson, one JSON object a line, streamed page
+ * by page (the default when stdout is not a terminal, as the table is on
+ * one); json, one array of the same objects; yaml, a list of them. The
+ * flags and their ids come from the command table (commands.c, jobctl.h).
  */
 #include "jobctl.h"
 
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <yajl/yajl_tree.h>
 
 #include "config_load.h"
 #include "json.h"
@@ -32,9 +34,14 @@
 #define CTL_MAX_LIST 64   /* projects, regions, labels, env, args given */
 #define CTL_CALL_MS 30000
 
+enum { FMT_TABLE, FMT_NDJSON, FMT_JSON, FMT_YAML };
+
 typedef struct ctl {
 	const jr_config *cfg;
 	const char *cmd;         /* "jobs list", ... for messages */
+	const char *job;         /* executions list --job */
+	char *strs[CTL_MAX_LIST * 2]; /* copies of flag values, owned */
+	size_t n_strs;
 	const char *projects[CTL_MAX_LIST];
 	size_t n_projects;
 	const char *regions[CTL_MAX_LIST];
@@ -45,7 +52,8 @@ typedef struct ctl {
 	size_t n_env;
 	char *args[CTL_MAX_LIST];
 	size_t n_args;
-	int json, wait, tasks, limit;
+	int fmt, wait, async, tasks, limit;
+	long records;            /* printed as json or yaml so far */
 	int64_t timeout_ms;      /* run: execution timeout; wait: how long */
 	jr_loop *loop;
 	jr_runjob *api;
@@ -167,11 +175,123 @@ static void flush_out(ctl *c)
 	buf_reset(&c->out);
 }
 
+/* ---- json and yaml ---- */
+
+/* yaml_key: a key plain when it is a simple word, else double-quoted. */
+static void yaml_key(jr_buf *b, const char *k)
+{
+	size_t n = strlen(k);
+	if (n && strspn(k, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") == n &&
+	    strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_", k[0]))
+		buf_add(b, k, n);
+	else
+		jstr(b, k);
+}
+
+static void yaml_node(jr_buf *b, yajl_val v, int ind, int inline_first);
+
+/* yaml_value: after "key:" or "- ": a scalar on the line, or a block below it. */
+static void yaml_value(jr_buf *b, yajl_val v, int ind)
+{
+	if (YAJL_IS_OBJECT(v) && v->u.object.len) {
+		buf_addc(b, '\n');
+		yaml_node(b, v, ind, 0);
+	} else if (YAJL_IS_ARRAY(v) && v->u.array.len) {
+		buf_addc(b, '\n');
+		yaml_node(b, v, ind, 0);
+	} else {
+		buf_addc(b, ' ');
+		yaml_node(b, v, ind, 1);
+		buf_addc(b, '\n');
+	}
+}
+
+/*
+ * yaml_node: v in block style at indent ind. Strings are written as JSON
+ * strings, which YAML reads as double-quoted scalars. inline_first: the
+ * first line continues the current one ("- key: ...").
+ */
+static void yaml_node(jr_buf *b, yajl_val v, int ind, int inline_first)
+{
+	if (YAJL_IS_OBJECT(v) && v->u.object.len) {
+		for (size_t i = 0; i < v->u.object.len; i++) {
+			if (i || !inline_first)
+				buf_printf(b, "%*s", ind, "");
+			yaml_key(b, v->u.object.keys[i]);
+			buf_addc(b, ':');
+			yaml_value(b, v->u.object.values[i], ind + 2);
+		}
+	} else if (YAJL_IS_ARRAY(v) && v->u.array.len) {
+		for (size_t i = 0; i < v->u.array.len; i++) {
+			if (i || !inline_first)
+				buf_printf(b, "%*s", ind, "");
+			buf_addlit(b, "-");
+			yajl_val e = v->u.array.values[i];
+			if ((YAJL_IS_OBJECT(e) && e->u.object.len) || (YAJL_IS_ARRAY(e) && e->u.array.len)) {
+				buf_addc(b, ' ');
+				yaml_node(b, e, ind + 2, 1);
+			} else {
+				yaml_value(b, e, ind + 2);
+			}
+		}
+	} else if (YAJL_IS_OBJECT(v)) {
+		buf_addlit(b, "{}");
+	} else if (YAJL_IS_ARRAY(v)) {
+		buf_addlit(b, "[]");
+	} else if (YAJL_IS_STRING(v)) {
+		jstr(b, v->u.string);
+	} else if (YAJL_IS_NUMBER(v)) {
+		buf_adds(b, v->u.number.r);
+	} else {
+		buf_adds(b, YAJL_IS_TRUE(v) ? "true" : YAJL_IS_FALSE(v) ? "false" : "null");
+	}
+}
+
+/* emit: one record (JSON in rec) in c's format onto c->out. */
+static void emit(ctl *c, jr_buf *rec)
+{
+	if (c->fmt == FMT_NDJSON) {
+		buf_add(&c->out, rec->data, rec->len);
+		buf_addc(&c->out, '\n');
+	} else if (c->fmt == FMT_JSON) {
+		buf_adds(&c->out, c->records++ ? ",\n" : "[\n");
+		buf_add(&c->out, rec->data, rec->len);
+	} else {
+		buf_addc(rec, 0);
+		char err[128];
+		yajl_val v = yajl_tree_parse(rec->data, err, sizeof err);
+		c->records++;
+		buf_addlit(&c->out, "- ");
+		if (!v) { /* the records are jobrelay's own JSON: cannot happen */
+			buf_addlit(&c->out, "null\n");
+			return;
+		}
+		yaml_node(&c->out, v, 2, 1);
+		if (!YAJL_IS_OBJECT(v) || !v->u.object.len)
+			buf_addc(&c->out, '\n');
+		yajl_tree_free(v);
+	}
+	buf_reset(rec);
+}
+
+/* finish_out: the end of a json array or yaml list (an empty one when nothing was printed). */
+static void finish_out(ctl *c)
+{
+	if (c->fmt == FMT_JSON)
+		buf_adds(&c->out, c->records ? "\n]\n" : "[]\n");
+	else if (c->fmt == FMT_YAML && !c->records)
+		buf_addlit(&c->out, "[]\n");
+	flush_out(c);
+}
+
 static void print_job(ctl *c, const jr_job *j)
 {
-	if (c->json) {
-		jobctl_job_json(&c->out, j);
-		buf_addc(&c->out, '\n');
+	if (c->fmt != FMT_TABLE) {
+		jr_buf rec;
+		buf_init(&rec, 0);
+		jobctl_job_json(&rec, j);
+		emit(c, &rec);
+		buf_free(&rec);
 	} else {
 		char proj[256], loc[256], id[256], last[256], t[32];
 		if (!c->header_done++)
@@ -197,9 +317,12 @@ static void print_exec(ctl *c, const jr_execution *e, int row)
 	jobctl_time(e->create_ms, t1);
 	jobctl_time(e->start_ms, t2);
 	jobctl_time(e->completion_ms, t3);
-	if (c->json) {
-		jobctl_exec_json(&c->out, e);
-		buf_addc(&c->out, '\n');
+	if (c->fmt != FMT_TABLE) {
+		jr_buf rec;
+		buf_init(&rec, 0);
+		jobctl_exec_json(&rec, e);
+		emit(c, &rec);
+		buf_free(&rec);
 	} else if (row) {
 		char id[256];
 		if (!c->header_done++)
@@ -281,8 +404,6 @@ static int defaults(ctl *c)
 
 /* ---- options ---- */
 
-enum { O_PROJECT = 1000, O_REGION, O_LABEL, O_FORMAT, O_ENV, O_ARGS, O_TASKS, O_TIMEOUT, O_WAIT, O_LIMIT };
-
 static int split_kv(ctl *c, const char *flag, char *arg, jr_kv *list, size_t *n)
 {
 	char *eq = strchr(arg, '=');
@@ -310,83 +431,152 @@ static int positive(ctl *c, const char *flag, const char *arg, int *out)
 	return 0;
 }
 
-/* parse: the options of c->cmd; allowed lists the option ids it takes. Returns optind, or -1. */
-static int parse(ctl *c, int argc, char **argv, const int *allowed)
+/*
+ * split_list: a gcloud list value ("a,b,c"; "^:^a,b:c" makes ':' the
+ * delimiter) into its items, each a new string kept in c->strs. Returns the
+ * count, or -1 when there are more than max.
+ */
+static int split_list(ctl *c, const char *v, char **items, size_t max)
 {
-	static const struct option opts[] = {
-		{"project", required_argument, NULL, O_PROJECT}, {"region", required_argument, NULL, O_REGION},
-		{"label", required_argument, NULL, O_LABEL}, {"format", required_argument, NULL, O_FORMAT},
-		{"env", required_argument, NULL, O_ENV}, {"args", required_argument, NULL, O_ARGS},
-		{"tasks", required_argument, NULL, O_TASKS}, {"timeout", required_argument, NULL, O_TIMEOUT},
-		{"wait", no_argument, NULL, O_WAIT}, {"limit", required_argument, NULL, O_LIMIT},
-		{NULL, 0, NULL, 0},
-	};
-	c->json = !isatty(STDOUT_FILENO);
-	int ch, li;
-	optind = 1;
-	opterr = 0;
-	while ((ch = getopt_long(argc, argv, "", opts, &li)) != -1) {
-		int ok = 0;
-		for (const int *a = allowed; *a; a++)
-			ok |= *a == ch;
-		if (ch == '?' || !ok) {
-			fprintf(stderr, "jobrelay %s: unknown or misplaced option '%s'\n", c->cmd,
-				argv[optind - 1]);
+	char delim = ',';
+	if (v[0] == '^' && v[1] && v[1] != '^' && v[2] == '^') {
+		delim = v[1];
+		v += 3;
+	}
+	size_t n = 0;
+	for (const char *p = v;; p++) {
+		const char *end = strchr(p, delim);
+		size_t len = end ? (size_t)(end - p) : strlen(p);
+		if (n == max || c->n_strs == CTL_MAX_LIST * 2)
 			return -1;
-		}
-		switch (ch) {
-		case O_PROJECT:
-		case O_REGION:
-			if ((ch == O_PROJECT ? c->n_projects : c->n_regions) >= CTL_MAX_LIST) {
-				fprintf(stderr, "jobrelay %s: at most %d of %s\n", c->cmd, CTL_MAX_LIST,
-					argv[optind - 1]);
-				return -1;
-			}
-			if (ch == O_PROJECT)
-				add_unique(c->projects, &c->n_projects, optarg);
-			else
-				add_unique(c->regions, &c->n_regions, optarg);
+		char *item = jr_calloc(1, len + 1);
+		memcpy(item, p, len);
+		c->strs[c->n_strs++] = item;
+		items[n++] = item;
+		if (!end)
 			break;
-		case O_LABEL:
-			if (split_kv(c, "--label", optarg, c->labels, &c->n_labels) < 0)
-				return -1;
-			break;
-		case O_ENV:
-			if (split_kv(c, "--env", optarg, c->env, &c->n_env) < 0)
-				return -1;
-			break;
-		case O_FORMAT:
-			if (strcmp(optarg, "json") && strcmp(optarg, "table")) {
-				fprintf(stderr, "jobrelay %s: --format must be json or table, not '%s'\n", c->cmd, optarg);
-				return -1;
-			}
-			c->json = !strcmp(optarg, "json");
-			break;
-		case O_ARGS:
+		p = end;
+	}
+	return (int)n;
+}
+
+/* list_flag: --args or --update-env-vars, appended to the lists. */
+static int list_flag(ctl *c, const char *flag, const char *v, int env)
+{
+	char *items[CTL_MAX_LIST];
+	int n = split_list(c, v, items, CTL_MAX_LIST);
+	if (n < 0) {
+		fprintf(stderr, "jobrelay %s: %s: at most %d items\n", c->cmd, flag, CTL_MAX_LIST);
+		return -1;
+	}
+	for (int i = 0; i < n; i++) {
+		if (env && split_kv(c, flag, items[i], c->env, &c->n_env) < 0)
+			return -1;
+		if (!env) {
 			if (c->n_args >= CTL_MAX_LIST) {
-				fprintf(stderr, "jobrelay %s: at most %d --args\n", c->cmd, CTL_MAX_LIST);
+				fprintf(stderr, "jobrelay %s: at most %d args\n", c->cmd, CTL_MAX_LIST);
 				return -1;
 			}
-			c->args[c->n_args++] = optarg;
-			break;
-		case O_TASKS:
-			if (positive(c, "--tasks", optarg, &c->tasks) < 0)
-				return -1;
-			break;
-		case O_LIMIT:
-			if (positive(c, "--limit", optarg, &c->limit) < 0)
-				return -1;
-			break;
-		case O_TIMEOUT:
-			if ((c->timeout_ms = parse_duration_ms(optarg)) <= 0) {
-				fprintf(stderr, "jobrelay %s: --timeout must be a duration (30s, 10m), not '%s'\n", c->cmd, optarg);
-				return -1;
-			}
-			break;
-		case O_WAIT: c->wait = 1; break;
+			c->args[c->n_args++] = items[i];
 		}
 	}
-	return optind;
+	return 0;
+}
+
+static int parse_format(ctl *c, const char *v)
+{
+	static const char *const names[] = {"table", "ndjson", "json", "yaml"};
+	for (int i = 0; i < 4; i++)
+		if (!strcmp(v, names[i])) {
+			c->fmt = i;
+			return 0;
+		}
+	fprintf(stderr, "jobrelay %s: --format must be json, yaml, table or ndjson, not '%s'\n", c->cmd, v);
+	return -1;
+}
+
+/* parse: the flags given to c->cmd (the table allowed only its own). 0, or -1 after a message. */
+static int parse(ctl *c, const jr_cli_call *call)
+{
+	c->fmt = isatty(STDOUT_FILENO) ? FMT_TABLE : FMT_NDJSON;
+	for (size_t i = 0; i < call->n_vals; i++) {
+		const char *v = call->vals[i].value;
+		const char *flag = call->vals[i].opt->name;
+		char shown[64];
+		snprintf(shown, sizeof shown, "--%s", flag);
+		switch (call->vals[i].opt->id) {
+		case JOBCTL_PROJECT:
+		case JOBCTL_REGION: {
+			int p = call->vals[i].opt->id == JOBCTL_PROJECT;
+			if ((p ? c->n_projects : c->n_regions) >= CTL_MAX_LIST) {
+				fprintf(stderr, "jobrelay %s: at most %d of %s\n", c->cmd, CTL_MAX_LIST, shown);
+				return -1;
+			}
+			if (!*v) {
+				fprintf(stderr, "jobrelay %s: %s is empty\n", c->cmd, shown);
+				return -1;
+			}
+			if (p)
+				add_unique(c->projects, &c->n_projects, v);
+			else
+				add_unique(c->regions, &c->n_regions, v);
+			break;
+		}
+		case JOBCTL_LABEL:
+			if (split_kv(c, shown, c->strs[c->n_strs++] = jr_strdup(v), c->labels, &c->n_labels) < 0)
+				return -1;
+			break;
+		case JOBCTL_ENV:
+			if (split_kv(c, shown, c->strs[c->n_strs++] = jr_strdup(v), c->env, &c->n_env) < 0)
+				return -1;
+			break;
+		case JOBCTL_UPDATE_ENV:
+			if (list_flag(c, shown, v, 1) < 0)
+				return -1;
+			break;
+		case JOBCTL_ARGS:
+			if (list_flag(c, shown, v, 0) < 0)
+				return -1;
+			break;
+		case JOBCTL_FORMAT:
+			if (parse_format(c, v) < 0)
+				return -1;
+			break;
+		case JOBCTL_TASKS:
+			if (positive(c, shown, v, &c->tasks) < 0)
+				return -1;
+			break;
+		case JOBCTL_LIMIT:
+			if (positive(c, shown, v, &c->limit) < 0)
+				return -1;
+			break;
+		case JOBCTL_TIMEOUT:
+			if ((c->timeout_ms = parse_duration_ms(v)) <= 0) {
+				fprintf(stderr, "jobrelay %s: %s must be a duration (30s, 10m, 1h30m; a bare number is seconds), not '%s'\n",
+					c->cmd, shown, v);
+				return -1;
+			}
+			break;
+		case JOBCTL_JOB:
+			if (c->job) {
+				fprintf(stderr, "jobrelay %s: one --job only\n", c->cmd);
+				return -1;
+			}
+			c->job = v;
+			break;
+		case JOBCTL_WAIT: c->wait = 1; break;
+		case JOBCTL_ASYNC: c->async = 1; break;
+		}
+		if (c->n_strs >= CTL_MAX_LIST * 2) {
+			fprintf(stderr, "jobrelay %s: too many flags\n", c->cmd);
+			return -1;
+		}
+	}
+	if (c->wait && c->async) {
+		fprintf(stderr, "jobrelay %s: --wait and --async exclude each other\n", c->cmd);
+		return -1;
+	}
+	return 0;
 }
 
 /* ---- jobs list ---- */
@@ -426,7 +616,7 @@ static void page_done(ctl *c, const jr_adminres *res, const char *what)
 static void on_jobs(void *arg, const jr_adminres *res)
 {
 	ctl *c = arg;
-	for (size_t i = 0; i < res->n_jobs; i++)
+	for (size_t i = 0; i < res->n_jobs && !(c->limit && c->count >= c->limit); i++)
 		if (labels_match(c, &res->jobs[i])) {
 			print_job(c, &res->jobs[i]);
 			c->count++;
@@ -441,7 +631,6 @@ static void list_pages(ctl *c, const char *parent, int execs)
 {
 	jr_runexec *a = runwatch_admin(c->api);
 	c->token[0] = 0;
-	c->count = 0;
 	for (int page = 0; page < CTL_MAX_PAGES; page++) {
 		int size = CTL_PAGE_SIZE;
 		if (c->limit) {
@@ -606,15 +795,19 @@ static void on_run(void *arg, const jr_runresult *res)
 		return;
 	}
 	ro->execution = res->execution ? jr_strdup(res->execution) : NULL;
-	if (c->json) {
-		buf_addc(&c->out, '{');
-		jkey(&c->out, 1, "execution");
-		jstr(&c->out, res->execution);
-		jkey(&c->out, 0, "logUri");
-		jstr(&c->out, res->log_uri);
-		jkey(&c->out, 0, "operation");
-		jstr(&c->out, res->operation);
-		buf_addlit(&c->out, "}\n");
+	if (c->fmt != FMT_TABLE) {
+		jr_buf rec;
+		buf_init(&rec, 0);
+		buf_addc(&rec, '{');
+		jkey(&rec, 1, "execution");
+		jstr(&rec, res->execution);
+		jkey(&rec, 0, "logUri");
+		jstr(&rec, res->log_uri);
+		jkey(&rec, 0, "operation");
+		jstr(&rec, res->operation);
+		buf_addc(&rec, '}');
+		emit(c, &rec);
+		buf_free(&rec);
 	} else {
 		buf_printf(&c->out, "execution:  %s\nlog_uri:    %s\n",
 			   res->execution ? res->execution : "-", res->log_uri ? res->log_uri : "-");
@@ -668,38 +861,6 @@ static int cmd_jobs_run(ctl *c, const char *job)
 	return rc;
 }
 
-/* ---- the command table ---- */
-
-typedef struct sub {
-	const char *group, *name;
-	int npos;              /* positional arguments wanted (-1: JOB then args after --) */
-	const char *usage;
-	int opts[10];
-} sub;
-
-static const sub subs[] = {
-	{"jobs", "list", 0, "jobs list [--project P]... [--region R]... [--label K=V]... [--format json|table]",
-	 {O_PROJECT, O_REGION, O_LABEL, O_FORMAT, 0}},
-	{"jobs", "run", -1, "jobs run JOB [--project P] [--region R] [--env K=V]... [--args A]... [--tasks N] [--timeout D] [--wait] [--format json|table] [-- ARGS...]",
-	 {O_PROJECT, O_REGION, O_ENV, O_ARGS, O_TASKS, O_TIMEOUT, O_WAIT, O_FORMAT, 0}},
-	{"executions", "list", 1, "executions list JOB [--project P]... [--region R]... [--limit N] [--format json|table]",
-	 {O_PROJECT, O_REGION, O_LIMIT, O_FORMAT, 0}},
-	{"executions", "get", 1, "executions get NAME [--project P] [--region R] [--format json|table]",
-	 {O_PROJECT, O_REGION, O_FORMAT, 0}},
-	{"executions", "cancel", 1, "executions cancel NAME [--project P] [--region R] [--format json|table]",
-	 {O_PROJECT, O_REGION, O_FORMAT, 0}},
-	{"executions", "wait", 1, "executions wait NAME [--timeout D] [--project P] [--region R] [--format json|table]",
-	 {O_PROJECT, O_REGION, O_TIMEOUT, O_FORMAT, 0}},
-};
-#define N_SUBS (sizeof subs / sizeof subs[0])
-
-static void usage(FILE *f, const char *group)
-{
-	for (size_t i = 0; i < N_SUBS; i++)
-		if (!group || !strcmp(group, subs[i].group))
-			fprintf(f, "usage: jobrelay %s\n", subs[i].usage);
-}
-
 /* open_api: the loop and client; 0, or 3 after saying the Run API cannot be reached. */
 static int open_api(ctl *c)
 {
@@ -727,75 +888,64 @@ static int open_api(ctl *c)
 	return 0;
 }
 
-static int run_sub(ctl *c, const sub *s, int argc, char **argv)
+/* run: the command c->cmd with its arguments (the table checked their number). */
+static int run(ctl *c, const char *group, const char *sub, const jr_cli_call *call)
 {
-	int pos = parse(c, argc, argv, s->opts);
-	if (pos < 0) {
-		usage(stderr, s->group);
+	if (parse(c, call) < 0)
 		return 2;
-	}
-	int npos = argc - pos;
-	if ((s->npos >= 0 && npos != s->npos) || (s->npos < 0 && npos < 1)) {
-		fprintf(stderr, "jobrelay %s: wrong number of arguments\n", c->cmd);
-		usage(stderr, s->group);
-		return 2;
-	}
-	for (int i = pos + 1; i < argc; i++) { /* jobs run JOB -- ARGS... */
+	int jobs = !strcmp(group, "jobs");
+	const char *arg = call->n_args ? call->args[0] : NULL;
+	for (size_t i = 1; i < call->n_args; i++) { /* jobs run JOB -- ARGS... */
 		if (c->n_args >= CTL_MAX_LIST) {
 			fprintf(stderr, "jobrelay %s: at most %d args\n", c->cmd, CTL_MAX_LIST);
 			return 2;
 		}
-		c->args[c->n_args++] = argv[i];
+		c->args[c->n_args++] = call->args[i];
 	}
-	const char *arg = npos ? argv[pos] : NULL;
+	if (!jobs && !strcmp(sub, "list")) {
+		if (!!arg == !!c->job) {
+			fprintf(stderr, "jobrelay %s: name the job once: JOB or --job JOB\n", c->cmd);
+			return 2;
+		}
+		if (!arg)
+			arg = c->job;
+	}
 	char *name = NULL;
-	if (!strcmp(s->group, "jobs") && !strcmp(s->name, "list") && defaults(c) < 0)
+	if (jobs && !strcmp(sub, "list") && defaults(c) < 0)
 		return 2;
-	if (!strcmp(s->group, "executions") && strcmp(s->name, "list") && !(name = one_exec(c, arg)))
+	if (!jobs && strcmp(sub, "list") && !(name = one_exec(c, arg)))
 		return 2;
-	int rc = open_api(c);
-	if (rc == 0) {
-		if (!strcmp(s->group, "jobs"))
-			rc = !strcmp(s->name, "list") ? cmd_jobs_list(c) : cmd_jobs_run(c, arg);
-		else if (!strcmp(s->name, "list"))
+	int rc = open_api(c), opened = rc == 0;
+	if (opened) {
+		if (jobs)
+			rc = !strcmp(sub, "list") ? cmd_jobs_list(c) : cmd_jobs_run(c, arg);
+		else if (!strcmp(sub, "list"))
 			rc = for_each_job(c, arg, list_execs_of) < 0 ? 2 : c->failed ? 1 : 0;
-		else if (!strcmp(s->name, "wait"))
+		else if (!strcmp(sub, "wait"))
 			rc = wait_for(c, name);
 		else
-			rc = cmd_exec_call(c, name, !strcmp(s->name, "cancel"));
+			rc = cmd_exec_call(c, name, !strcmp(sub, "cancel"));
 	}
 	free(name);
+	if (opened)
+		finish_out(c); /* the array or list is closed also after a failed call */
 	return rc;
 }
 
-int jobctl_main(const jr_config *cfg, int argc, char **argv)
+int jobctl_run(const jr_config *cfg, const jr_cli_call *call)
 {
-	const char *group = argv[0];
-	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
-		usage(argc < 2 ? stderr : stdout, group);
-		return argc < 2 ? 2 : 0;
-	}
-	const sub *s = NULL;
-	for (size_t i = 0; i < N_SUBS; i++)
-		if (!strcmp(subs[i].group, group) && !strcmp(subs[i].name, argv[1]))
-			s = &subs[i];
-	if (!s) {
-		fprintf(stderr, "jobrelay %s: unknown command '%s'\n", group, argv[1]);
-		usage(stderr, group);
-		return 2;
-	}
 	ctl *c = jr_calloc(1, sizeof *c);
-	char cmd[64];
-	snprintf(cmd, sizeof cmd, "%s %s", group, s->name);
 	c->cfg = cfg;
-	c->cmd = cmd;
+	c->cmd = call->name;
 	buf_init(&c->out, 0);
-	int rc = run_sub(c, s, argc - 1, argv + 1);
+	int rc = run(c, call->cmd->group, call->cmd->name, call);
 	if (c->api)
 		runjob_free(c->api);
 	if (c->loop)
 		loop_free(c->loop);
 	buf_free(&c->out);
+	for (size_t i = 0; i < c->n_strs; i++)
+		free(c->strs[i]);
 	free(c);
 	return rc;
 }

@@ -5,17 +5,37 @@
 #ifndef JR_JOBCTL_H
 #define JR_JOBCTL_H
 
+#include "cli.h"
 #include "config.h"
 #include "mem.h"
 #include "runexec.h"
 
+/* The ids of the commands' flags in the command table (commands.c). */
+enum {
+	JOBCTL_PROJECT = 1,
+	JOBCTL_REGION,
+	JOBCTL_LABEL,
+	JOBCTL_FORMAT,
+	JOBCTL_ENV,
+	JOBCTL_UPDATE_ENV,
+	JOBCTL_ARGS,
+	JOBCTL_TASKS,
+	JOBCTL_TIMEOUT,
+	JOBCTL_WAIT,
+	JOBCTL_ASYNC,
+	JOBCTL_LIMIT,
+	JOBCTL_JOB
+};
+
 /*
- * jobctl_main: runs `jobs ...` or `executions ...` (argv[0] is the group).
- * cfg (may be NULL) gives default projects and regions: its own and its
- * routes'. Returns the exit code: 0; 1 a call failed or the execution did
- * not succeed; 2 usage; 3 the Run API could not be reached.
+ * jobctl_run: runs the parsed `jobs ...` or `executions ...` call (its
+ * command is one of the table's jobs and executions commands; the number
+ * of arguments is checked). cfg (may be NULL) gives default projects and
+ * regions: its own and its routes'. Returns the exit code: 0; 1 a call
+ * failed or the execution did not succeed; 2 usage; 3 the Run API could not
+ * be reached.
  */
-int jobctl_main(const jr_config *cfg, int argc, char **argv);
+int jobctl_run(const jr_config *cfg, const jr_cli_call *call);
 
 /* The output pieces, for tests: one JSON object (no newline) per job / execution. */
 int jobctl_job_json(jr_buf *out, const jr_job *j);

@@ -2,8 +2,9 @@
 # jobrelay jobs list|run and executions list|get|cancel|wait against the Run
 # API fake: every command and flag, pagination (more jobs and executions than
 # one page), several projects and regions, --wait exit codes, cancel, the
-# routing headers (the fake rejects a wrong x-goog-request-params), exit 2
-# and 3.
+# routing headers (the fake rejects a wrong x-goog-request-params), gcloud's
+# names (jobs execute, --update-env-vars, --task-timeout, executions describe,
+# --job), --format json and yaml, exit 2 and 3.
 . "$(dirname "$0")/lib.sh"
 J="$JOBRELAY"
 
@@ -163,6 +164,32 @@ assert_eq "$(jq -r 'select(.requestParams.ok != true) | .method' "$WORK/record.j
 assert_eq "$(jq -r 'select(.method=="ListJobs") | .metadata["x-goog-request-params"]' "$WORK/record.jsonl" | sort -u | paste -sd' ')" \
 	"location=europe-west1 location=us-east1" "ListJobs routing"
 
+# ---- gcloud's names; --format json (one array) and yaml (one list)
+"$J" jobs list --project p1 --region us-east1 --format json >"$WORK/arr.json"
+"$J" jobs list --project p1 --region us-east1 >"$WORK/arr.ndjson"
+assert_eq "$(jq -c . "$WORK/arr.json")" "$(jq -cs . "$WORK/arr.ndjson")" "--format json: one array of the ndjson records"
+assert_eq "$(jq -r 'type + " " + (map(.job) | index("ok") != null | tostring)' "$WORK/arr.json")" "array true" "--format json: the jobs"
+assert_eq "$("$J" jobs list --project p1 --region europe-west1 --limit 5 --format json | jq length)" 5 "jobs list --limit"
+"$J" jobs list --project p1 --region us-east1 --format yaml >"$WORK/list.yaml"
+python3 -c 'import json, sys, yaml; print(json.dumps(yaml.safe_load(open(sys.argv[1]))))' "$WORK/list.yaml" >"$WORK/list.yaml.json"
+assert_eq "$(jq -S . "$WORK/list.yaml.json")" "$(jq -S . "$WORK/arr.json")" "--format yaml: the same records as a YAML list"
+"$J" jobs execute ok --project p1 --region us-east1 --update-env-vars A=1,B=x=y --args=--in,a.csv --args '^:^p,q:r' \
+	--task-timeout 1h30m --tasks 2 --async --format json >"$WORK/exec.json"
+assert_eq "$(jq -r 'type + " " + (.[0].execution | split("/")[5])' "$WORK/exec.json")" "array ok" "jobs execute --format json"
+jq -c 'select(.method=="RunJob") | .request' "$WORK/record.jsonl" | tail -1 >"$WORK/execreq.json"
+assert_eq "$(jq -c '.overrides.containerOverrides[0].env' "$WORK/execreq.json")" \
+	'[{"name":"A","value":"1"},{"name":"B","value":"x=y"}]' "--update-env-vars"
+assert_eq "$(jq -c '.overrides.containerOverrides[0].args' "$WORK/execreq.json")" '["--in","a.csv","p,q","r"]' \
+	"--args, comma-separated, and with gcloud's ^:^ delimiter"
+assert_eq "$(jq -r '.overrides.taskCount, .overrides.timeout' "$WORK/execreq.json" | paste -sd' ')" "2 5400s" \
+	"--tasks, --task-timeout"
+"$J" executions describe "${EX1##*/}" --project p1 --region us-east1 --format yaml >"$WORK/get.yaml"
+grep -q '^  state: "SUCCEEDED"$' "$WORK/get.yaml" || fail "executions describe --format yaml: $(cat "$WORK/get.yaml")"
+assert_eq "$("$J" executions list --job many --project p1 --region europe-west1 --limit 3 --format json | jq length)" 3 \
+	"executions list --job"
+assert_eq "$("$J" executions list --job nothing-ran --project p1 --region europe-west1 --format json)" "[]" \
+	"an empty list is []"
+
 # ---- usage errors (2) and an unreachable Run API (3)
 expect_rc() {
 	local want=$1
@@ -174,7 +201,9 @@ expect_rc() {
 	assert_eq "$rc" "$want" "exit code of: $* ($(head -2 "$WORK/rc.err"))"
 }
 expect_rc 2 "$J" jobs frobnicate
-expect_rc 2 "$J" jobs list --project p1 --region r --format yaml
+expect_rc 2 "$J" jobs list --project p1 --region r --format xml
+expect_rc 2 "$J" jobs run ok --project p1 --region r --wait --async
+expect_rc 2 "$J" executions list many --job many --project p1 --region r
 expect_rc 2 "$J" jobs list --project p1
 expect_rc 2 "$J" jobs run ok --project p1 --region r --tasks 0
 expect_rc 2 "$J" executions get not-a-name
