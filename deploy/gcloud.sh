@@ -12,8 +12,11 @@
 #   Cloud Run permissions jobrelay and its CLI use (docs/deploy.md lists them); a bucket and an Eventarc trigger on it; a
 #   Cloud Scheduler job that publishes to the topic; the Secret Manager secrets (jobrelay's
 #   config, the job's secret); a Serverless VPC Access connector and Cloud NAT (router, static
-#   egress address, NAT) for the jobs' egress; alert policies on the jobs' failure rate and on
-#   dead-letter volume; and the service (deploy/service.yaml) and job (deploy/job.yaml).
+#   egress address, NAT) for the jobs' egress; alert policies on the jobs' failure rate, on
+#   dead-letter volume and on a circuit breaker that stays open; the dashboard of jobrelay's
+#   own metrics (deploy/dashboard.json), which the service's Managed Service for Prometheus
+#   sidecar writes (its config deploy/rungmp.yaml, in a secret; jobrelay's account may write
+#   metrics); and the service (deploy/service.yaml) and job (deploy/job.yaml).
 #
 # Each resource is described first and created only when missing, so a second run changes
 # nothing that exists (IAM bindings and `replace` are idempotent in themselves). It stops at
@@ -47,7 +50,10 @@
 #   ROUTER [jobrelay-router]  NAT [jobrelay-nat]  NAT_ADDRESS [jobrelay-egress]
 #   INGRESS [internal]  MIN_INSTANCES [0 push, 1 pull]  MAX_INSTANCES [10]
 #   CONCURRENCY [250]  ALERT_CHANNELS [none: comma list of notification channel names]
-#   JOB_FAILURE_RATE [0.05]  DEAD_LETTER_THRESHOLD [0]
+#   JOB_FAILURE_RATE [0.05]  DEAD_LETTER_THRESHOLD [0]  BREAKER_OPEN_SECONDS [600]
+#   METRICS_SECRET [jobrelay-metrics-config]  DASHBOARD_ID [jobrelay]
+#   METRICS_SIDECAR_IMAGE [us-docker.pkg.dev/cloud-ops-agents-artifacts/cloud-run-gmp-sidecar/
+#                          cloud-run-gmp-sidecar:1.2.0]
 #   OPERATORS [none: comma list of members, like group:ops@example.com, who run the CLI]
 #
 # Exit codes: 0 done; 1 a gcloud command failed; 2 bad usage or settings.
@@ -154,8 +160,13 @@ for m in "${OPERATOR_MEMBERS[@]}"; do
 done
 JOB_FAILURE_RATE=${JOB_FAILURE_RATE:-0.05}
 DEAD_LETTER_THRESHOLD=${DEAD_LETTER_THRESHOLD:-0}
+BREAKER_OPEN_SECONDS=${BREAKER_OPEN_SECONDS:-600}
+METRICS_SECRET=${METRICS_SECRET:-jobrelay-metrics-config}
+METRICS_SIDECAR_IMAGE=${METRICS_SIDECAR_IMAGE:-us-docker.pkg.dev/cloud-ops-agents-artifacts/cloud-run-gmp-sidecar/cloud-run-gmp-sidecar:1.2.0}
+DASHBOARD_ID=${DASHBOARD_ID:-jobrelay}
 
-for v in MAX_DELIVERY_ATTEMPTS ACK_DEADLINE MIN_INSTANCES MAX_INSTANCES CONCURRENCY DEAD_LETTER_THRESHOLD; do
+for v in MAX_DELIVERY_ATTEMPTS ACK_DEADLINE MIN_INSTANCES MAX_INSTANCES CONCURRENCY DEAD_LETTER_THRESHOLD \
+	BREAKER_OPEN_SECONDS; do
 	[[ "${!v}" =~ ^[0-9]+$ ]] || die "$v '${!v}' is not a whole number"
 done
 if [ "$MAX_DELIVERY_ATTEMPTS" -lt 5 ] || [ "$MAX_DELIVERY_ATTEMPTS" -gt 100 ]; then
@@ -274,7 +285,8 @@ RENDER_VARS=(PROJECT_ID PROJECT_NUMBER REGION SERVICE JOB IMAGE JOB_IMAGE RELAY_
 	INVOKER_EMAIL RUNTIME_EMAIL TOPIC TOPIC_PATH DL_TOPIC DL_TOPIC_PATH SUBSCRIPTION
 	SUBSCRIPTION_PATH CONFIG_SECRET JOB_SECRET CONNECTOR_PATH INGRESS MIN_INSTANCES
 	MAX_INSTANCES CONCURRENCY CPU_THROTTLING RELAY_COMMAND JOB_FAILURE_RATE
-	DEAD_LETTER_THRESHOLD SCHEDULER_JOB DL_SUBSCRIPTION)
+	DEAD_LETTER_THRESHOLD SCHEDULER_JOB DL_SUBSCRIPTION METRICS_SECRET METRICS_SIDECAR_IMAGE
+	BREAKER_OPEN_SECONDS DASHBOARD_ID)
 render() {
 	local text v left
 	text=$(<"$1")
@@ -402,6 +414,16 @@ infra() {
 			secrets create "$JOB_SECRET" --replication-policy=automatic --labels=app=jobrelay
 	fi
 	bind secrets "$CONFIG_SECRET" "serviceAccount:$RELAY_EMAIL" roles/secretmanager.secretAccessor
+
+	# Metrics: the sidecar's scrape config (a file in the service), read and written to Cloud
+	# Monitoring as the service's account; metricWriter exists only at project level
+	local metrics_cfg="$OUT_DIR/rungmp.yaml"
+	render "$HERE/rungmp.yaml" "$metrics_cfg"
+	ensure "secret $METRICS_SECRET (the metrics sidecar's config)" secrets describe "$METRICS_SECRET" -- \
+		secrets create "$METRICS_SECRET" --replication-policy=automatic --data-file="$metrics_cfg" \
+		--labels=app=jobrelay
+	bind secrets "$METRICS_SECRET" "serviceAccount:$RELAY_EMAIL" roles/secretmanager.secretAccessor
+	bind project "" "serviceAccount:$RELAY_EMAIL" roles/monitoring.metricWriter
 	bind secrets "$JOB_SECRET" "serviceAccount:$RUNTIME_EMAIL" roles/secretmanager.secretAccessor
 
 	# Egress of the jobs: connector into the VPC, then Cloud NAT on one static address
@@ -449,7 +471,7 @@ infra() {
 	# Alerts (Cloud Monitoring), found again by their display names
 	local f name chan=()
 	[ -z "$ALERT_CHANNELS" ] || chan=(--notification-channels="$ALERT_CHANNELS")
-	for f in alert-job-failure-rate alert-dead-letters; do
+	for f in alert-job-failure-rate alert-dead-letters alert-breaker-open; do
 		render "$HERE/$f.yaml" "$OUT_DIR/$f.yaml"
 		name=$(sed -n 's/^displayName: *//p' "$OUT_DIR/$f.yaml" | head -n 1 | tr -d "'\"")
 		if [ "$DRY_RUN" -eq 0 ] &&
@@ -461,6 +483,22 @@ infra() {
 			g alpha monitoring policies create --policy-from-file="$OUT_DIR/$f.yaml" "${chan[@]}"
 		fi
 	done
+
+	# The dashboard, under a fixed id: created, or replaced with the file's content (an update
+	# carries the etag the describe returned, so it never overwrites a change made meanwhile)
+	local dash="projects/$PROJECT_ID/dashboards/$DASHBOARD_ID" etag=
+	render "$HERE/dashboard.json" "$OUT_DIR/dashboard.json"
+	if [ "$DRY_RUN" -eq 0 ] &&
+		etag=$(gcloud monitoring dashboards describe "$dash" --project="$PROJECT_ID" \
+			--format='value(etag)' 2>/dev/null); then
+		[[ "$etag" =~ ^[A-Za-z0-9_-]+$ ]] || { say "dashboard $dash: unexpected etag '$etag'"; exit 1; }
+		say "dashboard $dash: exists; updating it"
+		sed "1s/^{\$/{\n  \"etag\": \"$etag\",/" "$OUT_DIR/dashboard.json" >"$OUT_DIR/dashboard-update.json"
+		g monitoring dashboards update "$dash" --config-from-file="$OUT_DIR/dashboard-update.json"
+	else
+		say "dashboard $dash: creating"
+		g monitoring dashboards create --config-from-file="$OUT_DIR/dashboard.json"
+	fi
 }
 
 # ---- the service and the job ----

@@ -7,7 +7,10 @@ the port (the Dockerfile's $PORT and EXPOSE; Cloud Run sets PORT from containerP
 jobrelay reads getenv("PORT")), the config file ($JOBRELAY_CONFIG in the Dockerfile and in
 src/cmd/main.c, mounted from a Secret Manager secret at that very path), the service accounts
 deploy/gcloud.sh creates, the probe paths jobrelay answers (src/io/httpd.c), and the job image's
-required environment (deploy/job-image/entrypoint.sh). Prints one line per failed check and
+required environment (deploy/job-image/entrypoint.sh), and the Managed Service for
+Prometheus sidecar (a second container without a port, started after jobrelay, its
+RunMonitoring config mounted from a secret at /etc/rungmp/config.yaml, scraping the port and
+path jobrelay serves /metrics on). Prints one line per failed check and
 exits 1, or prints "ok" and exits 0. Needs PyYAML (Debian: python3-yaml).
 """
 import os
@@ -60,7 +63,7 @@ def main():
     httpd_c = read(os.path.join(src, "src/io/httpd.c"))
     check('getenv("JOBRELAY_CONFIG")' in main_c, "src/cmd/main.c no longer reads $JOBRELAY_CONFIG")
     check('getenv("PORT")' in serve_c, "src/cmd/serve.c no longer reads $PORT")
-    for path in ("/healthz", "/readyz"):
+    for path in ("/healthz", "/readyz", "/metrics"):
         check('"%s"' % path in httpd_c, "src/io/httpd.c does not answer %s" % path)
 
     env, expose, user, entrypoint, cmd = dockerfile_runtime(read(os.path.join(src, "Dockerfile")))
@@ -83,7 +86,10 @@ def main():
     spec = tmpl["spec"]
     check(spec.get("serviceAccountName") == relay,
           "service.yaml: serviceAccountName %r, not %s" % (spec.get("serviceAccountName"), relay))
-    (c,) = spec["containers"]
+    containers = {x.get("name"): x for x in spec["containers"]}
+    check(sorted(containers) == ["collector", "jobrelay"],
+          "service.yaml: containers %r, not jobrelay and its collector" % sorted(containers))
+    c = containers.get("jobrelay") or spec["containers"][0]
     ports = c.get("ports") or []
     check(len(ports) == 1 and str(ports[0].get("containerPort")) == port,
           "service.yaml: containerPort %r, not the image's PORT %s" % (ports, port))
@@ -121,6 +127,36 @@ def main():
     else:
         check(svc["metadata"]["annotations"].get("run.googleapis.com/ingress") in ("internal", "all"),
               "service.yaml: ingress not set")
+
+    # ---- the metrics sidecar ----
+    vols = {v["name"]: v for v in spec.get("volumes", [])}
+    col = containers.get("collector") or {}
+    check(col.get("image", "").startswith(
+        "us-docker.pkg.dev/cloud-ops-agents-artifacts/cloud-run-gmp-sidecar/cloud-run-gmp-sidecar:"),
+        "service.yaml: the collector is not Google's Managed Prometheus sidecar: %r" % col.get("image"))
+    check(not col.get("ports"), "service.yaml: the collector has a port (only jobrelay takes requests)")
+    check(yaml.safe_load(ann.get("run.googleapis.com/container-dependencies", "{}")) == {"collector": ["jobrelay"]},
+          "service.yaml: the collector does not start after jobrelay (container-dependencies)")
+    cmounts = [m for m in col.get("volumeMounts", []) if m.get("mountPath") in ("/etc/rungmp", "/etc/rungmp/")]
+    check(len(cmounts) == 1, "service.yaml: nothing mounted at /etc/rungmp in the collector")
+    if cmounts:
+        sec = (vols.get(cmounts[0]["name"]) or {}).get("secret") or {}
+        check(sec.get("secretName") == "jobrelay-metrics-config",
+              "service.yaml: /etc/rungmp is not the jobrelay-metrics-config secret")
+        check([i.get("path") for i in sec.get("items") or []] == ["config.yaml"],
+              "service.yaml: the sidecar's secret file is not config.yaml")
+    rungmp = load(os.path.join(out, "rungmp.yaml"))
+    check(rungmp.get("apiVersion") == "monitoring.googleapis.com/v1beta" and rungmp.get("kind") == "RunMonitoring",
+          "rungmp.yaml: not a monitoring.googleapis.com/v1beta RunMonitoring")
+    eps = (rungmp.get("spec") or {}).get("endpoints") or []
+    check(len(eps) == 1, "rungmp.yaml: one endpoint expected, not %d" % len(eps))
+    for ep in eps:
+        # the sidecar reads port as a string (a number or a name); it scrapes 0.0.0.0:PORT
+        check(str(ep.get("port")) == port and str(ep.get("port")) == str(ports[0].get("containerPort") if ports else None),
+              "rungmp.yaml: scrapes port %r, not jobrelay's containerPort and $PORT %s" % (ep.get("port"), port))
+        check(ep.get("path", "/metrics") == "/metrics", "rungmp.yaml: scrapes %r, not /metrics" % ep.get("path"))
+        check(re.fullmatch(r"[0-9]+[smh]", str(ep.get("interval", "30s"))) is not None,
+              "rungmp.yaml: interval %r is not a Prometheus duration" % ep.get("interval"))
 
     # ---- jobrelay's config: what the secret holds ----
     cfg = load(os.path.join(out, "jobrelay.yaml"))
@@ -170,6 +206,14 @@ def main():
     rate = load(os.path.join(out, "alert-job-failure-rate.yaml"))["conditions"][0]["conditionThreshold"]
     check('metric.labels.result = "failed"' in rate["filter"] and "denominatorFilter" in rate,
           "alert-job-failure-rate.yaml: not a ratio of failed to all executions")
+
+    brk = load(os.path.join(out, "alert-breaker-open.yaml"))
+    check(brk.get("displayName", "").startswith("jobrelay: "), "alert-breaker-open.yaml: displayName")
+    (bc,) = brk.get("conditions") or [{}]
+    pq = bc.get("conditionPrometheusQueryLanguage") or {}
+    check("jobrelay_breaker_state" in pq.get("query", ""), "alert-breaker-open.yaml: the query does not watch jobrelay_breaker_state")
+    check(re.fullmatch(r"[1-9][0-9]*s", pq.get("duration", "")) is not None,
+          "alert-breaker-open.yaml: no duration: an alert on a breaker that stays open needs one")
 
     # ---- Cloud Build ----
     cb = load(os.path.join(src, "deploy/cloudbuild.yaml"))

@@ -7,6 +7,8 @@
 # - a second run (everything exists) describes each and creates nothing;
 # - --mode pull, --only deploy; bad settings exit 2 naming the setting; a failing gcloud call
 #   stops the script there;
+# - metrics: the sidecar's config secret, readable by jobrelay's account, which may write
+#   metrics; the breaker alert; the dashboard created once, then updated with its etag;
 # - every RPC in src/ has its IAM permission granted, on the right resource, to jobrelay's
 #   account (or to OPERATORS, for the CLI's), jobrelay gets no other Cloud Run permission, and
 #   docs/deploy.md names each permission; a custom role that drifted is repaired.
@@ -51,14 +53,15 @@ NEEDS='
 /google.pubsub.v1.Subscriber/ModifyAckDeadline pubsub.subscriptions.consume subscription relay-pull
 '
 # The permissions of the predefined roles the script may bind, from
-# https://cloud.google.com/iam/docs/roles-permissions/run and .../pubsub (pubsub.viewer: the
-# part that applies to topics and subscriptions).
+# https://cloud.google.com/iam/docs/roles-permissions/run, .../pubsub (pubsub.viewer: the
+# part that applies to topics and subscriptions) and .../monitoring.
 declare -A PREDEFINED=(
 	[roles/run.invoker]="run.jobs.run run.routes.invoke"
 	[roles/run.jobsExecutor]="run.executions.cancel run.jobs.run"
 	[roles/run.jobsExecutorWithOverrides]="run.executions.cancel run.jobs.run run.jobs.runWithOverrides"
 	[roles/pubsub.publisher]="pubsub.topics.publish"
 	[roles/pubsub.subscriber]="pubsub.snapshots.seek pubsub.subscriptions.consume pubsub.topics.attachSubscription"
+	[roles/monitoring.metricWriter]="monitoring.metricDescriptors.create monitoring.metricDescriptors.get monitoring.metricDescriptors.list monitoring.monitoredResourceDescriptors.get monitoring.monitoredResourceDescriptors.list monitoring.timeSeries.create"
 	[roles/pubsub.viewer]="pubsub.topics.get pubsub.topics.list pubsub.subscriptions.get pubsub.subscriptions.list pubsub.snapshots.get pubsub.snapshots.list"
 )
 
@@ -217,6 +220,15 @@ has "$C" "iam service-accounts add-iam-policy-binding $RUNTIME" "--member=servic
 # alerts
 has "$C" "alpha monitoring policies create" "--policy-from-file=$WORK/out-main/alert-job-failure-rate.yaml"
 has "$C" "alpha monitoring policies create" "--policy-from-file=$WORK/out-main/alert-dead-letters.yaml"
+has "$C" "alpha monitoring policies create" "--policy-from-file=$WORK/out-main/alert-breaker-open.yaml"
+# metrics: the sidecar's scrape config in a secret jobrelay's account reads; it writes the
+# series; the dashboard under its fixed id
+has "$C" "secrets create jobrelay-metrics-config" --replication-policy=automatic "--data-file=$WORK/out-main/rungmp.yaml"
+has "$C" "secrets add-iam-policy-binding jobrelay-metrics-config" "--member=serviceAccount:$RELAY" --role=roles/secretmanager.secretAccessor
+has "$C" "projects add-iam-policy-binding $P" "--member=serviceAccount:$RELAY" --role=roles/monitoring.metricWriter
+has "$C" "monitoring dashboards create" "--config-from-file=$WORK/out-main/dashboard.json" "--project=$P"
+grep -q "\"name\": \"projects/$P/dashboards/jobrelay\"" "$WORK/out-main/dashboard.json" ||
+	fail "the rendered dashboard does not carry its fixed name"
 # the service and the job; jobrelay may start this job only, the invoker may call jobrelay only
 has "$C" "run jobs replace $WORK/out-main/job.yaml" "--region=$R"
 has "$C" "run services replace $WORK/out-main/service.yaml" "--region=$R"
@@ -233,7 +245,8 @@ hasnt "$C" "projects add-iam-policy-binding .*--role=roles/\(run.admin\|run.invo
 if grep -v -- "--project=$P" "$C" | grep -v "^projects describe $P " | grep -q .; then
 	fail "calls without --project: $(grep -v -- "--project=$P" "$C" | grep -v '^projects describe' | head -n 3)"
 fi
-for f in jobrelay.yaml service.yaml job.yaml alert-job-failure-rate.yaml alert-dead-letters.yaml; do
+for f in jobrelay.yaml rungmp.yaml service.yaml job.yaml alert-job-failure-rate.yaml alert-dead-letters.yaml \
+	alert-breaker-open.yaml dashboard.json; do
 	[ -s "$WORK/state-main/files/$f" ] || fail "$f was not handed to gcloud"
 done
 n_created=$(creates "$C")
@@ -256,6 +269,12 @@ while IFS= read -r key; do
 done <"$WORK/state-main/created"
 assert_eq "$(wc -l <"$WORK/state-main/created")" "$n_created" "resources recorded by the stand-in"
 grep -q 'exists' "$WORK/second.err" || fail "second run did not say what exists"
+# the dashboard is replaced with the file's content, carrying the etag the describe returned
+# (the stand-in refuses an update without the current one)
+has "$WORK/second.calls" "monitoring dashboards describe projects/$P/dashboards/jobrelay" "--format=value(etag)"
+has "$WORK/second.calls" "monitoring dashboards update projects/$P/dashboards/jobrelay" \
+	"--config-from-file=$WORK/out-main/dashboard-update.json" "--project=$P"
+grep -q '^  "etag": "etag-1",$' "$WORK/out-main/dashboard-update.json" || fail "the update does not carry the etag"
 
 echo "== --mode pull: a pull subscription, the worker may pull; no HTTP deliveries"
 STATE=pull run_script pull --mode pull
@@ -289,7 +308,11 @@ check_grants "$WORK/pull.calls" pull
 assert_eq "$(granted "$C" "serviceAccount:$RELAY" job | grep '^run\.' | sort -u | paste -sd, -)" \
 	"$(awk '$4 ~ /relay/ && $2 ~ /^run\./ {print $2}' <<<"$NEEDS" | sort -u | paste -sd, -)" \
 	"the Cloud Run permissions jobrelay holds"
-hasnt "$C" "^projects add-iam-policy-binding .*--member=serviceAccount:$RELAY "
+# on the project, jobrelay's account may only write metrics (roles/monitoring.metricWriter
+# exists only there)
+relay_project_roles=$(grep "^projects add-iam-policy-binding .*--member=serviceAccount:$RELAY " "$C" |
+	sed -n 's/.* --role=\([^ ]*\).*/\1/p' | sort -u | paste -sd, -)
+assert_eq "$relay_project_roles" roles/monitoring.metricWriter "jobrelay's roles on the project"
 hasnt "$C" "--role=roles/run.jobsExecutor"
 while read -r m perm _; do
 	[ -z "$m" ] || grep -qF "\`$perm\`" "$JR_SOURCE_DIR/docs/deploy.md" ||
