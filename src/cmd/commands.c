@@ -26,6 +26,7 @@
 #include "daemon.h"
 #include "gcreds.h"
 #include "jobctl.h"
+#include "jstring.h"
 #include "log.h"
 #include "pull.h"
 #include "replay.h"
@@ -42,15 +43,81 @@ static const char *config_path(const jr_cli_globals *g)
 	return e && *e ? e : "./jobrelay.yaml";
 }
 
+#define ENV_CONFIG_NAME "$JOBRELAY_JOB"
+
+/*
+ * env_config: the config of a deploy without a file (docs/configuration.md, "Without a
+ * file"), used when no --config was given, the file config_path names does not exist and
+ * $JOBRELAY_JOB is set: one route, "default", every event to $JOBRELAY_JOB with the event's
+ * data in the execution's env as CE_DATA (its id, type, source... are there anyway); $JOBRELAY_SUBSCRIPTION and
+ * $JOBRELAY_DEAD_LETTER_TOPIC when set. The values are written as JSON strings, so the
+ * loader checks them as it checks a file's. Returns 0 (no such config), 1 with *text set
+ * (caller frees), or -1 after printing why.
+ */
+#define ENV_VALUE_MAX 4096
+static int env_config(const jr_cli_globals *g, char **text)
+{
+	static const char *const names[] = {"JOBRELAY_JOB", "JOBRELAY_SUBSCRIPTION",
+					    "JOBRELAY_DEAD_LETTER_TOPIC"};
+	const char *v[3];
+	*text = NULL;
+	if (g->config || !getenv("JOBRELAY_JOB") || !*getenv("JOBRELAY_JOB") ||
+	    access(config_path(g), F_OK) == 0)
+		return 0;
+	for (int i = 0; i < 3; i++) {
+		v[i] = getenv(names[i]);
+		if (v[i] && strlen(v[i]) > ENV_VALUE_MAX) {
+			fprintf(stderr, "jobrelay: $%s is longer than %d bytes\n", names[i], ENV_VALUE_MAX);
+			return -1;
+		}
+	}
+	jr_buf b;
+	buf_init(&b, 0);
+	int rc = buf_addlit(&b, "{\"routes\": [{\"name\": \"default\", \"job\": ");
+	rc |= jstr_write_text(&b, v[0], strlen(v[0]));
+	rc |= buf_addlit(&b, ", \"overrides\": {\"env\": {\"CE_DATA\": \"{{data?}}\"}}}]");
+	if (v[1] && *v[1])
+		rc |= buf_addlit(&b, ", \"subscription\": ") | jstr_write_text(&b, v[1], strlen(v[1]));
+	if (v[2] && *v[2])
+		rc |= buf_addlit(&b, ", \"dead_letter\": {\"topic\": ") |
+		      jstr_write_text(&b, v[2], strlen(v[2])) | buf_addc(&b, '}');
+	rc |= buf_addlit(&b, "}\n");
+	if (rc) {
+		buf_free(&b);
+		fprintf(stderr, "jobrelay: out of memory\n");
+		return -1;
+	}
+	*text = b.data;
+	return 1;
+}
+
+/* config_name: where the config comes from, for messages. */
+static const char *config_name(const jr_cli_globals *g)
+{
+	const char *job = getenv("JOBRELAY_JOB");
+	if (!g->config && job && *job && access(config_path(g), F_OK) != 0)
+		return ENV_CONFIG_NAME;
+	return config_path(g);
+}
+
 /* load_config: 0, or 2 after printing every error on stderr. */
 static int load_config(const jr_cli_globals *g, jr_config *c)
 {
 	jr_buf errs;
 	buf_init(&errs, 1 << 20);
-	int n = config_load_file(c, config_path(g), &errs);
+	char *text;
+	int from_env = env_config(g, &text);
+	if (from_env < 0) {
+		config_defaults(c);
+		buf_free(&errs);
+		return 2;
+	}
+	int n = from_env ? config_load_string(c, ENV_CONFIG_NAME, text, strlen(text), &errs)
+			 : config_load_file(c, config_path(g), &errs);
+	free(text);
 	if (n) {
 		fputs(errs.data ? errs.data : "", stderr);
-		fprintf(stderr, "jobrelay: %d error%s in %s\n", n, n == 1 ? "" : "s", config_path(g));
+		fprintf(stderr, "jobrelay: %d error%s in %s\n", n, n == 1 ? "" : "s", config_name(g));
 	}
 	buf_free(&errs);
 	return n ? 2 : 0;
@@ -97,11 +164,11 @@ static int cmd_check_config(const jr_cli_call *call)
 	if (rc == 0 && json) {
 		jr_buf out;
 		buf_init(&out, 0);
-		check_config_json(&c, config_path(&call->g), &out);
+		check_config_json(&c, config_name(&call->g), &out);
 		fwrite(out.data, 1, out.len, stdout);
 		buf_free(&out);
 	} else if (rc == 0) {
-		check_config_text(&c, config_path(&call->g));
+		check_config_text(&c, config_name(&call->g));
 	}
 	config_free(&c);
 	return rc;
@@ -149,7 +216,7 @@ static int cmd_replay(const jr_cli_call *call)
 		while (i < c.n_routes && strcmp(c.routes[i].name, o.route) != 0)
 			i++;
 		if (i == c.n_routes) {
-			fprintf(stderr, "jobrelay replay: no route named '%s' in %s\n", o.route, config_path(&call->g));
+			fprintf(stderr, "jobrelay replay: no route named '%s' in %s\n", o.route, config_name(&call->g));
 			rc = 2;
 		}
 	}
