@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2119 # write_config and start_fake take optional arguments
 # test_sdnotify.sh — jobrelay under systemd's notification protocol (docs/operations.md,
 # "Under systemd"), with a datagram socket of the test's own standing in for systemd's
 # $NOTIFY_SOCKET (sdnotify_listen.py prints each datagram it receives):
@@ -75,7 +76,7 @@ start_fake
 start_pstest "$WORK" --topic "$TOPIC" --subscription "$SUB" || fail "pstest did not start"
 write_config
 listen "$WORK/notify.sock"
-export NOTIFY_SOCKET="$WORK/notify.sock" WATCHDOG_USEC=200000 WATCHDOG_PID=
+export NOTIFY_SOCKET="$WORK/notify.sock" WATCHDOG_USEC=200000 WATCHDOG_PID=''
 start_pull --port 0 --bind 127.0.0.1
 [ -n "$PULL_PID" ] || { cat "$PULL_LOG" >&2; fail "jobrelay pull did not start"; }
 log_has DAEMON-SYSTEMD '"watchdog_every":"100ms"' || fail "no DAEMON-SYSTEMD line: $(cat "$PULL_LOG")"
@@ -144,7 +145,7 @@ assert_eq "$(wc -l <"$WORK/notify.log")" 2 "serve's notifications (READY, STOPPI
 stop_listener
 
 # --- an unusable socket: a warning, and serve still runs (its log followed through a FIFO)
-export NOTIFY_SOCKET="relative/notify" WATCHDOG_USEC= WATCHDOG_PID=
+export NOTIFY_SOCKET="relative/notify" WATCHDOG_USEC='' WATCHDOG_PID=''
 mkfifo "$WORK/serve2.fifo"
 "$JOBRELAY" --log-format json --config "$WORK/serve.yaml" serve --dry-run --port 0 --bind 127.0.0.1 \
 	>"$WORK/serve2.fifo" 2>&1 &
