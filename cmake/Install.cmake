@@ -62,7 +62,10 @@ install(CODE "
   string(REPLACE \"/etc/jobrelay/\" \"\${_jr_etc}/jobrelay/\" _jr_unit \"\${_jr_unit}\")
   string(MD5 _jr_key \"\${_jr_bin} \${_jr_etc}\")
   set(_jr_unit_out \"${CMAKE_BINARY_DIR}/install/\${_jr_key}/jobrelay-pull.service\")
-  file(WRITE \"\${_jr_unit_out}\" \"\${_jr_unit}\")
+  # written whole, then renamed: two installs at once (a test and cpack) never read half of it
+  string(RANDOM LENGTH 8 _jr_tmp)
+  file(WRITE \"\${_jr_unit_out}.\${_jr_tmp}\" \"\${_jr_unit}\")
+  file(RENAME \"\${_jr_unit_out}.\${_jr_tmp}\" \"\${_jr_unit_out}\")
   file(INSTALL DESTINATION \"\${_jr_unitdir}\" TYPE FILE
     PERMISSIONS OWNER_READ OWNER_WRITE GROUP_READ WORLD_READ
     FILES \"\${_jr_unit_out}\")
