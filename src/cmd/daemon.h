@@ -34,7 +34,7 @@
  *   6. the sinks are closed, then the loop is freed
  * and then, in daemon_main, gcreds_shutdown before grpc_shutdown.
  *
- * systemd (sdnotify.h; docs/operations.md, "Under systemd"): READY=1 the
+ * systemd (sdnotify.h; docs/install.md, "Under systemd"): READY=1 the
  * first time the command says it is ready (daemon_set_ready: pull's stream
  * open, serve listening), STATUS= when readiness changes later, STOPPING=1
  * when draining starts (or teardown, whichever comes first), and WATCHDOG=1

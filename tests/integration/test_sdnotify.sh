@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # shellcheck disable=SC2119 # write_config and start_fake take optional arguments
-# test_sdnotify.sh — jobrelay under systemd's notification protocol (docs/operations.md,
+# test_sdnotify.sh — jobrelay under systemd's notification protocol (docs/install.md,
 # "Under systemd"), with a datagram socket of the test's own standing in for systemd's
 # $NOTIFY_SOCKET (sdnotify_listen.py prints each datagram it receives):
 # - pull against pstest and the Run API fake, $NOTIFY_SOCKET a path, $WATCHDOG_USEC 200 ms:
