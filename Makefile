@@ -3,6 +3,8 @@
 #   make / make build  check dependencies, configure and build into ./build
 #   make test          install what is missing (scripts/deps.sh), build, run ctest
 #   make demo          build, then run scripts/demo.sh
+#   make install       build, then cmake --install into $(DESTDIR)$(PREFIX) (docs/install.md)
+#   make package       build, then the Debian package ./build/jobrelay_<version>_<arch>.deb
 #   make sanitize      unit tests under ASan (build-asan) and UBSan (build-ubsan)
 #   make fuzz          build the libFuzzer targets with clang (build-fuzz) and run
 #                      each for FUZZ_SECONDS on a copy of its seed corpus
@@ -11,7 +13,9 @@
 #
 # Variables: JOBS (parallel jobs), CMAKE_ARGS (extra configure arguments),
 # CTEST_ARGS, FUZZ_SECONDS (default 20), FUZZ_CC (default clang), FUZZ_ARGS
-# (libFuzzer flags), JR_WERROR (ON when CI=true: warnings are errors in ./build).
+# (libFuzzer flags), JR_WERROR (ON when CI=true: warnings are errors in ./build),
+# PREFIX (install prefix; empty: the configured one, /usr/local by default), DESTDIR
+# (staging root for install).
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := build
@@ -26,8 +30,11 @@ FUZZ_CC      ?= clang
 FUZZ_ARGS    ?= -timeout=10 -print_funcs=0
 CMAKE        ?= cmake
 CTEST        ?= ctest
+CPACK        ?= cpack
 CMAKE_ARGS   ?=
 CTEST_ARGS   ?=
+PREFIX       ?=
+DESTDIR      ?=
 ifeq ($(CI),true)
 JR_WERROR    ?= ON
 else
@@ -44,7 +51,7 @@ define configure_and_build
 	$(CMAKE) --build $(1) -j$(JOBS)
 endef
 
-.PHONY: all build test demo sanitize asan ubsan fuzz fuzz-build deps deps-check clean help
+.PHONY: all build test demo install package sanitize asan ubsan fuzz fuzz-build deps deps-check clean help
 
 all: build
 
@@ -68,6 +75,12 @@ demo: deps
 	$(call configure_and_build,$(BUILD_DIR),-DJR_WERROR=$(JR_WERROR))
 	JR_BUILD_DIR=$(CURDIR)/$(BUILD_DIR) JOBRELAY=$(CURDIR)/$(BUILD_DIR)/src/jobrelay \
 	  bash scripts/demo.sh
+
+install: build
+	DESTDIR="$(DESTDIR)" $(CMAKE) --install $(BUILD_DIR) $(if $(PREFIX),--prefix "$(PREFIX)")
+
+package: build
+	cd $(BUILD_DIR) && $(CPACK) -G DEB
 
 sanitize: asan ubsan
 

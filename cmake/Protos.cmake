@@ -90,7 +90,11 @@ function(jr_npm_tarball)
 endfunction()
 
 # _jr_npm_pack(<spec> <file_name> <dir> <out_var>): `npm pack <spec>` into a
-# scratch folder of <dir>; sets <out_var> to the tarball it wrote.
+# scratch folder of <dir>; sets <out_var> to the tarball it wrote. When npm
+# fails, what it printed (stderr, then stdout; its last 4000 characters) is
+# part of the error: npm's own reason (no such version, no network, a proxy or
+# certificate problem) and the path of its debug log. `--loglevel=error` rather
+# than `--silent`, which would keep npm from printing its errors at all.
 function(_jr_npm_pack spec file_name dir out_var)
   if(NOT JR_NPM)
     message(FATAL_ERROR "npm is needed to fetch ${spec} (scripts/deps.sh installs it). "
@@ -100,15 +104,39 @@ function(_jr_npm_pack spec file_name dir out_var)
   file(REMOVE_RECURSE "${scratch}")
   file(MAKE_DIRECTORY "${scratch}")
   message(STATUS "Fetching ${spec} with npm pack")
+  set(cmd "${JR_NPM}" pack "${spec}" --ignore-scripts --loglevel=error)
   execute_process(
     COMMAND "${CMAKE_COMMAND}" -E env
       npm_config_update_notifier=false npm_config_fund=false npm_config_audit=false
-      "${JR_NPM}" pack "${spec}" --ignore-scripts --silent
+      ${cmd}
     WORKING_DIRECTORY "${scratch}"
     RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
   if(NOT rc EQUAL 0 OR NOT EXISTS "${scratch}/${file_name}")
-    message(FATAL_ERROR "`npm pack ${spec}` failed (${rc}):\n${err}${out}\n"
-      "Check access to the npm registry, or set JR_PROTO_TARBALL to a local copy of ${file_name}.")
+    if(rc EQUAL 0)
+      set(what "exited 0 but wrote no ${file_name}")
+    else()
+      set(what "failed (exit status: ${rc})")
+    endif()
+    string(STRIP "${err}\n${out}" said)
+    string(LENGTH "${said}" len)
+    if(len GREATER 4000)
+      math(EXPR from "${len} - 4000")
+      string(SUBSTRING "${said}" ${from} -1 said)
+      set(said "[...]${said}")
+    endif()
+    if(said STREQUAL "")
+      set(said "(npm printed nothing)")
+    endif()
+    # indented: CMake shows indented lines as they are, instead of reflowing them
+    string(REPLACE "\n" "\n    " said "${said}")
+    string(REPLACE ";" " " shown "${cmd}")
+    message(FATAL_ERROR "`npm pack ${spec}` ${what}. npm said:\n"
+      "    ${said}\n"
+      "The command, run in ${scratch}:\n"
+      "    ${shown}\n"
+      "Check access to the npm registry "
+      "(proxy: npm_config_proxy / npm_config_https_proxy), or set JR_PROTO_TARBALL to a local "
+      "copy of ${file_name}.")
   endif()
   set(${out_var} "${scratch}/${file_name}" PARENT_SCOPE)
 endfunction()

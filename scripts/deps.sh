@@ -24,6 +24,9 @@ TEST_PACKAGES=(git ca-certificates curl clang libclang-rt-14-dev llvm)
 # The deployment tests: PyYAML reads the manifests; podman, runc and debootstrap build and
 # run the container images (tests/deploy/test_container.sh; docs/testing.md).
 TEST_PACKAGES+=(python3 python3-yaml podman runc debootstrap)
+# The install tests (tests/deploy/test_install.sh): dpkg-shlibdeps finds the package's
+# Depends, systemd-analyze verifies the unit, man looks up its Documentation= page.
+TEST_PACKAGES+=(dpkg-dev systemd man-db)
 # The production lab (tests/lab): ip sets up its network namespace, openssl makes its CA.
 TEST_PACKAGES+=(iproute2 openssl)
 # Google's Pub/Sub emulator (pstest) is Go, built offline from Debian's packages.

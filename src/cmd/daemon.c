@@ -1,7 +1,7 @@
 /*
  * daemon.c — the host of `pull` and `serve` (daemon.h): loop, signals, grace
- * timer, health port, start-up checks of the Run API, the drain loop and
- * teardown in its order.
+ * timer, health port, start-up checks of the Run API, systemd's
+ * notifications and watchdog, the drain loop and teardown in its order.
  */
 #include "daemon.h"
 
@@ -51,10 +51,61 @@ int daemon_main(int (*run)(const jr_config *, const void *), const jr_config *c,
 	return rc;
 }
 
+/* ---- systemd: readiness, watchdog, stopping (sdnotify.h) ---- */
+
+/* watchdog_fire: WATCHDOG=1, and the next one; a loop that stalls sends none. */
+static void watchdog_fire(void *arg)
+{
+	jr_daemon *dm = arg;
+	sdnotify_send(&dm->notify, "WATCHDOG=1", NULL);
+	dm->watchdog = loop_timer_add(dm->loop, dm->watchdog_ms, watchdog_fire, dm);
+}
+
+/* notify_open: the socket from $NOTIFY_SOCKET and, with $WATCHDOG_USEC, the watchdog's timer. */
+static void notify_open(jr_daemon *dm)
+{
+	dm->told_ready = -1;
+	if (sdnotify_open(&dm->notify, NULL) < 0 || !sdnotify_enabled(&dm->notify))
+		return;
+	uint64_t usec = sdnotify_watchdog_usec(getenv("WATCHDOG_USEC"), getenv("WATCHDOG_PID"),
+					       getpid());
+	char wd[32] = "off";
+	if (usec) {
+		dm->watchdog_ms = (int64_t)(usec / 2000);
+		if (dm->watchdog_ms < 1)
+			dm->watchdog_ms = 1;
+		snprintf(wd, sizeof wd, "%lldms", (long long)dm->watchdog_ms);
+		watchdog_fire(dm);
+	}
+	log_kv(JR_LOG_INFO, "DAEMON-SYSTEMD", "notifying systemd", "command", dm->ops.tag,
+	       "NOTIFY_SOCKET", getenv("NOTIFY_SOCKET"), "watchdog_every", wd, NULL);
+}
+
+/* notify_stopping: STOPPING=1, once: the first signal, or teardown. */
+static void notify_stopping(jr_daemon *dm, const char *why)
+{
+	if (dm->told_stopping)
+		return;
+	dm->told_stopping = 1;
+	char st[64];
+	snprintf(st, sizeof st, "stopping (%s)", why);
+	sdnotify_send(&dm->notify, "STOPPING=1", st);
+}
+
+static void notify_close(jr_daemon *dm)
+{
+	if (dm->watchdog) {
+		loop_timer_cancel(dm->loop, dm->watchdog);
+		dm->watchdog = 0;
+	}
+	sdnotify_close(&dm->notify);
+}
+
 void daemon_open(jr_daemon *dm, const jr_config *cfg, const jr_daemon_ops *ops)
 {
 	*dm = (jr_daemon){.cfg = cfg, .ops = *ops, .state = JR_DAEMON_STARTING};
 	dm->loop = loop_new();
+	notify_open(dm);
 }
 
 /* ---- signals and the grace timer ---- */
@@ -76,6 +127,7 @@ static void on_signal(void *arg, int signo)
 	if (dm->state != JR_DAEMON_RUNNING)
 		return;
 	daemon_set_state(dm, JR_DAEMON_DRAINING, name);
+	notify_stopping(dm, name);
 	dm->grace_end_ms = loop_now_ms() + dm->cfg->shutdown_grace_ms;
 	dm->grace = loop_timer_add(dm->loop, dm->cfg->shutdown_grace_ms, grace_fire, dm);
 	dm->ops.drain(dm->ops.arg, name);
@@ -176,7 +228,16 @@ int daemon_health(jr_daemon *dm, int opt, const char *bind)
 
 void daemon_set_ready(jr_daemon *dm, int ready)
 {
+	ready = !!ready;
 	__atomic_store_n(&dm->ready, ready, __ATOMIC_RELEASE);
+	/* systemd hears of the first readiness, then of each change until stopping */
+	if (dm->told_stopping || dm->told_ready == ready || (dm->told_ready < 0 && !ready))
+		return;
+	if (dm->told_ready < 0)
+		sdnotify_send(&dm->notify, "READY=1", "ready");
+	else
+		sdnotify_send(&dm->notify, ready ? "STATUS=ready" : "STATUS=not ready", NULL);
+	dm->told_ready = ready;
 }
 
 int daemon_ready(jr_daemon *dm)
@@ -205,6 +266,7 @@ void daemon_stop_dispatch(jr_daemon *dm)
 		return;
 	dm->dispatch_stopped = 1;
 	daemon_set_state(dm, JR_DAEMON_STOPPING, "stopping the dispatcher");
+	notify_stopping(dm, "stopping the dispatcher");
 	/* tasks not sent end unsent; RunJob calls still open are cancelled; their deliveries end */
 	if (dm->d)
 		dispatcher_stop(dm->d);
@@ -229,6 +291,7 @@ void daemon_free(jr_daemon *dm)
 	if (dm->ops.release)
 		dm->ops.release(dm->ops.arg);
 	daemon_grace_cancel(dm);
+	notify_close(dm);
 	httpd_free(dm->health);
 	signals_stop();
 	if (dm->sink)

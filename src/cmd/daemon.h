@@ -11,6 +11,8 @@
  *   health     the /healthz, /readyz and /metrics port, for a command that has
  *              no HTTP server of its own (daemon_health)
  *   signals    the signal thread (daemon_signals) and the grace timer
+ *   notify     systemd's notification socket and the watchdog timer
+ *              (daemon_open: only when $NOTIFY_SOCKET is set)
  * The command borrows these pointers; everything else is its own, freed in
  * its ops.release.
  *
@@ -32,9 +34,18 @@
  *   6. the sinks are closed, then the loop is freed
  * and then, in daemon_main, gcreds_shutdown before grpc_shutdown.
  *
+ * systemd (sdnotify.h; docs/install.md, "Under systemd"): READY=1 the
+ * first time the command says it is ready (daemon_set_ready: pull's stream
+ * open, serve listening), STATUS= when readiness changes later, STOPPING=1
+ * when draining starts (or teardown, whichever comes first), and WATCHDOG=1
+ * every half of $WATCHDOG_USEC from a loop timer, from daemon_open to
+ * daemon_free, so a loop that stalls stops the pings. $WATCHDOG_PID, when
+ * set, must name this process.
+ *
  * Message ids: the host's own lines are prefixed with ops.tag: <TAG>-SIGNALS,
  * <TAG>-PORT, <TAG>-HTTP (PULL-PORT, PULL-HTTP, SERVE-SIGNALS, ...);
- * RUNAPI-INIT as before; DAEMON-STATE (debug) for each change of state.
+ * RUNAPI-INIT as before; DAEMON-STATE (debug) for each change of state;
+ * DAEMON-SYSTEMD (info) once when systemd is notified, SDNOTIFY-* warnings.
  */
 #ifndef JR_DAEMON_H
 #define JR_DAEMON_H
@@ -47,6 +58,7 @@
 #include "httpd.h"
 #include "loop.h"
 #include "runjob.h"
+#include "sdnotify.h"
 
 typedef enum jr_daemon_state {
 	JR_DAEMON_STARTING, /* a signal exits at once */
@@ -84,6 +96,11 @@ typedef struct jr_daemon {
 	int dispatch_stopped;
 	jr_timer_id grace;
 	int64_t grace_end_ms;
+	jr_sdnotify notify;   /* systemd's notification socket; disabled without $NOTIFY_SOCKET */
+	jr_timer_id watchdog; /* the next WATCHDOG=1 */
+	int64_t watchdog_ms;  /* half of $WATCHDOG_USEC; 0: no watchdog */
+	int told_ready;       /* readiness systemd was last told: -1 nothing yet, 0, 1 */
+	int told_stopping;    /* STOPPING=1 was sent */
 } jr_daemon;
 
 /* daemon_main: blocks SIGTERM/SIGINT, grpc_init, run(c, o), gcreds_shutdown, grpc_shutdown. */
@@ -108,7 +125,11 @@ int daemon_env_port(int opt, int dflt);
  */
 int daemon_health(jr_daemon *dm, int opt, const char *bind);
 
-/* daemon_set_ready / daemon_ready: readiness as the command sees it; ready also needs credentials. */
+/*
+ * daemon_set_ready / daemon_ready: readiness as the command sees it; ready
+ * also needs credentials. daemon_set_ready runs on the loop's thread (it
+ * notifies systemd); daemon_ready may be called from any thread.
+ */
 void daemon_set_ready(jr_daemon *dm, int ready);
 int daemon_ready(jr_daemon *dm);
 
