@@ -24,17 +24,10 @@ EXPECTED=(
 	usr/bin/jobrelay
 	etc/jobrelay/jobrelay.yaml
 	lib/systemd/system/jobrelay-pull.service
-)
-# cmake/CliDocs.cmake's files, expected once that file is in the tree. At merge they become
-# mandatory: move them into EXPECTED and drop the condition.
-CLI_DOCS=(
 	usr/share/man/man1/jobrelay.1
 	usr/share/bash-completion/completions/jobrelay
 	usr/share/zsh/vendor-completions/_jobrelay
 )
-if [ -f "$JR_SOURCE_DIR/cmake/CliDocs.cmake" ]; then
-	EXPECTED+=("${CLI_DOCS[@]}")
-fi
 # Libraries the package must depend on, by package-name prefix (Debian 12: libgrpc29,
 # libprotobuf-c1, libssl3, libyajl2, libyaml-0-2, libmicrohttpd12, libcurl4).
 DEPENDS=(libgrpc libprotobuf-c libssl libyajl libyaml libmicrohttpd libcurl ca-certificates)
@@ -81,15 +74,13 @@ cmp -s "$JR_SOURCE_DIR/deploy/systemd/jobrelay-pull.service" "$UNIT" ||
 	fail "the unit for prefix /usr differs from deploy/systemd/jobrelay-pull.service"
 
 # systemd-analyze verify: the unit as installed, its ExecStart pointed at the DESTDIR's
-# binary; the man page of Documentation= looked up in the install when it is there
+# binary; the man page of Documentation= looked up in the install
 mkdir -p "$WORK/verify"
 sed "s,^ExecStart=/usr/bin/jobrelay,ExecStart=$DEST/usr/bin/jobrelay," "$UNIT" \
 	>"$WORK/verify/jobrelay-pull.service"
-man=(--man=no)
-if [ -f "$DEST/usr/share/man/man1/jobrelay.1" ] && command -v man >/dev/null; then
-	man=(--man=yes)
-	export MANPATH="$DEST/usr/share/man"
-fi
+command -v man >/dev/null || fail "man is not installed (scripts/deps.sh installs man-db)"
+man=(--man=yes)
+export MANPATH="$DEST/usr/share/man"
 systemd-analyze verify "${man[@]}" "$WORK/verify/jobrelay-pull.service" >"$WORK/verify.log" 2>&1 ||
 	fail "systemd-analyze verify: $(cat "$WORK/verify.log")"
 [ ! -s "$WORK/verify.log" ] || fail "systemd-analyze verify warns: $(cat "$WORK/verify.log")"

@@ -4,7 +4,7 @@
 # container of the base image (made from Debian's archive by scripts/podman-base.sh, no
 # registry), apt resolving its Depends from the archive. There:
 # - dpkg knows it installed, with /etc/jobrelay/jobrelay.yaml as a conffile;
-# - `jobrelay version` runs and names every library (nothing missing from Depends);
+# - `jobrelay --version` runs and names every library (nothing missing from Depends);
 # - `jobrelay check-config` accepts the installed config; the unit is in /lib/systemd/system;
 # - the maintainer scripts run where systemd does not (no error);
 # - remove keeps the config, purge takes it away.
@@ -57,10 +57,10 @@ echo "STATUS $(dpkg-query -W -f='${Status}' jobrelay)"
 dpkg-query -W -f='${Conffiles}\n' jobrelay | sed -n 's/^ *\([^ ]*\) .*/CONFFILE \1/p'
 echo "WHICH $(command -v jobrelay)"
 [ -f /lib/systemd/system/jobrelay-pull.service ] && echo "UNIT present"
-jobrelay version >/tmp/version 2>/tmp/version.err && echo "VERSION ok"
+jobrelay --version >/tmp/version 2>/tmp/version.err && echo "VERSION ok"
 sed 's/^/VERSION-OUT /' /tmp/version /tmp/version.err
 cd /tmp
-JOBRELAY_CONFIG=/etc/jobrelay/jobrelay.yaml jobrelay check-config >/tmp/check 2>&1 && echo "CHECK-CONFIG ok"
+jobrelay check-config --config /etc/jobrelay/jobrelay.yaml >/tmp/check 2>&1 && echo "CHECK-CONFIG ok"
 grep -q '^route csv-uploads$' /tmp/check && echo "CHECK-CONFIG routes"
 sed "s/^/CHECK-OUT /" /tmp/check
 apt-get remove -y -q jobrelay >/tmp/apt.log 2>&1 || { cat /tmp/apt.log; exit 1; }
