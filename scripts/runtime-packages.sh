@@ -33,7 +33,7 @@ for so in $needed; do
 	pkg=
 	for p in "$path" "/usr$path" "${path#/usr}" "$(readlink -f "$path")"; do
 		[ -n "$p" ] || continue
-		pkg=$(dpkg -S "$p" 2>/dev/null | head -n 1 | cut -d: -f1 | cut -d, -f1) || true
+		pkg=$(dpkg -S "$p" 2>/dev/null | sed -n 1p | cut -d: -f1 | cut -d, -f1) || true
 		[ -n "$pkg" ] && break
 	done
 	[ -n "$pkg" ] || die "no installed Debian package holds $so ($path)"

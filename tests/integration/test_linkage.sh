@@ -30,11 +30,12 @@ fi
 "$JR_SOURCE_DIR/scripts/runtime-packages.sh" "$JOBRELAY" >"$WORK/packages" 2>"$WORK/packages.err" ||
 	fail "runtime-packages.sh: $(cat "$WORK/packages.err")"
 # the package of each library, found from the other end: the file ldd resolves it to
+ldd "$JOBRELAY" >"$WORK/ldd" || fail "ldd $JOBRELAY"
 for lib in libmicrohttpd libcurl libgrpc libyaml-0 libc; do
-	path=$(ldd "$JOBRELAY" | awk -v l="$lib" 'index($1, l ".so.") == 1 { print $3; exit }')
+	path=$(awk -v l="$lib" 'index($1, l ".so.") == 1 { print $3; exit }' "$WORK/ldd")
 	[ -n "$path" ] || fail "ldd does not resolve $lib"
-	pkg=$(dpkg -S "$(readlink -f "$path")" 2>/dev/null | head -n 1 | cut -d: -f1) ||
-		pkg=$(dpkg -S "*/$(basename "$path")" | head -n 1 | cut -d: -f1)
+	pkg=$(dpkg -S "$(readlink -f "$path")" 2>/dev/null | sed -n 1p | cut -d: -f1) ||
+		pkg=$(dpkg -S "*/$(basename "$path")" | sed -n 1p | cut -d: -f1)
 	[ -n "$pkg" ] || fail "no package holds $path"
 	grep -qx "$pkg" "$WORK/packages" || fail "runtime-packages.sh lacks $pkg ($lib): $(tr '\n' ' ' <"$WORK/packages")"
 done
