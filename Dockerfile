@@ -4,10 +4,9 @@
 #   docker build -t REGION-docker.pkg.dev/PROJECT/REPO/jobrelay .  # Cloud Build (deploy/cloudbuild.yaml)
 #
 # Stage "build" compiles jobrelay with CMake from this tree; the runtime stage holds the binary,
-# the Debian packages of the libraries it loads and CA certificates, and runs as an
-# unprivileged user. The packages are found by running `jobrelay version` under LD_DEBUG=files:
-# the libraries it is linked to and those it loads with dlopen (libmicrohttpd and libcurl,
-# src/io/lazylib.c; `version` touches both), so the list cannot drift from the build.
+# the Debian packages of the libraries it is linked to and CA certificates, and runs as an
+# unprivileged user. The packages are read off the binary (scripts/runtime-packages.sh): the
+# ones holding the libraries of its ELF NEEDED list, so the list cannot drift from the build.
 #
 #   docker run IMAGE                 jobrelay serve, on $PORT (default 8080)
 #   docker run IMAGE pull            jobrelay pull (health endpoints on $PORT)
@@ -45,14 +44,7 @@ RUN set -eu; \
     mkdir -p /out; \
     strip -o /out/jobrelay /build/src/jobrelay; \
     /out/jobrelay version; \
-    libs=$(LD_DEBUG=files /out/jobrelay version 2>&1 >/dev/null | \
-      sed -n 's,.*file=\([^ ]*\) .*\(needed\|dynamically loaded\) by /out/jobrelay .*,\1,p'); \
-    [ -n "$libs" ] || { echo "LD_DEBUG named no library of jobrelay" >&2; exit 1; }; \
-    for lib in $libs; do \
-      pkg=$(dpkg -S "*/$lib" | grep "/$lib\$" | head -n 1 | cut -d: -f1); \
-      [ -n "$pkg" ] || { echo "no Debian package holds $lib" >&2; exit 1; }; \
-      echo "$pkg"; \
-    done | sort -u >/out/runtime-packages; \
+    scripts/runtime-packages.sh /out/jobrelay >/out/runtime-packages; \
     echo "runtime packages: $(tr '\n' ' ' </out/runtime-packages)"
 
 FROM ${BASE}

@@ -20,6 +20,12 @@ ack-only baseline) on loopback only:
               subscriber holds its flow-control limit (1,000 messages); RSS is
               sampled from /proc for --hold-window seconds after the emulator
               saw 1,000 messages outstanding (the largest sample is reported).
+  hold-port   the same, with jobrelay's health port open (pull --port 0 on
+              127.0.0.1), as on Cloud Run, where $PORT is always set.
+
+With --check, the run exits 3 when jobrelay misses a target it was measured
+against (cold start --target-cold-ms, RSS with 1,000 outstanding
+--target-rss-mib, with and without the health port), so a regression fails.
   safety      the first cold-start run of each subscriber runs under
               `strace -f -e trace=connect`; any connect() to an address other
               than 127.0.0.1 or ::1 fails the benchmark.
@@ -178,11 +184,12 @@ class Env:
         line, _ = Lines(p, f"Run API fake ({tag})").wait_for("LISTENING ", 60)
         return p, int(line.split()[1]), stats, rec
 
-    def subject_argv(self, name, wrap=False):
+    def subject_argv(self, name, wrap=False, port=False):
         a = self.a
         if name == "jobrelay":
             pre = a.wrap.split() if wrap and a.wrap else []
-            return pre + [a.jobrelay, "--config", a.config] + a.jobrelay_args.split() + ["pull"]
+            health = ["--port", "0", "--bind", "127.0.0.1"] if port else []
+            return pre + [a.jobrelay, "--config", a.config] + a.jobrelay_args.split() + ["pull"] + health
         if name == "node-ref":
             return [a.node22, os.path.join(a.peer_dir, "peer.js")]
         if name in ("ack-only", "ack-only-stock"):
@@ -302,14 +309,14 @@ def cold_start(env, name, rep, trace):
     return res
 
 
-def hold(env, name):
+def hold(env, name, port=False):
     a = env.a
-    tag = f"hold-{name}"
+    tag = f"hold{'-port' if port else ''}-{name}"
     emu, lines, eport, _, _ = env.start_emu(tag, a.hold_count, expect=a.hold_count, hold=1000)
     fake, fport, _, _ = env.start_fake(tag, delay_ms=a.hold_delay_ms)
     out = open(os.path.join(a.work, f"{tag}.out"), "w")
     err = open(os.path.join(a.work, f"{tag}.err"), "w")
-    p, _ = spawn(env.subject_argv(name), env=env.subject_env(eport, fport), stdout=out, stderr=err)
+    p, _ = spawn(env.subject_argv(name, port=port), env=env.subject_env(eport, fport), stdout=out, stderr=err)
     lines.wait_for("OUTSTANDING ", 60)
     end = time.monotonic() + a.hold_window
     rss = hwm = 0
@@ -340,6 +347,28 @@ def fmt(v, unit):
     return f"{v:.0f}"
 
 
+def ROWS(a):
+    """The table's rows: label, key path, unit, target for jobrelay (at most), checked by --check."""
+    return [
+        ("cold start, exec to first RunJob", ("cold", "median_ms"), "ms", a.target_cold_ms, True),
+        ("messages/s, exec to last ack", ("tp", "msgs_per_s"), "msg/s", None, False),
+        ("CPU per message", ("tp", "cpu_us_per_msg"), "µs", 30, False),
+        (f"peak RSS, {a.count} messages", ("tp", "peak_rss_kib"), "MiB", None, False),
+        ("RSS, 1,000 messages outstanding", ("hold", "rss_kib"), "MiB", a.target_rss_mib * 1024, True),
+        ("  the same, health port open", ("hold-port", "rss_kib"), "MiB", a.target_rss_mib * 1024, True),
+    ]
+
+
+def misses(res, a):
+    """The checked targets jobrelay was measured against and missed, as text."""
+    j, out = res.get("jobrelay", {}), []
+    for label, key, unit, target, checked in ROWS(a):
+        v = j.get(key[0], {}).get(key[1])
+        if checked and target is not None and v is not None and v > target:
+            out.append(f"{label.strip()}: {fmt(v, unit)} {unit} > {fmt(target, unit)}")
+    return out
+
+
 def table(res, a):
     j, n, b = res.get("jobrelay", {}), res.get("node-ref", {}), res.get("ack-only", {})
     bs = res.get("ack-only-stock", {})
@@ -349,14 +378,7 @@ def table(res, a):
             return "-"
         return f"{x / y:.1f}x" if x / y >= 0.1 else f"{x / y:.3f}x"
 
-    rows = [
-        # label, key path, unit, target for jobrelay (at most)
-        ("cold start, exec to first RunJob", ("cold", "median_ms"), "ms", 50),
-        ("messages/s, exec to last ack", ("tp", "msgs_per_s"), "msg/s", None),
-        ("CPU per message", ("tp", "cpu_us_per_msg"), "µs", 30),
-        (f"peak RSS, {a.count} messages", ("tp", "peak_rss_kib"), "MiB", None),
-        ("RSS, 1,000 messages outstanding", ("hold", "rss_kib"), "MiB", 20 * 1024),
-    ]
+    rows = ROWS(a)
     get = lambda d, k: d.get(k[0], {}).get(k[1]) if d else None
     print()
     print(f"pull benchmark: {a.count} CloudEvents pre-published, loopback, flow control 1,000, "
@@ -364,7 +386,7 @@ def table(res, a):
     hdr = f"{'':40} {'jobrelay':>10} {'node-ref':>10} {'ref/jobrelay':>13} {'target':>9} {'':4}"
     print(hdr)
     print("-" * len(hdr))
-    for label, key, unit, target in rows:
+    for label, key, unit, target, _ in rows:
         jv, nv = get(j, key), get(n, key)
         r = ratio(nv, jv)
         tgt, ok = "", ""
@@ -400,8 +422,9 @@ def table(res, a):
             extra = f"; cold starts (ms): {', '.join(f'{x:.0f}' for x in d['cold']['all_ms'])}"
             if d["cold"].get("connects") is not None:
                 extra += f"; connect() targets: {', '.join(d['cold']['connects']) or 'none'}"
-        if "hold" in d:
-            extra += f"; hold: {d['hold']['max_outstanding']} outstanding, VmHWM {d['hold']['hwm_kib'] / 1024:.1f} MiB"
+        for ph in ("hold", "hold-port"):
+            if ph in d:
+                extra += f"; {ph}: {d[ph]['max_outstanding']} outstanding, VmHWM {d[ph]['hwm_kib'] / 1024:.1f} MiB"
         print(f"{name}: RunJob {tp.get('fake_runjob', '-')}, acked {e.get('acked')}, nacked {e.get('nacked')}, "
               f"redelivered {e.get('redeliveredMessages')}, max outstanding {e.get('maxOutstanding')}, "
               f"exit {tp.get('exit')}{extra}")
@@ -435,7 +458,11 @@ def main():
     ap.add_argument("--emu-mode", default="own", choices=["own", "pstest"], help="the emulator's -mode")
     ap.add_argument("--json", help="also write the results here")
     ap.add_argument("--jobrelay-args", default="", help="more global flags for jobrelay, e.g. '--log-level warning'")
-    ap.add_argument("--phases", default="tp,cold,hold", help="which of tp (throughput), cold, hold to run")
+    ap.add_argument("--phases", default="tp,cold,hold,hold-port",
+                    help="which of tp (throughput), cold, hold, hold-port (jobrelay only) to run")
+    ap.add_argument("--target-cold-ms", type=float, default=50, help="cold start target (median, ms)")
+    ap.add_argument("--target-rss-mib", type=float, default=24, help="RSS target with 1,000 outstanding (MiB)")
+    ap.add_argument("--check", action="store_true", help="exit 3 when jobrelay misses the cold start or RSS target")
     ap.add_argument("--wrap", help="run jobrelay's throughput run under this command, e.g. "
                     "'perf record -g -o FILE --' (its CPU and RSS then include the wrapper's)")
     a = ap.parse_args()
@@ -463,6 +490,9 @@ def main():
             if "hold" in phases:
                 print(f"bench: {name}: RSS with 1,000 messages outstanding", file=sys.stderr, flush=True)
                 d["hold"] = hold(env, name)
+            if "hold-port" in phases and name == "jobrelay":
+                print(f"bench: {name}: the same with the health port open", file=sys.stderr, flush=True)
+                d["hold-port"] = hold(env, name, port=True)
     except BenchError as e:
         print(f"bench: FAILED: {e}", file=sys.stderr)
         cleanup()
@@ -475,7 +505,10 @@ def main():
     if a.json:
         with open(a.json, "w") as f:
             json.dump({"args": vars(a), "results": res}, f, indent=2)
-    return 0
+    missed = misses(res, a)
+    for m in missed:
+        print(f"bench: jobrelay MISSED {m}", file=sys.stderr)
+    return 3 if a.check and missed else 0
 
 
 if __name__ == "__main__":

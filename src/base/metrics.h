@@ -1,5 +1,5 @@
 /*
- * metrics.h — Prometheus metrics (docs/reference.md, metrics).
+ * metrics.h — Prometheus metrics (docs/reference.md, metrics; docs/operations.md).
  *
  * A process-wide registry of metric families, each with series keyed by
  * their label text ("route=\"csv\",outcome=\"dispatched\""). Updates come
@@ -43,8 +43,36 @@ void metrics_reset(void);
 
 /*
  * metrics_labels: writes `key="value"` pairs into out (NUL-terminated, cut at
- * cap) from NULL-terminated key/value string pairs, escaping values.
+ * cap) from NULL-terminated key/value string pairs, escaping values (backslash,
+ * double quote, newline). What does not fit is cut so the text stays well formed:
+ * a value at a character boundary, a pair whose key does not fit left out.
  */
 void metrics_labels(char *out, size_t cap, ...);
+
+/*
+ * metrics_build_info: sets jobrelay_build_info{version,commit,grpc} to 1 (the
+ * version and commit of version.h; grpc_version from the caller, as this layer
+ * does not know gRPC). A second call replaces the series.
+ */
+void metrics_build_info(const char *grpc_version);
+
+/*
+ * metrics_write_process: the standard process_* families (cpu_seconds_total,
+ * resident_memory_bytes, virtual_memory_bytes, start_time_seconds, open_fds,
+ * max_fds), read from /proc/self and getrlimit now. A family whose source cannot
+ * be read is left out. Not in the registry: call it after metrics_write.
+ */
+void metrics_write_process(jr_buf *out);
+
+/* /proc/self/stat, the fields metrics_write_process uses. */
+typedef struct jr_proc_stat {
+	unsigned long long utime_ticks, stime_ticks; /* fields 14, 15 */
+	unsigned long long start_ticks;              /* 22: after boot */
+	unsigned long long vsize_bytes;              /* 23 */
+	unsigned long long rss_pages;                /* 24 */
+} jr_proc_stat;
+
+/* metrics_parse_stat: 0 with out filled from one /proc/PID/stat line, or -1 (for tests). */
+int metrics_parse_stat(const char *text, jr_proc_stat *out);
 
 #endif

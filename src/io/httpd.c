@@ -77,6 +77,7 @@
 #include <errno.h>
 #include <malloc.h>
 #include <fcntl.h>
+#include <grpc/grpc.h> /* grpc_version_string, for jobrelay_build_info */
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <linux/tcp.h> /* struct tcp_info with tcpi_bytes_received */
@@ -366,6 +367,7 @@ static enum MHD_Result answer_get(jr_httpd *h, jr_http_req *r)
 		jr_buf b;
 		buf_init(&b, 0);
 		metrics_write(&b);
+		metrics_write_process(&b);
 		size_t len = b.len;
 		struct MHD_Response *resp =
 			MHD_create_response_from_buffer(len, buf_take(&b), MHD_RESPMEM_MUST_FREE);
@@ -1137,6 +1139,7 @@ static unsigned int conn_cap(int max_connections, int linger)
 
 jr_httpd *httpd_start(jr_loop *l, const jr_httpd_opts *o, char *err, size_t errlen)
 {
+	metrics_build_info(grpc_version_string());
 	m.responses = metric_register("jobrelay_http_responses_total", JR_METRIC_COUNTER,
 				      "HTTP responses by status code.", NULL, 0);
 	m.cut = metric_register("jobrelay_http_connections_cut_total", JR_METRIC_COUNTER,

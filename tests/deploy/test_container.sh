@@ -83,7 +83,7 @@ assert_eq "$(cat "$WORK/id")" 10001 "uid in the container"
 if "${RUN[@]}" --entrypoint /bin/sh "$IMAGE" -c 'command -v cc gcc cmake protoc-c npm'; then
 	fail "the runtime image holds build tools"
 fi
-# version names every library, the lazily loaded ones too (src/io/lazylib.c)
+# version names every library it is linked to
 "${RUN[@]}" "$IMAGE" version >"$WORK/version" 2>"$WORK/version.err" || fail "jobrelay version in the image"
 grep -q '^jobrelay .* (commit test)$' "$WORK/version" || fail "version: $(cat "$WORK/version")"
 for lib in grpc protobuf-c yajl libyaml OpenSSL libmicrohttpd libcurl; do
