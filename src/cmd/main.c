@@ -20,6 +20,7 @@
 #include "jobctl.h"
 #include "log.h"
 #include "pull.h"
+#include "redrive.h"
 #include "replay.h"
 #include "route.h"
 #include "serve.h"
@@ -39,6 +40,8 @@ static void usage(FILE *f)
 	      "commands:\n"
 	      "  replay [--dry-run] [--format F] [--route NAME] [--no-retry] PATH...\n"
 	      "                  dispatch events from files, folders or - (stdin)\n"
+	      "  redrive (--subscription SUB | --file PATH) [--dry-run] [--class C] ...\n"
+	      "                  re-dispatch dead letters (jobrelay redrive --help)\n"
 	      "  serve [--dry-run] [--port N] [--bind ADDR] [--max-connections N] [--request-timeout D]\n"
 	      "                  HTTP server for Pub/Sub push and Eventarc on $PORT (default 8080)\n"
 	      "  pull [--port N] [--bind ADDR]\n"
@@ -467,6 +470,8 @@ int main(int argc, char **argv)
 		return cmd_check_config(&g);
 	if (strcmp(cmd, "replay") == 0)
 		return cmd_replay(&g, argc - ci, argv + ci);
+	if (strcmp(cmd, "redrive") == 0)
+		return redrive_main(config_path(&g), g.dry_run, argc - ci, argv + ci);
 	if (strcmp(cmd, "serve") == 0)
 		return cmd_serve(&g, argc - ci, argv + ci);
 	if (strcmp(cmd, "pull") == 0)
