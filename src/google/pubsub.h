@@ -11,6 +11,10 @@
  * thread; no function here blocks except pubsub_wait_ready and pubsub_free,
  * which drive the loop.
  *
+ * A unary_only session (for `redrive`) opens no stream: it takes messages
+ * with unary Pull calls (pubsub_pull) and sends acks and modacks in unary
+ * calls from the start.
+ *
  * Endpoint: PUBSUB_EMULATOR_HOST=host:port (plaintext, no credential lookup,
  * Google's convention), else pubsub.googleapis.com:443 with TLS and
  * Application Default Credentials (gcreds.h).
