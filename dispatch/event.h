@@ -67,6 +67,7 @@ typedef struct jr_event {
 	const jr_message *message;  /* NULL unless from Pub/Sub */
 	const char *origin;         /* "file.ndjson:12", "pull", "http" — for logs and dead letters */
 	const char *trace;          /* a valid traceparent or X-Cloud-Trace-Context (decode.h), or NULL */
+	const jr_json *record;      /* the dead-letter record it was decoded from (decode.h), or NULL */
 	/* the Pub/Sub message body for routes with payload: (route_payload), decoded once */
 	int payload_done;           /* 1 once route_payload looked at the event */
 	int payload_is_json;        /* payload is the parsed body */

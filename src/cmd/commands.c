@@ -29,6 +29,7 @@
 #include "jstring.h"
 #include "log.h"
 #include "pull.h"
+#include "redrive.h"
 #include "replay.h"
 #include "serve.h"
 #include "version.h"
@@ -123,6 +124,15 @@ static int load_config(const jr_cli_globals *g, jr_config *c)
 	return n ? 2 : 0;
 }
 
+/* config_route: the route named name in c, or NULL. */
+static const jr_route *config_route(const jr_config *c, const char *name)
+{
+	for (size_t i = 0; i < c->n_routes; i++)
+		if (strcmp(c->routes[i].name, name) == 0)
+			return &c->routes[i];
+	return NULL;
+}
+
 /* ---- version ---- */
 
 static int cmd_version(const jr_cli_call *call)
@@ -174,6 +184,45 @@ static int cmd_check_config(const jr_cli_call *call)
 	return rc;
 }
 
+/* ---- redrive ---- */
+
+static const jr_cli_opt redrive_opts[] = {
+	{"subscription", 0, "SUB", RD_SUBSCRIPTION, "the dead-letter subscription, projects/P/subscriptions/S", NULL},
+	{"file", 0, "PATH", RD_FILE, "a dead-letter file (the file sink's NDJSON) instead", NULL},
+	{"route", 0, "NAME", RD_ROUTE, "only records of this route", NULL},
+	{"class", 0, "CLASS", RD_CLASS, "only records of these error classes (repeatable, or a comma list)",
+	 "invalid_event invalid_request permission resource timeout network application unknown"},
+	{"since", 0, "TIME", RD_SINCE, "only records dead-lettered at or after TIME: RFC 3339, or a duration (2h: the last 2 hours)", NULL},
+	{"until", 0, "TIME", RD_UNTIL, "only records dead-lettered at or before TIME (the same forms)", NULL},
+	{"limit", 0, "N", RD_LIMIT, "select at most N records", NULL},
+	{"wait", 0, "D", RD_WAIT, "stop once the subscription returned nothing for D (default 5s)", NULL},
+	{"batch", 0, "N", RD_BATCH, "messages per Pull, 1-1000 (default 100)", NULL},
+	{"out", 0, "FILE", RD_OUT, "with --file: where the records that fail again go (default stdout)", NULL},
+	{"include-unconfirmed", 0, NULL, RD_INCLUDE_UNCONFIRMED, "also records with code EXECUTION_UNCONFIRMED (their job started: look at the execution first)", NULL},
+	{0},
+};
+
+static int cmd_redrive(const jr_cli_call *call)
+{
+	jr_redrive_opts o;
+	redrive_opts_init(&o, call->g.dry_run);
+	for (size_t i = 0; i < call->n_vals; i++)
+		if (redrive_set_opt(&o, call->vals[i].opt->id, call->vals[i].value) < 0)
+			return 2;
+	if (redrive_check_opts(&o) < 0)
+		return 2;
+	jr_config c;
+	int rc = load_config(&call->g, &c);
+	if (rc == 0 && o.route && !config_route(&c, o.route)) {
+		fprintf(stderr, "jobrelay redrive: no route named '%s' in %s\n", o.route, config_name(&call->g));
+		rc = 2;
+	}
+	if (rc == 0)
+		rc = redrive_main(&c, &o);
+	config_free(&c);
+	return rc;
+}
+
 /* ---- replay ---- */
 
 enum { RP_FORMAT = 1, RP_ROUTE, RP_NO_RETRY };
@@ -211,14 +260,9 @@ static int cmd_replay(const jr_cli_call *call)
 	o.summary = o.dry_run ? stderr : stdout;
 	jr_config c;
 	int rc = load_config(&call->g, &c);
-	if (rc == 0 && o.route) {
-		size_t i = 0;
-		while (i < c.n_routes && strcmp(c.routes[i].name, o.route) != 0)
-			i++;
-		if (i == c.n_routes) {
-			fprintf(stderr, "jobrelay replay: no route named '%s' in %s\n", o.route, config_name(&call->g));
-			rc = 2;
-		}
+	if (rc == 0 && o.route && !config_route(&c, o.route)) {
+		fprintf(stderr, "jobrelay replay: no route named '%s' in %s\n", o.route, config_name(&call->g));
+		rc = 2;
 	}
 	if (rc == 0) {
 		static char outbuf[1 << 16];
@@ -470,6 +514,18 @@ static const jr_cli_cmd cmds[] = {
 	 "  jobrelay replay --dry-run captured/\n"
 	 "  jobrelay replay --config prod.yaml /var/lib/jobrelay/dead.ndjson",
 	 replay_opts, cmd_replay},
+	{NULL, "redrive", NULL, NULL, 0, 0, JR_CLI_DRY_RUN,
+	 "re-dispatch dead letters from the dead-letter subscription or a file",
+	 "Re-dispatches dead letters through the configured routes, each to its own\n"
+	 "route, with the normal policies. A dead letter from the subscription is acked\n"
+	 "only once its re-dispatch succeeded; one that fails again stays there (never\n"
+	 "dead-lettered again). From a file, the records that fail again go to stdout\n"
+	 "(or --out FILE), to be redriven later. --dry-run prints the RunJob requests,\n"
+	 "as replay --dry-run does, and acks nothing. Exit codes as replay.\n"
+	 "\n"
+	 "  jobrelay redrive --subscription projects/p/subscriptions/jobrelay-dead-redrive --dry-run\n"
+	 "  jobrelay redrive --file /var/lib/jobrelay/dead.ndjson --class permission --since 2h",
+	 redrive_opts, cmd_redrive},
 	{NULL, "serve", NULL, NULL, 0, 0, JR_CLI_DRY_RUN,
 	 "HTTP server for Pub/Sub push and Eventarc on $PORT (default 8080)",
 	 "Answers 204 once each event is dispatched or dead-lettered, 429 or 503 with\n"

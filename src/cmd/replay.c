@@ -85,9 +85,9 @@ static void submit(replay *rp, jr_event *ev)
 
 /* ---- --dry-run: synchronous ---- */
 
-static void print_dry_run(replay *rp, const jr_route *r, const jr_event *ev, const jr_runreq *req)
+static void print_dry_run(jr_buf *b, FILE *out, const jr_route *r, const jr_event *ev,
+			  const jr_runreq *req)
 {
-	jr_buf *b = &rp->line;
 	buf_reset(b);
 	buf_adds(b, "{\"route\":");
 	jstr_write(b, r->name, strlen(r->name));
@@ -100,33 +100,39 @@ static void print_dry_run(replay *rp, const jr_route *r, const jr_event *ev, con
 	buf_adds(b, "},\"request\":");
 	runreq_write_json(b, req);
 	buf_adds(b, "}\n");
-	fwrite(b->data, 1, b->len, rp->o->out);
+	fwrite(b->data, 1, b->len, out);
 }
 
-static void dry_run(replay *rp, jr_event *ev)
+int replay_dry_run_event(const jr_config *cfg, const char *only_route, jr_event *ev, FILE *out,
+			 jr_buf *line, jr_route_stats *stats)
 {
 	int matched = 0;
-	for (size_t i = 0; i < rp->cfg->n_routes; i++) {
-		const jr_route *r = &rp->cfg->routes[i];
-		if (rp->o->route && strcmp(rp->o->route, r->name) != 0)
+	for (size_t i = 0; i < cfg->n_routes; i++) {
+		const jr_route *r = &cfg->routes[i];
+		if (only_route && strcmp(only_route, r->name) != 0)
 			continue;
 		if (!route_match(r, ev))
 			continue;
 		matched++;
 		jr_runreq req;
 		char *err = NULL;
-		if (route_render(rp->cfg, r, ev, &req, &err) < 0) {
+		if (route_render(cfg, r, ev, &req, &err) < 0) {
 			log_kv(JR_LOG_ERROR, "ROUTE-RENDER-FAILED", "cannot render the request", "route",
 			       r->name, "event_id", ev->id, "origin", ev->origin, "error", err, NULL);
-			rp->dry[i].failed++;
+			stats[i].failed++;
 			free(err);
 		} else {
-			print_dry_run(rp, r, ev, &req);
-			rp->dry[i].dispatched++;
+			print_dry_run(line, out, r, ev, &req);
+			stats[i].dispatched++;
 		}
 		runreq_free(&req);
 	}
-	if (!matched)
+	return matched;
+}
+
+static void dry_run(replay *rp, jr_event *ev)
+{
+	if (!replay_dry_run_event(rp->cfg, rp->o->route, ev, rp->o->out, &rp->line, rp->dry))
 		rp->dry_unrouted++;
 	event_free(ev);
 }

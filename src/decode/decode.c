@@ -174,6 +174,7 @@ static int dead_letter(jr_event *ev, const jr_json *root, const dec_ctx *x, char
 {
 	const jr_json *orig = json_get(root, "event");
 	const jr_json *msg = json_get(root, "message");
+	ev->record = root; /* in ev's arena: its route, error and failed_at (redrive) */
 	if (!msg || msg->type != JR_JSON_OBJECT) {
 		const jr_json *raw = json_get(root, "raw"), *b64 = json_get(root, "raw_base64");
 		if (!orig && (raw || b64))

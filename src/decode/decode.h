@@ -30,8 +30,8 @@ typedef struct jr_decode_ctx {
  * decode_json_doc: one JSON document of any JSON form: a structured
  * CloudEvent, a batch array, a Pub/Sub push body ({"message":...}), or a
  * jobrelay dead-letter record ({"failed_at":...,"event":...}: the original
- * event, or its Pub/Sub message when the record has one). Returns the number
- * of callbacks made.
+ * event, or its Pub/Sub message when the record has one; ev->record is then
+ * the parsed record). Returns the number of callbacks made.
  */
 int decode_json_doc(const jr_decode_ctx *dc, const char *text, size_t len);
 

@@ -107,6 +107,8 @@
 #define PS_MODACK_METHOD "/google.pubsub.v1.Subscriber/ModifyAckDeadline"
 #define PS_UNARY_MAX 4                   /* unary calls in flight */
 #define PS_UNARY_TIMEOUT_MS 10000
+#define PS_PULL_METHOD "/google.pubsub.v1.Subscriber/Pull"
+#define PS_PULL_MAX 1000                 /* max_messages of one Pull */
 
 typedef struct idq_ent {
 	size_t off, len;
@@ -128,6 +130,15 @@ typedef struct ps_unary {
 	idq ids;          /* all acks, or all modacks of one deadline */
 	struct ps_unary *next;
 } ps_unary;
+
+/* The unary Pull in flight (unary_only sessions). */
+typedef struct ps_pull {
+	jr_pubsub *ps;
+	jr_tag tag;
+	grpcx_unary u;
+	jr_pubsub_pull_cb done;
+	void *arg;
+} ps_pull;
 
 typedef struct ps_stream {
 	jr_pubsub *ps;
@@ -173,6 +184,8 @@ struct jr_pubsub {
 	ps_unary *unary;     /* calls in flight */
 	int n_unary, unary_failures;
 	jr_timer_id unary_timer; /* the next unary attempt after a failure */
+	void *pull_method;
+	struct ps_pull *pull; /* the unary Pull in flight (unary_only), or NULL */
 	char *ack_ptrs[PS_MAX_IDS];
 	char *mod_ptrs[PS_MAX_IDS];
 	int32_t mod_secs[PS_MAX_IDS];
@@ -1307,6 +1320,25 @@ static int handle_confirmations(jr_pubsub *ps, const void *buf, size_t len)
 	return 0;
 }
 
+/* hand_out: the messages of a response to on_message; one without ack id or message id is skipped. */
+static size_t hand_out(jr_pubsub *ps, const jr_pubsub_msg *msgs, size_t n)
+{
+	size_t handed = 0;
+	for (size_t i = 0; i < n; i++) {
+		const jr_pubsub_msg *rm = &msgs[i];
+		if (!rm->ack_id[0] || !rm->message_id || !rm->message_id[0]) {
+			log_kv(JR_LOG_ERROR, "PUBSUB-BAD-MESSAGE",
+			       "received a message without ack id or message id; skipped",
+			       "subscription", ps->subscription, NULL);
+			continue;
+		}
+		ps->stats.received++;
+		handed++;
+		ps->o.on_message(ps->o.arg, rm);
+	}
+	return handed;
+}
+
 /* handle_response: 0, or -1 when the response cannot be read (the stream is then cancelled). */
 static int handle_response(jr_pubsub *ps, ps_stream *st, grpc_byte_buffer *bb)
 {
@@ -1327,17 +1359,8 @@ static int handle_response(jr_pubsub *ps, ps_stream *st, grpc_byte_buffer *bb)
 			stream_set_state(ps, JR_PUBSUB_OPEN, 0, NULL, 0);
 		}
 	}
-	for (size_t i = 0; rc == 0 && i < n; i++) {
-		const jr_pubsub_msg *rm = &msgs[i];
-		if (!rm->ack_id[0] || !rm->message_id || !rm->message_id[0]) {
-			log_kv(JR_LOG_ERROR, "PUBSUB-BAD-MESSAGE",
-			       "received a message without ack id or message id; skipped",
-			       "subscription", ps->subscription, NULL);
-			continue;
-		}
-		ps->stats.received++;
-		ps->o.on_message(ps->o.arg, rm);
-	}
+	if (rc == 0)
+		hand_out(ps, msgs, n);
 	arena_free(&ps->rx);
 	grpc_slice_unref(s); /* the messages' data pointed into it */
 	return rc;
@@ -1420,6 +1443,72 @@ static void open_stream(jr_pubsub *ps)
 	stream_unref(st);
 }
 
+/* ---- unary Pull (unary_only sessions) ---- */
+
+static void on_pull(void *arg, int ok)
+{
+	ps_pull *c = arg;
+	jr_pubsub *ps = c->ps;
+	ps->pull = NULL;
+	int code = ok ? (int)c->u.status : GRPC_STATUS_UNKNOWN;
+	char detail[PS_DETAIL_MAX + 1] = "";
+	size_t handed = 0;
+	if (code != GRPC_STATUS_OK) {
+		grpcx_copy_text(detail, PS_DETAIL_MAX, GRPC_SLICE_START_PTR(c->u.details),
+				GRPC_SLICE_LENGTH(c->u.details));
+	} else if (c->u.recv_buf && !ps->freeing) {
+		/* a PullResponse's received_messages is field 1, as a StreamingPullResponse's */
+		grpc_slice s;
+		jr_pubsub_msg *msgs;
+		size_t n;
+		if (grpcx_message_slice(c->u.recv_buf, PS_MAX_RECV, &s) < 0) {
+			code = GRPC_STATUS_RESOURCE_EXHAUSTED;
+			snprintf(detail, sizeof detail, "PullResponse over %d bytes", PS_MAX_RECV);
+		} else {
+			if (pubsub_decode_response(GRPC_SLICE_START_PTR(s), GRPC_SLICE_LENGTH(s),
+						   &ps->rx, &msgs, &n) < 0) {
+				code = GRPC_STATUS_INTERNAL;
+				snprintf(detail, sizeof detail, "unreadable PullResponse");
+			} else {
+				handed = hand_out(ps, msgs, n);
+			}
+			arena_free(&ps->rx);
+			grpc_slice_unref(s);
+		}
+	}
+	grpcx_unary_end(&c->u);
+	if (!ps->freeing)
+		c->done(c->arg, code, detail, handed);
+	free(c);
+}
+
+int pubsub_pull(jr_pubsub *ps, int max_messages, int64_t timeout_ms, jr_pubsub_pull_cb done,
+		void *arg)
+{
+	if (!ps->o.unary_only || ps->pull || ps->freeing)
+		return -1;
+	Google__Pubsub__V1__PullRequest rq = GOOGLE__PUBSUB__V1__PULL_REQUEST__INIT;
+	rq.subscription = ps->subscription;
+	rq.max_messages = max_messages < 1 ? 1 : max_messages > PS_PULL_MAX ? PS_PULL_MAX : max_messages;
+	size_t n = google__pubsub__v1__pull_request__get_packed_size(&rq);
+	grpc_slice sl = grpc_slice_malloc(n);
+	google__pubsub__v1__pull_request__pack(&rq, GRPC_SLICE_START_PTR(sl));
+	grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&sl, 1);
+	grpc_slice_unref(sl);
+	ps_pull *c = jr_calloc(1, sizeof *c);
+	c->ps = ps;
+	c->tag = (jr_tag){on_pull, c};
+	c->done = done;
+	c->arg = arg;
+	if (grpcx_unary_start(&c->u, ps->ch, ps->pull_method, loop_cq(ps->loop), timeout_ms,
+			      ps->params, strlen(ps->params), bb, &c->tag) < 0) {
+		free(c);
+		return -1;
+	}
+	ps->pull = c;
+	return 0;
+}
+
 /* ---- the session ---- */
 
 size_t pubsub_routing_header(const char *subscription, char *out, size_t cap)
@@ -1470,6 +1559,7 @@ jr_pubsub *pubsub_new(jr_loop *l, const jr_pubsub_opts *o, char *err, size_t err
 	ps->method = grpc_channel_register_call(ch, PS_METHOD, NULL, NULL);
 	ps->ack_method = grpc_channel_register_call(ch, PS_ACK_METHOD, NULL, NULL);
 	ps->modack_method = grpc_channel_register_call(ch, PS_MODACK_METHOD, NULL, NULL);
+	ps->pull_method = grpc_channel_register_call(ch, PS_PULL_METHOD, NULL, NULL);
 	ps->o = *o;
 	if (ps->o.startup_tries <= 0)
 		ps->o.startup_tries = 3;
@@ -1487,6 +1577,7 @@ jr_pubsub *pubsub_new(jr_loop *l, const jr_pubsub_opts *o, char *err, size_t err
 	buf_init(&ps->pending.ids, 0);
 	buf_init(&ps->sending.ids, 0);
 	arena_init(&ps->rx);
+	ps->intake_stopped = ps->o.unary_only; /* acks and modacks in unary calls from the start */
 	return ps;
 }
 
@@ -1497,7 +1588,7 @@ int pubsub_wait_ready(jr_pubsub *ps, int64_t timeout_ms)
 
 void pubsub_start(jr_pubsub *ps)
 {
-	if (ps->state == JR_PUBSUB_IDLE)
+	if (ps->state == JR_PUBSUB_IDLE && !ps->o.unary_only)
 		open_stream(ps);
 }
 
@@ -1579,7 +1670,9 @@ void pubsub_free(jr_pubsub *ps)
 		grpc_call_cancel(ps->st->call, NULL);
 	for (ps_unary *c = ps->unary; c; c = c->next)
 		grpc_call_cancel(c->u.call, NULL);
-	while (ps->st || ps->n_unary > 0)
+	if (ps->pull)
+		grpc_call_cancel(ps->pull->u.call, NULL);
+	while (ps->st || ps->n_unary > 0 || ps->pull)
 		loop_run_once(ps->loop, -1);
 	loop_timer_cancel(ps->loop, ps->unary_timer);
 	loop_timer_cancel(ps->loop, ps->flush_timer);

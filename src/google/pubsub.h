@@ -11,6 +11,10 @@
  * thread; no function here blocks except pubsub_wait_ready and pubsub_free,
  * which drive the loop.
  *
+ * A unary_only session (for `redrive`) opens no stream: it takes messages
+ * with unary Pull calls (pubsub_pull) and sends acks and modacks in unary
+ * calls from the start.
+ *
  * Endpoint: PUBSUB_EMULATOR_HOST=host:port (plaintext, no credential lookup,
  * Google's convention), else pubsub.googleapis.com:443 with TLS and
  * Application Default Credentials (gcreds.h).
@@ -87,6 +91,12 @@ typedef struct jr_pubsub_opts {
 	int64_t max_outstanding_messages; /* server-side flow control (<= 0: none) */
 	int64_t max_outstanding_bytes;
 	int startup_tries;            /* streams refused with a fatal code before FAILED; 0: 3 */
+	/*
+	 * unary_only: no stream is ever opened: messages come from pubsub_pull,
+	 * and acks and modacks go in unary calls from the start, as after
+	 * pubsub_stop_intake (`redrive`).
+	 */
+	int unary_only;
 	/* on_message: one received message; may call pubsub_ack/modack/pause. */
 	void (*on_message)(void *arg, const jr_pubsub_msg *m);
 	/* on_state: the session moved to st; code/detail: the status that ended a stream, if any. */
@@ -130,6 +140,20 @@ void pubsub_ack(jr_pubsub *ps, const char *ack_id);
 void pubsub_modack(jr_pubsub *ps, const char *ack_id, int seconds);
 /* pubsub_queued: ids queued or in a request not yet completed. */
 size_t pubsub_queued(const jr_pubsub *ps);
+
+/*
+ * pubsub_pull: one unary google.pubsub.v1.Subscriber/Pull of at most
+ * max_messages (1..1000) with the deadline timeout_ms, for a unary_only
+ * session. Each message received goes to on_message, as from a stream
+ * (the same checks, the same bounds: one response at most 20 MiB); then
+ * done(arg, code, detail, n) runs once, from the loop, with the call's status
+ * and the messages handed out (not after pubsub_free began). At most one
+ * Pull at a time: -1 when one is in flight or the session is not unary_only,
+ * or the call could not start; else 0.
+ */
+typedef void (*jr_pubsub_pull_cb)(void *arg, int code, const char *detail, size_t n);
+int pubsub_pull(jr_pubsub *ps, int max_messages, int64_t timeout_ms, jr_pubsub_pull_cb done,
+		void *arg);
 
 /*
  * pubsub_pause: paused != 0 stops reading from the stream once the receive
