@@ -27,7 +27,7 @@ unset JOBRELAY_CONFIG
 
 # ---- the commands: the binary's table, and a minimum it must hold
 mapfile -t CMDS < <("$J" help --commands)
-MIN=(replay serve pull check-config "jobs list" "jobs run" "executions list" "executions get"
+MIN=(replay redrive serve pull check-config "jobs list" "jobs run" "executions list" "executions get"
 	"executions cancel" "executions wait" version help)
 for m in "${MIN[@]}"; do
 	printf '%s\n' "${CMDS[@]}" | grep -qxF "$m" || fail "'$m' missing from jobrelay help --commands"
@@ -172,7 +172,7 @@ complete_line() {
 	)
 }
 complete_line jobrelay "" >"$WORK/comp.txt"
-for m in replay serve pull check-config jobs executions version help; do
+for m in replay redrive serve pull check-config jobs executions version help; do
 	grep -qx "$m" "$WORK/comp.txt" || fail "completion of commands lacks $m: $(paste -sd' ' "$WORK/comp.txt")"
 done
 complete_line jobrelay --config x.yaml jobs "" >"$WORK/comp.txt"
