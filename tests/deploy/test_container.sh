@@ -17,20 +17,8 @@
 # shellcheck source=tests/integration/lib.sh
 . "$JR_SOURCE_DIR/tests/integration/lib.sh"
 
-cannot() {
-	if [ "${CI:-}" = true ]; then
-		fail "$* (CI runs this test; scripts/deps.sh installs podman and debootstrap)"
-	fi
-	echo "SKIP: $*"
-	exit 77
-}
-command -v podman >/dev/null || cannot "podman is not installed"
-[ "$(id -u)" = 0 ] || cannot "podman builds and runs these images as root here (peers.md), and this is uid $(id -u)"
-BASE=docker.io/library/debian:bookworm-slim
-podman image exists "$BASE" || command -v debootstrap >/dev/null ||
-	cannot "debootstrap is not installed (it makes the base image $BASE once)"
-podman info >/dev/null 2>"$WORK/podman-info.err" ||
-	cannot "podman cannot run here: $(tail -n 1 "$WORK/podman-info.err")"
+# shellcheck source=tests/deploy/podman_lib.sh
+. "$JR_SOURCE_DIR/tests/deploy/podman_lib.sh"
 
 TAG="jrtest-$$-$RANDOM"
 IMAGE="localhost/jobrelay:$TAG"
