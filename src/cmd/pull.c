@@ -378,7 +378,7 @@ static void pull_release(void *arg)
 static void summary(const pull *p)
 {
 	char rcv[24], ack[24], ret[24], fail[24], inv[24], nd[24], ext[24], lost[24], unc[24];
-	char un[24];
+	char un[24], streams[24], sf[24];
 	const pullq_stats *st = pullq_get_stats(p->q);
 	snprintf(rcv, sizeof rcv, "%ld", st->received);
 	snprintf(ack, sizeof ack, "%ld", st->acked);
@@ -390,10 +390,13 @@ static void summary(const pull *p)
 	snprintf(lost, sizeof lost, "%ld", st->lease_lost);
 	snprintf(unc, sizeof unc, "%ld", st->ack_unconfirmed);
 	snprintf(un, sizeof un, "%ld", pubsub_stats(p->ps)->unary_calls);
+	snprintf(streams, sizeof streams, "%ld", pubsub_stats(p->ps)->streams);
+	snprintf(sf, sizeof sf, "%ld", pubsub_stats(p->ps)->send_failed);
 	log_kv(JR_LOG_INFO, "PULL-SUMMARY", "pull stopped", "subscription", p->cfg->subscription,
 	       "received", rcv, "acked", ack, "retry_later", ret, "dead_letter_failed", fail,
 	       "invalid", inv, "nacked_at_shutdown", nd, "lease_extensions", ext,
-	       "leases_lost", lost, "acks_unconfirmed", unc, "unary_calls", un, NULL);
+	       "leases_lost", lost, "acks_unconfirmed", unc, "unary_calls", un, "streams", streams,
+	       "sends_failed", sf, NULL);
 }
 
 int pull_run(const jr_config *cfg, const jr_pull_opts *o)

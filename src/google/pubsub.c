@@ -152,6 +152,7 @@ typedef struct ps_stream {
 	grpc_slice details;
 	int md_asked;      /* RECV_INITIAL_METADATA was part of a batch */
 	int recv_pending, send_pending, send_ready, close_sent, status_done;
+	int send_failed;   /* a send failed: the write side is gone; nothing more is sent on it */
 	long received;     /* messages on this stream */
 	int64_t opened_ms;
 } ps_stream;
@@ -433,7 +434,8 @@ static int start_batch(ps_stream *st, const grpc_op *ops, size_t n, jr_tag *tag)
 
 static void start_recv(ps_stream *st)
 {
-	if (st->recv_pending || st->status_done || st->ps->paused)
+	/* a stream whose send failed is read even when paused: its status comes only after its messages */
+	if (st->recv_pending || st->status_done || (st->ps->paused && !st->send_failed))
 		return;
 	grpc_op ops[2];
 	memset(ops, 0, sizeof ops);
@@ -709,7 +711,8 @@ static void flush(jr_pubsub *ps)
 		flush_unary_mode(ps);
 		return;
 	}
-	if (!st || !st->send_ready || st->send_pending || st->close_sent || st->status_done)
+	if (!st || !st->send_ready || st->send_pending || st->send_failed || st->close_sent ||
+	    st->status_done)
 		return;
 	if (ps->pending.n == 0) {
 		ps->flush_due = 0;
@@ -755,7 +758,8 @@ static void keepalive_fired(void *arg)
 	if (!st || st->status_done || st->close_sent || ps->closing)
 		return;
 	int64_t now = loop_now_ms();
-	if (st->send_ready && !st->send_pending && now - ps->last_send_ms >= ps->keepalive_ms) {
+	if (st->send_ready && !st->send_pending && !st->send_failed &&
+	    now - ps->last_send_ms >= ps->keepalive_ms) {
 		Google__Pubsub__V1__StreamingPullRequest rq = GOOGLE__PUBSUB__V1__STREAMING_PULL_REQUEST__INIT;
 		st->send_buf = pack_request(&rq);
 		grpc_op op;
@@ -879,8 +883,18 @@ static void on_send(void *arg, int ok)
 	if (ok) {
 		idq_clear(&ps->sending);
 	} else {
+		/*
+		 * The stream's write side is gone (the server ended it, or the
+		 * connection): the ids wait for the next stream, and this one is
+		 * read to its end, paused or not, so that its status arrives and
+		 * the session reconnects (sending again here would fail at once,
+		 * over and over, until then).
+		 */
 		idq_requeue(&ps->pending, &ps->sending, ps->intake_stopped);
 		ps->flush_due = 1;
+		st->send_failed = 1;
+		ps->stats.send_failed++;
+		start_recv(st);
 	}
 	if (ps->intake_stopped && !st->status_done)
 		grpc_call_cancel(st->call, NULL); /* its last request went; nothing more is read */

@@ -205,6 +205,7 @@ typedef struct jr_pubsub_stats {
 	long reconnects; /* streams reopened after one ended */
 	long unary_calls; /* unary Acknowledge / ModifyAckDeadline calls started */
 	long unary_failed; /* of those, failed (sent again, or dropped on a fatal code) */
+	long send_failed; /* stream sends that failed: at most one a stream */
 } jr_pubsub_stats;
 
 const jr_pubsub_stats *pubsub_stats(const jr_pubsub *ps);
