@@ -667,16 +667,38 @@ static void on_unary(void *arg, int ok)
 	}
 }
 
+/* unary_kind: -1 for acks, else a modack's deadline. */
+static int32_t unary_kind(const idq *q)
+{
+	return q->e[0].secs < 0 ? -1 : q->e[0].secs;
+}
+
+/*
+ * other_kind_in_flight: a call of another kind than the next queued ids is in
+ * flight. Calls of one kind may run side by side (their order does not
+ * matter); another kind waits, so that a release (deadline 0) or an ack never
+ * overtakes an earlier modack of the same id on the way to the server.
+ */
+static int other_kind_in_flight(const jr_pubsub *ps)
+{
+	int32_t next = unary_kind(&ps->pending);
+	for (const ps_unary *c = ps->unary; c; c = c->next)
+		if (unary_kind(&c->ids) != next)
+			return 1;
+	return 0;
+}
+
 /* unary_flush: starts calls for the queued ids while fewer than PS_UNARY_MAX are in flight. */
 static void unary_flush(jr_pubsub *ps)
 {
-	while (ps->pending.n > 0 && ps->n_unary < PS_UNARY_MAX && !ps->unary_timer && !ps->freeing) {
+	while (ps->pending.n > 0 && ps->n_unary < PS_UNARY_MAX && !ps->unary_timer && !ps->freeing &&
+	       !other_kind_in_flight(ps)) {
 		ps_unary *c = jr_calloc(1, sizeof *c);
 		c->ps = ps;
 		c->tag = (jr_tag){on_unary, c};
 		idq_take_kind(&c->ids, &ps->pending);
 		grpc_byte_buffer *bb = unary_request(ps, &c->ids);
-		void *method = c->ids.e[0].secs < 0 ? ps->ack_method : ps->modack_method;
+		void *method = unary_kind(&c->ids) < 0 ? ps->ack_method : ps->modack_method;
 		if (grpcx_unary_start(&c->u, ps->ch, method, loop_cq(ps->loop), PS_UNARY_TIMEOUT_MS,
 				      ps->params, strlen(ps->params), bb, &c->tag) < 0) {
 			unary_failed(ps, c, GRPC_STATUS_UNAVAILABLE, "the call could not start");
