@@ -30,6 +30,8 @@
 #include "redrive.h"
 
 #include <errno.h>
+#include <signal.h>
+#include <sys/stat.h>
 #include <grpc/grpc.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,6 +52,7 @@
 #include "replay.h"
 #include "runjob.h"
 #include "runwatch.h"
+#include "signals.h"
 
 #define REDRIVE_LEASE_S 60           /* each lease, and each extension */
 #define REDRIVE_EXTEND_MS 20000      /* leases are extended this often */
@@ -86,6 +89,9 @@ typedef struct redrive {
 	jr_input *in;
 	int intake_done, pulling, reached_pubsub;
 	int exit3;                   /* the subscription cannot be pulled */
+	int pull_failed;             /* a Pull failed after Pub/Sub was reached: some may be left */
+	int batch;                   /* messages a Pull asks for: --batch, halved on RESOURCE_EXHAUSTED */
+	int signals;                 /* SIGTERM/SIGINT received */
 	int64_t last_msg_ms;         /* when a Pull last returned messages (or the start) */
 	jr_timer_id pull_timer, extend_timer;
 	lease *leases;
@@ -394,6 +400,10 @@ static void on_message(void *arg, const jr_pubsub_msg *m)
 	redrive *rd = arg;
 	rd->read++;
 	lease *ls = lease_take(rd, m->ack_id);
+	if (rd->signals) {
+		rd->left++; /* came in after a signal stopped the intake: released at the end */
+		return;
+	}
 	dl_meta meta = meta_of_message(m);
 	const char *why = NULL;
 	if (!selected(rd, &meta, &why)) {
@@ -464,9 +474,12 @@ static void on_pulled(void *arg, int code, const char *detail, size_t n)
 			     : "Pull failed; trying again",
 		       "subscription", rd->o->subscription, "code", grpc_code_name(code), "error",
 		       detail, NULL);
+		if (code == GRPC_STATUS_RESOURCE_EXHAUSTED && rd->batch > 1)
+			rd->batch /= 2; /* e.g. a response over the size limit: fewer messages a Pull */
 		if (fatal || now - rd->last_msg_ms >= rd->o->wait_ms) {
 			rd->intake_done = 1;
 			rd->exit3 |= !rd->reached_pubsub;
+			rd->pull_failed |= rd->reached_pubsub;
 			return;
 		}
 		rd->pull_timer = loop_timer_add(rd->loop, REDRIVE_RETRY_PULL_MS, pull_fired, rd);
@@ -486,6 +499,7 @@ static void pull_more(redrive *rd)
 		return;
 	}
 	if (rd->n_leases >= REDRIVE_MAX_LEASES) {
+		rd->last_msg_ms = loop_now_ms(); /* not pulling: --wait counts from the next Pull */
 		if (open_deliveries(rd) == 0) {
 			log_kv(JR_LOG_WARNING, "REDRIVE-HELD-FULL",
 			       "stopped: as many dead letters are held as one run keeps; run again "
@@ -496,9 +510,11 @@ static void pull_more(redrive *rd)
 		return;
 	}
 	int room = rd->cfg->concurrency - open_deliveries(rd);
-	if (room <= 0)
+	if (room <= 0) {
+		rd->last_msg_ms = loop_now_ms(); /* busy, not waiting: --wait counts from the next Pull */
 		return;
-	long n = rd->o->batch < room ? rd->o->batch : room;
+	}
+	long n = rd->batch < room ? rd->batch : room;
 	if (rd->o->limit && n > rd->o->limit - rd->selected)
 		n = rd->o->limit - rd->selected;
 	if (n > REDRIVE_MAX_LEASES - rd->n_leases)
@@ -687,7 +703,8 @@ static int summary(redrive *rd)
 		fprintf(f, "acks: %ld sent, %ld confirmed\n", pubsub_stats(rd->ps)->acks,
 			rd->acks_confirmed);
 	fflush(f);
-	int bad = rd->failed > 0 || rd->invalid > 0 || renderfail > 0;
+	int bad = rd->failed > 0 || rd->invalid > 0 || renderfail > 0 || rd->pull_failed ||
+		  rd->signals > 0;
 	if (rd->ps && !rd->o->dry_run && rd->acks_confirmed < rd->redriven) {
 		log_kv(JR_LOG_ERROR, "REDRIVE-ACK-UNCONFIRMED",
 		       "some re-dispatched dead letters were not acked: a later redrive would "
@@ -697,11 +714,43 @@ static int summary(redrive *rd)
 	return bad ? 1 : 0;
 }
 
+/*
+ * on_signal: the first SIGTERM or SIGINT stops the intake; what is in flight
+ * finishes (acked when re-dispatched), the rest is released, exit 1. A
+ * second one exits at once: a record whose RunJob was in flight is then not
+ * acked, and a later redrive may start its job again (said in the log).
+ */
+static void on_signal(void *arg, int signo)
+{
+	redrive *rd = arg;
+	const char *name = signo == SIGTERM ? "SIGTERM" : "SIGINT";
+	if (rd->signals++ > 0) {
+		char n[24];
+		snprintf(n, sizeof n, "%d", open_deliveries(rd));
+		log_kv(JR_LOG_ERROR, "REDRIVE-ABORTED",
+		       "second signal: exiting now; dead letters in flight are not acked and a later "
+		       "redrive may start their jobs again", "signal", name, "in_flight", n, NULL);
+		_exit(1);
+	}
+	log_kv(JR_LOG_WARNING, "REDRIVE-STOPPING",
+	       "stopping: no more dead letters taken; those in flight finish (a second signal exits at once)",
+	       "signal", name, NULL);
+	rd->intake_done = 1;
+	if (rd->pull_timer) {
+		loop_timer_cancel(rd->loop, rd->pull_timer);
+		rd->pull_timer = 0;
+	}
+}
+
 int redrive_run(const jr_config *cfg, const jr_redrive_opts *o)
 {
-	redrive rd = {.cfg = cfg, .o = o};
+	redrive rd = {.cfg = cfg, .o = o, .batch = o->batch};
 	buf_init(&rd.line, 0);
 	int rc = open_peers(&rd);
+	if (rc == 0 && rd.loop && signals_start(rd.loop, on_signal, &rd) < 0) {
+		log_kv(JR_LOG_ERROR, "REDRIVE-SIGNALS", "cannot start the signal thread", NULL);
+		rc = 2;
+	}
 	if (rc == 0) {
 		rd.last_msg_ms = loop_now_ms();
 		if (o->subscription) {
@@ -732,8 +781,10 @@ int redrive_run(const jr_config *cfg, const jr_redrive_opts *o)
 	if (rd.api)
 		runjob_free(rd.api);
 	pubsub_free(rd.ps);
-	if (rd.loop)
+	if (rd.loop) {
+		signals_stop();
 		loop_free(rd.loop);
+	}
 	buf_free(&rd.line);
 	free(rd.dry);
 	return rc;
@@ -755,8 +806,8 @@ static int64_t parse_time(const char *s)
 static int parse_classes(const char *arg, unsigned *mask)
 {
 	char *copy = jr_strdup(arg), *save = NULL;
-	int rc = 0;
-	for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+	int rc = 0, n = 0;
+	for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save), n++) {
 		int k = 0;
 		while (k < JR_ERR__COUNT && strcmp(errclass_name((jr_errclass)k), t) != 0)
 			k++;
@@ -768,6 +819,10 @@ static int parse_classes(const char *arg, unsigned *mask)
 		*mask |= 1u << k;
 	}
 	free(copy);
+	if (rc == 0 && n == 0) {
+		fprintf(stderr, "jobrelay redrive: --class names no class (see jobrelay redrive --help)\n");
+		rc = -1;
+	}
 	return rc;
 }
 
@@ -854,6 +909,14 @@ int redrive_check_opts(const jr_redrive_opts *o)
 	return 0;
 }
 
+/* same_file: out is the file being read (it would read its own output again). */
+static int same_file(const char *path, FILE *out)
+{
+	struct stat a, b;
+	return stat(path, &a) == 0 && fstat(fileno(out), &b) == 0 && a.st_dev == b.st_dev &&
+	       a.st_ino == b.st_ino;
+}
+
 int redrive_main(const jr_config *c, jr_redrive_opts *o)
 {
 	FILE *out = NULL;
@@ -863,6 +926,17 @@ int redrive_main(const jr_config *c, jr_redrive_opts *o)
 	}
 	if (out)
 		o->out = out;
+	if (o->file && same_file(o->file, o->out)) {
+		fprintf(stderr, "jobrelay redrive: the output is %s, the file being read: it would read its "
+				"own records again (use --out ANOTHER_FILE)\n", o->file);
+		if (out)
+			fclose(out);
+		o->out = stdout;
+		return 2;
+	}
+	/* a loop runs unless this is a dry run of a file: SIGTERM and SIGINT go to it (on_signal) */
+	if (o->subscription || !o->dry_run)
+		signals_block();
 	grpc_init();
 	int rc = redrive_run(c, o);
 	gcreds_shutdown();

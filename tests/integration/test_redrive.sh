@@ -210,6 +210,39 @@ grep -q 'redrive: 34 read, 34 selected, 0 re-dispatched, 34 failed again' "$WORK
 	fail "second summary: $(grep '^redrive' "$WORK/run2.out.err")"
 check_started e 100 'i % 3 === 0 ? c === 0 : c === 1'
 
+echo "== SIGTERM mid-run: the dead letters in flight finish and are acked, the rest stay"
+# the denied job answers OK now, after 1.5 s; 4 calls at a time, so most wait when the signal comes
+printf '{"rules": [{"job":"denied-job","delay_ms":1500}]}\n' >"$WORK/fake.json.new"
+mv "$WORK/fake.json.new" "$WORK/fake.json"
+sed 's/^call_timeout: 5s$/call_timeout: 5s\nconcurrency: 4/' "$WORK/topic.yaml" >"$WORK/slow.yaml"
+"$JOBRELAY" --log-format json --config "$WORK/slow.yaml" redrive --subscription "$DLS" --wait 2s \
+	>"$WORK/sig.out" 2>"$WORK/sig.out.err" &
+RD_PID=$!
+first_ok() { grep -q '"msgid":"DISPATCH-OK"' "$WORK/sig.out.err"; }
+wait_until 60 first_ok || fail "redrive dispatched nothing: $(tail -5 "$WORK/sig.out.err")"
+kill -TERM "$RD_PID"
+set +e
+wait "$RD_PID"
+RC=$?
+set -e
+assert_eq "$RC" 1 "exit code after SIGTERM"
+grep -q '"msgid":"REDRIVE-STOPPING"' "$WORK/sig.out.err" || fail "no REDRIVE-STOPPING line"
+done_n=$(sed -n 's/^redrive: [0-9]* read, [0-9]* selected, \([0-9]*\) re-dispatched.*/\1/p' "$WORK/sig.out.err")
+[ -n "$done_n" ] && [ "$done_n" -ge 1 ] && [ "$done_n" -lt 34 ] ||
+	fail "after SIGTERM: $(grep '^redrive' "$WORK/sig.out.err") (expected some, not all 34)"
+grep -q "acks: $done_n sent, $done_n confirmed" "$WORK/sig.out.err" || fail "acks after SIGTERM: $(grep '^acks' "$WORK/sig.out.err")"
+check_started e 100 'i % 3 === 0 ? c <= 1 : c === 1'
+assert_eq "$(dl_acks '(route !== "denied" || acks <= 1) && (route === "denied" || acks === 1)')" 100 "acks after SIGTERM"
+redrive "$WORK/left2.out" --subscription "$DLS" --dry-run --wait 2s
+assert_eq "$(lines "$WORK/left2.out")" $((34 - done_n)) "records left after SIGTERM"
+# the output the records that fail again go to must not be the file being read
+: >"$WORK/same.ndjson"
+redrive "$WORK/same.out" --file "$WORK/same.ndjson" --out "$WORK/same.ndjson"
+assert_eq "$RC" 2 "--out the file being read: exit code"
+grep -q "the file being read" "$WORK/same.out.err" || fail "--out the file being read: $(cat "$WORK/same.out.err")"
+redrive "$WORK/f.out" --subscription "$DLS" --dry-run --wait 2s --class ''
+assert_eq "$RC" 2 "an empty --class: exit code"
+
 echo "== the last job fixed: the rest go, the subscription is empty"
 fake_rules
 redrive "$WORK/run3.out" --subscription "$DLS" --wait 2s
