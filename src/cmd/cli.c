@@ -196,7 +196,7 @@ static int count_args(parser *p)
 	if (cmd->max_args >= 0 && (int)c->n_args > cmd->max_args)
 		return perr(p, "unexpected argument '%s'", c->args[cmd->max_args]);
 	if (c->g.dry_run && !(cmd->flags & JR_CLI_DRY_RUN))
-		return perr(p, "--dry-run is not supported by %s (replay and serve take it)", c->name);
+		return perr(p, "--dry-run is not supported by %s (replay, redrive and serve take it)", c->name);
 	return 0;
 }
 

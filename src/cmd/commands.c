@@ -583,7 +583,7 @@ static const jr_cli_opt globals[] = {
 	{"config", 0, "FILE", JR_CLI_G_CONFIG, "the config (else $JOBRELAY_CONFIG, else ./jobrelay.yaml)", NULL},
 	{"log-format", 0, "F", JR_CLI_G_LOG_FORMAT, "json or text (default: text on a terminal, else json)", "json text"},
 	{"log-level", 0, "LEVEL", JR_CLI_G_LOG_LEVEL, "debug, info (default), warning or error", "debug info warning error"},
-	{"dry-run", 'n', NULL, JR_CLI_G_DRY_RUN, "decode, route and render; call nothing (replay, serve)", NULL},
+	{"dry-run", 'n', NULL, JR_CLI_G_DRY_RUN, "decode, route and render; call nothing (replay, redrive, serve)", NULL},
 	{"help", 'h', NULL, JR_CLI_G_HELP, "this help", NULL},
 	{"version", 0, NULL, JR_CLI_G_VERSION, "the version", NULL},
 	{0},
