@@ -266,8 +266,11 @@ void metrics_labels(char *out, size_t cap, ...)
 				v++;
 				continue;
 			}
-			size_t i = 0;
-			for (; i < len && v[i]; i++) /* a sequence cut short by the NUL: what there is */
+			/* the lead byte, then continuation bytes only: a quote, backslash or
+			 * newline inside a broken sequence is escaped on the next turn */
+			size_t i = 1;
+			out[n] = v[0];
+			for (; i < len && ((unsigned char)v[i] & 0xC0) == 0x80; i++)
 				out[n + i] = v[i];
 			n += i;
 			v += i;
@@ -354,8 +357,14 @@ static pthread_once_t btime_once = PTHREAD_ONCE_INIT;
 static void read_btime(void)
 {
 	FILE *f = fopen("/proc/stat", "re");
-	if (!f)
+	if (!f) {
+		/* hidden (systemd's ProcSubset=pid): the wall clock less the time since boot */
+		struct timespec rt, bt;
+		if (clock_gettime(CLOCK_REALTIME, &rt) == 0 && clock_gettime(CLOCK_BOOTTIME, &bt) == 0 &&
+		    rt.tv_sec > bt.tv_sec)
+			btime = (unsigned long long)(rt.tv_sec - bt.tv_sec);
 		return;
+	}
 	char line[256];
 	int at_start = 1; /* a line longer than the buffer comes in pieces */
 	while (fgets(line, sizeof line, f)) {

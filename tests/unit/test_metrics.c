@@ -248,6 +248,9 @@ static void test_label_escaping(void)
 	CU_ASSERT_STRING_EQUAL(l, "k=\"a\\\"b\\\\c\\nd\"");
 	metrics_labels(l, 12, "key", "a-long-value", NULL);
 	CU_ASSERT(strlen(l) < 12);
+	/* a broken UTF-8 sequence does not carry a quote, backslash or newline past the escaping */
+	metrics_labels(l, sizeof l, "k", "\xc3\"}\xe2\\\n", NULL);
+	CU_ASSERT_STRING_EQUAL(l, "k=\"\xc3\\\"}\xe2\\\\\\n\"");
 }
 
 static void test_help_escaping(void)
