@@ -213,13 +213,17 @@ int cli_parse(const jr_cli_prog *prog, int argc, char **argv, jr_cli_call *call)
 	int rc = 0, flags_done = 0;
 	for (int i = 1; i < argc && rc == 0; i++) {
 		char *a = argv[i];
-		if (!flags_done && !strcmp(a, "--"))
+		if (!flags_done && !strcmp(a, "--")) {
 			flags_done = 1;
+			call->n_args_before_dashes = call->n_args;
+		}
 		else if (!flags_done && a[0] == '-' && a[1])
 			rc = flag(&p, argc, argv, &i);
 		else
 			rc = word(&p, a);
 	}
+	if (!flags_done)
+		call->n_args_before_dashes = call->n_args;
 	if (rc == 0 && call->cmd && !call->help && !call->version && !(call->cmd->flags & JR_CLI_GROUP))
 		rc = count_args(&p);
 	if (rc && asks_help) {

@@ -100,6 +100,7 @@ typedef struct jr_cli_call {
 	size_t n_vals;
 	char **args;           /* owned array; the strings are argv's */
 	size_t n_args;
+	size_t n_args_before_dashes; /* args given before "--" (n_args when there is none) */
 	int help, version;
 } jr_cli_call;
 

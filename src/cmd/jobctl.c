@@ -895,6 +895,11 @@ static int run(ctl *c, const char *group, const char *sub, const jr_cli_call *ca
 		return 2;
 	int jobs = !strcmp(group, "jobs");
 	const char *arg = call->n_args ? call->args[0] : NULL;
+	if (call->n_args_before_dashes > 1) { /* the container's args come after -- */
+		fprintf(stderr, "jobrelay %s: unexpected argument '%s' (the container's args go after --)\n",
+			c->cmd, call->args[1]);
+		return 2;
+	}
 	for (size_t i = 1; i < call->n_args; i++) { /* jobs run JOB -- ARGS... */
 		if (c->n_args >= CTL_MAX_LIST) {
 			fprintf(stderr, "jobrelay %s: at most %d args\n", c->cmd, CTL_MAX_LIST);

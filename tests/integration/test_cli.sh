@@ -104,6 +104,10 @@ run_rc 2 "$WORK/e.out" "$WORK/e.err" "$J" frobnicate
 grep -q "unknown command 'frobnicate'" "$WORK/e.err" || fail "unknown command: $(cat "$WORK/e.err")"
 run_rc 2 "$WORK/e.out" "$WORK/e.err" "$J" check-config extra
 grep -q "unexpected argument 'extra'" "$WORK/e.err" || fail "an argument too many: $(cat "$WORK/e.err")"
+mkdir -p "$WORK/empty"
+(cd "$WORK/empty" && run_rc 2 "$WORK/e.out" "$WORK/e.err" "$J" jobs run myjob typo --project p --region r)
+grep -q "unexpected argument 'typo' (the container's args go after --)" "$WORK/e.err" ||
+	fail "a word after JOB but before --: $(cat "$WORK/e.err")"
 run_rc 2 "$WORK/e.out" "$WORK/e.err" "$J" check-config --dry-run
 grep -q -- "--dry-run is not supported by check-config" "$WORK/e.err" || fail "--dry-run where it does not apply"
 
