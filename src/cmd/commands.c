@@ -113,6 +113,10 @@ static int load_config(const jr_cli_globals *g, jr_config *c)
 		buf_free(&errs);
 		return 2;
 	}
+	if (from_env)
+		log_kv(JR_LOG_INFO, "CONFIG-FROM-ENV",
+		       "no config file: one route, every event to $JOBRELAY_JOB", "file", config_path(g),
+		       "job", getenv("JOBRELAY_JOB"), NULL);
 	int n = from_env ? config_load_string(c, ENV_CONFIG_NAME, text, strlen(text), &errs)
 			 : config_load_file(c, config_path(g), &errs);
 	free(text);
