@@ -51,6 +51,14 @@ DESTDIR="$DEST" cmake --install "$JR_BUILD_DIR" --prefix /usr >"$WORK/install.lo
 	{ cat "$WORK/install.log" >&2; fail "cmake --install"; }
 (cd "$DEST" && find . -type f -o -type l | sed 's,^\./,,') >"$WORK/installed.list"
 same_files "$WORK/installed.list" "cmake --install --prefix /usr"
+# the same through the Makefile, as the README says: make install DESTDIR=... PREFIX=/usr (its
+# build step finds this build up to date; JR_WERROR as this build was configured)
+werror=$(sed -n 's/^JR_WERROR:[A-Z]*=//p' "$JR_BUILD_DIR/CMakeCache.txt")
+make -s -C "$JR_SOURCE_DIR" install BUILD_DIR="$JR_BUILD_DIR" DESTDIR="$WORK/make-dest" PREFIX=/usr \
+	JR_WERROR="${werror:-OFF}" >"$WORK/make-install.log" 2>&1 ||
+	{ tail -20 "$WORK/make-install.log" >&2; fail "make install DESTDIR=..."; }
+(cd "$WORK/make-dest" && find . -type f -o -type l | sed 's,^\./,,') >"$WORK/make-installed.list"
+same_files "$WORK/make-installed.list" "make install DESTDIR=... PREFIX=/usr"
 assert_eq "$(mode_of "$DEST/usr/bin/jobrelay")" 755 "mode of bin/jobrelay"
 assert_eq "$(mode_of "$DEST/etc/jobrelay/jobrelay.yaml")" 644 "mode of the config"
 assert_eq "$(mode_of "$DEST/lib/systemd/system/jobrelay-pull.service")" 644 "mode of the unit"
