@@ -629,7 +629,8 @@ static void scan_words(const jr_cli_prog *prog, const char *words, const char *c
 	fprintf(f, "\tlocal cmd= w i skip=0\n"
 		   "\tfor ((i = 1; i < %s; i++)); do\n"
 		   "\t\tw=${%s[i]}\n"
-		   "\t\tif ((skip)); then skip=0; continue; fi\n"
+		   /* bash splits --flag=value at the '=': a value flag's '=' takes the word after it too */
+		   "\t\tif ((skip)); then skip=0; [[ $w == = ]] && skip=1; continue; fi\n"
 		   "\t\tcase $w in\n"
 		   "\t\t--) break ;;\n\t\t",
 		cword, words);
@@ -653,6 +654,8 @@ static void completion_bash(const jr_cli_prog *prog, FILE *f)
 		   "_%s() {\n"
 		   "\tlocal cur=${COMP_WORDS[COMP_CWORD]} prev=\n"
 		   "\t((COMP_CWORD > 0)) && prev=${COMP_WORDS[COMP_CWORD-1]}\n"
+		   /* --flag=<TAB>: the words are --flag, = and the value so far */
+		   "\tif [[ $cur == = ]]; then prev=$prev cur=; elif [[ $prev == = ]] && ((COMP_CWORD > 1)); then prev=${COMP_WORDS[COMP_CWORD-2]}; fi\n"
 		   "\tCOMPREPLY=()\n",
 		prog->name, prog->name, prog->name);
 	scan_words(prog, "COMP_WORDS", "COMP_CWORD", f);

@@ -175,6 +175,13 @@ complete_line() {
 		printf '%s\n' "${COMPREPLY[@]}"
 	)
 }
+# bash splits --flag=value at '=' (COMP_WORDBREAKS): the words are --flag, = and value
+complete_line jobrelay --config = x.yaml re >"$WORK/comp.txt"
+assert_eq "$(sort "$WORK/comp.txt" | paste -sd' ')" "redrive replay" "completion after --config=FILE"
+complete_line jobrelay replay --format = >"$WORK/comp.txt"
+grep -qx json "$WORK/comp.txt" || fail "completion of --format=: $(paste -sd' ' "$WORK/comp.txt")"
+complete_line jobrelay replay --format = ba >"$WORK/comp.txt"
+assert_eq "$(paste -sd' ' "$WORK/comp.txt")" "batch" "completion of --format=ba"
 complete_line jobrelay "" >"$WORK/comp.txt"
 for m in replay redrive serve pull check-config jobs executions version help; do
 	grep -qx "$m" "$WORK/comp.txt" || fail "completion of commands lacks $m: $(paste -sd' ' "$WORK/comp.txt")"
