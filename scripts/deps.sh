@@ -111,7 +111,7 @@ else
   log "Debian packages: all present"
 fi
 
-# podman as peers.md runs it: no default ulimits (podman's defaults exceed the hard limits
+# podman with no default ulimits (podman's defaults exceed the hard limits
 # of some sandboxes). An existing containers.conf is left alone.
 if [ "$CHECK_ONLY" -eq 0 ] && installed podman && [ ! -e /etc/containers/containers.conf ]; then
   log "writing /etc/containers/containers.conf (default_ulimits = [])"
