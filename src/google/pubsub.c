@@ -38,21 +38,27 @@
  * plus an array of (offset, length, seconds); no allocation per id once the
  * buffers have grown). The queue is flushed at most 100 ms after its first
  * id arrived, or at once when it holds 2,500 ids; a request carries at most
- * 2,500 ids and 512 KiB (the limits Google's clients keep to), with
- * modify_deadline_seconds and modify_deadline_ack_ids always of equal
- * length. The ids of the request in flight are kept until its send
- * completes: when the stream dies first, its acks and modacks go back to the
- * front of the queue and out on the next stream. Ack ids stay valid across
- * streams (pubsub.proto: "received on this stream or a different stream"),
- * so while the intake runs there is no unary Acknowledge fallback. After
- * pubsub_stop_intake (the drain) the stream is cancelled and the ids go in
- * unary Acknowledge / ModifyAckDeadline calls instead, so that nacked
+ * 2,500 ids and 512 KiB (the limits Google's clients keep to). They go in
+ * unary Acknowledge / ModifyAckDeadline calls (at most 4 at once, one kind
+ * at a time, failed ones sent again after a backoff), as Google's Go and
+ * Java clients send them: a unary call's status says whether the server
+ * took the ids, while a message written to a stream the server has already
+ * ended is lost without a word (the client learns of the end only once it
+ * has read the stream's last messages, which flow control may hold back for
+ * many seconds; leases then expire and messages go to other subscribers
+ * while they are still being dispatched here). Only an exactly-once
+ * subscription (subscription_properties in a response) sends them on the
+ * stream, whose responses confirm every id (a request not confirmed in time
+ * is sent again; pubsub_decode_confirmations, on_confirm): the ids of the
+ * request in flight are kept until its send completes, and when the stream
+ * dies first, its acks and modacks go back to the front of the queue and out
+ * on the next stream; nacks of a failed request are dropped instead (the
+ * message comes back when its deadline expires, and a nack re-sent late
+ * could release a redelivery). After pubsub_stop_intake (the drain) the
+ * stream is cancelled and every id goes in unary calls, so that nacked
  * messages are not handed straight back to this stream; only ids Pub/Sub
  * gave out are sent (pstest's unary ModifyAckDeadline crashes on an unknown
- * one). Exactly-once confirmations and subscription_properties in a response
- * go to on_confirm before its messages (pubsub_decode_confirmations). Nacks
- * of a failed request are dropped instead: the message comes back when its
- * deadline expires, and a nack re-sent late could release a redelivery.
+ * one).
  *
  * Reconnect: every stream end is followed by a new stream after a backoff
  * with full jitter (100 ms doubling to 60 s, retry/policy.h), reset when a
@@ -181,6 +187,7 @@ struct jr_pubsub {
 	jr_arena rx;        /* the response being handed out */
 	long dropped_conf_ids;
 	int intake_stopped;  /* pubsub_stop_intake: ids go in unary calls */
+	int stream_ids;      /* acks and modacks go on the stream: an exactly-once subscription */
 	void *ack_method, *modack_method;
 	ps_unary *unary;     /* calls in flight */
 	int n_unary, unary_failures;
@@ -586,8 +593,8 @@ static grpc_byte_buffer *unary_request(jr_pubsub *ps, const idq *q)
 /* check_closed: after the intake stopped, CLOSED once closing and every id went out. */
 static void check_closed(jr_pubsub *ps)
 {
-	if (ps->intake_stopped && ps->closing && !ps->st && ps->pending.n == 0 &&
-	    ps->n_unary == 0 && !ps->freeing)
+	if ((ps->intake_stopped || !ps->stream_ids) && ps->closing && !ps->st &&
+	    ps->pending.n == 0 && ps->n_unary == 0 && !ps->freeing)
 		stream_set_state(ps, JR_PUBSUB_CLOSED, 0, NULL, 0);
 }
 
@@ -733,6 +740,14 @@ static void flush(jr_pubsub *ps)
 		flush_unary_mode(ps);
 		return;
 	}
+	if (!ps->stream_ids) {
+		/* the stream only receives: once closing and every id is through, it is half-closed */
+		flush_unary_mode(ps);
+		if (ps->closing && ps->pending.n == 0 && ps->n_unary == 0 && st && st->send_ready &&
+		    !st->send_pending && !st->send_failed && !st->close_sent && !st->status_done)
+			half_close(st);
+		return;
+	}
 	if (!st || !st->send_ready || st->send_pending || st->send_failed || st->close_sent ||
 	    st->status_done)
 		return;
@@ -826,8 +841,15 @@ static void stream_ended(jr_pubsub *ps, int code, const char *detail, long recei
 		check_closed(ps);
 		return;
 	}
-	if (ps->closing && ps->pending.n == 0) {
+	if (ps->closing && ps->pending.n == 0 && ps->n_unary == 0) {
 		stream_set_state(ps, JR_PUBSUB_CLOSED, code, code ? detail : NULL, 0);
+		return;
+	}
+	if (ps->closing && !ps->stream_ids) {
+		/* the ids left go in unary calls; closed once they are through (check_closed) */
+		stream_set_state(ps, JR_PUBSUB_CLOSING, code, code ? detail : NULL, 0);
+		flush(ps);
+		check_closed(ps);
 		return;
 	}
 	/* a stream that delivered, or settled and then ended for a reason that is no refusal
@@ -1351,6 +1373,11 @@ static int handle_confirmations(jr_pubsub *ps, const void *buf, size_t len)
 		log_kv(JR_LOG_WARNING, "PUBSUB-CONFIRM-DROPPED",
 		       "confirmation ids over the bounds were dropped", "subscription",
 		       ps->subscription, NULL);
+	if (c.has_properties && ps->stream_ids != c.exactly_once) {
+		/* exactly-once: acks and modacks on the stream, whose responses confirm them */
+		ps->stream_ids = c.exactly_once;
+		flush(ps);
+	}
 	if (!conf_empty(&c) && ps->o.on_confirm)
 		ps->o.on_confirm(ps->o.arg, &c);
 	return 0;
