@@ -43,7 +43,8 @@ import (
 const maxLine = 16 << 20
 
 type harness struct {
-	srv *pstest.Server
+	srv  *pstest.Server
+	flow *flowControl // server-side flow control (flow.go)
 	mu  sync.Mutex // serialises replies from stdin and the control port
 	out io.Writer
 
@@ -132,7 +133,7 @@ func main() {
 		fatalf("--host %q is not a loopback address", *host)
 	}
 	srv := pstest.NewServer()
-	h := &harness{srv: srv, out: os.Stdout, streams: map[string]int{}, lastMD: map[string]interface{}{},
+	h := &harness{srv: srv, flow: newFlowControl(), out: os.Stdout, streams: map[string]int{}, lastMD: map[string]interface{}{},
 		calls: map[string]int{}, methodMD: map[string]map[string]interface{}{}, service: newService()}
 
 	if *record != "" {

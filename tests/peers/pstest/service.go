@@ -503,6 +503,9 @@ type pullStream struct {
 	started bool
 	sub     string
 	lease   time.Duration
+
+	maxOut int                  // max_outstanding_messages of the first request; 0: no limit
+	out    map[string]time.Time // flow.go: messages sent and outstanding -> lease deadline (under h.flow.mu)
 }
 
 func (p *pullStream) RecvMsg(m interface{}) error {
@@ -526,6 +529,9 @@ func (p *pullStream) RecvMsg(m interface{}) error {
 		p.started = true
 		p.sub = req.Subscription
 		p.lease = p.h.subLease(req.Subscription)
+		p.h.flow.mu.Lock()
+		p.maxOut = maxOutstanding(req.XXX_unrecognized)
+		p.h.flow.mu.Unlock()
 	} else if req.StreamAckDeadlineSeconds > 0 { // as pstest: not from the first request
 		p.lease = time.Duration(req.StreamAckDeadlineSeconds) * time.Second
 	}
@@ -534,6 +540,10 @@ func (p *pullStream) RecvMsg(m interface{}) error {
 
 	if len(req.AckIds)+len(req.ModifyDeadlineAckIds) == 0 {
 		return nil
+	}
+	if !first { // pstest applies nothing of a first request
+		p.h.flow.settleAcks(sub, req.AckIds)
+		p.h.flow.settle(sub, req.ModifyDeadlineAckIds, req.ModifyDeadlineSeconds)
 	}
 	c, eod := p.h.settle(sub, req.AckIds, req.ModifyDeadlineAckIds, req.ModifyDeadlineSeconds)
 	if !eod {
@@ -570,6 +580,21 @@ func (p *pullStream) SendMsg(m interface{}) error {
 	p.mu.Lock()
 	sub, d := p.sub, p.lease
 	p.mu.Unlock()
+	// the service's flow control: wait for room; a message whose lease ran out meanwhile is
+	// not sent (pstest made it available again)
+	admitted := res.ReceivedMessages[:0:0]
+	for _, rm := range res.ReceivedMessages {
+		if rm.Message == nil || p.h.flow.admit(p, sub, rm.Message.MessageId, d) {
+			admitted = append(admitted, rm)
+		}
+	}
+	if len(admitted) == 0 {
+		return nil
+	}
+	if len(admitted) != len(res.ReceivedMessages) {
+		res = &pb.StreamingPullResponse{ReceivedMessages: admitted}
+		m = res
+	}
 	msgs := p.h.deliverAll(sub, res.ReceivedMessages, d)
 	if len(msgs) == 0 && len(res.ReceivedMessages) > 0 {
 		return nil // all went to the dead-letter topic
@@ -590,6 +615,7 @@ func (p *pullStream) SendMsg(m interface{}) error {
 func (h *harness) unaryService(ctx context.Context, req interface{}, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (interface{}, error) {
 	switch r := req.(type) {
 	case *pb.AcknowledgeRequest:
+		h.flow.settleAcks(r.Subscription, r.AckIds)
 		if c, eod := h.settle(r.Subscription, r.AckIds, nil, nil); eod {
 			_ = c // applied; invalid ids are dropped (the service answers an error with details)
 			return &empty.Empty{}, nil
@@ -604,6 +630,7 @@ func (h *harness) unaryService(ctx context.Context, req interface{}, info *grpc.
 		for i := range secs {
 			secs[i] = r.AckDeadlineSeconds
 		}
+		h.flow.settle(r.Subscription, r.AckIds, secs)
 		if _, eod := h.settle(r.Subscription, nil, r.AckIds, secs); eod {
 			return &empty.Empty{}, nil
 		}
