@@ -7,7 +7,9 @@
 #     the service's attributes) and never to the client again;
 #   - exactly-once: subscription_properties on every response, an ack id a delivery, acks and
 #     modacks confirmed; injected temporary (message stays outstanding, a retry succeeds) and
-#     invalid failures; the ack of an expired lease and of a stale delivery answered invalid.
+#     invalid failures; the ack of an expired lease and of a stale delivery answered invalid;
+#   - the service's flow control: a stream with max_outstanding_messages 2 is sent 2 of 5
+#     messages, and one more once one of them is acked.
 # Needs Go with Debian's Pub/Sub packages and the Node modules: exit 77 (skipped) without.
 # No jobrelay binary involved.
 set -euo pipefail
@@ -240,4 +242,26 @@ ps_cmd eod || fail "$PS_REPLY"
 [ "$(ps_field modacksConfirmed)" = 2 ] || fail "modacksConfirmed: $PS_REPLY"
 [ "$(ps_field modacksInvalid)" = 1 ] || fail "modacksInvalid: $PS_REPLY"
 cl close f
+
+# --- server-side flow control ---------------------------------------------------------------
+T3=$P/topics/flow S3=$P/subscriptions/flow
+ps_cmd create-topic "$T3" || fail "$PS_REPLY"
+ps_cmd create-subscription "$S3" "$T3" 10 || fail "$PS_REPLY"
+for n in 1 2 3 4 5; do printf '{"data":"flow-%d"}\n' "$n"; done >"$WORK/five.jsonl"
+ps_cmd publish "$T3" "$WORK/five.jsonl" 5 || fail "$PS_REPLY"
+mark
+cl openfc g "$S3" 2
+await '^MSG g '
+first=$(jf ackId)
+flow_msgs() { tail -n +$((MARK + 1)) "$WORK/client.log" | grep -c '^MSG g ' || true; }
+two() { [ "$(flow_msgs)" -ge 2 ]; }
+end=$((SECONDS + 10))
+until two; do [ "$SECONDS" -lt "$end" ] || fail "a second message did not come"; sleep 0.02; done
+cl ack g "$first"
+three() { [ "$(flow_msgs)" -ge 3 ]; }
+end=$((SECONDS + 10))
+until three; do [ "$SECONDS" -lt "$end" ] || fail "no message after an ack freed room"; sleep 0.02; done
+# without flow control all five went out at once, before the ack
+[ "$(flow_msgs)" = 3 ] || fail "flow control: $(flow_msgs) messages sent with max_outstanding_messages 2"
+cl close g
 echo "PASS: test_pstest_peer"
