@@ -8,9 +8,12 @@ package main
 // leases run out, and pstest hands them to other subscribers while this one still has them
 // to read: two deliveries at once, which the service does not make.
 //
-// Here a stream's sender waits while the messages it was sent and that are still outstanding
+// Here a stream's sender waits while the messages sent to its client and still outstanding
 // (not acked, not nacked, lease not expired; acks and modacks counted from the stream and
-// from unary calls) number max_outstanding_messages. A message whose lease ran out while it
+// from unary calls) number max_outstanding_messages. The count belongs to the client: the
+// streams of one client_id on one subscription share it, as the service carries "state
+// associated with the old stream" over to the new one (pubsub.proto, client_id); a stream
+// without a client_id counts alone. A message whose lease ran out while it
 // waited is not sent: pstest has made it available again.
 
 import (
@@ -22,14 +25,22 @@ import (
 )
 
 type flowControl struct {
-	mu     sync.Mutex
-	cond   *sync.Cond
-	holder map[string]map[string]*pullStream // subscription -> message id -> the stream it went to
-	ticker *time.Ticker
+	mu      sync.Mutex
+	cond    *sync.Cond
+	clients map[string]*flowClient            // subscription "\x00" client_id -> its count
+	holder  map[string]map[string]*flowClient // subscription -> message id -> the client it went to
+	ticker  *time.Ticker
+}
+
+// flowClient: one client's outstanding messages (under flowControl.mu).
+type flowClient struct {
+	maxOut int                  // max_outstanding_messages of its latest stream; 0: no limit
+	out    map[string]time.Time // message id -> lease deadline
 }
 
 func newFlowControl() *flowControl {
-	f := &flowControl{holder: map[string]map[string]*pullStream{}, ticker: time.NewTicker(100 * time.Millisecond)}
+	f := &flowControl{clients: map[string]*flowClient{}, holder: map[string]map[string]*flowClient{},
+		ticker: time.NewTicker(100 * time.Millisecond)}
 	f.cond = sync.NewCond(&f.mu)
 	go func() { // leases expire with time: waiters look again every tick
 		for range f.ticker.C {
@@ -39,14 +50,31 @@ func newFlowControl() *flowControl {
 	return f
 }
 
-// outstanding: the stream's messages still outstanding now; expired ones are dropped. Under mu.
-func (p *pullStream) outstanding(now time.Time) int {
-	for id, d := range p.out {
+// client: the count a stream's first request joins (sub, client_id, max_outstanding_messages).
+func (f *flowControl) client(sub, clientID string, maxOut int) *flowClient {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if clientID == "" {
+		return &flowClient{maxOut: maxOut, out: map[string]time.Time{}}
+	}
+	key := sub + "\x00" + clientID
+	c := f.clients[key]
+	if c == nil {
+		c = &flowClient{out: map[string]time.Time{}}
+		f.clients[key] = c
+	}
+	c.maxOut = maxOut
+	return c
+}
+
+// outstanding: the client's messages still outstanding now; expired ones are dropped. Under mu.
+func (c *flowClient) outstanding(now time.Time) int {
+	for id, d := range c.out {
 		if now.After(d) {
-			delete(p.out, id)
+			delete(c.out, id)
 		}
 	}
-	return len(p.out)
+	return len(c.out)
 }
 
 // admit waits until the stream may be sent one more message (id), and records it. False: its
@@ -55,10 +83,11 @@ func (f *flowControl) admit(p *pullStream, sub, id string, lease time.Duration) 
 	deadline := time.Now().Add(lease)
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if p.out == nil {
-		p.out = map[string]time.Time{}
+	c := p.fc
+	if c == nil { // no first request read yet: no limit known
+		return true
 	}
-	for p.maxOut > 0 && p.outstanding(time.Now()) >= p.maxOut {
+	for c.maxOut > 0 && c.outstanding(time.Now()) >= c.maxOut {
 		if p.Context().Err() != nil || time.Now().After(deadline) {
 			return false
 		}
@@ -67,11 +96,11 @@ func (f *flowControl) admit(p *pullStream, sub, id string, lease time.Duration) 
 	if time.Now().After(deadline) {
 		return false
 	}
-	p.out[id] = deadline
+	c.out[id] = deadline
 	if f.holder[sub] == nil {
-		f.holder[sub] = map[string]*pullStream{}
+		f.holder[sub] = map[string]*flowClient{}
 	}
-	f.holder[sub][id] = p
+	f.holder[sub][id] = c
 	return true
 }
 

@@ -504,8 +504,7 @@ type pullStream struct {
 	sub     string
 	lease   time.Duration
 
-	maxOut int                  // max_outstanding_messages of the first request; 0: no limit
-	out    map[string]time.Time // flow.go: messages sent and outstanding -> lease deadline (under h.flow.mu)
+	fc *flowClient // flow.go: its client's flow control (set by the first request, under h.flow.mu)
 }
 
 func (p *pullStream) RecvMsg(m interface{}) error {
@@ -529,8 +528,9 @@ func (p *pullStream) RecvMsg(m interface{}) error {
 		p.started = true
 		p.sub = req.Subscription
 		p.lease = p.h.subLease(req.Subscription)
+		fc := p.h.flow.client(req.Subscription, req.ClientId, maxOutstanding(req.XXX_unrecognized))
 		p.h.flow.mu.Lock()
-		p.maxOut = maxOutstanding(req.XXX_unrecognized)
+		p.fc = fc
 		p.h.flow.mu.Unlock()
 	} else if req.StreamAckDeadlineSeconds > 0 { // as pstest: not from the first request
 		p.lease = time.Duration(req.StreamAckDeadlineSeconds) * time.Second
