@@ -395,6 +395,8 @@ infra() {
 	local m
 	for m in "${OPERATOR_MEMBERS[@]}"; do
 		bind project "" "$m" "$(role_path "$LIST_ROLE")"
+		# jobrelay redrive --subscription: pull, ack and release the kept dead letters
+		bind "pubsub subscriptions" "$DL_SUBSCRIPTION" "$m" roles/pubsub.subscriber
 	done
 
 	# Secret Manager: jobrelay's config (a file in the service) and the job's secret

@@ -5,7 +5,7 @@ Parses the manifests deploy/gcloud.sh rendered (service.yaml, job.yaml, the aler
 and deploy/cloudbuild.yaml, and checks them against what jobrelay and its image read:
 the port (the Dockerfile's $PORT and EXPOSE; Cloud Run sets PORT from containerPort, and
 jobrelay reads getenv("PORT")), the config file ($JOBRELAY_CONFIG in the Dockerfile and in
-src/cmd/main.c, mounted from a Secret Manager secret at that very path), the service accounts
+src/cmd/commands.c, mounted from a Secret Manager secret at that very path), the service accounts
 deploy/gcloud.sh creates, the probe paths jobrelay answers (src/io/httpd.c), and the job image's
 required environment (deploy/job-image/entrypoint.sh), and the Managed Service for
 Prometheus sidecar (a second container without a port, started after jobrelay, its
@@ -58,10 +58,10 @@ def main():
     runtime = "job-runtime@%s.iam.gserviceaccount.com" % project
 
     # what jobrelay reads, from its source
-    main_c = read(os.path.join(src, "src/cmd/main.c"))
+    main_c = read(os.path.join(src, "src/cmd/commands.c"))
     serve_c = read(os.path.join(src, "src/cmd/serve.c"))
     httpd_c = read(os.path.join(src, "src/io/httpd.c"))
-    check('getenv("JOBRELAY_CONFIG")' in main_c, "src/cmd/main.c no longer reads $JOBRELAY_CONFIG")
+    check('getenv("JOBRELAY_CONFIG")' in main_c, "src/cmd/commands.c no longer reads $JOBRELAY_CONFIG")
     check('getenv("PORT")' in serve_c, "src/cmd/serve.c no longer reads $PORT")
     for path in ("/healthz", "/readyz", "/metrics"):
         check('"%s"' % path in httpd_c, "src/io/httpd.c does not answer %s" % path)

@@ -37,7 +37,8 @@ export OPERATORS="$OPS,user:oncall@example.com"
 # run.executions.list on the job; run.jobs.list on the location) and
 # https://cloud.google.com/pubsub/docs/access-control. A job's executions are authorised
 # through the job's policy, so "job" covers them. Columns: METHOD PERMISSION RESOURCE WHO;
-# RESOURCE: job (example-job), project, dltopic (jobrelay-dead), subscription (jobrelay-pull);
+# RESOURCE: job (example-job), project, dltopic (jobrelay-dead), subscription (jobrelay-pull),
+# dlsubscription (jobrelay-dead-keep: jobrelay redrive);
 # WHO: relay (the service's account), relay-pull (pull mode only), cli (OPERATORS).
 NEEDS='
 /google.cloud.run.v2.Jobs/RunJob run.jobs.run job relay,cli
@@ -51,6 +52,9 @@ NEEDS='
 /google.pubsub.v1.Subscriber/StreamingPull pubsub.subscriptions.consume subscription relay-pull
 /google.pubsub.v1.Subscriber/Acknowledge pubsub.subscriptions.consume subscription relay-pull
 /google.pubsub.v1.Subscriber/ModifyAckDeadline pubsub.subscriptions.consume subscription relay-pull
+/google.pubsub.v1.Subscriber/Pull pubsub.subscriptions.consume dlsubscription cli
+/google.pubsub.v1.Subscriber/Acknowledge pubsub.subscriptions.consume dlsubscription cli
+/google.pubsub.v1.Subscriber/ModifyAckDeadline pubsub.subscriptions.consume dlsubscription cli
 '
 # The permissions of the predefined roles the script may bind, from
 # https://cloud.google.com/iam/docs/roles-permissions/run, .../pubsub (pubsub.viewer: the
@@ -93,6 +97,7 @@ granted() {
 		"run jobs add-iam-policy-binding example-job "*) at=job ;;
 		"pubsub topics add-iam-policy-binding jobrelay-dead "*) at=dltopic ;;
 		"pubsub subscriptions add-iam-policy-binding jobrelay-pull "*) at=subscription ;;
+		"pubsub subscriptions add-iam-policy-binding jobrelay-dead-keep "*) at=dlsubscription ;;
 		*) continue ;;
 		esac
 		[ "$at" = "$want" ] || [ "$at" = project ] || continue
