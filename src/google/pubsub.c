@@ -516,15 +516,27 @@ static int is_fatal(int code);
  * idq_take_kind: moves into the empty dst the ids of src of the first one's
  * kind (acks, or modacks of its deadline), within a request's limits.
  */
+/* ent_kind: an id's kind: -1 for an ack, else its modack's deadline. */
+static int32_t ent_kind(const idq_ent *e)
+{
+	return e->secs < 0 ? -1 : e->secs;
+}
+
+/* unary_kind: the kind of a queue's first id (all of a call's ids share it). */
+static int32_t unary_kind(const idq *q)
+{
+	return ent_kind(&q->e[0]);
+}
+
 static void idq_take_kind(idq *dst, idq *src)
 {
-	int32_t kind = src->e[0].secs < 0 ? -1 : src->e[0].secs;
+	int32_t kind = unary_kind(src);
 	idq rest = {0};
 	size_t bytes = 0;
 	for (size_t i = 0; i < src->n; i++) {
 		const idq_ent *e = &src->e[i];
 		const char *id = src->ids.data + e->off;
-		if ((e->secs < 0 ? -1 : e->secs) == kind && dst->n < PS_MAX_IDS &&
+		if (ent_kind(e) == kind && dst->n < PS_MAX_IDS &&
 		    (dst->n == 0 || bytes + e->len + 8 <= PS_MAX_REQUEST_BYTES)) {
 			idq_push(dst, id, e->len, e->secs);
 			bytes += e->len + 8;
@@ -672,12 +684,6 @@ static void on_unary(void *arg, int ok)
 		flush(ps);
 		check_closed(ps);
 	}
-}
-
-/* unary_kind: -1 for acks, else a modack's deadline. */
-static int32_t unary_kind(const idq *q)
-{
-	return q->e[0].secs < 0 ? -1 : q->e[0].secs;
 }
 
 /*
