@@ -565,7 +565,7 @@ static const jr_cli_cmd cmds[] = {
 	 jobs_run_opts, cmd_jobctl},
 	{NULL, "executions", NULL, NULL, 0, 0, JR_CLI_GROUP, "list, show, cancel and wait for executions",
 	 "NAME is projects/P/locations/L/jobs/J/executions/E, or an execution id\n"
-	 "(J-xxxxx) with a project and region from the flags or the config.",
+	 "(JOB-abc12) with a project and region from the flags or the config.",
 	 NULL, NULL},
 	{"executions", "list", NULL, "[JOB]", 0, 1, 0, "list a job's executions, newest first",
 	 NULL, executions_list_opts, cmd_jobctl},
