@@ -153,7 +153,7 @@ grep -q '"name":"projects/demo-project/locations/europe-west2/jobs/ingest"' "$WO
 	fail "RunJob name: $(cat "$WORK/runjob")"
 grep -q '"name":"OBJECT","value":"in/a.csv"' "$WORK/runjob" || fail "RunJob env: $(cat "$WORK/runjob")"
 grep -q '"name":"CE_ID","value":"container-1"' "$WORK/runjob" || fail "RunJob env: $(cat "$WORK/runjob")"
-curl -s "$URL/metrics" | grep -q '^jobrelay_dispatch_total{.*} 1$' || fail "metrics after one dispatch"
+curl -s "$URL/metrics" | contains '^jobrelay_dispatch_total{.*} 1$' || fail "metrics after one dispatch"
 
 phase "SIGTERM"
 stop_container
@@ -180,7 +180,7 @@ start_container pull.log PULL-READY -v "$WORK/pull:/etc/jobrelay:ro" -e PORT=0 \
 	"$IMAGE" pull
 ps_cmd wait-acked 1 30s || { cat "$WORK/pull.log" >&2; fail "the message was not acked: $PS_REPLY"; }
 grep '"method":"RunJob"' "$WORK/record.jsonl" | grep '"name":"CE_ID","value":"container-2"' |
-	grep -q '"name":"OBJECT","value":"in/b.csv"' || fail "no RunJob for the pulled message: $(tail -n 1 "$WORK/record.jsonl")"
+	contains '"name":"OBJECT","value":"in/b.csv"' || fail "no RunJob for the pulled message: $(tail -n 1 "$WORK/record.jsonl")"
 stop_container
 assert_eq "$RC" 0 "pull's exit status after SIGTERM"
 stop_pstest

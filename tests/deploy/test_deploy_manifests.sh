@@ -19,7 +19,7 @@ for mode in push pull; do
 	"$JOBRELAY" --config "$out/jobrelay.yaml" check-config >"$WORK/$mode.check" 2>&1 ||
 		{ cat "$WORK/$mode.check" >&2; fail "the rendered config does not pass check-config"; }
 	for route in nightly inbox-upload; do
-		grep -A1 "^route $route\$" "$WORK/$mode.check" | grep -q "job: projects/acme-prod/locations/europe-west2/jobs/example-job" ||
+		grep -A1 "^route $route\$" "$WORK/$mode.check" | contains "job: projects/acme-prod/locations/europe-west2/jobs/example-job" ||
 			{ cat "$WORK/$mode.check" >&2; fail "route $route does not start example-job"; }
 	done
 done

@@ -247,7 +247,7 @@ has "$C" "run services add-iam-policy-binding jobrelay" "--member=serviceAccount
 # beyond the ones checked above
 hasnt "$C" "projects add-iam-policy-binding .*--role=roles/\(run.admin\|run.invoker\|run.jobsExecutor\|editor\|owner\|secretmanager\|pubsub.admin\|pubsub.subscriber\)"
 # every call ran with the project
-if grep -v -- "--project=$P" "$C" | grep -v "^projects describe $P " | grep -q .; then
+if grep -v -- "--project=$P" "$C" | grep -v "^projects describe $P " | contains .; then
 	fail "calls without --project: $(grep -v -- "--project=$P" "$C" | grep -v '^projects describe' | head -n 3)"
 fi
 for f in jobrelay.yaml rungmp.yaml service.yaml job.yaml alert-job-failure-rate.yaml alert-dead-letters.yaml \
@@ -320,7 +320,7 @@ relay_project_roles=$(grep "^projects add-iam-policy-binding .*--member=serviceA
 assert_eq "$relay_project_roles" roles/monitoring.metricWriter "jobrelay's roles on the project"
 hasnt "$C" "--role=roles/run.jobsExecutor"
 while read -r m perm _; do
-	[ -z "$m" ] || grep -qF "\`$perm\`" "$JR_SOURCE_DIR/docs/deploy.md" ||
+	[ -z "$m" ] || contains -F "\`$perm\`" "$JR_SOURCE_DIR/docs/deploy.md" ||
 		fail "docs/deploy.md does not name $perm ($m)"
 done <<<"$NEEDS"
 

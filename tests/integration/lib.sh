@@ -53,6 +53,11 @@ count_records() {
 	grep -c "\"method\":\"$m\"" "$WORK/record.jsonl" || true
 }
 
+# contains [GREP FLAGS] PATTERN: stdin has a line matching PATTERN. It reads all of stdin
+# (grep -q stops at the first match, and under pipefail the writer's SIGPIPE then fails
+# the pipeline however the match went).
+contains() { grep "$@" >/dev/null; }
+
 assert_eq() {
 	[ "$1" = "$2" ] || fail "$3: expected '$2', got '$1'"
 }

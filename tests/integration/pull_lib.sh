@@ -143,7 +143,7 @@ runjob_count_at_least() {
 
 # log_has MSGID [TEXT]: the last jobrelay's log has a line with that msgid (and text).
 log_has() {
-	grep "\"msgid\":\"$1\"" "$PULL_LOG" | grep -q -- "${2:-}"
+	grep "\"msgid\":\"$1\"" "$PULL_LOG" | contains -- "${2:-}"
 }
 
 # check_runjobs: node checks of $WORK/record.jsonl for messages published by write_messages:

@@ -52,7 +52,7 @@ assert_eq "$(jq -r 'select(.msgid=="DISPATCH-OK" and .route=="amb") | .execution
 	"amb: the execution found is the one created"
 assert_eq "$(runs slow)" "OK" "RunJob calls for slow (the fake answers OK after the client gave up)"
 assert_eq "$(ok_msg slow)" "execution found after an ambiguous failure" "slow outcome"
-grep '"msgid":"DISPATCH-OK"' "$WORK/log.json" | grep '"route":"slow"' | grep -q '"attempt":"1"' || fail "slow: not on attempt 1"
+grep '"msgid":"DISPATCH-OK"' "$WORK/log.json" | grep '"route":"slow"' | contains '"attempt":"1"' || fail "slow: not on attempt 1"
 
 # not found: retried
 assert_eq "$(runs unav)" "UNAVAILABLE OK" "RunJob calls for unav"

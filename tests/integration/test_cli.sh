@@ -30,7 +30,7 @@ mapfile -t CMDS < <("$J" help --commands)
 MIN=(replay redrive serve pull check-config "jobs list" "jobs run" "executions list" "executions get"
 	"executions cancel" "executions wait" version help)
 for m in "${MIN[@]}"; do
-	printf '%s\n' "${CMDS[@]}" | grep -qxF "$m" || fail "'$m' missing from jobrelay help --commands"
+	printf '%s\n' "${CMDS[@]}" | contains -xF "$m" || fail "'$m' missing from jobrelay help --commands"
 done
 GROUPS_=(jobs executions)
 "$J" --help >"$WORK/global.txt"
@@ -62,12 +62,12 @@ done
 run_rc 0 "$WORK/h.out" "$WORK/h.err" "$J" jobs run --tasks --help
 grep -q "^usage: jobrelay jobs run " "$WORK/h.out" || fail "jobs run --tasks --help"
 # the gcloud names show the same help
-"$J" jobs execute --help | grep -q "^usage: jobrelay jobs run " || fail "jobs execute --help"
-"$J" executions describe --help | grep -q "^usage: jobrelay executions get " || fail "executions describe --help"
+"$J" jobs execute --help | contains "^usage: jobrelay jobs run " || fail "jobs execute --help"
+"$J" executions describe --help | contains "^usage: jobrelay executions get " || fail "executions describe --help"
 for flag in --update-env-vars --task-timeout --async --tasks --args --region --project --format; do
-	"$J" jobs execute -h | grep -q -- "$flag " || fail "jobs execute -h does not list $flag"
+	"$J" jobs execute -h | contains -- "$flag " || fail "jobs execute -h does not list $flag"
 done
-"$J" executions list -h | grep -q -- "--job " || fail "executions list -h does not list --job"
+"$J" executions list -h | contains -- "--job " || fail "executions list -h does not list --job"
 # no command, or a group without its command: usage on stderr, exit 2
 run_rc 2 "$WORK/u.out" "$WORK/u.err" "$J"
 grep -q "^usage: jobrelay " "$WORK/u.err" || fail "usage on stderr without a command"
@@ -201,7 +201,7 @@ assert_eq "$(sort "$WORK/comp.txt" | paste -sd' ')" "debug error info warning" "
 
 ZSH_COMP="$JR_BUILD_DIR/completion/_jobrelay"
 [ -f "$ZSH_COMP" ] || fail "$ZSH_COMP was not generated"
-head -1 "$ZSH_COMP" | grep -qx '#compdef jobrelay' || fail "zsh completion header"
+head -1 "$ZSH_COMP" | contains -x '#compdef jobrelay' || fail "zsh completion header"
 for m in "${MIN[@]}"; do
 	read -ra words <<<"$m"
 	grep -qF "'${words[-1]}:" "$ZSH_COMP" || fail "the zsh completion lacks $m"

@@ -51,6 +51,6 @@ const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
 const ok = r.route === "second" && r.error && r.error.code === "INVALID_EVENT" && /data\.name/.test(JSON.stringify(r));
 if (!ok) { console.error("dead letter: " + JSON.stringify(r)); process.exit(1); }
 ' "$WORK/dead.ndjson" || fail "dead letter of bad-1 on route second with INVALID_EVENT"
-grep -q '"ROUTE-RENDER-FAILED"' "$WORK/replay.err" || grep -q 'ROUTE-RENDER-FAILED' "$WORK/replay.err" ||
+grep -q '"ROUTE-RENDER-FAILED"' "$WORK/replay.err" || contains 'ROUTE-RENDER-FAILED' "$WORK/replay.err" ||
 	fail "no ROUTE-RENDER-FAILED line"
 echo "PASS"

@@ -104,11 +104,11 @@ set +e
 rc=$?
 set -e
 assert_eq "$rc" 3 "replay exit code with a missing dead-letter topic"
-grep '"msgid":"DLTOPIC-UNREACHABLE"' "$WORK/nope.err" | grep -q 'projects/test-project/topics/nope' ||
+grep '"msgid":"DLTOPIC-UNREACHABLE"' "$WORK/nope.err" | contains 'projects/test-project/topics/nope' ||
 	{ cat "$WORK/nope.err" >&2; fail "no DLTOPIC-UNREACHABLE naming the topic"; }
 PULL_CONFIG="$WORK/nope.yaml" run_pull_to_exit
 assert_eq "$PULL_RC" 3 "pull exit code with a missing dead-letter topic"
-grep '"msgid":"DLTOPIC-UNREACHABLE"' "$PULL_LOG" | grep -q 'does not exist' || fail "pull: no DLTOPIC-UNREACHABLE"
+grep '"msgid":"DLTOPIC-UNREACHABLE"' "$PULL_LOG" | contains 'does not exist' || fail "pull: no DLTOPIC-UNREACHABLE"
 assert_eq "$(count_records RunJob)" 0 "RunJob calls before the start-up check passed"
 
 echo "== replay: a failed event and an undecodable line reach the topic"
@@ -160,7 +160,7 @@ set +e
 rc=$?
 set -e
 assert_eq "$rc" 1 "replay exit code for an oversized dead letter"
-grep '"msgid":"DEADLETTER-FAILED"' "$WORK/big.err" | grep -q "over Pub/Sub's limit of 10000000" ||
+grep '"msgid":"DEADLETTER-FAILED"' "$WORK/big.err" | contains "over Pub/Sub's limit of 10000000" ||
 	{ cat "$WORK/big.err" >&2; fail "no DEADLETTER-FAILED naming the limit"; }
 node -e '
 const line = require("fs").readFileSync(process.argv[1], "utf8").split("\n").find((l) => l.startsWith("{\"failed_at\""));
@@ -272,7 +272,7 @@ set -e
 REPLAY_PID=
 assert_eq "$rc" 1 "replay exit code when the topic is gone"
 grep -q '"msgid":"DEADLETTER-FAILED"' "$WORK/held.err" || fail "no DEADLETTER-FAILED"
-grep '"failed_at"' "$WORK/held.out" | grep -q '"id":"h-1"' || fail "the event was not printed: $(cat "$WORK/held.out")"
+grep '"failed_at"' "$WORK/held.out" | contains '"id":"h-1"' || fail "the event was not printed: $(cat "$WORK/held.out")"
 
 echo "== ... serve answers 503 (event and undecodable body)"
 assert_eq "$(post '{}' 'ce-specversion: 1.0' 'ce-id: h-2' 'ce-source: //test/held' 'ce-type: test.missing' 'content-type: application/json')" 503 "serve when the topic is gone"

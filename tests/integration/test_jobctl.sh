@@ -52,7 +52,7 @@ assert_eq "$(wc -l <"$WORK/list4.json")" 233 "jobs from the config's projects an
 assert_eq "$(jq -r 'select(.project=="p2") | .job' "$WORK/list4.json")" other "the route's project"
 
 "$J" jobs list --project p1 --region us-east1 --format table >"$WORK/table.txt"
-head -1 "$WORK/table.txt" | grep -q '^JOB  *PROJECT  *REGION  *LAST EXECUTION  *STATE' || fail "table header: $(head -1 "$WORK/table.txt")"
+head -1 "$WORK/table.txt" | contains '^JOB  *PROJECT  *REGION  *LAST EXECUTION  *STATE' || fail "table header: $(head -1 "$WORK/table.txt")"
 grep -Eq '^ok +p1 +us-east1 +- +- +- +team=core,tier=gold$|^ok +p1 +us-east1 +- +- +- +tier=gold,team=core$' "$WORK/table.txt" ||
 	fail "table row: $(cat "$WORK/table.txt")"
 
@@ -109,7 +109,7 @@ before=$(count_records ListExecutions)
 "$J" executions list many --project p1 --region europe-west1 >"$WORK/ex1.json"
 assert_eq "$(wc -l <"$WORK/ex1.json")" 104 "executions over two pages"
 assert_eq "$(($(count_records ListExecutions) - before))" 2 "ListExecutions pages"
-jq -rs 'map(.createTime) | . == (sort | reverse)' "$WORK/ex1.json" | grep -q true || fail "newest first"
+jq -rs 'map(.createTime) | . == (sort | reverse)' "$WORK/ex1.json" | contains true || fail "newest first"
 # a page of 100 executions whose overrides carry 2 x 30,000-byte env values is over 6 MB:
 # more than gRPC's default 4 MiB, still read whole
 big=$(head -c 30000 /dev/zero | tr '\0' b)
@@ -131,7 +131,7 @@ assert_eq "$(wc -l <"$WORK/ex2.json")" 7 "--limit"
 "$J" "${JC[@]}" executions list ok --region us-east1 --region europe-west1 >"$WORK/ex3.json"
 assert_eq "$(jq -r .name "$WORK/ex3.json" | grep -c '/jobs/ok/')" 2 "executions of ok in two regions"
 "$J" executions list many --project p1 --region europe-west1 --limit 2 --format table >"$WORK/ex4.txt"
-head -1 "$WORK/ex4.txt" | grep -q '^EXECUTION  *STATE  *TASKS' || fail "executions table header"
+head -1 "$WORK/ex4.txt" | contains '^EXECUTION  *STATE  *TASKS' || fail "executions table header"
 assert_eq "$(wc -l <"$WORK/ex4.txt")" 3 "table rows"
 
 # ---- cancel and wait

@@ -39,7 +39,7 @@ done >"$WORK/events.ndjson"
 "$JOBRELAY" --log-format json --config "$WORK/replay.yaml" replay "$WORK/events.ndjson" \
 	>"$WORK/replay.out" 2>"$WORK/replay.log" &
 RPID=$!
-canc_started() { grep '"msgid":"DISPATCH-STARTED"' "$WORK/replay.log" | grep -q '"route":"canc"'; }
+canc_started() { grep '"msgid":"DISPATCH-STARTED"' "$WORK/replay.log" | contains '"route":"canc"'; }
 wait_until 30 canc_started || fail "the canc execution did not start"
 CANC=$(grep '"msgid":"DISPATCH-STARTED"' "$WORK/replay.log" | grep '"route":"canc"' | jq -r .execution)
 "$JOBRELAY" executions cancel "$CANC" >/dev/null || fail "cancel $CANC"
@@ -58,7 +58,7 @@ assert_eq "$(jq -r .state "$WORK/good.json")" SUCCEEDED "good execution state"
 done_at=$(jq -r .completionTime "$WORK/good.json")
 ok_at=$(jq -r .time <<<"$ok_line")
 [[ "$ok_at" > "$done_at" || "$ok_at" == "$done_at" ]] || fail "good counted at $ok_at, before its execution completed at $done_at"
-grep '"msgid":"DISPATCH-OK"' "$WORK/replay.log" | grep '"route":"quick"' | grep -q '"execution started"' ||
+grep '"msgid":"DISPATCH-OK"' "$WORK/replay.log" | grep '"route":"quick"' | contains '"execution started"' ||
 	fail "the on_dispatch route is done when RunJob returns"
 assert_eq "$(jq -r 'select(.method=="GetExecution" and (.request.name|test("/jobs/good/"))) | .status' "$WORK/record.jsonl" | sort -u)" \
 	0 "GetExecution polls of good"
@@ -66,7 +66,7 @@ assert_eq "$(jq -r 'select(.method=="GetExecution" and (.request.name|test("/job
 # bad: application, dead-lettered after one RunJob; tmo: timeout, retried once, then dead-lettered
 dl() { jq -c "select(.route==\"$1\") | [.error.class, .error.code, .attempts]" "$WORK/replay-dead.ndjson"; }
 assert_eq "$(dl bad)" '["application","EXECUTION_FAILED",1]' "bad dead letter"
-jq -r 'select(.route=="bad") | .error.message' "$WORK/replay-dead.ndjson" | grep -q 'exit code 4: bad input' ||
+jq -r 'select(.route=="bad") | .error.message' "$WORK/replay-dead.ndjson" | contains 'exit code 4: bad input' ||
 	fail "the failure reason is in the dead letter"
 assert_eq "$(dl tmo)" '["timeout","EXECUTION_TIMED_OUT",2]' "tmo dead letter"
 assert_eq "$(dl canc)" '["application","EXECUTION_CANCELLED",1]' "cancelled execution"
@@ -111,7 +111,7 @@ acked() { [ "$(message_field "$1" acks)" -ge 1 ]; }
 wait_until 30 acked "$MSG_BAD" || fail "the failed execution's message was not acked"
 jq -e 'select(.route=="bad") | .error.class == "application"' "$WORK/pull-dead.ndjson" >/dev/null ||
 	fail "pull: failed execution not dead-lettered as application"
-finished_long() { grep '"msgid":"DISPATCH-OK"' "$PULL_LOG" | grep -q '"route":"long"'; }
+finished_long() { grep '"msgid":"DISPATCH-OK"' "$PULL_LOG" | contains '"route":"long"'; }
 acked "$MSG_LONG" && fail "the long execution's message was acked before the failed one (which must not wait behind a followed execution)"
 wait_until 40 acked "$MSG_LONG" || fail "the long execution's message was not acked"
 finished_long || fail "acked without DISPATCH-OK for the long execution"
@@ -121,7 +121,7 @@ assert_eq "$(message_field "$MSG_LONG" deliveries)" 1 "deliveries of the long me
 printf '{"data":"z","attributes":{"kind":"forever"}}\n' >"$WORK/forever.jsonl"
 ps_cmd publish "$TOPIC" "$WORK/forever.jsonl" || fail "$PS_REPLY"
 MSG_FOREVER=$(ps_field first)
-following() { grep '"msgid":"DISPATCH-STARTED"' "$PULL_LOG" | grep -q '"route":"forever"'; }
+following() { grep '"msgid":"DISPATCH-STARTED"' "$PULL_LOG" | contains '"route":"forever"'; }
 wait_until 30 following || fail "the forever execution was not followed"
 stop_pull TERM
 assert_eq "$PULL_RC" 0 "pull exit code"

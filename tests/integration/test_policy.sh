@@ -210,7 +210,7 @@ while (probe() === 0 && k < 400) {
 expect(probe() === 1 && k >= 2, "h1 was held, then the probe: " + k + " deliveries");
 '
 stop_serve TERM
-grep '"msgid":"DISPATCH-RETRY"' "$SERVE_LOG" | grep '"event_id":"h1"' | grep -q '"attempt":"1"' ||
+grep '"msgid":"DISPATCH-RETRY"' "$SERVE_LOG" | grep '"event_id":"h1"' | contains '"attempt":"1"' ||
 	{ grep '"event_id":"h1"' "$SERVE_LOG" >&2; fail "the probe of h1 was not attempt 1 (holds counted)"; }
 printf '{"rules": []}\n' >"$WORK/fake.json"
 
@@ -261,7 +261,7 @@ printf '{"rules": [{"job": "busy", "code": "RESOURCE_EXHAUSTED", "retry_delay_ms
 sed -i 's/^concurrency: 16$/concurrency: 1/' "$WORK/jobrelay.yaml"
 "$JOBRELAY" --log-format json replay "$WORK/busy.ndjson" >"$WORK/busy.out" 2>"$WORK/busy.log" ||
 	{ cat "$WORK/busy.log" >&2; fail "replay exited $?"; }
-grep '"msgid":"RATELIMIT-DECREASE"' "$WORK/busy.log" | grep -q '"route":"busy","rate_per_second":"0.500"' ||
+grep '"msgid":"RATELIMIT-DECREASE"' "$WORK/busy.log" | contains '"route":"busy","rate_per_second":"0.500"' ||
 	fail "no RATELIMIT-DECREASE to half the observed 1/s"
 $CHECK_RECORDS "$WORK/record.jsonl" '
 expect(runs.length === 3 && runs[0].statusName === "RESOURCE_EXHAUSTED", "RESOURCE_EXHAUSTED then 2 calls: " + runs.map((r) => r.statusName));

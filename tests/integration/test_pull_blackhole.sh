@@ -54,7 +54,7 @@ ps_cmd publish "$TOPIC" "$WORK/msgs.jsonl" 30 || fail "publish: $PS_REPLY"
 stream_ended() { [ "$(backoffs)" -ge 1 ]; }
 wait_until 60 stream_ended || fail "the stream on the blackholed connection never ended"
 detected_ms=$(($(now_ms) - t0))
-reopened() { grep '"msgid":"PUBSUB-STATE"' "$PULL_LOG" | sed -n '/"state":"backoff"/,$p' | grep -q '"state":"connecting"'; }
+reopened() { grep '"msgid":"PUBSUB-STATE"' "$PULL_LOG" | sed -n '/"state":"backoff"/,$p' | contains '"state":"connecting"'; }
 wait_until 30 reopened || fail "no stream opened after the blackholed one ended"
 reopened_ms=$(($(now_ms) - t0))
 ended=$(grep -m1 '"msgid":"PUBSUB-STATE".*"state":"backoff"' "$PULL_LOG")

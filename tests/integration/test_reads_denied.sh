@@ -44,7 +44,7 @@ unconfirmed_record() { # unconfirmed_record FILE JOB: the dead letter names the 
 	exec=$(jq -r "select(.method==\"RunJob\" and (.request.name|endswith(\"/jobs/$2\"))) | .execution" "$WORK/record.jsonl")
 	[ -n "$exec" ] || fail "$2: no execution created"
 	assert_eq "$(jq -c '[.error.code, .error.class]' "$1")" '["EXECUTION_UNCONFIRMED","permission"]' "$2: dead letter"
-	jq -r .error.message "$1" | grep -qF "execution $exec started" || fail "$2: the record does not say $exec started: $(cat "$1")"
+	jq -r .error.message "$1" | contains -F "execution $exec started" || fail "$2: the record does not say $exec started: $(cat "$1")"
 }
 
 echo "== replay: on_completion, reads denied; an ambiguous failure whose lookup is denied"
@@ -69,13 +69,13 @@ set -e
 assert_eq "$rc" 1 "replay exit code (a record was dead-lettered)"
 assert_eq "$(calls RunJob oc-replay)" 1 "RunJob calls for oc-replay"
 assert_eq "$(calls GetExecution oc-replay)" 3 "GetExecution calls for oc-replay (read_retry.max_attempts)"
-grep '"msgid":"DISPATCH-UNCONFIRMED"' "$WORK/replay.log" | grep -q '"route":"oc"' || fail "no DISPATCH-UNCONFIRMED: $(tail -5 "$WORK/replay.log")"
+grep '"msgid":"DISPATCH-UNCONFIRMED"' "$WORK/replay.log" | contains '"route":"oc"' || fail "no DISPATCH-UNCONFIRMED: $(tail -5 "$WORK/replay.log")"
 unconfirmed_record "$WORK/replay-dead.ndjson" oc-replay
 # amb: RunJob DEADLINE_EXCEEDED, three denied lookups, then (and only then) the retry
 seq=$(jq -r 'select((.request.name // .request.parent // "")|test("/jobs/amb$")) | select(.method!="ListExecutions" or .request.pageSize != 1) | "\(.method):\(.statusName)"' "$WORK/record.jsonl" | paste -sd' ')
 assert_eq "$seq" "RunJob:DEADLINE_EXCEEDED ListExecutions:PERMISSION_DENIED ListExecutions:PERMISSION_DENIED ListExecutions:PERMISSION_DENIED RunJob:OK" "amb: calls in order"
 assert_eq "$(grep -c '"msgid":"LOOKUP-RETRY"' "$WORK/replay.log")" 2 "LOOKUP-RETRY lines"
-grep '"msgid":"LOOKUP-FAILED"' "$WORK/replay.log" | grep '"route":"amb"' | grep -q 'duplicate' ||
+grep '"msgid":"LOOKUP-FAILED"' "$WORK/replay.log" | grep '"route":"amb"' | contains 'duplicate' ||
 	fail "the failed lookup does not name the duplicate risk: $(grep LOOKUP "$WORK/replay.log")"
 
 echo "== serve: on_completion, reads denied: one RunJob, answered 2xx"
@@ -188,7 +188,7 @@ assert_eq "$(calls RunJob denied)" 0 "RunJob calls for denied"
 sed 's/, ack: on_completion//' "$WORK/denied-oc.yaml" >"$WORK/denied-default.yaml"
 "$JOBRELAY" --log-format json --config "$WORK/denied-default.yaml" replay "$WORK/denied.ndjson" \
 	>/dev/null 2>"$WORK/d-default.log" || fail "replay with a default-ack route: $(tail -5 "$WORK/d-default.log")"
-grep '"msgid":"AMBIGUITY-CHECK-UNAVAILABLE"' "$WORK/d-default.log" | grep -q '"permission":"run.executions.list"' ||
+grep '"msgid":"AMBIGUITY-CHECK-UNAVAILABLE"' "$WORK/d-default.log" | contains '"permission":"run.executions.list"' ||
 	fail "no AMBIGUITY-CHECK-UNAVAILABLE warning: $(tail -5 "$WORK/d-default.log")"
 assert_eq "$(calls RunJob denied)" 1 "RunJob calls for denied (default ack)"
 echo "test_reads_denied: ok"

@@ -140,7 +140,7 @@ set -e
 assert_eq "$rc" 1 "replay exit code"
 assert_eq "$(grep -c '"msgid":"DEADLETTER-OK"' "$WORK/replay.err")" 100 "events dead-lettered"
 for c in permission invalid_request invalid_event; do
-	grep '"msgid":"DEADLETTER-OK"' "$WORK/replay.err" | grep -q "\"class\":\"$c\"" || fail "no dead letter of class $c"
+	grep '"msgid":"DEADLETTER-OK"' "$WORK/replay.err" | contains "\"class\":\"$c\"" || fail "no dead letter of class $c"
 done
 assert_eq "$(dl_acks 'acks === 0')" 100 "dead letters on the topic"
 RUNJOBS0=$(count_records RunJob)
@@ -153,7 +153,7 @@ assert_eq "$(lines "$WORK/dry1.out")" 100 "dry-run lines"
 diff <(sort "$WORK/dry1.out") <(sort "$WORK/replay-dry.out") >&2 || fail "redrive --dry-run differs from replay --dry-run"
 assert_eq "$(count_records RunJob)" "$RUNJOBS0" "RunJob calls in a dry run"
 assert_eq "$(dl_acks 'acks === 0')" 100 "dead letters unacked after the dry run"
-grep '"msgid":"REDRIVE-RELEASED"' "$WORK/dry1.out.err" | grep -q '"released":"100"' || fail "no REDRIVE-RELEASED of 100"
+grep '"msgid":"REDRIVE-RELEASED"' "$WORK/dry1.out.err" | contains '"released":"100"' || fail "no REDRIVE-RELEASED of 100"
 # the leases were given back at once: a second run gets them all (a lease lasts 60 s)
 redrive "$WORK/dry2.out" --subscription "$DLS" --dry-run --wait 2s
 assert_eq "$(lines "$WORK/dry2.out")" 100 "second dry-run lines"

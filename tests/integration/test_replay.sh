@@ -164,7 +164,7 @@ rc=$?
 set -e
 assert_eq "$rc" 1 "--no-retry exit code"
 assert_eq "$(count_records RunJob)" 1 "--no-retry makes one call"
-tail -n 1 "$WORK/dead.ndjson" | grep -q '"class":"permission","code":"PERMISSION_DENIED"' ||
+tail -n 1 "$WORK/dead.ndjson" | contains '"class":"permission","code":"PERMISSION_DENIED"' ||
 	fail "permission dead letter"
 
 echo "== the dead-letter file replays"

@@ -76,8 +76,8 @@ assert_eq "$got" "c-1:big c-1:csv c-4:csv g-1:github o-1:commerce" "routes match
 echo "== a CESQL evaluation error: no match, logged at debug"
 # c-3: INT('abc') is a cast error; c-4: no size extension is a missing attribute
 grep -q 'ROUTE-FILTER-ERROR' "$WORK/dry.err" || fail "no ROUTE-FILTER-ERROR line: $(cat "$WORK/dry.err")"
-grep 'ROUTE-FILTER-ERROR' "$WORK/dry.err" | grep -q 'cast' || fail "the cast error is not named"
-grep 'ROUTE-FILTER-ERROR' "$WORK/dry.err" | grep -q 'missingAttribute' || fail "the missing attribute is not named"
+grep 'ROUTE-FILTER-ERROR' "$WORK/dry.err" | contains 'cast' || fail "the cast error is not named"
+grep 'ROUTE-FILTER-ERROR' "$WORK/dry.err" | contains 'missingAttribute' || fail "the missing attribute is not named"
 
 echo "== a CESQL parse error is a config error: exit 2, line and position"
 printf 'project: p\nregion: r\nroutes:\n  - name: bad\n    job: j\n    filters:\n      - sql: "type = \x27x\x27 AND"\n' >"$WORK/bad.yaml"

@@ -68,7 +68,7 @@ readyz() {
 	curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$1/readyz"
 }
 log_port() { # log_port LOG MSGID: the "port" of the first MSGID line
-	grep "\"msgid\":\"$2\"" "$1" | head -n 1 | sed -n 's/.*"port":"\([0-9]*\)".*/\1/p'
+	grep -m1 "\"msgid\":\"$2\"" "$1" | sed -n 's/.*"port":"\([0-9]*\)".*/\1/p'
 }
 
 # --- pull: path socket, watchdog every 100 ms
@@ -106,7 +106,7 @@ wait "$PULL_CAT"
 set -e
 assert_eq "$PULL_RC" 0 "pull's exit status after SIGTERM"
 log_has PULL-STATE '"state":"draining"' || fail "no draining state"
-first=$(grep -v ' WATCHDOG=1$' "$WORK/notify.log" | head -n 1)
+first=$(grep -m1 -v ' WATCHDOG=1$' "$WORK/notify.log")
 assert_eq "${first#* }" "READY=1|STATUS=ready" "the first notification but WATCHDOG=1"
 assert_eq "$(grep -c 'READY=1' "$WORK/notify.log")" 1 "READY=1 datagrams"
 stop_pstest

@@ -263,8 +263,8 @@ assert_eq "$(wc -l <"$WORK/dead.ndjson")" "$lines_before" "dead-letter records a
 ! grep -q '"value":"cap-' "$WORK/record.jsonl" || fail "an event of the over-cap batch was dispatched"
 
 echo "== GET endpoints, trace correlation, labels"
-curl -sf "http://127.0.0.1:$SERVE_PORT/healthz" | grep -q ok || fail "/healthz"
-curl -sf "http://127.0.0.1:$SERVE_PORT/readyz" | grep -q ready || fail "/readyz"
+curl -sf "http://127.0.0.1:$SERVE_PORT/healthz" | contains ok || fail "/healthz"
+curl -sf "http://127.0.0.1:$SERVE_PORT/readyz" | contains ready || fail "/readyz"
 curl -sf "http://127.0.0.1:$SERVE_PORT/metrics" >"$WORK/metrics.txt" || fail "/metrics"
 grep -q '^jobrelay_events_received_total{source="serve"} ' "$WORK/metrics.txt" || fail "events received metric"
 grep -q '^jobrelay_http_responses_total{code="204"} ' "$WORK/metrics.txt" || fail "responses by status"

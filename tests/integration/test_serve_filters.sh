@@ -171,7 +171,7 @@ console.log(out.sort().join(" "));
 ' "$1" "${2:-}"
 }
 assert_eq "$(pairs "$SERVE_LOG" DISPATCH-OK)" "$EXPECTED" "routes matched by serve"
-grep '"msgid":"ROUTE-FILTER-ERROR"' "$SERVE_LOG" | grep -q '"event_id":"d-3".*"error":"cast"' ||
+grep '"msgid":"ROUTE-FILTER-ERROR"' "$SERVE_LOG" | contains '"event_id":"d-3".*"error":"cast"' ||
 	fail "d-3's INT('abc') not logged as a cast error on d-sql"
 
 echo "== replay --dry-run of the same events routes them the same way"

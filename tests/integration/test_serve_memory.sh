@@ -38,7 +38,7 @@ start_serve --request-timeout 60s
 
 # ASAN: 1 when the binary is built with AddressSanitizer.
 ASAN=0
-if ldd "$JOBRELAY" 2>/dev/null | grep -q libasan; then ASAN=1; fi
+if ldd "$JOBRELAY" 2>/dev/null | contains libasan; then ASAN=1; fi
 
 rss_kb() { sed -n 's/^VmRSS:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$SERVE_PID/status"; }
 

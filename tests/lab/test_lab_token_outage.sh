@@ -31,7 +31,7 @@ for cmd in replay serve pull; do
 	set -e
 	assert_eq "$rc" 3 "$cmd without a token: exit code"
 	grep '"msgid":"CREDENTIALS-UNAVAILABLE"' "$LAB/$cmd-nostart.log" |
-		grep -F '"source":"metadata server metadata.google.internal"' | grep -qF 'HTTP 500' ||
+		grep -F '"source":"metadata server metadata.google.internal"' | contains -F 'HTTP 500' ||
 		{ cat "$LAB/$cmd-nostart.log" >&2; fail "$cmd: CREDENTIALS-UNAVAILABLE naming the source and its error"; }
 done
 ! grep -q '"method":"RunJob"' "$LAB/run.jsonl" 2>/dev/null || fail "a RunJob reached the Run API without a token"
