@@ -53,7 +53,7 @@ line('RunJob in flight at kills', f.runjob_in_flight_at_kills);
 line('ambiguous recovered', `${f.ambiguous_recovered} (ListExecutions calls ${f.list_executions})`);
 line('Pub/Sub dead-lettered', f.pubsub_dead_lettered);
 line('breaker transitions', Object.entries(f.breaker).map(([j, s]) => `${j}: ${kv(s)}`).join('; ') || 'none');
-if (f.pubsub) line('pub/sub', `${f.pubsub.deliveries} deliveries, ${f.pubsub.redelivered} messages redelivered`);
+if (f.pubsub) line('pub/sub', `${f.pubsub.deliveries} deliveries, ${f.pubsub.redelivered} messages redelivered${f.pubsub.reply_max_ms !== undefined ? `, first reply to a delivery within ${f.pubsub.reply_max_ms} ms` : ''}`);
 line('wall time', `${f.wall_s.toFixed(1)} s`);
 line('jobrelay CPU', `${f.jobrelay_cpu_s} s (${(f.jobrelay_cpu_s * 1e6 / f.events).toFixed(0)} us an event)`);
 line('violations', f.violations);

@@ -344,6 +344,9 @@ if (mode === 'pull') {
   const first = Number(one('published').first.slice(1));
   const mine = snap.filter((m) => Number(m.id.slice(1)) >= first && Number(m.id.slice(1)) < first + N);
   fig.pubsub = { deliveries: mine.reduce((s, m) => s + m.deliveries, 0), redelivered: mine.filter((m) => m.deliveries > 1).length };
+  // the longest wait from a delivery to jobrelay's first modack or ack of it: about the time
+  // to read it, unless it waited unread (its lease running) behind flow control
+  if (end.counters) fig.pubsub.reply_max_ms = JSON.parse(fs.readFileSync(end.counters, 'utf8')).replyMaxMs;
   const unacked = mine.filter((m) => m.acks === 0).length;
   if (unacked) fail(`${unacked} messages never acked`);
 }

@@ -9,7 +9,9 @@
 #     modacks confirmed; injected temporary (message stays outstanding, a retry succeeds) and
 #     invalid failures; the ack of an expired lease and of a stale delivery answered invalid;
 #   - the service's flow control: a stream with max_outstanding_messages 2 is sent 2 of 5
-#     messages, and one more once one of them is acked.
+#     messages, and one more once one of them is acked; a client's new stream inherits its
+#     count (client_id);
+#   - replyMaxMs, the longest wait from a delivery to the first ack or modack of it.
 # Needs Go with Debian's Pub/Sub packages and the Node modules: exit 77 (skipped) without.
 # No jobrelay binary involved.
 set -euo pipefail
@@ -139,7 +141,10 @@ mark
 cl modack b 0 "$M0"
 await "^MSG b .*\"messageId\":\"$M0\""
 [ "$(jf deliveryAttempt)" = 0 ] || fail "delivery_attempt of a redelivery without a policy: $LINE"
+# replyMaxMs: the longest wait from a delivery to the first ack or modack of its message
+sleep 0.3 # the time under test: this delivery's reply comes at least 300 ms after it
 cl ack b "$M0"
+ps_cmd wait-counter replyMaxMs 300 10s || fail "replyMaxMs after a reply 300 ms late: $PS_REPLY"
 cl close a
 cl close b
 
@@ -264,4 +269,30 @@ until three; do [ "$SECONDS" -lt "$end" ] || fail "no message after an ack freed
 # without flow control all five went out at once, before the ack
 [ "$(flow_msgs)" = 3 ] || fail "flow control: $(flow_msgs) messages sent with max_outstanding_messages 2"
 cl close g
+
+# the count belongs to the client (client_id), across its streams: a new stream of a client
+# holding 2 of 2 is sent nothing until one is acked
+T4=$P/topics/flow-client S4=$P/subscriptions/flow-client
+ps_cmd create-topic "$T4" || fail "$PS_REPLY"
+ps_cmd create-subscription "$S4" "$T4" 10 || fail "$PS_REPLY"
+ps_cmd publish "$T4" "$WORK/five.jsonl" 2 || fail "$PS_REPLY"
+mark
+cl openfc h1 "$S4" 2 client-9
+await '^MSG h1 '
+held=$(jf ackId)
+h1_two() { [ "$(tail -n +$((MARK + 1)) "$WORK/client.log" | grep -c '^MSG h1 ' || true)" -ge 2 ]; }
+end=$((SECONDS + 10))
+until h1_two; do [ "$SECONDS" -lt "$end" ] || fail "h1: a second message did not come"; sleep 0.02; done
+cl close h1
+await '^END h1 '
+waits=$(counter flowWaits)
+mark
+cl openfc h2 "$S4" 2 client-9
+ps_cmd publish "$T4" "$WORK/five.jsonl" 1 || fail "$PS_REPLY"
+# pstest hands it to h2, the subscription's only stream; the harness holds it there
+ps_cmd wait-counter flowWaits $((waits + 1)) 10s || fail "a new stream of a full client was not held: $PS_REPLY"
+grep -q '^MSG h2 ' <(tail -n +$((MARK + 1)) "$WORK/client.log") && fail "a new stream of a client holding 2 of 2 was sent a message"
+cl ack h2 "$held"
+await '^MSG h2 '
+cl close h2
 echo "PASS: test_pstest_peer"

@@ -43,7 +43,9 @@ assert_eq "$SOAK_KILLS_DONE" "$SOAK_KILLS" "kills made"
 multi_stop_all
 soak_pull_dead
 ps_cmd messages "$WORK/final.json" || fail "messages: $PS_REPLY"
+ps_cmd counters || fail "counters: $PS_REPLY"
+printf '%s\n' "$PS_REPLY" >"$WORK/counters.json"
 soak_stop_fake
-note "\"ev\":\"end\",\"mode\":\"pull\",\"wall_ms\":$wall,\"cpu_s\":$SOAK_CPU,\"snapshot\":\"$WORK/final.json\",\"fake_stats\":\"$WORK/fake.stats.json\""
+note "\"ev\":\"end\",\"mode\":\"pull\",\"wall_ms\":$wall,\"cpu_s\":$SOAK_CPU,\"snapshot\":\"$WORK/final.json\",\"counters\":\"$WORK/counters.json\",\"fake_stats\":\"$WORK/fake.stats.json\""
 soak_check
 echo "test_soak_multi_pull: ok"

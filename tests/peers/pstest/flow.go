@@ -30,6 +30,7 @@ type flowControl struct {
 	clients map[string]*flowClient            // subscription "\x00" client_id -> its count
 	holder  map[string]map[string]*flowClient // subscription -> message id -> the client it went to
 	ticker  *time.Ticker
+	waits   int // sends that had to wait for room
 }
 
 // flowClient: one client's outstanding messages (under flowControl.mu).
@@ -87,7 +88,12 @@ func (f *flowControl) admit(p *pullStream, sub, id string, lease time.Duration) 
 	if c == nil { // no first request read yet: no limit known
 		return true
 	}
+	waited := false
 	for c.maxOut > 0 && c.outstanding(time.Now()) >= c.maxOut {
+		if !waited {
+			waited = true
+			f.waits++
+		}
 		if p.Context().Err() != nil || time.Now().After(deadline) {
 			return false
 		}
@@ -102,6 +108,13 @@ func (f *flowControl) admit(p *pullStream, sub, id string, lease time.Duration) 
 	}
 	f.holder[sub][id] = c
 	return true
+}
+
+// waitCount: how many sends have waited for room (the flowWaits counter).
+func (f *flowControl) waitCount() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.waits
 }
 
 // settle: acks (secs < 0) and modacks of ids on sub, from a stream or a unary call.

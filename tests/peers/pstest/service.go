@@ -53,6 +53,8 @@ type lease struct {
 	deadline   time.Time // when the current delivery's lease ends; zero after a nack
 	acked      bool      // acked (successfully, with its current delivery's ack id)
 	ackedTwice bool      // an ack came again after that
+	sent       time.Time // when the current delivery was sent
+	replied    bool      // an ack or modack of the message came after it was sent
 }
 
 // A failure injected with `eod-fail`.
@@ -77,6 +79,8 @@ type xcounters struct {
 	InvalidUnknown   int `json:"invalidUnknown"`   // of the invalid: not an ack id this subscription gave out
 	InvalidAcked     int `json:"invalidAcked"`     // of the invalid: a modack of a message already acked
 	InvalidInjected  int `json:"invalidInjected"`  // of the invalid: injected with eod-fail
+	ReplyMaxMs       int `json:"replyMaxMs"`       // the longest wait from a delivery to the first ack or modack of its message (any subscription)
+	FlowWaits        int `json:"flowWaits"`        // sends that waited for room under the service's flow control (flow.go)
 }
 
 // The harness's state beyond pstest's (under xmu).
@@ -160,6 +164,7 @@ func (h *harness) outgoing(sub string, rm *pb.ReceivedMessage, d time.Duration) 
 	}
 	l.delivery++
 	l.deadline = time.Now().Add(d)
+	l.sent, l.replied = time.Now(), false
 	if s.opts.dlTopic == "" && !s.opts.eod {
 		return rm, nil
 	}
@@ -397,6 +402,37 @@ func (h *harness) noteAcks(sub string, ids []string) {
 	}
 }
 
+// noteReplies notes acks and modacks (any ack id form) of sub's messages for replyMaxMs: how
+// long a client took to answer a delivery tells whether it read it at once or left it
+// waiting unread while its lease ran.
+func (h *harness) noteReplies(sub string, ids []string) {
+	if len(ids) == 0 {
+		return
+	}
+	now := time.Now()
+	h.xmu.Lock()
+	defer h.xmu.Unlock()
+	s := h.subs[sub]
+	if s == nil {
+		return
+	}
+	for _, id := range ids {
+		l := s.msgs[id]
+		if l == nil { // an exactly-once ack id: the message id, '-' and the delivery
+			if i := strings.LastIndexByte(id, '-'); i > 0 {
+				l = s.msgs[id[:i]]
+			}
+		}
+		if l == nil || l.replied || l.sent.IsZero() {
+			continue
+		}
+		l.replied = true
+		if ms := int(now.Sub(l.sent) / time.Millisecond); ms > h.xc.ReplyMaxMs {
+			h.xc.ReplyMaxMs = ms
+		}
+	}
+}
+
 // Protobuf wire encoding, for the fields the 2020 genproto structs lack.
 func appendVarint(b []byte, v uint64) []byte {
 	for v >= 0x80 {
@@ -544,6 +580,8 @@ func (p *pullStream) RecvMsg(m interface{}) error {
 	if !first { // pstest applies nothing of a first request
 		p.h.flow.settleAcks(sub, req.AckIds)
 		p.h.flow.settle(sub, req.ModifyDeadlineAckIds, req.ModifyDeadlineSeconds)
+		p.h.noteReplies(sub, req.AckIds)
+		p.h.noteReplies(sub, req.ModifyDeadlineAckIds)
 	}
 	c, eod := p.h.settle(sub, req.AckIds, req.ModifyDeadlineAckIds, req.ModifyDeadlineSeconds)
 	if !eod {
@@ -616,6 +654,7 @@ func (h *harness) unaryService(ctx context.Context, req interface{}, info *grpc.
 	switch r := req.(type) {
 	case *pb.AcknowledgeRequest:
 		h.flow.settleAcks(r.Subscription, r.AckIds)
+		h.noteReplies(r.Subscription, r.AckIds)
 		if c, eod := h.settle(r.Subscription, r.AckIds, nil, nil); eod {
 			_ = c // applied; invalid ids are dropped (the service answers an error with details)
 			return &empty.Empty{}, nil
@@ -631,6 +670,7 @@ func (h *harness) unaryService(ctx context.Context, req interface{}, info *grpc.
 			secs[i] = r.AckDeadlineSeconds
 		}
 		h.flow.settle(r.Subscription, r.AckIds, secs)
+		h.noteReplies(r.Subscription, r.AckIds)
 		if _, eod := h.settle(r.Subscription, nil, r.AckIds, secs); eod {
 			return &empty.Empty{}, nil
 		}
@@ -666,9 +706,12 @@ func (h *harness) unaryService(ctx context.Context, req interface{}, info *grpc.
 
 // counters: the harness's counters, as `counters` and `eod` answer.
 func (h *harness) counters() xcounters {
+	waits := h.flow.waitCount()
 	h.xmu.Lock()
 	defer h.xmu.Unlock()
-	return h.xc
+	c := h.xc
+	c.FlowWaits = waits
+	return c
 }
 
 func (h *harness) counterValue(name string) (int, bool) {
@@ -679,6 +722,7 @@ func (h *harness) counterValue(name string) (int, bool) {
 		"modacksTemporary": c.ModacksTemporary, "ackedTwice": c.AckedTwice, "confirmations": c.Confirmations,
 		"invalidExpired": c.InvalidExpired, "invalidStale": c.InvalidStale, "invalidUnknown": c.InvalidUnknown,
 		"invalidAcked": c.InvalidAcked, "invalidInjected": c.InvalidInjected,
+		"replyMaxMs": c.ReplyMaxMs, "flowWaits": c.FlowWaits,
 	}
 	v, ok := m[name]
 	return v, ok

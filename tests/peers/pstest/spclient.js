@@ -9,9 +9,9 @@
 //   NODE_PATH=tests/peers/runfake/node_modules node spclient.js 127.0.0.1:PORT
 //
 // stdin, one command a line (NAME names a stream):
-//   openfc NAME SUB MAX            the same, with max_outstanding_messages MAX
 //   open NAME SUB [ACK_ID...]      open a stream (first request: SUB, stream_ack_deadline_seconds
 //                                  10, and these ack ids)
+//   openfc NAME SUB MAX [CLIENT]   the same, with max_outstanding_messages MAX (and client_id)
 //   ack NAME ACK_ID...             send ack_ids on the stream
 //   modack NAME SECS ACK_ID...     send modify_deadline_ack_ids with SECS each
 //   close NAME                     cancel the stream
@@ -44,7 +44,7 @@ const client = new pubsub.Subscriber(target, grpc.credentials.createInsecure());
 const streams = new Map();
 const out = (line) => process.stdout.write(line + '\n');
 
-function open(name, sub, acks, maxOutstanding) {
+function open(name, sub, acks, maxOutstanding, clientId) {
   const call = client.streamingPull();
   streams.set(name, call);
   call.on('data', (res) => {
@@ -74,6 +74,7 @@ function open(name, sub, acks, maxOutstanding) {
   call.on('end', () => out(`END ${name} 0 end`));
   const first = { subscription: sub, streamAckDeadlineSeconds: 10, ackIds: acks };
   if (maxOutstanding) first.maxOutstandingMessages = maxOutstanding;
+  if (clientId) first.clientId = clientId;
   call.write(first);
 }
 
@@ -90,7 +91,7 @@ rl.on('line', (line) => {
   try {
     switch (a[0]) {
       case 'open': open(a[1], a[2], a.slice(3)); break;
-      case 'openfc': open(a[1], a[2], [], Number(a[3])); break;
+      case 'openfc': open(a[1], a[2], [], Number(a[3]), a[4]); break;
       case 'ack': stream(a[1]).write({ ackIds: a.slice(2) }); break;
       case 'modack': {
         const ids = a.slice(3);
