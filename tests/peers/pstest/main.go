@@ -45,8 +45,8 @@ const maxLine = 16 << 20
 type harness struct {
 	srv  *pstest.Server
 	flow *flowControl // server-side flow control (flow.go)
-	mu  sync.Mutex // serialises replies from stdin and the control port
-	out io.Writer
+	mu   sync.Mutex   // serialises replies from stdin and the control port
+	out  io.Writer
 
 	smu     sync.Mutex             // guards the stream counters below
 	streams map[string]int         // streams opened, by method

@@ -377,9 +377,9 @@ func (h *harness) settle(sub string, acks, modIDs []string, modSecs []int32) (*c
 	return c, true
 }
 
-// noteAcks notes acks (pstest's ack ids, the message ids) that pstest applies itself, on a
-// subscription without exactly-once delivery: only to count messages acked twice.
-func (h *harness) noteAcks(sub string, ids []string) {
+// eachLease calls fn, under xmu, for the lease of each ack id's message on sub (an ack id is
+// the message id, or on exactly-once subscriptions the message id, '-' and the delivery).
+func (h *harness) eachLease(sub string, ids []string, fn func(l *lease)) {
 	if len(ids) == 0 {
 		return
 	}
@@ -392,45 +392,42 @@ func (h *harness) noteAcks(sub string, ids []string) {
 	for _, id := range ids {
 		l := s.msgs[id]
 		if l == nil {
-			continue
+			if i := strings.LastIndexByte(id, '-'); i > 0 {
+				l = s.msgs[id[:i]]
+			}
 		}
+		if l != nil {
+			fn(l)
+		}
+	}
+}
+
+// noteAcks notes acks (pstest's ack ids, the message ids) that pstest applies itself, on a
+// subscription without exactly-once delivery: only to count messages acked twice.
+func (h *harness) noteAcks(sub string, ids []string) {
+	h.eachLease(sub, ids, func(l *lease) {
 		if l.acked && !l.ackedTwice {
 			l.ackedTwice = true
 			h.xc.AckedTwice++
 		}
 		l.acked = true
-	}
+	})
 }
 
-// noteReplies notes acks and modacks (any ack id form) of sub's messages for replyMaxMs: how
-// long a client took to answer a delivery tells whether it read it at once or left it
-// waiting unread while its lease ran.
+// noteReplies notes acks and modacks of sub's messages for replyMaxMs: how long a client
+// took to answer a delivery tells whether it read it at once or left it unread while its
+// lease ran.
 func (h *harness) noteReplies(sub string, ids []string) {
-	if len(ids) == 0 {
-		return
-	}
 	now := time.Now()
-	h.xmu.Lock()
-	defer h.xmu.Unlock()
-	s := h.subs[sub]
-	if s == nil {
-		return
-	}
-	for _, id := range ids {
-		l := s.msgs[id]
-		if l == nil { // an exactly-once ack id: the message id, '-' and the delivery
-			if i := strings.LastIndexByte(id, '-'); i > 0 {
-				l = s.msgs[id[:i]]
-			}
-		}
-		if l == nil || l.replied || l.sent.IsZero() {
-			continue
+	h.eachLease(sub, ids, func(l *lease) {
+		if l.replied || l.sent.IsZero() {
+			return
 		}
 		l.replied = true
 		if ms := int(now.Sub(l.sent) / time.Millisecond); ms > h.xc.ReplyMaxMs {
 			h.xc.ReplyMaxMs = ms
 		}
-	}
+	})
 }
 
 // Protobuf wire encoding, for the fields the 2020 genproto structs lack.
