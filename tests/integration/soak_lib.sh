@@ -209,10 +209,11 @@ soak_conns() {
 	done
 }
 
-# breaker_opened_count: transitions of $DENIED_JOB's breaker to open in every log so far.
-breaker_opened_count() {
+# breaker_count STATE: transitions of $DENIED_JOB's breaker to STATE (OPEN, CLOSED) in every
+# log so far.
+breaker_count() {
 	cat "$WORK"/pull-*.log "$WORK"/serve-*.log 2>/dev/null |
-		grep '"msgid":"BREAKER-OPEN"' | grep -c -- "$DENIED_JOB\"" || true
+		grep "\"msgid\":\"BREAKER-$1\"" | grep -c -- "$DENIED_JOB\"" || true
 }
 
 # denied_state LOG: OPEN, HALF-OPEN or CLOSED, as the last BREAKER-* line of the denied
@@ -228,8 +229,9 @@ denied_state() {
 DENY_OFF_OPEN=0
 soak_deny_off_when() {
 	[ -e "$WORK/deny.on" ] || return 0
-	if [ "$1" -ge $((SOAK_EVENTS / 2)) ] && [ "$(breaker_opened_count)" -ge 2 ] && [ "$(denied_state "$3")" = OPEN ]; then
+	if [ "$1" -ge $((SOAK_EVENTS / 2)) ] && [ "$(breaker_count OPEN)" -ge 2 ] && [ "$(denied_state "$3")" = OPEN ]; then
 		DENY_OFF_OPEN=1
+		DENY_CLOSES=$(breaker_count CLOSED)
 	elif [ "$2" != 1 ]; then
 		return 0
 	fi
@@ -237,12 +239,15 @@ soak_deny_off_when() {
 	note '"ev":"deny-off"'
 }
 
-# soak_may_kill LOG: not while the denial has ended with the breaker open and it has not
-# closed since in the running jobrelay (LOG): a kill then would take the close away.
+# soak_may_kill: not while the denial has ended with the breaker open and no process has
+# closed it since: a kill then could take the close the check wants away. Side by side, a
+# close in any process will do (the process due to be killed may see too few of the denied
+# job's events to close its own before the run ends).
 DENY_CLOSED=0
+DENY_CLOSES=0
 soak_may_kill() {
 	[ "$DENY_OFF_OPEN" = 1 ] && [ ! -e "$WORK/deny.on" ] && [ "$DENY_CLOSED" = 0 ] || return 0
-	[ "$(denied_state "$1")" = CLOSED ] || return 1
+	[ "$(breaker_count CLOSED)" -gt "$DENY_CLOSES" ] || return 1
 	DENY_CLOSED=1
 }
 
@@ -259,7 +264,7 @@ soak_kill_due() {
 	soak_deny_off_when "$1" "$others" "$2"
 	[ "$SOAK_KILLS_DONE" -lt "$SOAK_KILLS" ] || return 1
 	[ "$1" -ge $(((SOAK_KILLS_DONE + 1) * SOAK_EVENTS / (SOAK_KILLS + 1))) ] || return 1
-	soak_may_kill "$2" || return 1
+	soak_may_kill || return 1
 	soak_add_cpu "$3"
 	SOAK_KILLS_DONE=$((SOAK_KILLS_DONE + 1))
 }
