@@ -512,10 +512,6 @@ static void half_close(ps_stream *st)
 static void unary_flush(jr_pubsub *ps);
 static int is_fatal(int code);
 
-/*
- * idq_take_kind: moves into the empty dst the ids of src of the first one's
- * kind (acks, or modacks of its deadline), within a request's limits.
- */
 /* ent_kind: an id's kind: -1 for an ack, else its modack's deadline. */
 static int32_t ent_kind(const idq_ent *e)
 {
@@ -528,6 +524,10 @@ static int32_t unary_kind(const idq *q)
 	return ent_kind(&q->e[0]);
 }
 
+/*
+ * idq_take_kind: moves into the empty dst the ids of src of the first one's
+ * kind (acks, or modacks of its deadline), within a request's limits.
+ */
 static void idq_take_kind(idq *dst, idq *src)
 {
 	int32_t kind = unary_kind(src);
