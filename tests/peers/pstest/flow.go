@@ -17,7 +17,6 @@ package main
 // waited is not sent: pstest has made it available again.
 
 import (
-	"strings"
 	"sync"
 	"time"
 
@@ -128,12 +127,9 @@ func (f *flowControl) settle(sub string, ids []string, secs []int32) {
 	hs := f.holder[sub]
 	for i, id := range ids {
 		p := hs[id]
-		if p == nil {
-			// an exactly-once ack id is the message id, '-' and the delivery (service.go)
-			if j := strings.LastIndexByte(id, '-'); j > 0 {
-				id = id[:j]
-				p = hs[id]
-			}
+		if p == nil { // an exactly-once ack id (service.go)
+			id = messageOf(id)
+			p = hs[id]
 		}
 		if p == nil {
 			continue

@@ -178,6 +178,15 @@ func (h *harness) outgoing(sub string, rm *pb.ReceivedMessage, d time.Duration) 
 	return out, nil
 }
 
+// messageOf: the message id in an exactly-once ack id (as outgoing makes them: the message
+// id, '-' and the delivery); any other id as it is.
+func messageOf(ackID string) string {
+	if i := strings.LastIndexByte(ackID, '-'); i > 0 {
+		return ackID[:i]
+	}
+	return ackID
+}
+
 // forward publishes a dead letter to its topic, with the attributes the service adds, and
 // acks it on its subscription. On failure (the topic is gone) the message stays unacked and
 // is tried again when its lease ends.
@@ -241,11 +250,7 @@ const (
 // exactly-once subscription, applies it to the harness's lease, and returns the verdict and
 // pstest's ack id (the message id). Under xmu.
 func (h *harness) judge(s *subState, kind, ackID string, secs int32, now time.Time) (int, string) {
-	i := strings.LastIndexByte(ackID, '-')
-	msgID := ackID
-	if i > 0 {
-		msgID = ackID[:i]
-	}
+	msgID := messageOf(ackID)
 	for _, key := range []string{ackID, msgID} {
 		if f := h.inject[kind][key]; f != nil && f.times > 0 {
 			f.times--
@@ -260,8 +265,8 @@ func (h *harness) judge(s *subState, kind, ackID string, secs int32, now time.Ti
 		}
 	}
 	n := 0
-	if i > 0 {
-		n, _ = strconv.Atoi(ackID[i+1:])
+	if msgID != ackID {
+		n, _ = strconv.Atoi(ackID[len(msgID)+1:])
 	}
 	l := s.msgs[msgID]
 	if l == nil || n < 1 || n > l.delivery {
@@ -392,9 +397,7 @@ func (h *harness) eachLease(sub string, ids []string, fn func(l *lease)) {
 	for _, id := range ids {
 		l := s.msgs[id]
 		if l == nil {
-			if i := strings.LastIndexByte(id, '-'); i > 0 {
-				l = s.msgs[id[:i]]
-			}
+			l = s.msgs[messageOf(id)]
 		}
 		if l != nil {
 			fn(l)
