@@ -243,12 +243,10 @@ soak_deny_off_when() {
 # closed it since: a kill then could take the close the check wants away. Side by side, a
 # close in any process will do (the process due to be killed may see too few of the denied
 # job's events to close its own before the run ends).
-DENY_CLOSED=0
-DENY_CLOSES=0
+DENY_CLOSES=0 # closes of the denied job's breaker when the denial ended with it open
 soak_may_kill() {
-	[ "$DENY_OFF_OPEN" = 1 ] && [ ! -e "$WORK/deny.on" ] && [ "$DENY_CLOSED" = 0 ] || return 0
-	[ "$(breaker_count CLOSED)" -gt "$DENY_CLOSES" ] || return 1
-	DENY_CLOSED=1
+	[ "$DENY_OFF_OPEN" = 1 ] || return 0
+	[ "$(breaker_count CLOSED)" -gt "$DENY_CLOSES" ]
 }
 
 # soak_kill_due DONE LOG PID: one step of a test's wait, with DONE events done and the
