@@ -258,16 +258,21 @@ mark
 cl openfc g "$S3" 2
 await '^MSG g '
 first=$(jf ackId)
-flow_msgs() { tail -n +$((MARK + 1)) "$WORK/client.log" | grep -c '^MSG g ' || true; }
-two() { [ "$(flow_msgs)" -ge 2 ]; }
-end=$((SECONDS + 10))
-until two; do [ "$SECONDS" -lt "$end" ] || fail "a second message did not come"; sleep 0.02; done
+# msgs NAME: the messages stream NAME received since the mark
+msgs() { tail -n +$((MARK + 1)) "$WORK/client.log" | grep -c "^MSG $1 " || true; }
+# await_msgs NAME N WHAT: polls until stream NAME has received N messages since the mark
+await_msgs() {
+	local end=$((SECONDS + 10))
+	until [ "$(msgs "$1")" -ge "$2" ]; do
+		[ "$SECONDS" -lt "$end" ] || fail "$3"
+		sleep 0.02
+	done
+}
+await_msgs g 2 "a second message did not come"
 cl ack g "$first"
-three() { [ "$(flow_msgs)" -ge 3 ]; }
-end=$((SECONDS + 10))
-until three; do [ "$SECONDS" -lt "$end" ] || fail "no message after an ack freed room"; sleep 0.02; done
+await_msgs g 3 "no message after an ack freed room"
 # without flow control all five went out at once, before the ack
-[ "$(flow_msgs)" = 3 ] || fail "flow control: $(flow_msgs) messages sent with max_outstanding_messages 2"
+[ "$(msgs g)" = 3 ] || fail "flow control: $(msgs g) messages sent with max_outstanding_messages 2"
 cl close g
 
 # the count belongs to the client (client_id), across its streams: a new stream of a client
@@ -280,9 +285,7 @@ mark
 cl openfc h1 "$S4" 2 client-9
 await '^MSG h1 '
 held=$(jf ackId)
-h1_two() { [ "$(tail -n +$((MARK + 1)) "$WORK/client.log" | grep -c '^MSG h1 ' || true)" -ge 2 ]; }
-end=$((SECONDS + 10))
-until h1_two; do [ "$SECONDS" -lt "$end" ] || fail "h1: a second message did not come"; sleep 0.02; done
+await_msgs h1 2 "h1: a second message did not come"
 cl close h1
 await '^END h1 '
 waits=$(counter flowWaits)
@@ -291,7 +294,7 @@ cl openfc h2 "$S4" 2 client-9
 ps_cmd publish "$T4" "$WORK/five.jsonl" 1 || fail "$PS_REPLY"
 # pstest hands it to h2, the subscription's only stream; the harness holds it there
 ps_cmd wait-counter flowWaits $((waits + 1)) 10s || fail "a new stream of a full client was not held: $PS_REPLY"
-grep -q '^MSG h2 ' <(tail -n +$((MARK + 1)) "$WORK/client.log") && fail "a new stream of a client holding 2 of 2 was sent a message"
+[ "$(msgs h2)" = 0 ] || fail "a new stream of a client holding 2 of 2 was sent a message"
 cl ack h2 "$held"
 await '^MSG h2 '
 cl close h2
