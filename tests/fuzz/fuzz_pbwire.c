@@ -36,11 +36,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (o->data_len && (o->data < (const char *)data ||
 				    o->data + o->data_len > (const char *)data + size))
 			abort();
-		if (o->message_id && strlen(o->message_id) > size)
+		/* strings keep their bytes, a NUL as two (UTF8_NUL_TEXT): at most 2 × the input */
+		if (o->message_id && strlen(o->message_id) > 2 * size)
 			abort();
 		for (size_t k = 0; k < o->n_attrs; k++)
 			if (!o->attrs[k].key || !o->attrs[k].value ||
-			    strlen(o->attrs[k].key) + strlen(o->attrs[k].value) > size)
+			    strlen(o->attrs[k].key) + strlen(o->attrs[k].value) > 2 * size)
 				abort();
 		if (o->delivery_attempt < 0 || (o->publish_time && strlen(o->publish_time) > 30))
 			abort();
